@@ -1,0 +1,57 @@
+"""Shared test setup: no network (loopback only), a fresh demo copy folder, small real-image trees."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TORCH_HOME", str(Path.home() / ".cache" / "torch"))
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _check(addr: object) -> None:
+    host = addr[0] if isinstance(addr, tuple) else addr
+    if isinstance(host, str) and host.startswith("/"):
+        return  # unix socket
+    try:
+        ip = ipaddress.ip_address(str(host).split("%")[0])
+    except ValueError:
+        raise OSError(f"tests may not resolve-and-connect to {host!r}: no network in tests") from None
+    if not ip.is_loopback:
+        raise OSError(f"tests may not connect to {host}: only loopback is allowed")
+
+
+def _guarded_connect(self: socket.socket, addr: object) -> None:
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        _check(addr)
+    return _real_connect(self, addr)
+
+
+def _guarded_connect_ex(self: socket.socket, addr: object) -> int:
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        _check(addr)
+    return _real_connect_ex(self, addr)
+
+
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_demo(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own demo-copy folder and state-dir default (never ~/.cache/cleaning/demo)."""
+    monkeypatch.setenv("CLEANING_DEMO_DIR", str(tmp_path_factory.mktemp("demo")))
+    monkeypatch.delenv("CLEANING_STATE_DIR", raising=False)
+    monkeypatch.delenv("CLEANING_ROOT", raising=False)
