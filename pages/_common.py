@@ -22,7 +22,9 @@ ROOT_KEY = "dataset_root"
 
 def root_from_argv(argv: list[str] | None = None) -> str | None:
     """``streamlit run dashboard.py -- ROOT`` → ROOT (also ``CLEANING_ROOT`` in the environment)."""
-    args = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    if argv is None:  # `streamlit run dashboard.py -- ROOT` sets sys.argv = ["dashboard.py", ROOT]
+        argv = sys.argv[1:] if Path(sys.argv[0]).name == "dashboard.py" else []
+    args = [a for a in argv if not a.startswith("-")]
     return args[0] if args else os.environ.get("CLEANING_ROOT") or None
 
 
@@ -65,14 +67,17 @@ def run_page(render: Callable[[], None]) -> None:
 
     A ``pages/`` folder next to ``dashboard.py`` makes Streamlit serve the *first* request after a server
     start to a deep link (``/history``) in its legacy multipage mode: the page script runs alone, without
-    ``dashboard.py``. We detect that, switch the legacy mode off and rerun, so ``dashboard.py`` (the frame
-    and the navigation) renders the same page.
+    ``dashboard.py``. We detect that, switch the legacy mode off and run ``dashboard.py`` right here: its
+    navigation replaces the legacy one and runs this same page inside the full frame.
     """
+    import runpy
+
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        runpy.run_path(str(Path(__file__).resolve().parent.parent / "dashboard.py"), run_name="__main__")
+        return
     try:
         render()
     except CleaningError as e:
@@ -123,7 +128,7 @@ def sidebar_frame() -> None:
             if st.button("Use the bundled demo", key="use_demo"):
                 st.session_state[ROOT_KEY] = demo_root()
                 st.rerun()
-        c1, c2, c3 = st.columns(3)
+        c1, c2 = st.columns(2)
         if c1.button("↶ Undo", key="frame_undo", disabled=not ws.store.can_undo(), width="stretch",
                      help="Undo the last decision (or bulk batch)"):
             done = ws.store.undo()
@@ -133,7 +138,7 @@ def sidebar_frame() -> None:
             done = ws.store.redo()
             st.toast(f"Redid {len(done)} decision(s)")
             st.rerun()
-        if c3.button("⟳ Scan", key="frame_rescan", width="stretch",
+        if st.button("⟳ Rescan folder", key="frame_rescan", width="stretch",
                      help="Look at the folder again for new, moved or removed files"):
             with st.spinner("Scanning…"):
                 rep = ws.scan()

@@ -1,0 +1,88 @@
+"""Smoke tests of every page through Streamlit's AppTest, and the library's independence from it."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def page_files() -> list[str]:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dash_pages", REPO / "dashboard.py")
+    assert spec is not None
+    src = (REPO / "dashboard.py").read_text()
+    tree = ast.parse(src)
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PAGES":
+            return [elt.elts[0].value for elt in node.value.elts]  # type: ignore[attr-defined]
+    raise AssertionError("PAGES not found in dashboard.py")
+
+
+def test_library_never_imports_streamlit() -> None:
+    for py in (REPO / "cleaning").rglob("*.py"):
+        tree = ast.parse(py.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.split(".")[0] == "streamlit" for n in names), f"{py} imports streamlit"
+
+
+def test_every_page_file_exists() -> None:
+    missing = [f for f in page_files() if not (REPO / f).exists()]
+    assert not missing, f"pages listed in dashboard.py but missing: {missing}"
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("app") / "demo"
+    shutil.copytree(REPO / "demo" / "data", root)
+    return root
+
+
+@pytest.mark.parametrize("page", page_files())
+def test_page_renders_without_exception(page: str, demo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLEANING_ROOT", str(demo_root))
+    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=240)
+    at.run()
+    assert not at.exception, at.exception
+    if page != "pages/overview.py":
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title, f"{page} shows no title"
+
+
+def test_overview_counts_the_demo(demo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLEANING_ROOT", str(demo_root))
+    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=120).run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Images"] == "129" and metrics["Classes"] == "4" and metrics["Unusable files"] == "1"
+    assert any("mammal_0035.jpg" in str(df.value) for df in at.dataframe)
+
+
+def test_history_undo_from_the_page(demo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cleaning.workspace import Workspace
+
+    monkeypatch.setenv("CLEANING_ROOT", str(demo_root))
+    ws = Workspace.open(demo_root)
+    iid = ws.store.find_item("bird/bird_0004.jpg")
+    ws.store.record([iid], "relabel", label="flower")
+    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=120).run()
+    at.switch_page("pages/history.py").run()
+    assert "bird/bird_0004.jpg" in at.dataframe[0].value["image"].tolist()
+    at.button(key="hist_undo").click().run()
+    assert ws.store.current()[iid].label == "bird"
+    assert "undone" in at.dataframe[0].value["state"].iloc[0]
+
+
+def test_no_root_argument_opens_a_copy_of_the_demo() -> None:
+    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=120).run()
+    assert not at.exception
+    assert any("bundled demo" in i.value for i in at.info)
+    assert not list((REPO / "demo").glob("*.cleaning"))  # the committed demo is never written to
