@@ -181,12 +181,12 @@ class DdgsProvider:
     """
 
     def __init__(self, *, region: str = "us-en", safesearch: str = "moderate", timeout: int = 10,
-                 retries: int = 3, base_delay: float = 2.0, max_delay: float = 60.0,
+                 retries: int = 3, base_delay: float = 2.0, max_delay: float = 60.0, jitter: float = 0.25,
                  sleep: Callable[[float], None] = time.sleep,
                  on_retry: Callable[[int, float, BaseException], None] | None = None,
                  client_factory: Callable[[], Any] | None = None) -> None:
         self.region, self.safesearch, self.timeout = region, safesearch, timeout
-        self.retries, self.base_delay, self.max_delay = retries, base_delay, max_delay
+        self.retries, self.base_delay, self.max_delay, self.jitter = retries, base_delay, max_delay, jitter
         self.sleep, self.on_retry = sleep, on_retry
         self._client_factory = client_factory
 
@@ -210,7 +210,7 @@ class DdgsProvider:
         try:
             records = retry_with_backoff(
                 call, is_retryable=lambda e: isinstance(e, DDGSException), retries=self.retries,
-                base_delay=self.base_delay, max_delay=self.max_delay, sleep=self.sleep,
+                base_delay=self.base_delay, max_delay=self.max_delay, jitter=self.jitter, sleep=self.sleep,
                 on_retry=self.on_retry)
         except RatelimitException as e:
             raise SearchError(f"image search for {query!r} was rate limited ({self.retries + 1} tries)",
