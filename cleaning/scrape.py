@@ -224,6 +224,10 @@ class DdgsProvider:
             if "no results" in msg.lower():
                 logger.warning("no results for %r (the search engine may be rate limiting)", query)
                 return []
+            if any(w in msg for w in ("DNS", "Connect", "connect", "resolve")):
+                raise SearchError(f"image search for {query!r} failed: cannot reach the search service "
+                                  f"({msg.split(':', 1)[0]}; offline?)",
+                                  "check the internet connection and run again") from e
             raise SearchError(f"image search for {query!r} failed: {msg[:200]}",
                               "check the internet connection (or wait if rate limited) and run again") from e
         return results_from_records(records, query)[:max_results]

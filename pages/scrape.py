@@ -139,8 +139,12 @@ def _live(root: str, polling: bool) -> None:
     if job.report is not None:
         rep = job.report
         n = {s: len(rep.by_status(s)) for s in STATUS_ICON}
-        st.success(f"Done: {n['downloaded']} downloaded, {n['duplicate']} duplicates skipped, "
+        summary = (f"{n['downloaded']} downloaded, {n['duplicate']} duplicates skipped, "
                    f"{n['rejected']} rejected, {n['skipped']} seen in an earlier run.")
+        if snap["state"] == "done":
+            st.success("Done: " + summary)
+        else:
+            st.info("Stopped early; kept so far: " + summary)
         df = report_frame(rep)
         show = st.multiselect("Show", list(STATUS_ICON), default=[s for s in STATUS_ICON if s != "skipped"],
                               key="scrape_report_filter")
