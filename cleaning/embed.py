@@ -1,7 +1,8 @@
 """Image embeddings from a pretrained backbone: N×D float32, L2-normalised rows.
 
-Encode once, query cheaply: the scan, the detectors and the projection all reuse these vectors (see
-:mod:`cleaning.cache` and :mod:`cleaning.pipeline` for the on-disk cache).
+Encode once, query cheaply: the scan, the detectors and the projection all reuse these vectors:
+:func:`load_or_compute_embeddings` keeps them in the workspace cache, one row per image content
+(sha256) and model, so adding an image embeds one image and relabelling or deleting embeds none.
 
 Speed on 2 CPU cores (``bench/bench_model.py``): ONNX Runtime is ~4× faster than eager torch for
 EfficientNet-Lite0, so ``method="auto"`` exports the backbone to ONNX once (cached next to the converted
@@ -18,15 +19,21 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from PIL import Image
 
 from .backbone import DEFAULT_ARCH, arch_spec, cache_root, create_backbone, model_id
+from .cache import EmbeddingTable, fingerprint
 from .errors import CleaningError
 from .images import MAX_PIXELS, SUPPORTED_FORMATS, load_image, normalise
 
+if TYPE_CHECKING:
+    from .workspace import Workspace
+
+#: Bump when the preprocessing changes so cached embeddings are recomputed.
+PREPROCESS_VERSION = 1
 METHODS = ("auto", "onnx", "channels_last", "eager")
 
 #: progress(done, total) — called after every batch.
@@ -62,20 +69,29 @@ def square(im: Image.Image, size: int) -> Image.Image:
     return im.resize((size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=2.0)
 
 
-def load_for_model(path: str | Path, size: int) -> Image.Image:
-    """Decode ``path`` (EXIF-rotated RGB), centre-crop to a square and resize to ``size``×``size``.
+def open_for_model(path: str | Path, min_side: int) -> Image.Image:
+    """Decode ``path`` as normalised RGB (EXIF-rotated, alpha on white), JPEGs at reduced scale
+    (the shorter side stays ≥ ``min_side`` when the file allows).
 
-    A fast path decodes JPEGs at reduced scale; anything it cannot handle goes through
+    A fast path decodes JPEGs with ``draft``; anything it cannot handle goes through
     :func:`cleaning.images.load_image`, which gives the reason a file is unusable.
 
     Raises:
         cleaning.images.UnreadableImage: the file is not a usable image.
     """
     try:
-        im = _open_drafted(path, size)
+        return _open_drafted(path, min_side)
     except Exception:  # noqa: BLE001 — the careful loader below re-decodes and names the problem
-        im = load_image(path)
-    return square(im, size)
+        return load_image(path)
+
+
+def load_for_model(path: str | Path, size: int) -> Image.Image:
+    """Decode ``path`` (see :func:`open_for_model`), centre-crop to a square, resize to ``size``².
+
+    Raises:
+        cleaning.images.UnreadableImage: the file is not a usable image.
+    """
+    return square(open_for_model(path, size), size)
 
 
 def to_array(images: Sequence[Image.Image], mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
@@ -279,3 +295,44 @@ def compute_embeddings(paths: Sequence[str | Path], arch: str = DEFAULT_ARCH, si
         i, reason = next(iter(sorted(res.errors.items())))
         raise UnreadableImage(f"{paths[i]}: {reason}", hint="fix or delete the file, then rescan")
     return res.embeddings
+
+
+@dataclass
+class Embedded:
+    """Embeddings aligned to ``item_ids`` (rows of ``ws.items_frame()`` that could be embedded)."""
+
+    item_ids: list[str]
+    embeddings: np.ndarray  # N×D float32, L2-normalised
+    model_key: str  # fingerprint of model + preprocessing: part of every downstream cache key
+    errors: dict[str, str] = field(default_factory=dict)  # item_id -> why it was left out
+
+
+def embedding_model_key(arch: str = DEFAULT_ARCH, size: int | None = None) -> str:
+    """Fingerprint of what an embedding depends on besides the image bytes."""
+    return fingerprint("emb", model_id(arch), size or arch_spec(arch).input_size, PREPROCESS_VERSION)
+
+
+def load_or_compute_embeddings(ws: Workspace, arch: str = DEFAULT_ARCH, size: int | None = None,
+                               include_deleted: bool = False, method: str = "auto",
+                               progress: Progress | None = None) -> Embedded:
+    """Embeddings of the workspace's images, computing only contents (sha256) not cached yet.
+
+    Rows follow ``ws.items_frame()`` order, deleted items left out unless ``include_deleted``;
+    unreadable files are left out and listed in ``errors``.
+    """
+    df = ws.items_frame()
+    if not include_deleted:
+        df = df[~df["deleted"]]
+    key = embedding_model_key(arch, size)
+    table = EmbeddingTable(ws.cache_dir, key, arch_spec(arch).dim)
+    todo = table.missing(df["sha256"])
+    if todo:
+        first_path = dict(zip(df["sha256"][::-1], df["abs_path"][::-1]))
+        res = embed_images([first_path[s] for s in todo], arch, size, method=method, progress=progress)
+        ok = [s for i, s in enumerate(todo) if i not in res.errors]
+        table.add(ok, res.embeddings[res.ok], failed={todo[i]: r for i, r in res.errors.items()})
+        table.save()
+    good = df["sha256"].isin(list(table.rows)).to_numpy()
+    errors = {iid: table.failed.get(sha, "not embedded")
+              for iid, sha in zip(df["item_id"][~good], df["sha256"][~good])}
+    return Embedded(list(df["item_id"][good]), table.get(list(df["sha256"][good])), key, errors)
