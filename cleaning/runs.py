@@ -38,12 +38,13 @@ CREATE TABLE IF NOT EXISTS runs(
     per_class       TEXT NOT NULL,
     confusion       TEXT NOT NULL,
     history         TEXT NOT NULL DEFAULT '[]',
+    batch_losses    TEXT NOT NULL DEFAULT '[]',
     model_path      TEXT NOT NULL,
     seconds         REAL
 )"""
 
 _COLUMNS = ("run_id", "created_at", "dataset_version", "last_seq", "arch", "settings", "accuracy", "valid_loss",
-            "n_train", "n_valid", "vocab", "per_class", "confusion", "history", "model_path", "seconds")
+            "n_train", "n_valid", "vocab", "per_class", "confusion", "history", "batch_losses", "model_path", "seconds")
 
 
 class RunNotFound(CleaningError):
@@ -65,7 +66,8 @@ class RunRecord:
     vocab: list[str]
     per_class: dict[str, dict[str, Any]]
     confusion: list[list[int]]  # K×K, rows = true label, columns = predicted, in ``vocab`` order
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)  # one dict per epoch (cleaning.train.TrainEvent)
+    batch_losses: list[float] = field(default_factory=list)  # training loss of every batch
     model_path: str = ""
     seconds: float | None = None
 
@@ -90,9 +92,14 @@ def _lock(ws: Workspace) -> Any:
 
 
 def ensure_table(ws: Workspace) -> None:
-    """Create the ``runs`` table if this workspace has none yet."""
+    """Create the ``runs`` table if this workspace has none yet (and add columns newer versions use)."""
     with _lock(ws):
-        ws.store.conn.execute(SCHEMA)
+        conn = ws.store.conn
+        conn.execute(SCHEMA)
+        have = {tuple(r)[1] for r in conn.execute("PRAGMA table_info(runs)")}
+        for col in ("batch_losses",):
+            if col not in have:
+                conn.execute(f"ALTER TABLE runs ADD COLUMN {col} TEXT NOT NULL DEFAULT '[]'")
 
 
 def _last_seq(ws: Workspace) -> int:
@@ -105,7 +112,7 @@ def _now() -> str:
 
 def record_run(ws: Workspace, run_id: str, metrics: dict[str, Any], model_path: str | Path,
                history: list[dict[str, Any]] | None = None, dataset_version: int | None = None,
-               created_at: str | None = None) -> RunRecord:
+               created_at: str | None = None, batch_losses: list[float] | None = None) -> RunRecord:
     """Store a finished run (``metrics`` as returned by :func:`cleaning.train.train_classifier`)."""
     ensure_table(ws)
     rec = RunRecord(
@@ -116,7 +123,7 @@ def record_run(ws: Workspace, run_id: str, metrics: dict[str, Any], model_path: 
         n_train=int(metrics.get("n_train", 0)), n_valid=int(metrics.get("n_valid", 0)),
         vocab=list(metrics.get("vocab", [])), per_class=dict(metrics.get("per_class", {})),
         confusion=[list(map(int, r)) for r in metrics.get("confusion", [])], history=list(history or []),
-        model_path=str(model_path), seconds=metrics.get("seconds"),
+        batch_losses=[float(x) for x in batch_losses or []], model_path=str(model_path), seconds=metrics.get("seconds"),
     )
     values = [getattr(rec, c) for c in _COLUMNS]
     values = [json.dumps(v) if isinstance(v, dict | list) else v for v in values]
@@ -130,7 +137,7 @@ def record_run(ws: Workspace, run_id: str, metrics: dict[str, Any], model_path: 
 
 def _from_row(row: Any) -> RunRecord:
     d = dict(zip(_COLUMNS, tuple(row)))
-    for k in ("settings", "vocab", "per_class", "confusion", "history"):
+    for k in ("settings", "vocab", "per_class", "confusion", "history", "batch_losses"):
         d[k] = json.loads(d[k])
     return RunRecord(**d)
 

@@ -264,5 +264,5 @@ def train_workspace(ws: Workspace, settings: TrainSettings | None = None,
     (out_dir / "metrics.json").write_text(json.dumps(
         {**result.metrics, "history": result.history}, indent=2), encoding="utf-8")
     record = record_run(ws, run_id, result.metrics, result.model_path, history=result.history,
-                        dataset_version=version)
+                        dataset_version=version, batch_losses=result.batch_losses)
     return record, result
