@@ -122,7 +122,8 @@ def sources_figure(summary: pd.DataFrame, by: str = "query", max_bars: int = 40)
     """Horizontal stacked bars, one per source (worst on top): the share of its images that were
     deleted, relabelled, or are still flagged, each image counted once (deleted > relabelled > flagged).
 
-    ``summary`` is :func:`summarize_sources`. Each bar is annotated with ``bad/images``.
+    ``summary`` is :func:`summarize_sources`. Each bar is annotated with ``bad/images``; a dotted line
+    marks the share over all images (of the whole summary, not only the bars drawn).
     """
     s = summary.head(max_bars)
     y = [str(v) for v in s["source"]]
@@ -140,6 +141,10 @@ def sources_figure(summary: pd.DataFrame, by: str = "query", max_bars: int = 40)
     fig.add_scatter(y=y, x=s["share_bad"], mode="text", showlegend=False, hoverinfo="skip",
                     text=[f"  {b}/{t}" for b, t in zip(s["n_bad"], s["n_images"])], textposition="middle right",
                     textfont=dict(size=12, color="#374151"))
+    if len(summary) and summary["n_images"].sum():
+        overall = float(summary["n_bad"].sum() / summary["n_images"].sum())
+        fig.add_vline(x=overall, line_dash="dot", line_color="#6b7280", annotation_text=f"all images {overall:.0%}",
+                      annotation_position="bottom right", annotation_font_color="#6b7280")
     fig.update_layout(
         barmode="stack", height=max(240, 28 * len(y) + 110), margin=dict(l=10, r=30, t=40, b=10),
         legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0), xaxis=dict(
