@@ -1,0 +1,109 @@
+"""Plotly figures of the review pages: the embedding scatter and the clickable confusion matrix.
+
+Builders only draw what :mod:`cleaning.review` computed. Every clickable point carries its item id (or its
+cell) in ``customdata``, so a selection names images, never positions in a trace.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from .review import Confusion, colour_codes
+
+#: Above this many points the scatter is drawn with WebGL (``Scattergl``).
+WEBGL_ABOVE = 2000
+
+COLOUR_COLUMNS = {"label": "given label", "pred": "prediction", "issue": "issue"}
+
+
+def hover_texts(points: pd.DataFrame) -> list[str]:
+    """One hover line per point: path, given label, prediction with confidence, top issue."""
+    conf = points["confidence"].to_numpy(dtype=float)
+    out = []
+    for path, label, pred, c, issue in zip(points["path"], points["label"], points["pred"], conf,
+                                           points["issue"]):
+        pred_s = f"{html.escape(str(pred))} ({c:.0%})" if c == c else html.escape(str(pred))
+        issue_s = "" if issue == "no issue" else f"<br>issue: {html.escape(str(issue))}"
+        out.append(f"<b>{html.escape(str(path))}</b><br>label: {html.escape(str(label))}"
+                   f"<br>predicted: {pred_s}{issue_s}")
+    return out
+
+
+def embedding_figure(points: pd.DataFrame, colour_by: str = "label", height: int = 640,
+                     dragmode: str = "zoom") -> go.Figure:
+    """The 2-D map of the images, one marker per image, coloured by ``colour_by``.
+
+    Args:
+        points: :func:`cleaning.review.embedding_points` (item_id, x, y, path, label, deleted, pred,
+            confidence, issue).
+        colour_by: ``"label"``, ``"pred"`` or ``"issue"``; deleted images are drawn as "deleted".
+        dragmode: plotly drag mode, ``"zoom"``, ``"pan"``, ``"select"`` (box) or ``"lasso"``.
+    Raises:
+        ValueError: unknown ``colour_by``.
+    """
+    if colour_by not in COLOUR_COLUMNS:
+        raise ValueError(f"colour_by must be one of {list(COLOUR_COLUMNS)}, not {colour_by!r}")
+    values = points[colour_by].astype(str).where(~points["deleted"].astype(bool), "deleted")
+    codes, scale, cats = colour_codes(list(values))
+    big = len(points) > WEBGL_ABOVE
+    trace = go.Scattergl if big else go.Scatter
+    fig = go.Figure(trace(
+        x=points["x"].to_numpy(), y=points["y"].to_numpy(), mode="markers",
+        customdata=points["item_id"].to_numpy(dtype=object),
+        hovertext=hover_texts(points), hovertemplate="%{hovertext}<extra></extra>",
+        marker=dict(color=codes, colorscale=scale, cmin=-0.5, cmax=len(cats) - 0.5, size=5 if big else 9,
+                    line=dict(width=0 if big else 0.5, color="white"),
+                    colorbar=dict(title=COLOUR_COLUMNS[colour_by], tickvals=list(range(len(cats))),
+                                  ticktext=cats, len=min(1.0, 0.08 * len(cats) + 0.1), thickness=14,
+                                  y=1, yanchor="top", outlinewidth=0)),
+        selected=dict(marker=dict(size=8 if big else 13)), unselected=dict(marker=dict(opacity=0.35)),
+        showlegend=False, name="images"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), dragmode=dragmode,
+                      hovermode="closest", clickmode="event+select", plot_bgcolor="#fafafa",
+                      xaxis=dict(visible=False), yaxis=dict(visible=False), uirevision="embedding")
+    return fig
+
+
+def confusion_figure(conf: Confusion, cell_px: int = 90, selected: tuple[str, str] | None = None) -> go.Figure:
+    """The confusion matrix as a heatmap (rows: given label, columns: predicted label) with a square,
+    transparent marker over each cell so that a click on a cell reaches Python (heatmap clicks do not).
+
+    Colour is the share of the row (so mistakes show even in a big class); the text is the count. The
+    markers' ``customdata`` is ``[given, predicted, count]``; ``selected`` outlines one cell.
+    """
+    k = len(conf.vocab)
+    counts = conf.counts
+    rows = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, rows, out=np.zeros(counts.shape, dtype=float), where=rows > 0)
+    labels = conf.vocab
+    fig = go.Figure(go.Heatmap(
+        z=share, x=labels, y=labels, text=counts, texttemplate="%{text}", textfont=dict(size=16),
+        colorscale="Blues", zmin=0, zmax=1, showscale=False, hoverinfo="skip", xgap=2, ygap=2))
+    gx, gy = np.meshgrid(np.arange(k), np.arange(k))
+    given = [labels[i] for i in gy.ravel()]
+    pred = [labels[j] for j in gx.ravel()]
+    cnt = counts[gy.ravel(), gx.ravel()]
+    fig.add_trace(go.Scatter(
+        x=pred, y=given, mode="markers", customdata=np.column_stack([given, pred, cnt]).tolist(),
+        marker=dict(symbol="square", size=int(cell_px * 0.96), color="rgba(0,0,0,0)"),
+        selected=dict(marker=dict(color="rgba(255,75,75,0.28)")), unselected=dict(marker=dict(opacity=1)),
+        hovertemplate="given <b>%{customdata[0]}</b>, predicted <b>%{customdata[1]}</b>: "
+                      "%{customdata[2]} image(s)<br>click to see them<extra></extra>",
+        showlegend=False, name="cells"))
+    if selected and selected[0] in labels and selected[1] in labels:
+        fig.add_shape(type="rect", x0=labels.index(selected[1]) - 0.5, x1=labels.index(selected[1]) + 0.5,
+                      y0=labels.index(selected[0]) - 0.5, y1=labels.index(selected[0]) + 0.5,
+                      line=dict(color="#ff4b4b", width=3))
+    side = cell_px * k
+    fig.update_layout(
+        height=side + 110, width=side + 160, margin=dict(l=10, r=10, t=40, b=10), dragmode=False,
+        hovermode="closest", clickmode="event+select", plot_bgcolor="white",
+        xaxis=dict(title="predicted (out-of-sample)", side="top", type="category", showgrid=False,
+                   range=[-0.5, k - 0.5], fixedrange=True),
+        yaxis=dict(title="given label", type="category", autorange="reversed", showgrid=False,
+                   fixedrange=True, scaleanchor="x", constrain="domain"))
+    return fig

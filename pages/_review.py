@@ -1,0 +1,365 @@
+"""The shared review component of every review page: one image's panel and dialog, an image grid, a bulk bar.
+
+Every action is a decision recorded through ``ws.store.record`` (undoable, no file touched); after a write
+the app reruns so every view shows it. Widget keys carry the item id, so a panel never shows another
+image's state. Charts that open the dialog pass ``reset_key``: the name of a session-state counter that is
+part of the chart's key. A write or a dismissal (Esc, ×, click outside) bumps it, which gives the chart a
+fresh key and so clears its selection: the dialog cannot reopen by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from urllib.parse import urlparse
+
+import pandas as pd
+import streamlit as st
+
+from cleaning.errors import CleaningError
+from cleaning.review import Predictions, drop_stale, issues_by_item
+from cleaning.workspace import Workspace
+from pages._common import open_workspace, show_error, thumb
+
+_RESET = "_review_reset_key"  # which counter the open dialog bumps when dismissed
+_FLASH = "_review_flash"
+
+
+# ---- shared data (read-only; one copy per data-set version for the whole server) ---------------------
+def data_version(ws: Workspace) -> str:
+    """Changes whenever a decision is recorded, undone or redone, or the folder is rescanned."""
+    scan = ws.store.query("SELECT value FROM meta WHERE key='last_scan'")
+    return f"{ws.store.version_key()}|{scan[0][0] if scan else ''}"
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _items_at(root: str, version: str) -> pd.DataFrame:
+    return open_workspace(root).items_frame()
+
+
+def items(ws: Workspace) -> pd.DataFrame:
+    """``ws.items_frame()`` cached per data-set version (shared object: do not modify it)."""
+    return _items_at(str(ws.root), data_version(ws))
+
+
+@st.cache_resource(show_spinner=False)
+def _latest(root: str) -> dict:
+    return {}
+
+
+def predictions(ws: Workspace, refresh: bool = False) -> Predictions | None:
+    """The latest out-of-sample predictions of this data set (computed on first use, then kept until
+    ``refresh``, so reviewing never waits for a model). None, with the reason in :func:`model_error`,
+    when they cannot be computed."""
+    held = _latest(str(ws.root))
+    if refresh or "preds" not in held:
+        from cleaning.oos import load_or_compute_oos
+
+        try:
+            with st.spinner("Computing out-of-sample predictions (the first time embeds every image: "
+                            "about 10–30 s per 100 images on a CPU)…"):
+                oos = load_or_compute_oos(ws)
+        except CleaningError as e:
+            held["preds"], held["preds_error"] = None, e
+        else:
+            held["preds"] = Predictions(list(oos.item_ids), list(oos.vocab), oos.pred_probs,
+                                        ws.store.decision_count())
+            held["preds_at"] = ws.store.version_key()
+            held.pop("preds_error", None)
+    return held["preds"]
+
+
+def predictions_stale(ws: Workspace) -> bool:
+    """True when decisions were made since the predictions in use were computed."""
+    held = _latest(str(ws.root))
+    return "preds_at" in held and held["preds_at"] != ws.store.version_key()
+
+
+def model_error(ws: Workspace) -> CleaningError | None:
+    return _latest(str(ws.root)).get("preds_error")
+
+
+#: Up to this many images without an embedding are embedded without asking (the demo: ~15 s).
+AUTO_EMBED_UP_TO = 300
+
+
+def images_to_embed(ws: Workspace) -> int:
+    """How many distinct image contents have no cached embedding yet (0 after ``cleaning scan``)."""
+    from cleaning.backbone import DEFAULT_ARCH, arch_spec
+    from cleaning.cache import EmbeddingTable
+    from cleaning.embed import embedding_model_key
+
+    try:
+        table = EmbeddingTable(ws.cache_dir, embedding_model_key(), arch_spec(DEFAULT_ARCH).dim)
+    except CleaningError:
+        return 0  # the model is unavailable: predictions() will say why
+    frame = items(ws)
+    return len(table.missing(frame[~frame["deleted"]]["sha256"]))
+
+
+def model_gate(ws: Workspace, key: str) -> bool:
+    """True when predictions are in memory or cheap to get; otherwise explains the cost and offers a
+    Compute button (pages call this before :func:`predictions`)."""
+    if "preds" in _latest(str(ws.root)) or st.session_state.get("_review_compute"):
+        return True
+    n = images_to_embed(ws)
+    if n <= AUTO_EMBED_UP_TO:
+        return True
+    st.info(f"**{n} images have no embedding yet.** Computing embeddings and out-of-sample predictions takes "
+            f"about {max(1, n // 600)} min on 2 CPU cores (≈10–40 images/s). You can also run "
+            f"`python -m cleaning scan {ws.root}` in a terminal: the app then finds the results.")
+    if st.button("Compute now", key=key, type="primary"):
+        st.session_state["_review_compute"] = True
+        st.rerun()
+    return False
+
+
+def issues(ws: Workspace, refresh: bool = False, compute: bool = True) -> pd.DataFrame | None:
+    """The latest ranked issue table of the scan (None until ``cleaning.scan`` can provide one, or when
+    it has not been loaded yet and ``compute`` is False)."""
+    held = _latest(str(ws.root))
+    if not compute and "issues" not in held:
+        return None
+    if refresh or "issues" not in held:
+        try:
+            from cleaning.scan import load_or_find_issues
+        except ImportError:
+            held["issues"] = None
+            return None
+        try:
+            with st.spinner("Looking for issues…"):
+                held["issues"] = load_or_find_issues(ws)
+        except CleaningError as e:
+            held["issues"], held["issues_error"] = None, e
+    return held["issues"]
+
+
+# ---- writing ----------------------------------------------------------------------------------------
+def bump(reset_key: str | None) -> None:
+    """Advance the counter ``reset_key`` (part of a chart's key): the chart comes back unselected."""
+    if reset_key:
+        st.session_state[reset_key] = int(st.session_state.get(reset_key, 0)) + 1
+
+
+def write(ws: Workspace, item_ids: Sequence[str], action: str, label: str | None = None,
+          source: str = "user", note: str = "", reset_key: str | None = None, done: str = "") -> None:
+    """Record one decision batch, then rerun the whole app (closing any dialog). Errors are shown."""
+    try:
+        batch = ws.store.record(list(item_ids), action, label=label, source=source, note=note)
+    except CleaningError as e:
+        show_error(e)
+        return
+    bump(reset_key)
+    st.session_state[_FLASH] = (done or f"{action}: {len(item_ids)} image(s)") if batch else "Nothing changed."
+    st.rerun()
+
+
+def flash() -> None:
+    """Show (once) what the last write did, with the way back. Called by the component on every page."""
+    msg = st.session_state.pop(_FLASH, None)
+    if msg:
+        st.toast(f"{msg} · undo in the sidebar", icon="✅")
+
+
+# ---- one image ----------------------------------------------------------------------------------------
+def _label_options(ws: Workspace, preds: Predictions | None, exclude: str | None = None) -> list[str]:
+    labels = set(items(ws).query("~deleted")["label"]) | set(preds.vocab if preds else [])
+    return sorted(lab for lab in labels if lab != exclude)
+
+
+def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | None = None) -> None:
+    """The image large with everything known about it, and the actions: New label + Relabel, Delete /
+    Restore, Looks fine, and Accept suggestion when the scan suggests a label."""
+    frame = items(ws)
+    rows = frame[frame["item_id"] == item_id]
+    if rows.empty:
+        st.warning("This image is no longer in the data set (it was removed from disk). Rescan from the sidebar.")
+        return
+    r = rows.iloc[0]
+    preds = predictions(ws)
+    its = issues_by_item(issues(ws)).get(item_id, [])
+    k = f"{key_prefix}_{item_id}"
+    left, right = st.columns([3, 2], gap="medium")
+    left.image(thumb(r["abs_path"], 720), width="stretch")
+    left.caption(f"`{r['path']}` · {r['width']}×{r['height']} {r['format'] or ''}")
+    with right:
+        was = f" (was `{r['orig_label']}`)" if r["label"] != r["orig_label"] else ""
+        state = " · **deleted**" if r["deleted"] else (" · marked fine" if r["kept"] else "")
+        st.markdown(f"**Label:** `{r['label']}`{was}{state}")
+        p = preds.for_item(item_id, r["label"]) if preds else None
+        if p:
+            given = f" · given label {p[2]:.0%}" if p[2] is not None and p[0] != r["label"] else ""
+            st.markdown(f"**Prediction:** `{p[0]}` · {p[1]:.0%} confident{given}")
+        else:
+            st.markdown("**Prediction:** none yet" + (" (deleted images are left out)" if r["deleted"] else ""))
+        for i in its:
+            sev = f" ({i['severity']:.2f})" if isinstance(i.get("severity"), int | float) else ""
+            st.markdown(f"**Issue:** {i['issue']}{sev} — {i.get('reason') or ''}")
+        if r.get("source_query"):
+            st.markdown(f"**Found by query:** “{r['source_query']}”")
+        if r.get("source_url"):
+            host = urlparse(str(r["source_url"])).netloc or "link"
+            st.markdown(f"**Source:** [{host}]({r['source_url']})")
+        st.divider()
+        if r["deleted"]:
+            if st.button("Restore", key=f"{k}_restore", type="primary", width="stretch"):
+                write(ws, [item_id], "restore", reset_key=reset_key, done=f"Restored {r['path']}")
+            return
+        options = _label_options(ws, preds, exclude=r["label"])
+        default = p[0] if p and p[0] in options else None
+        new = st.selectbox("New label", options, index=options.index(default) if default else None,
+                           key=f"{k}_new", accept_new_options=True, placeholder="choose or type a label")
+        if st.button("Relabel", key=f"{k}_relabel", type="primary", width="stretch",
+                     disabled=not new or new == r["label"]):
+            write(ws, [item_id], "relabel", label=str(new).strip(), reset_key=reset_key,
+                  done=f"Relabelled {r['path']} → {new}")
+        c1, c2 = st.columns(2)
+        if c1.button("Delete", key=f"{k}_delete", width="stretch", icon=":material/delete:"):
+            write(ws, [item_id], "delete", reset_key=reset_key, done=f"Deleted {r['path']}")
+        if c2.button("Looks fine", key=f"{k}_keep", width="stretch", disabled=bool(r["kept"]),
+                     help="Keep it as it is and take it off the issue queue"):
+            write(ws, [item_id], "keep", reset_key=reset_key, done=f"Marked {r['path']} as fine")
+        sugg = next((i.get("suggested_label") for i in its if isinstance(i.get("suggested_label"), str)
+                     and i.get("suggested_label") and i.get("suggested_label") != r["label"]), None)
+        if sugg and st.button(f"Accept suggestion → {sugg}", key=f"{k}_accept", width="stretch"):
+            write(ws, [item_id], "relabel", label=sugg, source="suggestion", reset_key=reset_key,
+                  done=f"Relabelled {r['path']} → {sugg}")
+
+
+def _dismissed() -> None:
+    bump(st.session_state.get(_RESET))
+
+
+@st.dialog("Review image", width="large", on_dismiss=_dismissed)
+def _dialog(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | None) -> None:
+    item_panel(ws, item_id, key_prefix, reset_key)
+
+
+def review_dialog(ws: Workspace, item_id: str, reset_key: str | None = None, key_prefix: str = "dlg") -> None:
+    """Open the review dialog for one image. ``reset_key`` names the session-state counter in the key of
+    the chart that opened it (bumped on write and on dismissal, so the chart's selection is cleared)."""
+    st.session_state[_RESET] = reset_key
+    _dialog(ws, item_id, key_prefix, reset_key)
+
+
+# ---- many images ----------------------------------------------------------------------------------------
+def bulk_bar(ws: Workspace, item_ids: Sequence[str], key_prefix: str, reset_key: str | None = None) -> None:
+    """Count of the selection and relabel-all / delete-all / restore-all, each after a confirmation,
+    recorded as one batch with source ``bulk`` (one undo takes it back)."""
+    frame = items(ws)
+    ids = drop_stale(item_ids, frame)
+    if not ids:
+        return
+    dead = set(frame[frame["deleted"]]["item_id"])
+    live = [i for i in ids if i not in dead]
+    gone = [i for i in ids if i in dead]
+    sig = tuple(sorted(ids))
+    pkey = f"{key_prefix}_pending"
+    with st.container(border=True):
+        st.markdown(f"**{len(ids)} image(s) selected**" + (f" · {len(gone)} of them deleted" if gone else ""))
+        c = st.columns([3, 1, 1, 1], vertical_alignment="bottom")
+        new = c[0].selectbox("New label for all", _label_options(ws, predictions(ws)), index=None,
+                             accept_new_options=True, key=f"{key_prefix}_label", placeholder="choose or type")
+        if c[1].button(f"Relabel {len(live)}", key=f"{key_prefix}_relabel", disabled=not (new and live),
+                       width="stretch"):
+            st.session_state[pkey] = ("relabel", str(new).strip(), sig)
+        if c[2].button(f"Delete {len(live)}", key=f"{key_prefix}_delete", disabled=not live,
+                       width="stretch", icon=":material/delete:"):
+            st.session_state[pkey] = ("delete", None, sig)
+        if gone and c[3].button(f"Restore {len(gone)}", key=f"{key_prefix}_restore", width="stretch"):
+            st.session_state[pkey] = ("restore", None, sig)
+        pending = st.session_state.get(pkey)
+        if not pending or pending[2] != sig:
+            return
+        action, label, _ = pending
+        todo = gone if action == "restore" else live
+        what = {"relabel": f"Relabel {len(todo)} image(s) as “{label}”",
+                "delete": f"Delete {len(todo)} image(s)", "restore": f"Restore {len(todo)} image(s)"}[action]
+        st.warning(f"{what}? This is one decision: one undo takes it all back. "
+                   "Files only move when you apply or export.")
+        y, n, _ = st.columns([1, 1, 3])
+        if y.button(f"Yes, {what[0].lower()}{what[1:]}", key=f"{key_prefix}_confirm", type="primary"):
+            st.session_state.pop(pkey, None)
+            write(ws, todo, action, label=label, source="bulk", reset_key=reset_key, done=f"{what}: done")
+        if n.button("Cancel", key=f"{key_prefix}_cancel"):
+            st.session_state.pop(pkey, None)
+            st.rerun()
+
+
+def _toggle(store_key: str, item_id: str, widget_key: str) -> None:
+    picked: set[str] = st.session_state.setdefault(store_key, set())
+    (picked.add if st.session_state.get(widget_key) else picked.discard)(item_id)
+
+
+def _pick_many(key_prefix: str, item_ids: list[str], on: bool) -> None:
+    picked: set[str] = st.session_state.setdefault(f"{key_prefix}_picked", set())
+    (picked.update if on else picked.difference_update)(item_ids)
+    for iid in item_ids:
+        st.session_state[f"{key_prefix}_pick_{iid}"] = on
+
+
+def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size: int = 24, columns: int = 6,
+              selectable: bool = True, card_extra: Callable[[str], None] | None = None,
+              reset_key: str | None = None) -> list[str]:
+    """A paged grid of image cards (thumbnail, label, prediction, Open / Delete or Restore / Looks fine,
+    a pick box). ``card_extra(item_id)`` may add widgets to a card. Returns the picked ids (all pages)."""
+    flash()
+    frame = items(ws).set_index("item_id", drop=False)
+    ids = drop_stale(item_ids, frame)
+    picked_key = f"{key_prefix}_picked"
+    picked: set[str] = st.session_state.setdefault(picked_key, set())
+    picked &= set(ids)
+    if not ids:
+        st.info("No images here.")
+        return []
+    n_pages = (len(ids) + page_size - 1) // page_size
+    page_key = f"{key_prefix}_page"
+    page = min(int(st.session_state.get(page_key, 1)), n_pages)
+    if n_pages > 1:
+        c = st.columns([1, 1, 2, 4], vertical_alignment="center")
+        if c[0].button("‹ Previous", key=f"{key_prefix}_prev", disabled=page <= 1, width="stretch"):
+            page -= 1
+        if c[1].button("Next ›", key=f"{key_prefix}_next", disabled=page >= n_pages, width="stretch"):
+            page += 1
+        c[2].caption(f"Page {page} of {n_pages} · {len(ids)} images")
+    st.session_state[page_key] = page
+    shown = ids[(page - 1) * page_size: page * page_size]
+    preds = predictions(ws)
+    open_id = None
+    cols = st.columns(columns)
+    for n, iid in enumerate(shown):
+        r = frame.loc[iid]
+        with cols[n % columns].container(border=True):
+            st.image(thumb(r["abs_path"], 256), width="stretch")
+            p = preds.for_item(iid) if preds else None
+            pred = f" → `{p[0]}` {p[1]:.0%}" if p and p[0] != r["label"] else ""
+            st.markdown(f"`{r['label']}`{pred}" + (" · **deleted**" if r["deleted"] else "")
+                        + (" · fine" if r["kept"] else ""), help=str(r["path"]))
+            b = st.columns(3)
+            if b[0].button("Open", key=f"{key_prefix}_open_{iid}", width="stretch", help="Review this image"):
+                open_id = iid
+            if r["deleted"]:
+                if b[1].button("", key=f"{key_prefix}_restore_{iid}", icon=":material/restore_from_trash:",
+                               help="Restore", width="stretch"):
+                    write(ws, [iid], "restore", reset_key=reset_key, done=f"Restored {r['path']}")
+            elif b[1].button("", key=f"{key_prefix}_del_{iid}", icon=":material/delete:", help="Delete",
+                             width="stretch"):
+                write(ws, [iid], "delete", reset_key=reset_key, done=f"Deleted {r['path']}")
+            if b[2].button("", key=f"{key_prefix}_fine_{iid}", icon=":material/check:", help="Looks fine",
+                           width="stretch", disabled=bool(r["kept"] or r["deleted"])):
+                write(ws, [iid], "keep", reset_key=reset_key, done=f"Marked {r['path']} as fine")
+            if selectable:
+                wk = f"{key_prefix}_pick_{iid}"
+                if wk not in st.session_state:
+                    st.session_state[wk] = iid in picked
+                st.checkbox("pick", key=wk, on_change=_toggle, args=(picked_key, iid, wk))
+            if card_extra:
+                card_extra(iid)
+    if selectable:
+        c = st.columns([1, 1, 4])
+        c[0].button("Pick this page", key=f"{key_prefix}_pick_page", width="stretch",
+                    on_click=_pick_many, args=(key_prefix, list(shown), True))
+        c[1].button("Clear picks", key=f"{key_prefix}_pick_clear", width="stretch", disabled=not picked,
+                    on_click=_pick_many, args=(key_prefix, list(picked), False))
+    if open_id:
+        review_dialog(ws, open_id, key_prefix=f"{key_prefix}_dlg")
+    return [i for i in ids if i in picked]

@@ -1,0 +1,106 @@
+"""Embedding: a 2-D map of the images (UMAP or t-SNE of the embeddings). Click a point to review that
+image in a dialog; draw a box or a lasso to relabel or delete a group at once."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from cleaning.plots import COLOUR_COLUMNS, embedding_figure
+from cleaning.review import drop_stale, embedding_points, read_selection
+from pages._common import get_workspace, open_workspace, run_page, show_error
+from pages._review import (
+    bulk_bar,
+    data_version,
+    flash,
+    issues,
+    item_grid,
+    items,
+    model_error,
+    model_gate,
+    predictions,
+    predictions_stale,
+    review_dialog,
+)
+
+GEN = "emb_gen"  # counter in the chart key: bumped to clear the chart's selection
+LAST = "emb_last"  # (chart key, selection signature) last acted on
+METHODS = {"umap": "UMAP", "tsne": "t-SNE"}
+DRAG = {"zoom": "zoom", "select": "box select", "lasso": "lasso", "pan": "pan"}
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def projection(root: str, method: str, version: str):  # noqa: ANN201 — cleaning.project.Projection
+    """The map, loaded once per data-set version and shared by every session (no copy per rerun)."""
+    from cleaning.project import load_or_compute_projection
+
+    return load_or_compute_projection(open_workspace(root), method)
+
+
+def chart_key() -> str:
+    return f"emb_chart_{st.session_state.setdefault(GEN, 0)}"
+
+
+def render() -> None:
+    ws = get_workspace()
+    flash()
+    st.title("Embedding")
+    st.caption("Each point is an image, placed by what the model sees in it: similar images sit together. "
+               "**Click a point** to review that image; choose box select or lasso and draw around a group "
+               "to relabel or delete it at once. Everything is undoable.")
+    c = st.columns([1, 2, 2, 2], vertical_alignment="bottom")
+    method = c[0].segmented_control("Map", list(METHODS), format_func=METHODS.get, default="umap",
+                                    key="emb_method") or "umap"
+    colour = c[1].segmented_control("Colour by", list(COLOUR_COLUMNS), format_func=COLOUR_COLUMNS.get,
+                                    default="label", key="emb_colour") or "label"
+    drag = c[2].segmented_control("Drag to", list(DRAG), format_func=DRAG.get, default="zoom",
+                                  key="emb_drag") or "zoom"
+    if not model_gate(ws, "emb_compute"):
+        return
+    preds = predictions(ws)
+    if preds is None:
+        show_error(model_error(ws))  # type: ignore[arg-type]
+        return
+    if predictions_stale(ws) and c[3].button("Refresh predictions", key="emb_refresh",
+                                             help="Predictions are from before your latest decisions"):
+        predictions(ws, refresh=True)
+    try:
+        with st.spinner(f"Computing the {METHODS[method]} map (once per data set)…"):
+            proj = projection(str(ws.root), method, data_version(ws))
+    except ImportError:
+        st.info("The projection module is not installed; run `python -m cleaning scan ROOT` once it is.")
+        return
+    frame = items(ws)
+    pts = embedding_points(frame, proj.item_ids, proj.xy, preds, issues(ws))
+    pts = pts[~pts["deleted"]].reset_index(drop=True)
+    if pts.empty:
+        st.info("No images to show.")
+        return
+
+    key = chart_key()
+    ev = read_selection(st.session_state.get(key))
+    if st.session_state.get(LAST) != (key, ev.signature):  # act on a selection once, when it changes
+        st.session_state[LAST] = (key, ev.signature)
+        one = drop_stale([ev.single], frame, keep_deleted=False) if ev.single else []
+        if one:  # before the chart is sent, so the dialog shows as soon as possible
+            review_dialog(ws, one[0], reset_key=GEN)
+
+    st.plotly_chart(embedding_figure(pts, colour, dragmode=drag), key=key, on_select="rerun",
+                    selection_mode=("points", "box", "lasso"),
+                    config={"displaylogo": False, "scrollZoom": True})
+    st.caption(f"{len(pts)} images · {METHODS[method]} of the embeddings · "
+               f"prediction = out-of-sample ({len(preds.item_ids)} images)")
+
+    group = list(ev.item_ids) if ev.kind == "area" or len(ev.item_ids) > 1 else []
+    group = drop_stale(group, frame)
+    if group:
+        st.subheader(f"Selection: {len(group)} image(s)")
+        bulk_bar(ws, group, "emb_bulk", reset_key=GEN)
+        with st.expander("See the selected images", expanded=len(group) <= 12):
+            item_grid(ws, group, "emb_sel", page_size=12, selectable=False)
+        if st.button("Clear the selection", key="emb_clear"):
+            st.session_state[GEN] = st.session_state.get(GEN, 0) + 1
+            st.rerun()
+
+
+if __name__ == "__main__":
+    run_page(render)
