@@ -77,13 +77,14 @@ def render() -> None:
     rows, page, n_pages = page_of(shown, int(st.session_state.get(f"{K}_page", 1)), size)
     preds = review.predictions(ws)
     labels = sorted(set(items.loc[~items["deleted"], "label"]) | set(preds.vocab if preds else []))
+    by_id = items.set_index("item_id")
     for entry in rows.to_dict("records"):
         if entry["kind"] == "pair":
-            _pair_card(ws, entry, items)
+            _pair_card(ws, entry, by_id)
         elif _missing(entry["item_id"]):
             _file_card(entry)
         else:
-            _item_card(ws, entry, items, preds, labels)
+            _item_card(ws, entry, by_id.loc[str(entry["item_id"])], preds, labels)
     if page < n_pages:
         st.button(f"Next page ({page + 1} of {n_pages}) ›", key=f"{K}_next_bottom", on_click=_step_page, args=(1,))
 
@@ -180,10 +181,10 @@ def _headline(entry: dict) -> str:
     return f"**{names}** · severity {entry['severity']:.2f}"
 
 
-def _item_card(ws: Workspace, e: dict, items: pd.DataFrame, preds: review.Predictions | None,
+def _item_card(ws: Workspace, e: dict, r: pd.Series, preds: review.Predictions | None,
                labels: list[str]) -> None:
+    """One image: ``r`` is its row of the items frame (indexed by item id)."""
     iid, k = str(e["item_id"]), f"{K}_{e['key']}"
-    r = items.set_index("item_id").loc[iid]
     sugg = None if _missing(e["suggested_label"]) or e["suggested_label"] == r["label"] else str(e["suggested_label"])
     with st.container(border=True):
         pic, info, act = st.columns([1.3, 3, 1.7], gap="medium")
@@ -224,8 +225,8 @@ def _item_card(ws: Workspace, e: dict, items: pd.DataFrame, preds: review.Predic
                 review.review_dialog(ws, iid, key_prefix=f"{K}_dlg")
 
 
-def _pair_card(ws: Workspace, e: dict, items: pd.DataFrame) -> None:
-    frame = items.set_index("item_id")
+def _pair_card(ws: Workspace, e: dict, frame: pd.DataFrame) -> None:
+    """Two copies side by side; ``frame`` is the items frame indexed by item id."""
     a, b = str(e["item_id"]), e["related_item_id"]
     with st.container(border=True):
         st.markdown(_headline(e) + f" · {e['reason']}")
