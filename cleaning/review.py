@@ -167,7 +167,7 @@ def embedding_points(items: pd.DataFrame, item_ids: Sequence[str], xy: np.ndarra
     else:
         pts["pred"], pts["confidence"] = None, np.nan
     pts["pred"] = pts["pred"].fillna("no prediction")
-    pts["issue"] = pts["item_id"].map(top_issue(issues)).fillna("no issue")
+    pts["issue"] = pts["item_id"].map(top_issue(issues)).astype(object).fillna("no issue")
     return pts.reset_index(drop=True)
 
 

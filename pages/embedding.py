@@ -23,7 +23,6 @@ from pages._review import (
 )
 
 GEN = "emb_gen"  # counter in the chart key: bumped to clear the chart's selection
-LAST = "emb_last"  # (chart key, selection signature) last acted on
 METHODS = {"umap": "UMAP", "tsne": "t-SNE"}
 DRAG = {"zoom": "zoom", "select": "box select", "lasso": "lasso", "pan": "pan"}
 
@@ -78,11 +77,11 @@ def render() -> None:
 
     key = chart_key()
     ev = read_selection(st.session_state.get(key))
-    if st.session_state.get(LAST) != (key, ev.signature):  # act on a selection once, when it changes
-        st.session_state[LAST] = (key, ev.signature)
-        one = drop_stale([ev.single], frame, keep_deleted=False) if ev.single else []
-        if one:  # before the chart is sent, so the dialog shows as soon as possible
-            review_dialog(ws, one[0], reset_key=GEN)
+    # The dialog is open exactly while the chart holds a one-point selection of a live image: closing it
+    # (a write, Esc, ×) bumps GEN, which gives the chart a new key and so an empty selection.
+    one = drop_stale([ev.single], frame, keep_deleted=False) if ev.single else []
+    if one:  # before the chart is sent, so the dialog shows as soon as possible
+        review_dialog(ws, one[0], reset_key=GEN)
 
     st.plotly_chart(embedding_figure(pts, colour, dragmode=drag), key=key, on_select="rerun",
                     selection_mode=("points", "box", "lasso"),

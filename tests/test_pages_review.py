@@ -1,0 +1,199 @@
+"""The Embedding and Confusion pages and the shared review component through AppTest.
+
+AppTest cannot click a chart, so a click is injected as the chart's selection in session state (exactly
+what the frontend would send) before ``run()``; the dialog's widgets are then driven like any other.
+Embeddings, out-of-sample probabilities and the map are computed once per module by the library and the
+state folder is copied with the data set for every test.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cleaning.demo import prepare_demo
+from cleaning.workspace import Workspace
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from cleaning.oos import load_or_compute_oos
+    from cleaning.project import load_or_compute_projection
+
+    root = prepare_demo(tmp_path_factory.mktemp("review_app"))
+    ws = Workspace.open(root)
+    load_or_compute_oos(ws)
+    load_or_compute_projection(ws, "umap")
+    ws.store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    ws.store.close()
+    return root.parent
+
+
+@pytest.fixture
+def ws(prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    shutil.copytree(prepared, tmp_path / "w", ignore=shutil.ignore_patterns("*.partial"))
+    root = tmp_path / "w" / "data"
+    monkeypatch.setenv("CLEANING_ROOT", str(root))
+    return Workspace.open(root)
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=240).run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def click(item_id: str) -> dict:
+    return {"selection": {"points": [{"curve_number": 0, "point_index": 0, "customdata": item_id}],
+                          "point_indices": [0], "box": [], "lasso": []}}
+
+
+def area(item_ids: list[str]) -> dict:
+    return {"selection": {"points": [{"curve_number": 0, "point_index": n, "customdata": i}
+                                     for n, i in enumerate(item_ids)],
+                          "point_indices": list(range(len(item_ids))),
+                          "box": [{"xref": "x", "yref": "y", "x": [0, 1], "y": [0, 1]}], "lasso": []}}
+
+
+def keys(at: AppTest) -> set[str]:
+    return {b.key for b in at.button if b.key}
+
+
+def test_click_opens_the_dialog_and_relabel_is_recorded_once(ws: Workspace) -> None:
+    iid = ws.item_id_for_path("bird/bird_0004.jpg")  # a planted flower in the bird folder
+    at = open_page("pages/embedding.py")
+    at.session_state["emb_chart_0"] = click(iid)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert f"dlg_{iid}_relabel" in keys(at)
+    assert "New label" in [s.label for s in at.selectbox]
+    at.selectbox(key=f"dlg_{iid}_new").select("flower").run()
+    at.button(key=f"dlg_{iid}_relabel").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    hist = ws.store.history()
+    assert [(d.item_id, d.action, d.label, d.source) for d in hist] == [(iid, "relabel", "flower", "user")]
+    # the chart got a fresh key, so the old click is gone: more reruns never reopen the dialog
+    assert at.session_state["emb_gen"] == 1
+    at.run()
+    assert f"dlg_{iid}_relabel" not in keys(at)
+
+
+def test_the_dialog_stays_open_across_full_reruns_and_closes_by_a_new_chart_key(ws: Workspace) -> None:
+    iid = ws.item_id_for_path("bird/bird_0006.jpg")
+    at = open_page("pages/embedding.py")
+    at.session_state["emb_chart_0"] = click(iid)
+    at.run().run()
+    assert f"dlg_{iid}_delete" in keys(at)
+    at.session_state["emb_gen"] = 1  # what dismissing the dialog (Esc, ×) does through on_dismiss
+    at.run()
+    assert f"dlg_{iid}_delete" not in keys(at) and not ws.store.history()
+
+
+def test_a_click_on_a_stale_item_opens_nothing(ws: Workspace) -> None:
+    iid = ws.item_id_for_path("bird/bird_0006.jpg")
+    ws.store.record([iid], "delete")
+    at = open_page("pages/embedding.py")
+    at.session_state["emb_chart_0"] = click(iid)
+    at.run()
+    assert not at.exception and f"dlg_{iid}_delete" not in keys(at) and f"dlg_{iid}_restore" not in keys(at)
+    at.session_state["emb_chart_0"] = click("no-such-item")
+    at.run()
+    assert not at.exception
+
+
+def test_delete_and_looks_fine_from_the_dialog(ws: Workspace) -> None:
+    a, b = ws.item_id_for_path("bird/bird_0006.jpg"), ws.item_id_for_path("bird/bird_0001.jpg")
+    at = open_page("pages/embedding.py")
+    at.session_state["emb_chart_0"] = click(a)
+    at.run().button(key=f"dlg_{a}_delete").click().run()
+    at.session_state["emb_chart_1"] = click(b)
+    at.run().button(key=f"dlg_{b}_keep").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    state = ws.store.current()
+    assert state[a].deleted and state[b].kept and not state[b].deleted
+
+
+def test_box_selection_bulk_delete_needs_confirmation_and_is_one_batch(ws: Workspace) -> None:
+    ids = [ws.item_id_for_path(p) for p in ("bird/bird_0001.jpg", "bird/bird_0002.jpg", "bird/bird_0003.jpg")]
+    at = open_page("pages/embedding.py")
+    at.session_state["emb_chart_0"] = area(ids)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "emb_bulk_delete" in keys(at) and not any(b.key and "_dlg_" in b.key for b in at.button)
+    at.button(key="emb_bulk_delete").click().run()
+    assert not any(s.deleted for s in ws.store.current().values())  # nothing until confirmed
+    assert any("Delete 3 image(s)" in w.value for w in at.warning)
+    at.button(key="emb_bulk_confirm").click().run()
+    hist = ws.store.history()
+    assert {d.item_id for d in hist} == set(ids) and {d.batch for d in hist} == {hist[0].batch}
+    assert {d.source for d in hist} == {"bulk"}
+    assert at.session_state["emb_gen"] == 1
+    ws.store.undo()
+    assert not any(s.deleted for s in ws.store.current().values())
+
+
+def test_bulk_relabel_is_one_confirmed_batch(ws: Workspace) -> None:
+    ids = [ws.item_id_for_path(p) for p in ("fruit/fruit_0001.jpg", "fruit/fruit_0002.jpg")]
+    at = open_page("pages/embedding.py")
+    at.session_state["emb_chart_0"] = area(ids)
+    at.run()
+    at.selectbox(key="emb_bulk_label").select("flower").run()
+    at.button(key="emb_bulk_relabel").click().run()
+    at.button(key="emb_bulk_confirm").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [ws.store.current()[i].label for i in ids] == ["flower", "flower"]
+
+
+def _cell_click(given: str, predicted: str, count: int) -> dict:
+    return {"selection": {"points": [{"curve_number": 1, "point_index": 0,
+                                      "customdata": [given, predicted, str(count)]}],
+                          "point_indices": [0], "box": [], "lasso": []}}
+
+
+def test_confusion_cell_click_shows_its_images_and_counts_follow_decisions(ws: Workspace) -> None:
+    from cleaning.oos import load_or_compute_oos
+    from cleaning.review import Predictions, confusion_from_items
+
+    oos = load_or_compute_oos(ws)
+    conf = confusion_from_items(ws.items_frame(), Predictions(oos.item_ids, oos.vocab, oos.pred_probs))
+    assert conf.n == 129
+    g, p, n = conf.most_confused()[0]
+    at = open_page("pages/confusion.py")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Images"] == "129" and int(metrics["Disagree"]) == conf.n - int(conf.counts.trace())
+    at.session_state["conf_chart_0"] = _cell_click(g, p, n)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = {k.rsplit("_", 1)[1] for k in keys(at) if "_open_" in k}
+    assert shown == set(conf.ids(g, p))
+    victim = sorted(shown)[0]
+    at.button(key=f"conf_grid_{g}_{p}_del_{victim}").click().run()
+    assert ws.store.current()[victim].deleted
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Images"] == "128" and int(metrics["Disagree"]) == conf.n - int(conf.counts.trace()) - 1
+    assert f"conf_grid_{g}_{p}_open_{victim}" not in keys(at)  # it left the cell
+
+
+def test_confusion_open_card_dialog_and_pick_bulk(ws: Workspace) -> None:
+    at = open_page("pages/confusion.py")
+    at.button(key="conf_go_bird_mammal").click().run() if "conf_go_bird_mammal" in keys(at) else None
+    at.session_state["conf_chart_0"] = _cell_click("bird", "bird", 0)
+    at.run()
+    ids = sorted(k.rsplit("_", 1)[1] for k in keys(at) if k.startswith("conf_grid_bird_bird_open_"))
+    assert len(ids) >= 2
+    at.button(key=f"conf_grid_bird_bird_open_{ids[0]}").click().run()
+    assert f"conf_grid_bird_bird_dlg_{ids[0]}_relabel" in keys(at)
+    at.checkbox(key=f"conf_grid_bird_bird_pick_{ids[0]}").check().run()
+    at.checkbox(key=f"conf_grid_bird_bird_pick_{ids[1]}").check().run()
+    assert any("2 image(s) selected" in m.value for m in at.markdown)
+    at.button(key="conf_bulk_bird_bird_delete").click().run()
+    at.button(key="conf_bulk_bird_bird_confirm").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    state = ws.store.current()
+    assert state[ids[0]].deleted and state[ids[1]].deleted and ws.store.decision_count() == 2
