@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ def load_arrays(cache_dir: Path, kind: str, key: str) -> dict[str, np.ndarray] |
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError):  # a torn or foreign file: treat as a miss
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError):  # torn or foreign file: a miss
         return None
     try:
         os.utime(path)  # mark as recently used for pruning
@@ -88,7 +89,8 @@ class EmbeddingTable:
         self.matrix = np.zeros((0, dim), dtype=np.float32)
         self.failed: dict[str, str] = {}
         arrays = load_arrays(self.cache_dir, "emb", model_key)
-        if arrays is not None and arrays["emb"].shape[1:] == (dim,):
+        if arrays is not None and {"emb", "sha256", "failed_sha", "failed_reason"} <= set(arrays) \
+                and arrays["emb"].shape[1:] == (dim,):
             self.matrix = arrays["emb"].astype(np.float32, copy=False)
             self.rows = {str(s): i for i, s in enumerate(arrays["sha256"])}
             self.failed = dict(zip(map(str, arrays["failed_sha"]), map(str, arrays["failed_reason"])))

@@ -81,7 +81,7 @@ def assign_folds(labels: np.ndarray, n_folds: int = 5, groups: np.ndarray | None
                  seed: int = 0) -> np.ndarray:
     """Fold index (0..F-1) per row, stratified by label, whole groups in one fold.
 
-    F = min(n_folds, number of groups); at least 2 groups are needed.
+    F = min(n_folds, number of groups, size of the largest class), at least 2.
 
     Raises:
         CleaningError: fewer than two groups (nothing to hold out).
@@ -94,7 +94,8 @@ def assign_folds(labels: np.ndarray, n_folds: int = 5, groups: np.ndarray | None
     if n_groups < 2:
         raise CleaningError("need at least two distinct images for out-of-sample probabilities",
                             hint="add images")
-    k = max(2, min(n_folds, n_groups))
+    largest_class = int(np.bincount(np.asarray(labels, dtype=np.int64)).max()) if n else 0
+    k = max(2, min(n_folds, n_groups, largest_class))  # sklearn needs some class with >= k members
     folds = np.full(n, -1, dtype=np.int64)
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     with warnings.catch_warnings():

@@ -185,6 +185,7 @@ def train_classifier(paths: Sequence[str], labels: Sequence[str], out_dir: Path,
     )
 
     s = settings or TrainSettings()
+    arch, arch_kwargs = fastai_arch(s.arch)  # fail fast when the weights cannot be had
     paths, labels = [str(p) for p in paths], [str(v) for v in labels]
     vocab = sorted(set(labels))
     if len(paths) < 4 or len(vocab) < 2:
@@ -196,7 +197,6 @@ def train_classifier(paths: Sequence[str], labels: Sequence[str], out_dir: Path,
     if valid.all() or not valid.any():
         raise CleaningError("cannot split the images into training and validation sets",
                             hint="add more distinct images")
-    arch, arch_kwargs = fastai_arch(s.arch)
     torch.manual_seed(s.seed)
     lookup = _Labels(dict(zip(paths, labels)))
     block = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=vocab)),

@@ -1,0 +1,175 @@
+"""Embeddings (real model, small inputs), the per-content embedding cache, the npz cache and the
+2-D projection with its cache."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import cleaning.embed as embed
+import cleaning.project as project
+from cleaning.cache import EmbeddingTable, fingerprint, load_arrays, save_arrays
+from cleaning.images import UnreadableImage
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "demo" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _shared_model_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLEANING_CACHE", str(tmp_path_factory.getbasetemp() / "model-cache"))
+
+
+def _demo(label: str, n: int) -> list[Path]:
+    return sorted((DEMO / label).glob("*.jpg"))[:n]
+
+
+def test_embeddings_are_n_by_1280_float32_unit_rows() -> None:
+    paths = _demo("bird", 3) + _demo("fruit", 3)
+    e = embed.compute_embeddings(paths)
+    assert e.shape == (6, 1280) and e.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(embed.compute_embeddings(paths[::-1])[::-1], e, atol=1e-5)  # order-free
+    sims = e @ e.T
+    assert sims[0, 1] > sims[0, 4]  # bird is nearer bird than fruit (here: these two files)
+
+
+def test_onnx_and_torch_give_the_same_embeddings() -> None:
+    paths = _demo("mammal", 4)
+    a = embed.compute_embeddings(paths, method="onnx")
+    b = embed.compute_embeddings(paths, method="eager")
+    c = embed.compute_embeddings(paths, method="channels_last", batch_size=3)
+    assert (a * b).sum(axis=1).min() > 0.9999 and (a * c).sum(axis=1).min() > 0.9999
+
+
+def test_unreadable_files_are_collected_or_raised(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"<html>not an image</html>")
+    good = _demo("bird", 2)
+    res = embed.embed_images([good[0], bad, good[1]])
+    assert list(res.errors) == [1] and "HTML" in res.errors[1]
+    assert res.ok.tolist() == [True, False, True] and not res.embeddings[1].any()
+    with pytest.raises(UnreadableImage, match="bad.jpg"):
+        embed.compute_embeddings([good[0], bad])
+
+
+def test_exif_rotation_and_alpha_are_applied(tmp_path: Path) -> None:
+    src = Image.open(_demo("mammal", 1)[0]).convert("RGB")
+    upright = tmp_path / "upright.png"
+    src.save(upright)
+    rotated = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # camera held sideways: display = stored image rotated 90° clockwise
+    src.transpose(Image.Transpose.ROTATE_90).save(rotated, quality=95, exif=exif)
+    e = embed.compute_embeddings([upright, rotated])
+    assert float(e[0] @ e[1]) > 0.9
+    im = embed.load_for_model(rotated, 64)
+    assert im.size == (64, 64) and im.mode == "RGB"
+
+
+def test_npz_cache_round_trip_and_torn_files(tmp_path: Path) -> None:
+    key = fingerprint("x", [1, 2], {"b": 1, "a": 2})
+    assert key == fingerprint("x", [1, 2], {"a": 2, "b": 1}) != fingerprint("x", [2, 1], {"a": 2, "b": 1})
+    save_arrays(tmp_path, "t", key, a=np.arange(3))
+    assert load_arrays(tmp_path, "t", key)["a"].tolist() == [0, 1, 2]
+    assert load_arrays(tmp_path, "t", "missing") is None
+    (tmp_path / "t-torn.npz").write_bytes(b"PK\x03\x04 torn")
+    assert load_arrays(tmp_path, "t", "torn") is None
+    for i in range(10):
+        save_arrays(tmp_path, "many", str(i), keep=3, a=np.zeros(1))
+    assert len(list(tmp_path.glob("many-*.npz"))) == 3
+
+
+def test_embedding_table_keeps_rows_per_content(tmp_path: Path) -> None:
+    t = EmbeddingTable(tmp_path, "m", 4)
+    t.add(["s1", "s2"], np.eye(4, dtype=np.float32)[:2], failed={"s3": "broken"})
+    t.save()
+    t2 = EmbeddingTable(tmp_path, "m", 4)
+    assert t2.missing(["s1", "s3", "s4", "s4"]) == ["s4"]
+    np.testing.assert_array_equal(t2.get(["s2", "s1"]), np.eye(4)[[1, 0]])
+    assert t2.failed == {"s3": "broken"}
+
+
+# ---- the workspace caches --------------------------------------------------------------------------
+@pytest.fixture
+def ws(tmp_path: Path):  # noqa: ANN201
+    from cleaning.workspace import Workspace
+
+    root = tmp_path / "data"
+    for label in ("bird", "fruit"):
+        (root / label).mkdir(parents=True)
+        for p in _demo(label, 6):
+            shutil.copy(p, root / label / p.name)
+    shutil.copy(root / "bird" / _demo("bird", 1)[0].name, root / "bird" / "copy.jpg")  # an exact duplicate
+    return Workspace.open(root)
+
+
+def _count_embedded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = embed.embed_images
+
+    def spy(paths, *a, **k):  # noqa: ANN001, ANN202
+        calls.append(len(paths))
+        return real(paths, *a, **k)
+
+    monkeypatch.setattr(embed, "embed_images", spy)
+    return calls
+
+
+def test_embeddings_cached_per_image_content(ws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    calls = _count_embedded(monkeypatch)
+    first = embed.load_or_compute_embeddings(ws)
+    assert calls == [12]  # 13 items, 12 distinct contents
+    assert len(first.item_ids) == 13 and first.embeddings.shape == (13, 1280)
+    frame = ws.items_frame().set_index("item_id")
+    assert first.item_ids == list(ws.items_frame()["item_id"])  # aligned to items_frame rows
+
+    ws.store.record([first.item_ids[0]], "relabel", label="fruit")
+    ws.store.record([first.item_ids[1]], "delete")
+    after = embed.load_or_compute_embeddings(ws)
+    assert calls == [12] and len(after.item_ids) == 12  # nothing embedded; the deleted row left out
+
+    shutil.copy(_demo("mammal", 1)[0], Path(ws.root) / "fruit" / "new.jpg")
+    ws.scan()
+    grown = embed.load_or_compute_embeddings(ws)
+    assert calls == [12, 1] and len(grown.item_ids) == 13
+    sha = frame.loc[first.item_ids[2], "sha256"]
+    np.testing.assert_array_equal(grown.embeddings[grown.item_ids.index(first.item_ids[2])],
+                                  first.embeddings[list(frame.index).index(first.item_ids[2])])
+    assert sha  # rows are looked up by content
+
+
+def test_projection_methods_and_small_inputs() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 16)).astype(np.float32)
+    for method in ("umap", "tsne"):
+        xy = project.compute_projection(x, method)
+        assert xy.shape == (40, 2) and np.isfinite(xy).all()
+    assert project.compute_projection(x[:3]).shape == (3, 2)
+    assert project.compute_projection(x[:0]).shape == (0, 2)
+    with pytest.raises(Exception, match="unknown projection"):
+        project.compute_projection(x, "pca3d")
+
+
+def test_projection_cached_and_stable_under_decisions(ws, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    calls: list[str] = []
+    real = project.compute_projection
+    monkeypatch.setattr(project, "compute_projection", lambda x, m="umap", s=0: calls.append(m) or real(x, m, s))
+    first = project.load_or_compute_projection(ws)
+    assert calls == ["umap"] and first.xy.shape == (13, 2)
+    ids = first.item_ids
+    dup = ws.items_frame().set_index("item_id")["sha256"]
+    same = [i for i in ids if dup[i] == dup[ids[0]]]
+    if len(same) == 2:  # exact duplicates share one point
+        np.testing.assert_array_equal(first.xy[ids.index(same[0])], first.xy[ids.index(same[1])])
+    ws.store.record([ids[3]], "delete")
+    ws.store.record([ids[4]], "relabel", label="fruit")
+    second = project.load_or_compute_projection(ws)
+    assert calls == ["umap"] and ids[3] not in second.item_ids  # no recompute; points do not move
+    np.testing.assert_array_equal(second.xy[second.item_ids.index(ids[5])], first.xy[ids.index(ids[5])])
+    project.load_or_compute_projection(ws, method="tsne")
+    assert calls == ["umap", "tsne"]

@@ -1,0 +1,174 @@
+"""Out-of-sample probabilities: no row comes from a model that saw that image (or its duplicate), the
+shapes and vocab order, and the workspace cache (invalidated by a decision, reused otherwise)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cleaning.errors import CleaningError
+from cleaning.oos import (
+    _head,
+    assign_folds,
+    compute_oos_pred_probs,
+    cross_val_pred_probs,
+    encode_labels,
+    make_groups,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _random_task(n: int = 160, d: int = 256, k: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True), rng.integers(0, k, n)
+
+
+def test_memorisation_random_labels_stay_at_chance() -> None:
+    """A head that *can* memorise random labels (in-sample ≈ 100 %) gives chance-level out-of-sample
+    probabilities: no row was predicted by a model that saw it."""
+    x, y = _random_task()
+    vocab = ["a", "b", "c", "d"]
+    in_sample = _head(100.0, 0).fit(x, y).predict(x)
+    assert (in_sample == y).mean() > 0.95
+    p = compute_oos_pred_probs(x, y, vocab, c=100.0)
+    assert (p.argmax(1) == y).mean() < 0.4
+    assert p[np.arange(len(y)), y].mean() < 0.4
+
+
+def test_exact_duplicates_do_not_leak_when_grouped() -> None:
+    """Every image twice (identical embedding, same random label). Without groups a copy in the
+    training folds gives the answer away; with groups both copies are held out together."""
+    x, y = _random_task(n=150)
+    x2, y2 = np.concatenate([x, x]), np.concatenate([y, y])
+    groups = np.concatenate([np.arange(150), np.arange(150)])
+    vocab = ["a", "b", "c", "d"]
+    leaky = compute_oos_pred_probs(x2, y2, vocab, c=100.0)
+    grouped = compute_oos_pred_probs(x2, y2, vocab, groups=groups, c=100.0)
+    assert (leaky.argmax(1) == y2).mean() > 0.7
+    assert (grouped.argmax(1) == y2).mean() < 0.45
+
+
+def test_each_row_equals_a_head_fitted_without_its_fold() -> None:
+    x, y = _random_task(n=120, k=3, seed=1)
+    folds = assign_folds(y, 4, seed=3)
+    p = cross_val_pred_probs(x, y, 3, folds, c=1.0)
+    for f in range(4):
+        held = folds == f
+        ref = _head(1.0, 0).fit(x[~held], y[~held]).predict_proba(x[held])
+        np.testing.assert_allclose(p[held], ref, atol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 30)), min_size=8, max_size=80),
+       st.integers(2, 6), st.integers(0, 5))
+def test_groups_never_straddle_folds(rows: list[tuple[int, int]], n_folds: int, seed: int) -> None:
+    y = np.array([r[0] for r in rows])
+    groups = np.array([r[1] for r in rows])
+    if len(set(groups)) < 2:
+        return
+    folds = assign_folds(y, n_folds, groups, seed)
+    assert folds.min() >= 0
+    for g in set(groups):
+        assert len(set(folds[groups == g])) == 1
+    assert len(set(folds)) >= 2
+
+
+def test_make_groups_joins_rows_sharing_any_key() -> None:
+    sha = ["s1", "s2", "s3", "s4", "s1"]
+    phash = ["p1", "p2", "p2", None, "p9"]
+    g = make_groups(sha, phash)
+    assert g[0] == g[4] and g[1] == g[2]
+    assert len({g[0], g[1], g[3]}) == 3
+
+
+def test_probabilities_are_rows_over_vocab() -> None:
+    x, y = _random_task(n=60, k=3)
+    vocab = ["cat", "dog", "eel"]
+    labels = [vocab[i] for i in y]
+    p = compute_oos_pred_probs(x, labels, vocab)
+    assert p.shape == (60, 3) and p.dtype == np.float32
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    assert (p > 0).all()
+    np.testing.assert_array_equal(encode_labels(labels, vocab), y)
+
+
+def test_separable_classes_are_predicted_out_of_sample() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 32)) * 3
+    y = np.repeat(np.arange(3), 30)
+    x = (centres[y] + rng.normal(size=(90, 32))).astype(np.float32)
+    p = compute_oos_pred_probs(x, y, ["a", "b", "c"])
+    assert (p.argmax(1) == y).mean() > 0.9
+
+
+def test_edge_cases() -> None:
+    x, _ = _random_task(n=6)
+    assert compute_oos_pred_probs(x, ["a"] * 6, ["a"]).tolist() == [[1.0]] * 6
+    with pytest.raises(CleaningError, match="not in the vocab"):
+        compute_oos_pred_probs(x, ["a"] * 5 + ["zzz"], ["a", "b"])
+    with pytest.raises(CleaningError, match="at least two distinct images"):
+        compute_oos_pred_probs(x[:2], ["a", "b"], ["a", "b"], groups=np.array([0, 0]))
+    p = compute_oos_pred_probs(x[:4], ["a", "a", "a", "b"], ["a", "b"])  # a class seen in one fold only
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+
+
+# ---- the workspace cache ---------------------------------------------------------------------------
+@pytest.fixture
+def ws(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    from cleaning.workspace import Workspace
+
+    monkeypatch.setenv("CLEANING_CACHE", str(tmp_path_factory.getbasetemp() / "model-cache"))
+    root = tmp_path / "data"
+    for label in ("bird", "fruit", "mammal"):
+        (root / label).mkdir(parents=True)
+        for p in sorted((REPO / "demo" / "data" / label).glob("*.jpg"))[:8]:
+            shutil.copy(p, root / label / p.name)
+    return Workspace.open(root)
+
+
+def test_oos_cache_is_reused_and_invalidated_by_a_decision(ws, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    import cleaning.oos as oos
+
+    first = oos.load_or_compute_oos(ws)
+    assert first.pred_probs.shape == (24, 3) and first.vocab == ["bird", "fruit", "mammal"]
+    calls = []
+    real = oos.cross_val_pred_probs
+    monkeypatch.setattr(oos, "cross_val_pred_probs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = oos.load_or_compute_oos(ws)
+    assert calls == [] and again.key == first.key
+    np.testing.assert_array_equal(again.pred_probs, first.pred_probs)
+
+    iid = first.item_ids[0]
+    ws.store.record([iid], "relabel", label="fruit")
+    relabelled = oos.load_or_compute_oos(ws)
+    assert calls == [1] and relabelled.key != first.key
+    assert relabelled.labels[relabelled.item_ids.index(iid)] == "fruit"
+
+    ws.store.record([first.item_ids[1]], "delete")
+    deleted = oos.load_or_compute_oos(ws)
+    assert calls == [1, 1] and first.item_ids[1] not in deleted.item_ids and len(deleted.item_ids) == 23
+
+    ws.store.undo()
+    ws.store.undo()
+    back = oos.load_or_compute_oos(ws)  # the same labels as at first: the first cache file again
+    assert calls == [1, 1] and back.key == first.key
+
+
+def test_oos_changes_with_the_model(ws, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    import cleaning.embed as embed
+    import cleaning.oos as oos
+
+    first = oos.load_or_compute_oos(ws)
+    monkeypatch.setattr(embed, "PREPROCESS_VERSION", embed.PREPROCESS_VERSION + 100)  # "a new model"
+    calls = []
+    real = embed.embed_images
+    monkeypatch.setattr(embed, "embed_images", lambda paths, *a, **k: calls.append(len(paths)) or real(paths, *a, **k))
+    second = oos.load_or_compute_oos(ws)
+    assert calls == [24] and second.key != first.key

@@ -1,0 +1,95 @@
+"""Run records in the workspace's SQLite file and the before/after comparison of two runs."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cleaning.runs import RunNotFound, compare_runs, get_run, list_runs, record_run
+from cleaning.train import classification_metrics
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def ws(tmp_path: Path):  # noqa: ANN201
+    from cleaning.workspace import Workspace
+
+    root = tmp_path / "data"
+    for label in ("bird", "fruit"):
+        (root / label).mkdir(parents=True)
+        for p in sorted((REPO / "demo" / "data" / label).glob("*.jpg"))[:3]:
+            shutil.copy(p, root / label / p.name)
+    return Workspace.open(root)
+
+
+def _metrics(true: list[int], pred: list[int], vocab: list[str]) -> dict:
+    m = classification_metrics(np.array(true), np.array(pred), vocab)
+    m.update(n_train=10, n_valid=len(true), arch="tf_efficientnet_lite0", valid_loss=0.5, seconds=1.0,
+             settings={"size": 64, "epochs": 1, "freeze_epochs": 0})
+    return m
+
+
+def _tables(ws) -> set[str]:  # noqa: ANN001
+    return {r[0] for r in ws.store.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def test_runs_table_is_created_on_first_use(ws) -> None:  # noqa: ANN001
+    assert "runs" not in _tables(ws)
+    assert list_runs(ws) == []
+    assert "runs" in _tables(ws)
+    with sqlite3.connect(ws.state_dir / "store.sqlite") as other:  # it is in the workspace file
+        assert other.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
+
+
+def test_record_and_read_back(ws) -> None:  # noqa: ANN001
+    m = _metrics([0, 0, 1, 1], [0, 1, 1, 1], ["bird", "fruit"])
+    rec = record_run(ws, "r1", m, "/x/model.pkl", history=[{"epoch": 0, "valid_loss": 0.4}], batch_losses=[1.0, 0.5])
+    got = get_run(ws, "r1")
+    assert got == rec
+    assert got.accuracy == pytest.approx(0.75) and got.confusion == [[1, 1], [0, 2]]
+    assert got.per_class["bird"]["recall"] == pytest.approx(0.5) and got.per_class["fruit"]["precision"] == \
+        pytest.approx(2 / 3)
+    assert got.dataset_version == 0 and got.settings["size"] == 64 and got.batch_losses == [1.0, 0.5]
+    with pytest.raises(RunNotFound):
+        get_run(ws, "nope")
+
+
+def test_compare_runs_before_and_after_cleaning(ws) -> None:  # noqa: ANN001
+    ids = list(ws.items_frame()["item_id"])
+    record_run(ws, "before", _metrics([0, 0, 1, 1], [1, 1, 1, 1], ["bird", "fruit"]), "/m1",
+               created_at="2026-01-01T00:00:00.000+00:00")
+    ws.store.record([ids[0]], "relabel", label="fruit", note="was a fruit")
+    ws.store.record([ids[1]], "delete")
+    after = record_run(ws, "after", _metrics([0, 0, 1, 2], [0, 0, 1, 2], ["bird", "fruit", "mammal"]), "/m2",
+                       created_at="2026-01-02T00:00:00.000+00:00")
+    ws.store.record([ids[2]], "delete")  # after both runs: not "between"
+    assert after.dataset_version == 2
+
+    cmp = compare_runs(ws, "before", "after")
+    assert cmp.accuracy_delta == pytest.approx(1.0 - 0.5)
+    assert cmp.vocab == ["bird", "fruit", "mammal"]
+    assert cmp.confusion_before.shape == (3, 3) and cmp.confusion_before[:2, :2].tolist() == [[0, 2], [0, 2]]
+    assert cmp.confusion_diff.tolist() == (cmp.confusion_after - cmp.confusion_before).tolist()
+    assert cmp.confusion_diff[0].tolist() == [2, -2, 0]
+    assert cmp.recall_delta["bird"] == pytest.approx(1.0) and cmp.recall_delta["mammal"] is None
+    assert [(d.action, d.item_id) for d in cmp.decisions] == [("relabel", ids[0]), ("delete", ids[1])]
+    assert [r.run_id for r in list_runs(ws)] == ["after", "before"]
+    assert [d.seq for d in compare_runs(ws, "after", "before").decisions] == [d.seq for d in cmp.decisions]
+    with pytest.raises(RunNotFound):
+        compare_runs(ws, "before", "missing")
+
+
+def test_old_runs_table_gains_new_columns(ws) -> None:  # noqa: ANN001
+    ws.store.conn.execute("CREATE TABLE runs(run_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, "
+                          "dataset_version INTEGER NOT NULL, last_seq INTEGER NOT NULL, arch TEXT NOT NULL, "
+                          "settings TEXT NOT NULL, accuracy REAL, valid_loss REAL, n_train INTEGER NOT NULL, "
+                          "n_valid INTEGER NOT NULL, vocab TEXT NOT NULL, per_class TEXT NOT NULL, "
+                          "confusion TEXT NOT NULL, history TEXT NOT NULL DEFAULT '[]', "
+                          "model_path TEXT NOT NULL, seconds REAL)")
+    record_run(ws, "r", _metrics([0, 1], [0, 1], ["a", "b"]), "/m", batch_losses=[0.3])
+    assert get_run(ws, "r").batch_losses == [0.3]
