@@ -50,6 +50,8 @@ def render() -> None:
     with side:
         retrain_box(ws, K)
     review.flash()
+    if not review.model_gate(ws, f"{K}_gate"):  # a large new data set: the scan waits for a click
+        return
     table = review.issues(ws)
     if table is None:
         _no_queue(ws)

@@ -29,7 +29,7 @@ def render() -> None:
     if items["source_query"].isna().all() and items["source_url"].isna().all():
         st.info("No image here has a recorded source, so everything is grouped as “(unknown source)”. Images "
                 "added with the Scrape page or `python -m cleaning scrape` remember their query and URL.")
-    table = review.issues(ws)
+    table = review.issues(ws, compute=review.model_gate(ws, f"{K}_gate"))
     if table is None:
         st.warning("No issue scan yet, so only deletions and relabels count; nothing is “flagged”.")
     by = st.segmented_control("Group by", BY, default="query", key=f"{K}_by", format_func=BY_NAMES.get) or "query"
