@@ -203,6 +203,8 @@ def get_engine(arch: str = DEFAULT_ARCH, size: int | None = None, method: str = 
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
+            # no busy-waiting between ops: on a shared 2-core machine spinning threads starve each other
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             sess = ort.InferenceSession(str(onnx_file(arch, size)), opts, providers=["CPUExecutionProvider"])
             engine = OnnxEngine(sess, input_name=sess.get_inputs()[0].name)

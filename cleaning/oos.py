@@ -120,21 +120,30 @@ def cross_val_pred_probs(embeddings: np.ndarray, labels: np.ndarray, n_classes: 
 
     A class absent from a training fold gets probability ~0 in that fold's rows.
     """
+    from threadpoolctl import threadpool_limits
+
     n = len(labels)
     out = np.zeros((n, n_classes), dtype=np.float64)
     fold_ids = np.unique(folds)
-    for step, f in enumerate(fold_ids):
-        test, train = folds == f, folds != f
-        present = np.unique(labels[train])
-        if len(present) == 1:
-            out[np.ix_(test, present)] = 1.0
-        else:
-            clf = _head(c, seed).fit(embeddings[train], labels[train])
-            out[np.ix_(test, clf.classes_)] = clf.predict_proba(embeddings[test])
-        if progress:
-            progress(step + 1, len(fold_ids))
+    with threadpool_limits(1):  # multithreaded BLAS is ~30x slower here on a busy 2-core machine
+        for step, f in enumerate(fold_ids):
+            _fit_fold(embeddings, labels, folds, f, out, c, seed)
+            if progress:
+                progress(step + 1, len(fold_ids))
     out = np.maximum(out, PROB_FLOOR)
     return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _fit_fold(embeddings: np.ndarray, labels: np.ndarray, folds: np.ndarray, f: int, out: np.ndarray,
+              c: float, seed: int) -> None:
+    """Fill ``out``'s rows of fold ``f`` from a head fitted on the other folds."""
+    test, train = folds == f, folds != f
+    present = np.unique(labels[train])
+    if len(present) == 1:
+        out[np.ix_(test, present)] = 1.0
+    else:
+        clf = _head(c, seed).fit(embeddings[train], labels[train])
+        out[np.ix_(test, clf.classes_)] = clf.predict_proba(embeddings[test])
 
 
 def compute_oos_pred_probs(embeddings: np.ndarray, labels: Sequence[str] | Sequence[int] | np.ndarray,
