@@ -89,8 +89,8 @@ def confusion_figure(conf: Confusion, cell_px: int = 90, selected: tuple[str, st
     cnt = counts[gy.ravel(), gx.ravel()]
     fig.add_trace(go.Scatter(
         x=pred, y=given, mode="markers", customdata=np.column_stack([given, pred, cnt]).tolist(),
-        marker=dict(symbol="square", size=int(cell_px * 0.96), color="rgba(0,0,0,0)"),
-        selected=dict(marker=dict(color="rgba(255,75,75,0.28)")), unselected=dict(marker=dict(opacity=1)),
+        marker=dict(symbol="square", size=8, color="rgba(0,0,0,0)"),
+        selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=1)),
         hovertemplate="given <b>%{customdata[0]}</b>, predicted <b>%{customdata[1]}</b>: "
                       "%{customdata[2]} image(s)<br>click to see them<extra></extra>",
         showlegend=False, name="cells"))
@@ -99,11 +99,14 @@ def confusion_figure(conf: Confusion, cell_px: int = 90, selected: tuple[str, st
                       y0=labels.index(selected[0]) - 0.5, y1=labels.index(selected[0]) + 0.5,
                       line=dict(color="#ff4b4b", width=3))
     side = cell_px * k
+    # Small markers + a hover distance of a cell: the nearest cell centre always wins, so a click anywhere
+    # in a cell picks that cell even if the figure is drawn smaller than asked (big overlapping markers
+    # would tie, and plotly would then pick the last one).
     fig.update_layout(
-        height=side + 110, width=side + 160, margin=dict(l=10, r=10, t=40, b=10), dragmode=False,
-        hovermode="closest", clickmode="event+select", plot_bgcolor="white",
-        xaxis=dict(title="predicted (out-of-sample)", side="top", type="category", showgrid=False,
-                   range=[-0.5, k - 0.5], fixedrange=True),
-        yaxis=dict(title="given label", type="category", autorange="reversed", showgrid=False,
-                   fixedrange=True, scaleanchor="x", constrain="domain"))
+        height=side + 70, width=side + 110, margin=dict(l=10, r=10, t=10, b=10), dragmode=False,
+        hovermode="closest", hoverdistance=cell_px, clickmode="event+select", plot_bgcolor="white",
+        xaxis=dict(title=dict(text="predicted (out-of-sample)", standoff=4), side="top", type="category",
+                   showgrid=False, range=[-0.5, k - 0.5], fixedrange=True, automargin=True),
+        yaxis=dict(title=dict(text="given label", standoff=4), type="category", range=[k - 0.5, -0.5],
+                   showgrid=False, fixedrange=True, automargin=True))
     return fig

@@ -9,6 +9,7 @@ fresh key and so clears its selection: the dialog cannot reopen by itself.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from urllib.parse import urlparse
 
@@ -290,6 +291,24 @@ def _toggle(store_key: str, item_id: str, widget_key: str) -> None:
     (picked.add if st.session_state.get(widget_key) else picked.discard)(item_id)
 
 
+@st.cache_data(show_spinner=False, max_entries=5000)
+def _pad_square(jpeg: bytes) -> bytes:
+    from PIL import Image
+
+    im = Image.open(io.BytesIO(jpeg))
+    side = max(im.size)
+    canvas = Image.new("RGB", (side, side), "white")
+    canvas.paste(im, ((side - im.width) // 2, (side - im.height) // 2))
+    buf = io.BytesIO()
+    canvas.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def square_thumb(abs_path: str, size: int = 256) -> bytes:
+    """A thumbnail padded to a white square, so a grid of cards lines up."""
+    return _pad_square(thumb(abs_path, size))
+
+
 def _pick_many(key_prefix: str, item_ids: list[str], on: bool) -> None:
     picked: set[str] = st.session_state.setdefault(f"{key_prefix}_picked", set())
     (picked.update if on else picked.difference_update)(item_ids)
@@ -329,13 +348,14 @@ def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size
     for n, iid in enumerate(shown):
         r = frame.loc[iid]
         with cols[n % columns].container(border=True):
-            st.image(thumb(r["abs_path"], 256), width="stretch")
+            st.image(square_thumb(r["abs_path"], 256), width="stretch")
             p = preds.for_item(iid) if preds else None
-            pred = f" → `{p[0]}` {p[1]:.0%}" if p and p[0] != r["label"] else ""
-            st.markdown(f"`{r['label']}`{pred}" + (" · **deleted**" if r["deleted"] else "")
-                        + (" · fine" if r["kept"] else ""), help=str(r["path"]))
-            b = st.columns(3)
-            if b[0].button("Open", key=f"{key_prefix}_open_{iid}", width="stretch", help="Review this image"):
+            pred = f" → **{p[0]}** {p[1]:.0%}" if p and p[0] != r["label"] else ""
+            st.caption(f"`{r['label']}`{pred}" + (" · **deleted**" if r["deleted"] else "")
+                       + (" · fine" if r["kept"] else ""), help=str(r["path"]))
+            b = st.columns(3, gap="small")
+            if b[0].button("", key=f"{key_prefix}_open_{iid}", icon=":material/open_in_full:", width="stretch",
+                           help="Open: review this image"):
                 open_id = iid
             if r["deleted"]:
                 if b[1].button("", key=f"{key_prefix}_restore_{iid}", icon=":material/restore_from_trash:",
@@ -355,7 +375,7 @@ def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size
             if card_extra:
                 card_extra(iid)
     if selectable:
-        c = st.columns([1, 1, 4])
+        c = st.columns([1, 1, 2])
         c[0].button("Pick this page", key=f"{key_prefix}_pick_page", width="stretch",
                     on_click=_pick_many, args=(key_prefix, list(shown), True))
         c[1].button("Clear picks", key=f"{key_prefix}_pick_clear", width="stretch", disabled=not picked,

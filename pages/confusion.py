@@ -57,21 +57,22 @@ def render() -> None:
     if cell and (cell[0] not in conf.vocab or cell[1] not in conf.vocab):
         cell = None
 
-    left, right = st.columns([2, 3], gap="large")
+    left, right = st.columns([5, 6], gap="large")
     with left:
         m = st.columns(3)
         m[0].metric("Images", conf.n)
         m[1].metric("Agree", f"{conf.accuracy():.0%}")
         m[2].metric("Disagree", conf.n - int(conf.counts.trace()))
         k = len(conf.vocab)
-        st.plotly_chart(confusion_figure(conf, cell_px=max(34, min(90, 460 // max(k, 1))), selected=cell),
+        st.plotly_chart(confusion_figure(conf, cell_px=max(30, min(80, 380 // max(k, 1))), selected=cell),
                         key=key, on_select="rerun", selection_mode="points", width="content",
                         config={"displayModeBar": False})
         worst = conf.most_confused()[:8]
         if worst:
             st.markdown("**Most confused** (given → predicted)")
+            row = st.container(horizontal=True)
             for g, p, n in worst:
-                st.button(f"{g} → {p}: {n}", key=f"conf_go_{g}_{p}", on_click=_pick_cell, args=(g, p))
+                row.button(f"{g} → {p}: {n}", key=f"conf_go_{g}_{p}", on_click=_pick_cell, args=(g, p))
     with right:
         if not cell:
             st.info("Click a cell of the matrix (or a line under it) to see its images.")
@@ -81,7 +82,7 @@ def render() -> None:
         st.subheader(f"Labelled {cell[0]}, {what} {cell[1]}" if cell[0] != cell[1]
                      else f"Labelled and predicted {cell[0]}")
         st.caption(f"{len(ids)} image(s) · an image leaves this cell as soon as you relabel or delete it")
-        picked = item_grid(ws, ids, f"conf_grid_{cell[0]}_{cell[1]}", page_size=12, columns=4)
+        picked = item_grid(ws, ids, f"conf_grid_{cell[0]}_{cell[1]}", page_size=12, columns=3)
         if ids:
             st.markdown("**Act on " + (f"the {len(picked)} picked image(s)**" if picked
                                        else f"all {len(ids)} image(s) of this cell**"))
