@@ -73,8 +73,11 @@ def sniff_kind(head: bytes) -> str | None:
     return None
 
 
-def _decode(path: Path) -> Image.Image:
-    """Open, check size/format, fully decode the first frame; raise UnreadableImage on any failure."""
+def _decode(path: Path, draft_side: int | None = None) -> Image.Image:
+    """Open, check size/format, fully decode the first frame; raise UnreadableImage on any failure.
+
+    With ``draft_side``, JPEGs are decoded at a reduced scale (Pillow's ``draft``) no smaller than it.
+    """
     try:
         size = path.stat().st_size
     except OSError as e:
@@ -103,7 +106,7 @@ def _decode(path: Path) -> Image.Image:
             if w < 1 or h < 1:
                 raise UnreadableImage(f"image has no pixels ({w}×{h})")
             if fmt == "JPEG":
-                im.draft("RGB", (w, h))
+                im.draft("RGB", (draft_side, draft_side) if draft_side else (w, h))
             im.load()
             return im
     except UnreadableImage:
@@ -153,13 +156,7 @@ def load_image(path: str | Path, max_side: int | None = None) -> Image.Image:
     Raises:
         UnreadableImage: the file is not a usable image (the message says why).
     """
-    path = Path(path)
-    im = _decode(path)
-    if max_side and im.format == "JPEG" and max(im.size) > 2 * max_side:
-        im = Image.open(path)
-        im.draft("RGB", (max_side, max_side))
-        im.load()
-    im = normalise(im)
+    im = normalise(_decode(Path(path), draft_side=max_side))
     if max_side and max(im.size) > max_side:
         im.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
     return im
