@@ -168,9 +168,10 @@ class _PinnedHTTP(http.client.HTTPConnection):
     def __init__(self, host: str, port: int, ip: str, timeout: float) -> None:
         super().__init__(host, port, timeout=timeout)
         self._ip = ip
+        self.raw_sock: socket.socket | None = None
 
     def connect(self) -> None:
-        self.sock = _open_socket(self._ip, self.port, self.timeout)
+        self.sock = self.raw_sock = _open_socket(self._ip, self.port, self.timeout)
 
 
 class _PinnedHTTPS(http.client.HTTPSConnection):
@@ -179,10 +180,11 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
     def __init__(self, host: str, port: int, ip: str, timeout: float, ctx: ssl.SSLContext) -> None:
         super().__init__(host, port, timeout=timeout, context=ctx)
         self._ip, self._ctx = ip, ctx
+        self.raw_sock: socket.socket | None = None
 
     def connect(self) -> None:
-        sock = _open_socket(self._ip, self.port, self.timeout)
-        self.sock = self._ctx.wrap_socket(sock, server_hostname=self.host)
+        self.raw_sock = _open_socket(self._ip, self.port, self.timeout)
+        self.sock = self._ctx.wrap_socket(self.raw_sock, server_hostname=self.host)
 
 
 _SSL_CONTEXT = ssl.create_default_context()
@@ -247,47 +249,64 @@ def _get_once(url: str, config: DownloadConfig, resolver: Resolver,
     if remaining <= 0:
         raise Rejected(f"timed out (over {config.total_timeout:g} s in total)", transient=True)
     timeout = min(config.timeout, remaining)
-    conn: http.client.HTTPConnection = (
+    conn: _PinnedHTTP | _PinnedHTTPS = (
         _PinnedHTTPS(host, port, ip, timeout, _SSL_CONTEXT) if scheme == "https"
         else _PinnedHTTP(host, port, ip, timeout))
+    expired = threading.Event()
+
+    def watchdog() -> None:  # a hard total deadline, also against a server dripping bytes slowly
+        expired.set()
+        sock = conn.raw_sock  # conn.sock is already None once a "Connection: close" response started
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    timer = threading.Timer(remaining, watchdog)
+    timer.daemon = True
+    timer.start()
     try:
-        conn.putrequest("GET", target, skip_accept_encoding=True)
-        conn.putheader("User-Agent", config.user_agent)
-        conn.putheader("Accept", "image/avif,image/webp,image/png,image/jpeg,image/*;q=0.8")
-        conn.putheader("Accept-Encoding", "identity")
-        conn.endheaders()
-        resp = conn.getresponse()
-        status = resp.status
-        if status in REDIRECT_STATUSES or status != 200:
-            return status, resp.getheader("Location"), b"", ""
-        length = resp.getheader("Content-Length")
-        if length and length.strip().isdigit() and int(length) > config.max_bytes:
-            raise Rejected(f"too large: Content-Length {int(length):,} bytes over the "
-                           f"{config.max_bytes:,}-byte cap")
-        chunks, total = [], 0
-        while True:
-            if time.monotonic() > deadline:
-                raise Rejected(f"timed out (over {config.total_timeout:g} s in total)", transient=True)
-            chunk = resp.read(64 * 1024)
-            if not chunk:
-                break
-            total += len(chunk)
-            if total > config.max_bytes:
-                raise Rejected(f"too large: body over the {config.max_bytes:,}-byte cap")
-            chunks.append(chunk)
-        return status, None, b"".join(chunks), resp.getheader("Content-Type") or ""
+        return _exchange(conn, target, config)
     except Rejected:
         raise
-    except TimeoutError as e:
-        raise Rejected(f"timed out (no answer within {timeout:g} s)", transient=True) from e
-    except ssl.SSLError as e:
-        raise Rejected(f"TLS error: {e.reason or e}") from e
-    except http.client.IncompleteRead as e:
-        raise Rejected(f"connection closed early ({len(e.partial)} bytes received)", transient=True) from e
     except (http.client.HTTPException, OSError) as e:
+        if expired.is_set():
+            raise Rejected(f"timed out (over {config.total_timeout:g} s in total)", transient=True) from e
+        if isinstance(e, TimeoutError):
+            raise Rejected(f"timed out (no answer within {timeout:g} s)", transient=True) from e
+        if isinstance(e, ssl.SSLError):
+            raise Rejected(f"TLS error: {e.reason or e}") from e
+        if isinstance(e, http.client.IncompleteRead):
+            raise Rejected(f"connection closed early ({len(e.partial)} bytes received)", transient=True) from e
         raise Rejected(f"connection failed: {type(e).__name__}: {e}", transient=True) from e
     finally:
+        timer.cancel()
         conn.close()
+
+
+def _exchange(conn: http.client.HTTPConnection, target: str,
+              config: DownloadConfig) -> tuple[int, str | None, bytes, str]:
+    conn.putrequest("GET", target, skip_accept_encoding=True)
+    conn.putheader("User-Agent", config.user_agent)
+    conn.putheader("Accept", "image/avif,image/webp,image/png,image/jpeg,image/*;q=0.8")
+    conn.putheader("Accept-Encoding", "identity")
+    conn.endheaders()
+    resp = conn.getresponse()
+    if resp.status != 200:
+        return resp.status, resp.getheader("Location"), b"", ""
+    length = resp.getheader("Content-Length")
+    if length and length.strip().isdigit() and int(length) > config.max_bytes:
+        raise Rejected(f"too large: Content-Length {int(length):,} bytes over the {config.max_bytes:,}-byte cap")
+    chunks, total = [], 0
+    while chunk := resp.read1(64 * 1024):  # read1: returns what has arrived, so the watchdog can act
+        total += len(chunk)
+        if total > config.max_bytes:
+            raise Rejected(f"too large: body over the {config.max_bytes:,}-byte cap")
+        chunks.append(chunk)
+    if length and length.strip().isdigit() and total < int(length):
+        raise http.client.IncompleteRead(b"".join(chunks), int(length) - total)
+    return resp.status, None, b"".join(chunks), resp.getheader("Content-Type") or ""
 
 
 def sniff_format(body: bytes) -> str | None:

@@ -66,6 +66,7 @@ class Route:
     send_length: bool = True
     hang: bool = False
     delay: float = 0.0  # seconds before answering (latency of a far-away server)
+    drip: float = 0.0  # seconds between body bytes (a server that never quite times out)
 
 
 def build_routes() -> dict[str, Route]:
@@ -108,6 +109,7 @@ def build_routes() -> dict[str, Route]:
         "/tiny.png": Route(body=encode(photo("chelsea", 24), "PNG"), ctype="image/png"),
         "/text.jpg": Route(body=b"just some text, not an image at all", ctype="image/jpeg"),
         "/slow.jpg": Route(hang=True),
+        "/drip.jpg": Route(body=cat, drip=0.05),
     }
 
 
@@ -126,6 +128,7 @@ HOSTILE: dict[str, str] = {
     "/tiny.png": "too small",
     "/text.jpg": "unknown file type",
     "/slow.jpg": "timed out",
+    "/drip.jpg": "timed out (over",
     "/loop/a": "redirect loop",
     "/hops/0": "too many redirects",
     "/redirect/private": "blocked address 10.0.0.1",
@@ -188,8 +191,13 @@ def image_server(routes: dict[str, Route] | None = None) -> Iterator[ImageServer
                 self.send_header("Content-Length", str(len(r.body)))
             self.end_headers()
             try:
-                for i in range(0, len(r.body), 64 * 1024):
-                    self.wfile.write(r.body[i:i + 64 * 1024])
+                step = 1 if r.drip else 64 * 1024
+                for i in range(0, len(r.body), step):
+                    self.wfile.write(r.body[i:i + step])
+                    if r.drip:
+                        self.wfile.flush()
+                        if state.stop.wait(r.drip):
+                            return
             except (BrokenPipeError, ConnectionResetError):
                 pass
 

@@ -31,7 +31,7 @@ from tests.httpserver import CAP, GOOD, HOSTILE, ImageServer, encode, image_serv
 pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 
 # the loopback server is reachable through an explicit allow-list, so "private" still means refused
-CFG = DownloadConfig(timeout=0.5, total_timeout=3, max_bytes=CAP, allowed_networks=("127.0.0.0/8",))
+CFG = DownloadConfig(timeout=0.5, total_timeout=1, max_bytes=CAP, allowed_networks=("127.0.0.0/8",))
 
 
 @pytest.fixture(scope="module")
