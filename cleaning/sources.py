@@ -2,30 +2,42 @@
 
 Pure functions over :meth:`Workspace.items_frame` (``item_id, label, orig_label, deleted, kept,
 source_query, source_url``) and the scan's issue table (``item_id, issue``). For every source it counts
-the images that came in and how many of them were
+the images that came in and how many of them had each *problem*:
 
-* **flagged** — the scan put them in the issue queue and nobody has marked them fine;
-* **deleted** — a delete decision is active;
-* **relabelled** — their label now differs from the one they came with;
+* ``flagged`` — the scan put them in the issue queue and nobody has marked them fine; by kind also
+  ``outlier`` (off-topic), ``label`` (wrong label), ``duplicate`` (exact or near) and ``low_quality``
+  (unreadable or low quality);
+* ``deleted`` — a delete decision is active; ``relabelled`` — the label differs from the one it came with;
+* ``bad`` — any of the above (each image once).
 
-and ``n_bad``, the images with any of the three (each image once). A query such as
-``"dog sun photo"`` or the template ``"{label} wallpaper"`` stands out by its ``share_bad``.
-Images with no provenance are grouped as :data:`UNKNOWN`.
+A query such as ``"dog sun photo"`` or the template ``"{label} wallpaper"`` stands out by its share.
+Small sources have noisy shares, so each row also carries ``p_chance``: the probability that a source
+of that size gets at least that many problem images if problems fell on every image alike (a binomial
+tail at the overall rate). Images with no provenance are grouped as :data:`UNKNOWN`.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from urllib.parse import urlsplit
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 UNKNOWN = "(unknown source)"
 BY = ("query", "template", "host")
 BY_NAMES = {"query": "search query", "template": "query template", "host": "website"}
-SOURCE_COLUMNS = ["source", "n_images", "n_flagged", "n_deleted", "n_relabelled", "n_bad", "share_flagged",
-                  "share_deleted", "share_relabelled", "share_bad", "labels"]
+#: What can be counted per source, and how the pages name it.
+PROBLEMS = {"bad": "any problem", "flagged": "flagged by the scan", "outlier": "off-topic (outlier)",
+            "label": "wrong label", "duplicate": "duplicate", "low_quality": "unreadable or low quality",
+            "deleted": "deleted", "relabelled": "relabelled"}
+#: Issue kinds of the scan counted under each per-kind problem.
+KIND_ISSUES = {"outlier": ("outlier",), "label": ("label",), "duplicate": ("duplicate", "near_duplicate"),
+               "low_quality": ("low_quality", "corrupt")}
+SOURCE_COLUMNS = (["source", "n_images"] + [f"n_{p}" for p in PROBLEMS] + [f"share_{p}" for p in PROBLEMS]
+                  + ["p_chance", "labels"])
 
 
 def source_host(url: object) -> str:
@@ -51,7 +63,8 @@ def query_template(query: object, label: object) -> str:
     """The query with the class name replaced by ``{label}`` (``"dog wallpaper"`` → ``"{label} wallpaper"``).
 
     ``label`` is the label the image came in with (the class it was searched for). Matching is on whole
-    words, case-insensitive, on the normalised query (:func:`normalise_query`); a query without the class name is returned unchanged.
+    words, case-insensitive, on the normalised query (:func:`normalise_query`); a query without the
+    class name is returned unchanged.
     """
     q = normalise_query(query)
     if q == UNKNOWN:
@@ -74,17 +87,37 @@ def item_sources(items: pd.DataFrame, by: str = "query") -> pd.Series:
 
 
 def item_outcomes(items: pd.DataFrame, issues: pd.DataFrame | None) -> pd.DataFrame:
-    """Per item: booleans ``flagged, deleted, relabelled, bad`` (index aligned with ``items``)."""
-    in_queue = set(issues["item_id"].dropna()) if issues is not None and len(issues) else set()
-    flagged = items["item_id"].isin(in_queue) & ~items["kept"].astype(bool)
-    deleted = items["deleted"].astype(bool)
-    relabelled = (items["label"] != items["orig_label"]) & ~deleted
-    return pd.DataFrame({"flagged": flagged, "deleted": deleted, "relabelled": relabelled,
-                         "bad": flagged | deleted | relabelled}, index=items.index)
+    """Per item, one boolean column per problem in :data:`PROBLEMS` (index aligned with ``items``)."""
+    has = issues is not None and len(issues) > 0
+    open_ = ~items["kept"].astype(bool)
+    cols: dict[str, pd.Series] = {}
+    for kind, kinds in KIND_ISSUES.items():
+        ids = set(issues.loc[issues["issue"].isin(kinds), "item_id"]) if has else set()
+        cols[kind] = items["item_id"].isin(ids) & open_
+    cols["flagged"] = items["item_id"].isin(set(issues["item_id"]) if has else set()) & open_
+    cols["deleted"] = items["deleted"].astype(bool)
+    cols["relabelled"] = (items["label"] != items["orig_label"]) & ~cols["deleted"]
+    cols["bad"] = cols["flagged"] | cols["deleted"] | cols["relabelled"]
+    return pd.DataFrame({p: cols[p] for p in PROBLEMS}, index=items.index)
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X ≥ k) for X ~ Binomial(n, p), computed in log space (exact, fine for n in the millions)."""
+    if k <= 0:
+        return 1.0
+    if k > n or p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    i = np.arange(k, n + 1)
+    lg = np.vectorize(math.lgamma)
+    logs = lg(n + 1) - lg(i + 1) - lg(n - i + 1) + i * math.log(p) + (n - i) * math.log1p(-p)
+    top = logs.max()
+    return float(min(1.0, math.exp(top) * np.exp(logs - top).sum()))
 
 
 def summarize_sources(items: pd.DataFrame, issues: pd.DataFrame | None, by: str = "query",
-                      min_images: int = 1) -> pd.DataFrame:
+                      rank_by: str = "bad", min_images: int = 1) -> pd.DataFrame:
     """One row per source (columns :data:`SOURCE_COLUMNS`), worst first.
 
     Args:
@@ -92,63 +125,67 @@ def summarize_sources(items: pd.DataFrame, issues: pd.DataFrame | None, by: str 
         issues: the scan's issue table, or None when no scan has run yet (then nothing is flagged).
         by: ``"query"`` (the search query), ``"template"`` (query with the class name as ``{label}``)
             or ``"host"`` (the website of the source URL).
+        rank_by: the problem (a key of :data:`PROBLEMS`) to sort by and to compute ``p_chance`` for.
         min_images: leave out sources with fewer images (the unknown source is always kept).
-    Sorted by ``share_bad`` then ``n_images``, both descending. ``labels`` lists the classes the
-    images came in as.
+    Sorted by ``share_<rank_by>``, then ``p_chance`` (lower first), then ``n_images``. ``labels``
+    lists the classes the images came in as.
     """
+    if rank_by not in PROBLEMS:
+        raise ValueError(f"rank_by must be one of {tuple(PROBLEMS)}, not {rank_by!r}")
     if items.empty:
         return pd.DataFrame(columns=SOURCE_COLUMNS)
     out = item_outcomes(items, issues)
     out["source"] = item_sources(items, by).values
-    out["label"] = items["orig_label"].values
+    out["_came_as"] = items["orig_label"].values
     g = out.groupby("source", sort=False)
-    df = pd.DataFrame({
-        "n_images": g.size(),
-        "n_flagged": g["flagged"].sum(),
-        "n_deleted": g["deleted"].sum(),
-        "n_relabelled": g["relabelled"].sum(),
-        "n_bad": g["bad"].sum(),
-        "labels": g["label"].agg(lambda s: ", ".join(sorted(set(s)))),
-    }).reset_index()
-    for k in ("flagged", "deleted", "relabelled", "bad"):
-        df[f"n_{k}"] = df[f"n_{k}"].astype(int)
-        df[f"share_{k}"] = df[f"n_{k}"] / df["n_images"]
+    df = pd.DataFrame({"n_images": g.size(), **{f"n_{p}": g[p].sum() for p in PROBLEMS},
+                       "labels": g["_came_as"].agg(lambda s: ", ".join(sorted(set(s))))}).reset_index()
+    for p in PROBLEMS:
+        df[f"n_{p}"] = df[f"n_{p}"].astype(int)
+        df[f"share_{p}"] = df[f"n_{p}"] / df["n_images"]
+    rate = float(out[rank_by].mean())
+    df["p_chance"] = [binomial_tail(int(k), int(n), rate) for k, n in zip(df[f"n_{rank_by}"], df["n_images"])]
     df = df[(df["n_images"] >= min_images) | (df["source"] == UNKNOWN)]
-    df = df.sort_values(["share_bad", "n_images", "source"], ascending=[False, False, True], kind="stable")
+    df = df.sort_values([f"share_{rank_by}", "p_chance", "n_images", "source"],
+                        ascending=[False, True, False, True], kind="stable")
     return df[SOURCE_COLUMNS].reset_index(drop=True)
 
 
-def sources_figure(summary: pd.DataFrame, by: str = "query", max_bars: int = 40) -> go.Figure:
-    """Horizontal stacked bars, one per source (worst on top): the share of its images that were
-    deleted, relabelled, or are still flagged, each image counted once (deleted > relabelled > flagged).
+def sources_figure(summary: pd.DataFrame, by: str = "query", rank_by: str = "bad", max_bars: int = 40) -> go.Figure:
+    """Horizontal bars, one per source in the order of ``summary`` (worst on top).
 
-    ``summary`` is :func:`summarize_sources`. Each bar is annotated with ``bad/images``; a dotted line
-    marks the share over all images (of the whole summary, not only the bars drawn).
+    For ``rank_by="bad"`` the bar is stacked: the share of the source's images that were deleted,
+    relabelled, or are still flagged (each image once: deleted > relabelled > flagged); otherwise one
+    bar of the share with that problem. Each bar is annotated with ``count/images``; a dotted line marks
+    the share over all images (of the whole summary, not only the bars drawn).
     """
     s = summary.head(max_bars)
     y = [str(v) for v in s["source"]]
     n = s["n_images"].clip(lower=1)
-    relabel_only = s["n_relabelled"]  # relabelled excludes deleted by construction
-    flagged_only = (s["n_bad"] - s["n_deleted"] - relabel_only).clip(lower=0)
     fig = go.Figure()
-    parts = (("deleted", s["n_deleted"], "#dc2626"), ("relabelled", relabel_only, "#f59e0b"),
-             ("flagged, not yet reviewed", flagged_only, "#93c5fd"))
+    if rank_by == "bad":
+        flagged_only = (s["n_bad"] - s["n_deleted"] - s["n_relabelled"]).clip(lower=0)
+        parts = [("deleted", s["n_deleted"], "#dc2626"), ("relabelled", s["n_relabelled"], "#f59e0b"),
+                 ("flagged, not yet reviewed", flagged_only, "#93c5fd")]
+    else:
+        parts = [(PROBLEMS[rank_by], s[f"n_{rank_by}"], "#2563eb")]
     for name, count, colour in parts:
         fig.add_bar(y=y, x=count / n, name=name, orientation="h", marker_color=colour,
                     customdata=list(zip(count, s["n_images"])),
                     hovertemplate="%{y}<br>" + name + ": %{customdata[0]} of %{customdata[1]} images"
                                   "<extra></extra>")
-    fig.add_scatter(y=y, x=s["share_bad"], mode="text", showlegend=False, hoverinfo="skip",
-                    text=[f"  {b}/{t}" for b, t in zip(s["n_bad"], s["n_images"])], textposition="middle right",
-                    textfont=dict(size=12, color="#374151"))
+    share = s[f"share_{rank_by}"]
+    fig.add_scatter(y=y, x=share, mode="text", showlegend=False, hoverinfo="skip",
+                    text=[f"  {b}/{t}" for b, t in zip(s[f"n_{rank_by}"], s["n_images"])],
+                    textposition="middle right", textfont=dict(size=12, color="#374151"))
     if len(summary) and summary["n_images"].sum():
-        overall = float(summary["n_bad"].sum() / summary["n_images"].sum())
+        overall = float(summary[f"n_{rank_by}"].sum() / summary["n_images"].sum())
         fig.add_vline(x=overall, line_dash="dot", line_color="#6b7280", annotation_text=f"all images {overall:.0%}",
                       annotation_position="bottom right", annotation_font_color="#6b7280")
     fig.update_layout(
         barmode="stack", height=max(240, 28 * len(y) + 110), margin=dict(l=10, r=30, t=40, b=10),
-        legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0), xaxis=dict(
-            title=f"share of the images from this {BY_NAMES.get(by, by)} with a problem", tickformat=".0%",
-            range=[0, max(0.1, float(s["share_bad"].max() if len(s) else 0)) * 1.25]),
+        legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0), showlegend=True, xaxis=dict(
+            title=f"share of the images from this {BY_NAMES.get(by, by)}: {PROBLEMS.get(rank_by, rank_by)}",
+            tickformat=".0%", range=[0, max(0.1, float(share.max() if len(s) else 0)) * 1.25]),
         yaxis=dict(autorange="reversed", automargin=True))
     return fig

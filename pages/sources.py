@@ -5,13 +5,22 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from cleaning.sources import BY, BY_NAMES, UNKNOWN, item_outcomes, item_sources, sources_figure, summarize_sources
-from cleaning.workspace import Workspace
+from cleaning.sources import (
+    BY,
+    BY_NAMES,
+    PROBLEMS,
+    UNKNOWN,
+    item_outcomes,
+    item_sources,
+    sources_figure,
+    summarize_sources,
+)
 from pages import _review as review
 from pages._common import get_workspace, run_page, thumb
 
 K = "src"
 MIN_FOR_CALLOUT = 3  # a source needs this many images before the page points at it
+CHANCE = 0.05  # ... and a share this unlikely to be chance
 MAX_THUMBS = 48
 
 
@@ -32,44 +41,57 @@ def render() -> None:
     table = review.issues(ws, compute=review.model_gate(ws, f"{K}_gate"))
     if table is None:
         st.warning("No issue scan yet, so only deletions and relabels count; nothing is “flagged”.")
-    by = st.segmented_control("Group by", BY, default="query", key=f"{K}_by", format_func=BY_NAMES.get) or "query"
-    summary = summarize_sources(items, table, by=by)
-    _callout(summary, by)
-    st.plotly_chart(sources_figure(summary, by=by), key=f"{K}_fig_{by}", width="stretch")
-    table_view = summary.drop(columns=[c for c in summary.columns if c.startswith("share_") and c != "share_bad"])
+    c = st.columns([2, 1], vertical_alignment="bottom")
+    with c[0]:
+        by = st.segmented_control("Group by", BY, default="query", key=f"{K}_by", format_func=BY_NAMES.get) or "query"
+    rank = c[1].selectbox("Count", list(PROBLEMS), key=f"{K}_rank", format_func=PROBLEMS.get,
+                          help="Which problem to rank the sources by: off-topic finds the queries that bring in "
+                               "junk, wrong label the ones that bring in another class")
+    summary = summarize_sources(items, table, by=by, rank_by=rank)
+    _callout(summary, by, rank)
+    st.plotly_chart(sources_figure(summary, by=by, rank_by=rank), key=f"{K}_fig_{by}_{rank}", width="stretch")
+    cols = list(dict.fromkeys(["source", "n_images", f"n_{rank}", f"share_{rank}", "p_chance", "n_flagged",
+                               "n_deleted", "n_relabelled", "labels"]))
+    names = {f"n_{p}": PROBLEMS[p] for p in PROBLEMS}
     st.dataframe(
-        table_view.assign(share_bad=100 * table_view["share_bad"]),
+        summary[cols].assign(**{f"share_{rank}": 100 * summary[f"share_{rank}"]}),
         hide_index=True, width="stretch", height=min(420, 38 + 35 * len(summary)),
         column_config={
             "source": st.column_config.TextColumn(BY_NAMES[by]),
             "n_images": st.column_config.NumberColumn("images"),
-            "n_flagged": st.column_config.NumberColumn("flagged", help="in the issue queue, not marked fine"),
-            "n_deleted": st.column_config.NumberColumn("deleted"),
-            "n_relabelled": st.column_config.NumberColumn("relabelled"),
-            "n_bad": st.column_config.NumberColumn("any of these"),
-            "share_bad": st.column_config.ProgressColumn("share with a problem", format="%.0f%%",
-                                                         min_value=0.0, max_value=100.0),
+            **{c: st.column_config.NumberColumn(names[c]) for c in cols if c in names},
+            f"share_{rank}": st.column_config.ProgressColumn(f"share: {PROBLEMS[rank]}", format="%.0f%%",
+                                                             min_value=0.0, max_value=100.0),
+            "p_chance": st.column_config.NumberColumn(
+                "by chance", format="%.2g", help="How often a source this size would get at least this many "
+                "by chance, if problems fell on every image alike (small = a real pattern)"),
             "labels": st.column_config.TextColumn("came in as"),
         })
-    _drill_down(ws, items, table, summary, by)
+    _drill_down(items, table, summary, by)
 
 
-def _callout(summary: pd.DataFrame, by: str) -> None:
-    n, bad = int(summary["n_images"].sum()), int(summary["n_bad"].sum())
+def _callout(summary: pd.DataFrame, by: str, rank: str) -> None:
+    n, bad = int(summary["n_images"].sum()), int(summary[f"n_{rank}"].sum())
     overall = bad / n if n else 0.0
+    what = PROBLEMS[rank]
     known = summary[(summary["source"] != UNKNOWN) & (summary["n_images"] >= MIN_FOR_CALLOUT)]
-    if known.empty or known.iloc[0]["n_bad"] == 0:
-        st.success(f"No {BY_NAMES[by]} stands out: {bad} of {n} images ({overall:.0%}) have a problem.")
+    if known.empty or known.iloc[0][f"n_{rank}"] == 0:
+        st.success(f"No {BY_NAMES[by]} stands out: {bad} of {n} images ({overall:.0%}) — {what}.")
         return
     w = known.iloc[0]
-    msg = (f"**“{w['source']}”** stands out: {w['n_bad']} of its {w['n_images']} images "
-           f"({w['share_bad']:.0%}) were flagged, deleted or relabelled, against {overall:.0%} over all "
-           f"{n} images.")
-    (st.warning if w["share_bad"] >= 1.5 * overall else st.info)(msg, icon=":material/travel_explore:")
+    k, m, share, p = int(w[f"n_{rank}"]), int(w["n_images"]), float(w[f"share_{rank}"]), float(w["p_chance"])
+    if p < CHANCE and share >= 1.5 * overall:
+        st.warning(f"**“{w['source']}”** stands out: {k} of its {m} images ({share:.0%}) — {what} — against "
+                   f"{overall:.0%} over all {n} images. By chance a source this size would get that many only "
+                   f"{p:.1%} of the time: consider leaving it out of the next scrape.",
+                   icon=":material/travel_explore:")
+    else:
+        st.info(f"No {BY_NAMES[by]} stands out clearly. The highest share is **“{w['source']}”**: {k} of {m} "
+                f"images ({share:.0%}) — {what} — against {overall:.0%} overall; a source that size gets that "
+                f"many by chance {p:.0%} of the time.", icon=":material/travel_explore:")
 
 
-def _drill_down(ws: Workspace, items: pd.DataFrame, table: pd.DataFrame | None, summary: pd.DataFrame,
-                by: str) -> None:
+def _drill_down(items: pd.DataFrame, table: pd.DataFrame | None, summary: pd.DataFrame, by: str) -> None:
     st.subheader("Look at one source")
     options = list(summary["source"])
     key = f"{K}_pick_{by}"
