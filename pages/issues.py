@@ -22,7 +22,7 @@ from cleaning.queue import (
 from cleaning.sources import normalise_query, source_host
 from cleaning.workspace import Workspace
 from pages import _review as review
-from pages._common import get_workspace, run_page, thumb
+from pages._common import get_workspace, run_page, show_error, thumb
 from pages._retrain import retrain_box
 
 PAGE_SIZES = (10, 25, 50, 100)
@@ -98,7 +98,10 @@ def _no_queue(ws: Workspace) -> None:
         st.warning("The issue scan is not part of this installation yet (`cleaning/scan.py`), so there is no "
                    "queue to review. The Embedding and Confusion pages still work from the model.")
         return
-    st.warning("No issue queue yet: the scan has not run, or it failed (see above).")
+    err = review._latest(str(ws.root)).get("issues_error")  # _review keeps the scan's error there
+    if err is not None:
+        show_error(err)
+    st.warning("No issue queue yet: the scan has not run" + (", or it failed (above)." if err else "."))
     if st.button("Run the scan", key=f"{K}_scan", type="primary"):
         review.issues(ws, refresh=True)
         st.rerun()
@@ -245,8 +248,11 @@ def _pair_card(ws: Workspace, e: dict, frame: pd.DataFrame) -> None:
             with col_txt:
                 st.markdown(f"`{rme['path']}`  \nlabel `{rme['label']}` · {rme['width']}×{rme['height']}")
                 st.caption(_source_line(rme["source_query"], rme["source_url"]))
-                if st.button("Keep this one", key=f"{K}_{e['key']}_keep_{me}", type="primary", width="stretch",
-                             help=f"Delete the other copy ({frame.loc[other, 'path']})"):
+                suggested = me == b  # the scan names the copy to keep as the related one
+                if st.button("Keep this one", key=f"{K}_{e['key']}_keep_{me}", width="stretch",
+                             type="primary" if suggested else "secondary",
+                             help=f"Delete the other copy ({frame.loc[other, 'path']})"
+                                  + (" — the scan suggests keeping this one" if suggested else "")):
                     review.write(ws, [other], "delete", note=f"duplicate of {rme['path']}",
                                  done=f"Kept {rme['path']}, deleted {frame.loc[other, 'path']}")
         if st.button("Both are fine (not duplicates)", key=f"{K}_{e['key']}_both"):
