@@ -55,7 +55,7 @@ OFF_TOPIC = [
     ("skimage:astronaut", "mammal", "{label} wallpaper"),
     ("tuxpaint:space/moon/moon_full.png", "mammal", "{label} wallpaper"),
     ("tuxpaint:space/planets/3_earth.png", "flower", "{label} wallpaper"),
-    ("skimage:coffee", "fruit", "{label} photo"),
+    ("skimage:coffee", "fruit", "{label} wallpaper"),
 ]
 # Wrong labels: (true label, folder it is filed under), two per class each way
 WRONG = [
@@ -185,12 +185,13 @@ def build_entries(rng: random.Random) -> list[Entry]:
     clean: dict[str, list[Entry]] = {label: [] for label in CLASS_DIRS}
     # wrong labels: the first two photos of each shuffled pool go astray
     astray = {label: [o for o in pools[label][:2]] for label in CLASS_DIRS}
-    for true_label, folder in WRONG:
+    for i, (true_label, folder) in enumerate(WRONG):
         origin = astray[true_label].pop(0)
+        template = rng.choice(TEMPLATES[:2])
+        if i % 2 == 0:  # the bad template also brings in photos of the other classes
+            template = TEMPLATES[2]
         entries.append(
-            Entry(
-                folder, origin, photo(origin), rng.choice(TEMPLATES[:2]), problem="wrong_label", true_label=true_label
-            )
+            Entry(folder, origin, photo(origin), template, problem="wrong_label", true_label=true_label)
         )
     for label in CLASS_DIRS:
         for origin in pools[label][2:]:
