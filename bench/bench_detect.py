@@ -578,8 +578,9 @@ def report(res: dict, s: dict) -> str:
         f"loss {s['auroc_residual']['loss']:.4f} | {s['auroc_residual_ratio']:.2f}× smaller — "
         f"{_ok(s['auroc_residual_ratio'] >= 3)} |",
         f"| near-duplicate recall ≥ 0.95 at precision ≥ 0.95 | R {s['dup_recall']:.3f}, P {s['dup_precision']:.3f} | "
-        f"pHash ≤ 10: R {s['phash10_recall']:.3f}, P {s['phash10_precision']:.3f}; pHash {s['phash_tuned'][5:]} "
-        f"(tuned): R {s['phash_tuned_recall']:.3f}, P {s['phash_tuned_precision']:.3f} | "
+        f"pHash ≤ 10: R {s['phash10_recall']:.3f}, P {s['phash10_precision']:.3f}"
+        + ("" if s["phash_tuned"] == "phash<=10" else f"; pHash ≤ {s['phash_tuned'][7:]} (tuned): "
+           f"R {s['phash_tuned_recall']:.3f}, P {s['phash_tuned_precision']:.3f}") + " | "
         f"{_ok(s['dup_recall'] >= 0.95 and s['dup_precision'] >= 0.95)} (photos) |",
         f"| off-topic AUROC ≥ 0.98 | {s['offtopic_auroc']:.4f} | cleanlab OOD {s['offtopic_auroc_cleanlab']:.4f} | "
         f"{_ok(s['offtopic_auroc'] >= 0.98)} |",
@@ -631,10 +632,10 @@ def report(res: dict, s: dict) -> str:
                      f"{o['precision'].mean():.2f} / {o['recall'].mean():.2f} |")
     lines += ["", "## Duplicates (photos)", "", "45 near copies (one random transform each) and 15 exact copies "
               "planted among the 310 photos; pairs scored. pHash baseline = imagehash pHash pairs within the "
-              f"Hamming threshold (imagededup's default 10, and the threshold best on the tuning half: {s['phash_tuned'][5:]}).", "",
+              f"Hamming threshold (imagededup's default 10; the best threshold on the tuning half was ≤ {s['phash_tuned'][7:]}).", "",
               "| method | precision | recall | " + " | ".join(f"recall {t}" for t in [*TRANSFORMS, "exact"]) + " |",
               "|---|---|---|" + "---|" * (len(TRANSFORMS) + 1)]
-    for meth in ("ours", "phash<=10", s["phash_tuned"]):
+    for meth in dict.fromkeys(("ours", "phash<=10", s["phash_tuned"])):  # the tuned threshold may be 10
         rows = [r[meth] for r in res["duplicates"]]
         lines.append(f"| {meth.replace('<=', ' ≤ ')} | {_m([r['precision'] for r in rows])} | {_m([r['recall'] for r in rows])} | "
                      + " | ".join(f"{np.mean([r['recall_by_transform'][t] for r in rows]):.2f}" for t in [*TRANSFORMS, "exact"])
@@ -645,7 +646,9 @@ def report(res: dict, s: dict) -> str:
               "A fashion-MNIST tree with everything planted at once (10 % symmetric label noise, 20 off-topic, "
               "15 near copies — JPEG q40, 2× upscale, 2-px crop, brightened — 10 exact copies of which 3 in "
               "another class, 5 broken files, 5 blank images), nothing cached in the workspace. Label rows on "
-              "off-topic/blank/broken files are left out of the label precision.", "",
+              "off-topic/blank/broken files are left out of the label precision. Seed 0 of this tree was used "
+              "to decide that outliers are measured against the class the label detector supports (outlier "
+              "P / R there 0.29 / 0.75 → 0.58 / 0.70); the row below is seed " + str(res["seeds"][0]) + ".", "",
               "| files | time | load | label P / R | outlier P / R | duplicates P / R | corrupt found | blank found |",
               "|---|---|---|---|---|---|---|---|"]
     for r in res["e2e"]:
@@ -655,13 +658,36 @@ def report(res: dict, s: dict) -> str:
                      f"{pr('outlier')} | {pr('duplicates')} | {round(r['corrupt']['recall'] * r['corrupt']['planted'])}/"
                      f"{r['corrupt']['planted']} | {round(r['low_quality']['recall'] * r['low_quality']['planted'])}/"
                      f"{r['low_quality']['planted']} |")
+    lines += ["", "## Notes and honest caveats", "",
+              f"- Label errors: ours beats cleanlab's F1 in every setting ({s['label_f1_ratio']:.2f}× on average) and "
+              f"leaves {s['auroc_residual_ratio']:.1f}× fewer ranking errors, but both targets (1.25×, 3×) are narrowly "
+              "missed. The gain is largest with pair-flip noise, where a classifier learns the flip; with symmetric "
+              "noise on the 184 photos the ranking is level with cleanlab's. Ours costs three out-of-sample fits "
+              "(two re-learning passes) where cleanlab uses one.",
+              "- Retraining: dropping our flags recovers "
+              f"{s['recovered_ours_drop']:.0%} of the lost accuracy, relabelling to our suggestion "
+              f"{s['recovered_ours_relabel']:.0%} (about one suggestion in seven is wrong, which re-adds noise); the "
+              "target is met by dropping, not by relabelling. Retraining uses a logistic head on the embeddings.",
+              "- Near duplicates: the target is met on colour photos. On fashion-MNIST (end to end) precision is "
+              "lower: many products are near-identical 28×28 silhouettes, so genuine look-alikes are paired.",
+              "- Outliers: AUROC is high, but the flag threshold trades recall for precision; in the end-to-end "
+              "tree (label noise + off-topic together) outlier flags are about 0.6 / 0.6.",
+              "- Every broken and blank file was found. The one extra low-quality flag end to end (seed 1) is a "
+              "planted off-topic photo (a lightning bolt) that became a flat grey square at 28×28: it is blank.",
+              "- Tuning: label-detector weights, k and the flag rule; outlier k and threshold; duplicate thresholds "
+              "were chosen on the tuning split only (see the top); the test seeds were never used to choose them."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small smoke run: 1 seed, 20 % noise, fewer images")
+    ap.add_argument("--report", action="store_true", help="only rebuild detect.md from detect.json")
     args = ap.parse_args(argv)
+    if args.report:
+        res = json.loads((RESULTS / "detect.json").read_text())
+        (RESULTS / "detect.md").write_text(report(res, summarise(res)))
+        return 0
     t_wall, t_cpu, load0 = time.monotonic(), _cpu(), _load()
     items = build_items(args.quick)
     emb = embed_items(items)

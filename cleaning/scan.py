@@ -129,14 +129,16 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
         _say(progress, "looking for label errors", 0.78)
         ls = compute_label_scores(y, oos.pred_probs, nb, relearn=relearn if len(vocab) > 1 else None)
         _say(progress, "looking for outliers and low quality", 0.92)
-        out = compute_outlier_scores(x, y, groups=dups.group)
+        # measured against the class the evidence supports: a mislabelled image is not an outlier
+        supported = np.where(ls.flagged, ls.suggested, y)
+        out = compute_outlier_scores(x, supported, groups=dups.group)
         rows = np.arange(len(y))
         own_support = ls.pred_probs[rows, y]
         labels_ = [vocab[i] for i in y]
         low = find_low_quality(ids, stats, list(sub["width"]), list(sub["height"]))
         blank = set(low.loc[low["severity"] >= 0.9, "item_id"])
         lab = find_label_issues(ids, y, vocab, ls)
-        outl = find_outliers(ids, y, vocab, out)
+        outl = find_outliers(ids, supported, vocab, out, given=y)
         pos = {iid: i for i, iid in enumerate(ids)}
         lab = lab[~lab["item_id"].isin(blank)]
         outl = outl[~outl["item_id"].isin(blank)]

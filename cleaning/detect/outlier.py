@@ -73,9 +73,14 @@ def compute_outlier_scores(embeddings: np.ndarray, labels: Sequence[int] | np.nd
 
 
 def find_outliers(item_ids: Sequence[str], labels: Sequence[int] | np.ndarray, vocab: Sequence[str],
-                  scores: OutlierScores) -> pd.DataFrame:
-    """Flagged images as ``outlier`` rows, with the similarities in the reason."""
+                  scores: OutlierScores, given: Sequence[int] | np.ndarray | None = None) -> pd.DataFrame:
+    """Flagged images as ``outlier`` rows, with the similarities in the reason.
+
+    ``labels`` are the classes the scores were measured against; ``given`` the labels the images
+    have, when those differ (a likely label error is compared with the class it resembles).
+    """
     y = np.asarray(labels, dtype=np.int64)
+    g = y if given is None else np.asarray(given, dtype=np.int64)
     rows = []
     for i in np.flatnonzero(scores.flagged):
         same = y == y[i]
@@ -83,7 +88,9 @@ def find_outliers(item_ids: Sequence[str], labels: Sequence[int] | np.ndarray, v
         typical_centre = float(np.median(1 - scores.dist_centre[same]))
         rows.append({
             "item_id": item_ids[i], "issue": "outlier", "severity": float(scores.score[i]),
-            "reason": (f"unlike the other *{vocab[y[i]]}* images: similarity {1 - scores.dist_class[i]:.2f} to "
+            "reason": (f"unlike the other *{vocab[y[i]]}* images"
+                       + (f" (the class it is closest to; labelled *{vocab[g[i]]}*)" if g[i] != y[i] else "")
+                       + f": similarity {1 - scores.dist_class[i]:.2f} to "
                        f"its nearest ones (typical {typical_knn:.2f}) and {1 - scores.dist_centre[i]:.2f} to the "
                        f"class as a whole (typical {typical_centre:.2f}); off-topic or unusual — "
                        "delete it if it does not belong"),

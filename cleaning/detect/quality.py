@@ -54,7 +54,7 @@ def compute_quality_stats(im: Image.Image) -> dict[str, float]:
     else:
         sharp = 0.0
     return {"brightness": float(a.mean()), "p01": float(np.percentile(a, 1)), "p99": float(np.percentile(a, 99)),
-            "contrast": contrast, "entropy": float(-(p * np.log2(p)).sum()), "sharpness": min(sharp, 8.0)}
+            "contrast": contrast, "entropy": max(0.0, float(-(p * np.log2(p)).sum())), "sharpness": min(sharp, 8.0)}
 
 
 def compute_quality_scores(stats: pd.DataFrame, width: Sequence[int], height: Sequence[int]) -> pd.DataFrame:
