@@ -258,15 +258,22 @@ def colour_codes(values: Sequence[str], categories: Sequence[str] | None = None,
     if missing:
         raise CleaningError(f"values {missing[:3]} are not among the categories {cats}")
     codes = np.fromiter((index[v] for v in vals), dtype=np.int32, count=len(vals))
-    colours, n_free = [], 0
-    for c in cats:
-        if c in fixed:
-            colours.append(fixed[c])
-        else:
-            colours.append(PALETTE[n_free % len(PALETTE)])
-            n_free += 1
+    colours = category_colours(cats, fixed)
     k = max(len(cats), 1)
     scale: list[list[Any]] = []
     for i, col in enumerate(colours or ["#1f77b4"]):
         scale += [[i / k, col], [(i + 1) / k, col]]
     return codes, scale, cats
+
+
+def category_colours(categories: Sequence[str], fixed: Mapping[str, str] | None = None) -> list[str]:
+    """One colour per category: the fixed ones (neutral grey for "no issue", …), the palette for the rest."""
+    fixed = {**NEUTRAL, **(fixed or {})}
+    out, n_free = [], 0
+    for c in categories:
+        if c in fixed:
+            out.append(fixed[c])
+        else:
+            out.append(PALETTE[n_free % len(PALETTE)])
+            n_free += 1
+    return out

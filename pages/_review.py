@@ -75,9 +75,18 @@ def predictions_stale(ws: Workspace) -> bool:
     return "preds_at" in held and held["preds_at"] != ws.store.version_key()
 
 
+def model_token(ws: Workspace) -> str:
+    """Identifies the predictions and issue table in use (for caches built from them)."""
+    held = _latest(str(ws.root))
+    return f"{held.get('preds_at')}|{id(held.get('preds'))}|{id(held.get('issues'))}"
+
+
 def model_error(ws: Workspace) -> CleaningError | None:
     return _latest(str(ws.root)).get("preds_error")
 
+
+#: Pages may run the scan by themselves for data sets up to this size (seconds); above, only on request.
+ISSUES_EAGER_UP_TO = 2000
 
 #: Up to this many images without an embedding are embedded without asking (the demo: ~15 s).
 AUTO_EMBED_UP_TO = 300
@@ -177,7 +186,7 @@ def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | No
         return
     r = rows.iloc[0]
     preds = predictions(ws)
-    its = issues_by_item(issues(ws)).get(item_id, [])
+    its = issues_by_item(issues(ws, compute=False)).get(item_id, [])
     k = f"{key_prefix}_{item_id}"
     left, right = st.columns([3, 2], gap="medium")
     left.image(thumb(r["abs_path"], 720), width="stretch")

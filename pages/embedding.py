@@ -3,12 +3,15 @@ image in a dialog; draw a box or a lasso to relabel or delete a group at once.""
 
 from __future__ import annotations
 
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from cleaning.plots import COLOUR_COLUMNS, embedding_figure
 from cleaning.review import drop_stale, embedding_points, read_selection
 from pages._common import get_workspace, open_workspace, run_page, show_error
 from pages._review import (
+    ISSUES_EAGER_UP_TO,
     bulk_bar,
     data_version,
     flash,
@@ -17,6 +20,7 @@ from pages._review import (
     items,
     model_error,
     model_gate,
+    model_token,
     predictions,
     predictions_stale,
     review_dialog,
@@ -35,6 +39,18 @@ def projection(root: str, method: str, version: str):  # noqa: ANN201 — cleani
     return load_or_compute_projection(open_workspace(root), method)
 
 
+@st.cache_resource(show_spinner=False, max_entries=12)
+def points_and_figure(root: str, version: str, token: str, method: str, colour: str,
+                      drag: str) -> tuple[pd.DataFrame, go.Figure]:
+    """The points and the figure, built once per (data-set version, model token, view) and shared: a
+    click rerun then costs no rebuild and sends the very same chart again. Do not modify them."""
+    ws = open_workspace(root)
+    proj = projection(root, method, version)
+    pts = embedding_points(items(ws), proj.item_ids, proj.xy, predictions(ws), issues(ws, compute=False))
+    pts = pts[~pts["deleted"]].reset_index(drop=True)
+    return pts, embedding_figure(pts, colour, dragmode=drag)
+
+
 def chart_key() -> str:
     return f"emb_chart_{st.session_state.setdefault(GEN, 0)}"
 
@@ -46,34 +62,36 @@ def render() -> None:
     st.caption("Each point is an image, placed by what the model sees in it: similar images sit together. "
                "**Click a point** to review that image; choose box select or lasso and draw around a group "
                "to relabel or delete it at once. Everything is undoable.")
-    c = st.columns([1, 2, 2, 2], vertical_alignment="bottom")
-    method = c[0].segmented_control("Map", list(METHODS), format_func=METHODS.get, default="umap",
-                                    key="emb_method") or "umap"
-    colour = c[1].segmented_control("Colour by", list(COLOUR_COLUMNS), format_func=COLOUR_COLUMNS.get,
-                                    default="label", key="emb_colour") or "label"
-    drag = c[2].segmented_control("Drag to", list(DRAG), format_func=DRAG.get, default="zoom",
-                                  key="emb_drag") or "zoom"
+    bar = st.container(horizontal=True, vertical_alignment="bottom", gap="medium")
+    method = bar.segmented_control("Map", list(METHODS), format_func=METHODS.get, default="umap",
+                                   key="emb_method") or "umap"
+    colour = bar.segmented_control("Colour by", list(COLOUR_COLUMNS), format_func=COLOUR_COLUMNS.get,
+                                   default="label", key="emb_colour") or "label"
+    drag = bar.segmented_control("Drag to", list(DRAG), format_func=DRAG.get, default="zoom",
+                                 key="emb_drag") or "zoom"
     if not model_gate(ws, "emb_compute"):
         return
     preds = predictions(ws)
     if preds is None:
         show_error(model_error(ws))  # type: ignore[arg-type]
         return
-    if predictions_stale(ws) and c[3].button("Refresh predictions", key="emb_refresh",
+    if predictions_stale(ws) and bar.button("Refresh predictions", key="emb_refresh",
                                              help="Predictions are from before your latest decisions"):
         predictions(ws, refresh=True)
+    small = len(items(ws)) <= ISSUES_EAGER_UP_TO  # else the scan runs only when asked for (colour by issue)
+    table = issues(ws, compute=small or colour == "issue")
+    if table is None and colour == "issue":
+        st.caption("No issue table yet: the scan has not run (Issues page, or `python -m cleaning scan ROOT`).")
     try:
         with st.spinner(f"Computing the {METHODS[method]} map (once per data set)…"):
-            proj = projection(str(ws.root), method, data_version(ws))
+            pts, fig = points_and_figure(str(ws.root), data_version(ws), model_token(ws), method, colour, drag)
     except ImportError:
         st.info("The projection module is not installed; run `python -m cleaning scan ROOT` once it is.")
         return
-    frame = items(ws)
-    pts = embedding_points(frame, proj.item_ids, proj.xy, preds, issues(ws))
-    pts = pts[~pts["deleted"]].reset_index(drop=True)
     if pts.empty:
         st.info("No images to show.")
         return
+    frame = items(ws)
 
     key = chart_key()
     ev = read_selection(st.session_state.get(key))
@@ -83,7 +101,7 @@ def render() -> None:
     if one:  # before the chart is sent, so the dialog shows as soon as possible
         review_dialog(ws, one[0], reset_key=GEN)
 
-    st.plotly_chart(embedding_figure(pts, colour, dragmode=drag), key=key, on_select="rerun",
+    st.plotly_chart(fig, key=key, on_select="rerun",
                     selection_mode=("points", "box", "lasso"),
                     config={"displaylogo": False, "scrollZoom": True})
     st.caption(f"{len(pts)} images · {METHODS[method]} of the embeddings · "

@@ -159,12 +159,17 @@ def _points(n: int) -> pd.DataFrame:
 
 
 def test_embedding_figure_carries_item_ids_and_uses_webgl_for_many_points() -> None:
-    small = embedding_figure(_points(50), "label")
-    assert small.data[0].type == "scatter" and list(small.data[0].customdata[:2]) == ["id0", "id1"]
-    assert "a/0.jpg" in small.data[0].hovertext[0] or "/0.jpg" in small.data[0].hovertext[0]
+    pts = _points(50)
+    small = embedding_figure(pts, "label")
+    assert {t.type for t in small.data} == {"scatter"} and len(small.data) == pts["label"].nunique()
+    ids = [i for t in small.data for i in t.customdata]
+    assert sorted(ids) == sorted(pts["item_id"])  # every image once, named by its id
+    first = small.data[0]
+    row = pts.set_index("item_id").loc[first.customdata[0]]
+    assert row["path"] in first.hovertext[0] and first.name.startswith(row["label"])
     big = embedding_figure(_points(WEBGL_ABOVE + 1), "pred")
-    assert big.data[0].type == "scattergl"
-    assert np.issubdtype(np.asarray(big.data[0].marker.color).dtype, np.integer)
+    assert {t.type for t in big.data} == {"scattergl"}
+    assert all(isinstance(t.marker.color, str) for t in big.data)  # one colour per trace, not per point
     with pytest.raises(ValueError):
         embedding_figure(_points(3), "colour")
 

@@ -16,17 +16,19 @@ from playwright.sync_api import Page, expect
 from .conftest import App
 
 # the plot that carries item ids (the map) or cells (the confusion matrix), and pixel positions of its points
-POINTS_JS = """(curve) => {
+POINTS_JS = """() => {
   const gd = [...document.querySelectorAll('.js-plotly-plot')].find(
-      g => g._fullData && g._fullData.length > curve && g._fullData[curve].customdata);
+      g => g._fullData && g._fullData.some(t => t.customdata && t.customdata.length));
   if (!gd) return null;
-  const fd = gd._fullData[curve], fl = gd._fullLayout, r = gd.getBoundingClientRect();
-  const n = fd.customdata.length, out = [];
-  for (let i = 0; i < n; i++) {
-    const cd = fd.customdata[i];
-    out.push({id: Array.isArray(cd) ? cd.join('|') : String(cd),
-              x: r.left + fl.xaxis._offset + fl.xaxis.l2p(fl.xaxis.d2c(fd.x[i])),
-              y: r.top + fl.yaxis._offset + fl.yaxis.l2p(fl.yaxis.d2c(fd.y[i]))});
+  const fl = gd._fullLayout, r = gd.getBoundingClientRect(), out = [];
+  for (const fd of gd._fullData) {
+    if (!fd.customdata || !fd.visible || fd.visible === 'legendonly') continue;
+    for (let i = 0; i < fd.customdata.length; i++) {
+      const cd = fd.customdata[i];
+      out.push({id: Array.isArray(cd) ? cd.join('|') : String(cd),
+                x: r.left + fl.xaxis._offset + fl.xaxis.l2p(fl.xaxis.d2c(fd.x[i])),
+                y: r.top + fl.yaxis._offset + fl.yaxis.l2p(fl.yaxis.d2c(fd.y[i]))});
+    }
   }
   return out;
 }"""
@@ -38,9 +40,10 @@ def wait_idle(page: Page) -> None:
     page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=90_000)
 
 
-def points(page: Page, curve: int = 0) -> list[dict]:
-    page.wait_for_function(f"() => ({POINTS_JS})({curve}) !== null", timeout=120_000)
-    return page.evaluate(POINTS_JS, curve)
+def points(page: Page) -> list[dict]:
+    """Every clickable point of the page's chart with its item id (or cell) and pixel position."""
+    page.wait_for_function(f"() => ({POINTS_JS})() !== null", timeout=120_000)
+    return page.evaluate(POINTS_JS)
 
 
 def open_page(page: Page, app: App, path: str, heading: str) -> None:
@@ -136,7 +139,7 @@ def test_click_a_confusion_cell_shows_its_images(app: App, page: Page) -> None:
     conf = confusion_from_items(ws.items_frame(), Predictions(oos.item_ids, oos.vocab, oos.pred_probs))
     given, pred, n = conf.most_confused()[0]
     open_page(page, app, "confusion", "Confusion matrix")
-    cell = next(p for p in points(page, curve=1) if p["id"].startswith(f"{given}|{pred}|"))
+    cell = next(p for p in points(page) if p["id"].startswith(f"{given}|{pred}|"))
     page.mouse.click(cell["x"], cell["y"])
     expect(page.get_by_role("heading", name=f"Labelled {given}, predicted {pred}")).to_be_visible()
     wait_idle(page)

@@ -1,0 +1,265 @@
+"""Click latency of the Embedding page at 20,000 points in headless Chromium (Debian's), on the real app.
+
+    python bench/bench_clicks.py [--n 20000] [--clicks 15] [--loads 5]
+
+Data: N real images — fashion-MNIST product photos (28×28 grey, Debian ``dataset-fashion-mnist``) written
+as PNG files into 10 class folders under ``bench/out/clicks/`` (once), scanned by the product. The
+embeddings are **not** the CNN's (20k images at 10–40 img/s would take 10–30 minutes here): each image's
+784 pixels are randomly projected to the backbone's 1280 dimensions and L2-normalised, then stored in the
+product's embedding cache. Everything after that is the product's own pipeline: out-of-sample
+probabilities, the UMAP map, the page, the figure (Scattergl), the dialog.
+
+Measured:
+* server start → healthy;
+* page load: navigation to ``/embedding`` → the scatter holds all N points (fresh browser context each);
+* click → dialog: a real mouse click on a point at the pixel position Plotly computes → the review dialog
+  is visible, and → its image has loaded. After each click Esc closes the dialog (the chart is re-keyed,
+  so it is sent again; that time is not in the measurement).
+
+Writes ``bench/results/clicks.md`` (and ``clicks.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server, wait_healthy  # noqa: E402
+from tests.browser.test_clicks import POINTS_JS  # noqa: E402
+
+OUT = REPO / "bench" / "out" / "clicks"
+RESULTS = REPO / "bench" / "results"
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+NAMES = ["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
+
+
+def fashion(n: int) -> tuple[np.ndarray, np.ndarray]:
+    with gzip.open(FASHION / "train-images-idx3-ubyte.gz") as f:
+        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    with gzip.open(FASHION / "train-labels-idx1-ubyte.gz") as f:
+        y = np.frombuffer(f.read(), np.uint8, offset=8)
+    return x[:n], y[:n]
+
+
+def build(n: int) -> tuple[Path, Path]:
+    """ROOT with n images, scanned, with pixel-projection embeddings, OOS and the UMAP map cached."""
+    from PIL import Image
+
+    from cleaning.backbone import DEFAULT_ARCH, arch_spec
+    from cleaning.cache import EmbeddingTable
+    from cleaning.embed import embedding_model_key
+    from cleaning.oos import load_or_compute_oos
+    from cleaning.project import load_or_compute_projection
+    from cleaning.workspace import Workspace
+
+    root, state = OUT / f"data{n}", OUT / "state"
+    x, y = fashion(n)
+    if not root.exists():
+        tmp = root.with_suffix(".partial")
+        for i, (img, lab) in enumerate(zip(x, y)):
+            d = tmp / NAMES[lab]
+            d.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(d / f"{NAMES[lab]}_{i:05d}.png")
+        tmp.rename(root)
+    t = time.perf_counter()
+    ws = Workspace.open(root, state_dir=state / (root.name + ".cleaning"))
+    print(f"open + scan: {time.perf_counter() - t:.1f}s", flush=True)
+    items = ws.items_frame()
+    dim = arch_spec(DEFAULT_ARCH).dim
+    table = EmbeddingTable(ws.cache_dir, embedding_model_key(), dim)
+    todo = table.missing(items["sha256"])
+    if todo:
+        idx = {f"{NAMES[lab]}/{NAMES[lab]}_{i:05d}.png": i for i, lab in enumerate(y)}
+        first = dict(zip(items["sha256"][::-1], items["path"][::-1]))
+        proj = np.random.default_rng(0).normal(size=(784, dim)).astype(np.float32)
+        pix = np.stack([x[idx[first[s]]].reshape(-1) for s in todo]).astype(np.float32) / 255
+        emb = (pix - pix.mean(axis=0)) @ proj
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True) + 1e-8
+        table.add(todo, emb)
+        table.save()
+    if ws.store.decision_count():
+        raise SystemExit(f"{root} has decisions recorded: delete {OUT} to start from a clean copy")
+    for what, fn in (("out-of-sample probabilities", lambda: load_or_compute_oos(ws)),
+                     ("UMAP map", lambda: load_or_compute_projection(ws, "umap"))):
+        t = time.perf_counter()
+        fn()
+        print(f"{what}: {time.perf_counter() - t:.1f}s", flush=True)
+    ws.store.close()
+    return root, state
+
+
+def chart_ready(page, n: int) -> None:  # noqa: ANN001
+    page.wait_for_function(
+        "(n) => document.querySelector('[data-testid=stException]') || [...document.querySelectorAll("
+        "'.js-plotly-plot')].some(g => g._fullLayout && g._fullData && g._fullData.reduce("
+        "(s, t) => s + (t.customdata ? t.customdata.length : 0), 0) === n)", arg=n, timeout=180_000)
+    if page.locator("[data-testid=stException]").count():
+        raise RuntimeError(page.locator("[data-testid=stException]").first.inner_text()[:2000])
+
+
+def idle(page) -> None:  # noqa: ANN001
+    time.sleep(0.3)
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=120_000)
+
+
+#: The browser configurations measured. Both render WebGL with SwiftShader (there is no GPU here); with
+#: ``--disable-gpu`` Chromium also *composites* in software and so reads every WebGL frame back on the
+#: main thread, which blocks it for the whole redraw that a click's selection causes (~0.2 s at 20k points).
+#: A desktop browser composites on the GPU, which the second configuration reproduces.
+CONFIGS = {
+    "software compositing (`--disable-gpu`, the tests' flags)": CHROMIUM_ARGS,
+    "GPU compositing on SwiftShader (`--use-angle=swiftshader --enable-unsafe-swiftshader`)":
+        [a for a in CHROMIUM_ARGS if a != "--disable-gpu"] + ["--use-gl=angle", "--use-angle=swiftshader",
+                                                               "--enable-unsafe-swiftshader"],
+}
+
+
+def measure(base: str, n: int, clicks: int, loads: int, args: list[str]) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    res: dict = {"load_s": [], "click_dialog_s": [], "click_image_s": [], "types": set()}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
+        for k in range(loads + 1):  # the first load warms the server's caches: reported apart
+            ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = ctx.new_page()
+            t = time.perf_counter()
+            page.goto(f"{base}/embedding")
+            chart_ready(page, n)
+            dt = time.perf_counter() - t
+            if k == 0:
+                res["first_load_s"] = dt
+            else:
+                res["load_s"].append(dt)
+            if k < loads:
+                ctx.close()
+        idle(page)
+        rng = np.random.default_rng(1)
+        for _ in range(clicks):
+            chart_ready(page, n)
+            idle(page)
+            res["types"].add(page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData[0].type"))
+            pts = page.evaluate(POINTS_JS)
+            xs = np.array([[p["x"], p["y"]] for p in pts])
+            while True:  # a point with no neighbour within 6 px, so the click names one image
+                i = int(rng.integers(len(pts)))
+                d = np.abs(xs - xs[i]).sum(axis=1)
+                d[i] = 1e9
+                if d.min() > 6:
+                    break
+            page.mouse.move(pts[i]["x"], pts[i]["y"])
+            time.sleep(0.2)
+            t = time.perf_counter()
+            page.mouse.click(pts[i]["x"], pts[i]["y"])
+            dlg = page.locator("[data-testid=stDialog]")
+            dlg.wait_for(state="visible", timeout=60_000)
+            res["click_dialog_s"].append(time.perf_counter() - t)
+            page.wait_for_function("() => { const i = document.querySelector('[data-testid=stDialog] img');"
+                                   " return i && i.complete && i.naturalWidth > 0 }", timeout=60_000)
+            res["click_image_s"].append(time.perf_counter() - t)
+            page.keyboard.press("Escape")
+            dlg.wait_for(state="hidden", timeout=60_000)
+        browser.close()
+    res["types"] = sorted(res["types"])
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=20_000)
+    ap.add_argument("--clicks", type=int, default=15)
+    ap.add_argument("--loads", type=int, default=5)
+    a = ap.parse_args()
+    root, state = build(a.n)
+    n_live = n_points(root, state)
+    log = OUT / "server.log"
+    proc, base = start_server(root, state, log)
+    runs = {}
+    try:
+        health = wait_healthy(base, proc)
+        for name, args in CONFIGS.items():
+            runs[name] = measure(base, n_live, a.clicks, a.loads, args)
+    finally:
+        stop_server(proc)
+    med = statistics.median
+    summary = {
+        "n_points": n_live, "server_healthy_s": round(health, 2), "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+        "cpus": os.cpu_count(), "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M"),
+        "configs": {name: {
+            "trace": r["types"], "first_load_s": round(r["first_load_s"], 2),
+            "load_median_s": round(med(r["load_s"]), 2), "load_s": [round(v, 2) for v in r["load_s"]],
+            "click_dialog_median_s": round(med(r["click_dialog_s"]), 3),
+            "click_dialog_s": [round(v, 3) for v in r["click_dialog_s"]],
+            "click_image_median_s": round(med(r["click_image_s"]), 3)} for name, r in runs.items()},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "clicks.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (RESULTS / "clicks.md").write_text(report(summary))
+    print(json.dumps(summary, indent=2))
+
+
+def n_points(root: Path, state: Path) -> int:
+    """How many points the map shows (live images with a projection)."""
+    from cleaning.project import load_or_compute_projection
+    from cleaning.workspace import Workspace
+
+    ws = Workspace.open(root, state_dir=state / (root.name + ".cleaning"))
+    n = len(load_or_compute_projection(ws, "umap").item_ids)
+    ws.store.close()
+    return n
+
+
+def report(s: dict) -> str:
+    rows = []
+    for name, c in s["configs"].items():
+        ok = "✓" if c["click_dialog_median_s"] < 0.5 else "✗"
+        ok_load = "✓" if c["load_median_s"] < 3 else "✗"
+        rows.append(f"| {name} | **{c['click_dialog_median_s']:.3f} s** {ok} | {c['click_image_median_s']:.3f} s | "
+                    f"**{c['load_median_s']:.2f} s** {ok_load} | {c['first_load_s']:.2f} s |")
+        rows.append(f"| ↳ all runs (s) | {', '.join(map(str, c['click_dialog_s']))} | | "
+                    f"{', '.join(map(str, c['load_s']))} | |")
+    trace = ", ".join(sorted({t for c in s["configs"].values() for t in c["trace"]}))
+    return f"""# Click latency of the Embedding page ({s['n_points']:,} points)
+
+`python bench/bench_clicks.py` — {s['date']}, {s['cpus']} CPU cores shared with other work (load average
+after the run: {', '.join(map(str, s['loadavg_after']))}), Python {s['python']}, headless Debian Chromium
+driven by Playwright, `streamlit run` on loopback. Targets: click → dialog median < 0.5 s, page load < 3 s.
+
+Data: {s['n_points']:,} real fashion-MNIST photos (28×28 PNG files in 10 class folders) scanned by the
+product. Embeddings are a random projection of the pixels to 1280-d (the CNN would take 10–30 min for 20k
+images here); the out-of-sample probabilities, the UMAP map, the page, the figure ({trace}, one trace per
+class) and the dialog are the product's own.
+
+| browser | click → dialog visible (median) | click → dialog image loaded | page load → all points drawn (median) | first load after server start |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Server start → healthy: {s['server_healthy_s']:.2f} s. A click is a real mouse click at the pixel position of
+a point that Plotly computes (`_fullLayout` axes, `l2p`); Esc closes the dialog between clicks.
+
+Where the time goes (Chrome trace of one click at 20k points): Plotly handles the click in ~15 ms, then
+redraws the WebGL scatter to show the selection. With software compositing the next frame reads that
+canvas back on the main thread (`GLES2::ReadPixels`, ~170–250 ms in SwiftShader) and Streamlit only sends
+the selection after it; the server's rerun then takes ~0.1 s, and the dialog is the first thing it sends
+(the page reads the chart's selection from session state *before* it builds the chart). The figure and
+points are built once per data-set version and held with `st.cache_resource`, so a click rerun sends the
+identical chart, which Streamlit does not transfer again. With GPU compositing the redraw no longer blocks
+the main thread. Page loads are mostly Streamlit's own start-up (~1.5 s before the first message) plus
+Plotly's 4.7 MB bundle and the 20k-point first draw.
+"""
+
+
+if __name__ == "__main__":
+    main()
