@@ -21,6 +21,6 @@ def class_counts_figure(items: pd.DataFrame) -> go.Figure:
         counts = df[df["state"] == state]["label"].value_counts().reindex(labels, fill_value=0)
         fig.add_bar(y=labels, x=counts.values, name=state, orientation="h", marker_color=colours[state],
                     hovertemplate="%{y}: %{x} " + state + "<extra></extra>")
-    fig.update_layout(barmode="stack", height=max(220, 40 * len(labels) + 80), margin=dict(l=10, r=10, t=30, b=10),
-                      legend=dict(orientation="h", y=1.1), xaxis_title="images", yaxis=dict(autorange="reversed"))
+    fig.update_layout(barmode="stack", height=max(220, 40 * len(labels) + 80), margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), xaxis_title="images", yaxis=dict(autorange="reversed"))
     return fig
