@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .review import Confusion, category_colours, colour_codes
+from .review import NEUTRAL, Confusion, category_colours, colour_codes
 
 #: Above this many points the scatter is drawn with WebGL (``Scattergl``).
 WEBGL_ABOVE = 2000
@@ -61,10 +61,12 @@ def embedding_figure(points: pd.DataFrame, colour_by: str = "label", height: int
     x, y = points["x"].to_numpy(dtype=np.float32), points["y"].to_numpy(dtype=np.float32)
     ids, hover = points["item_id"].to_numpy(dtype=object), np.asarray(hover_texts(points), dtype=object)
     fig = go.Figure()
-    for k, (cat, colour) in enumerate(zip(cats, colours)):
-        m = codes == k
+    # neutral categories ("no issue", ...) are drawn first, underneath, but keep their place in the legend
+    order = sorted(range(len(cats)), key=lambda k: (cats[k] not in NEUTRAL, k))
+    for k in order:
+        cat, colour, m = cats[k], colours[k], codes == k
         fig.add_trace(trace(
-            x=x[m], y=y[m], mode="markers", customdata=ids[m], hovertext=hover[m],
+            x=x[m], y=y[m], mode="markers", customdata=ids[m], hovertext=hover[m], legendrank=1000 + k,
             hovertemplate="%{hovertext}<extra></extra>", name=f"{cat} ({int(m.sum())})",
             marker=dict(color=colour, size=5 if big else 9, line=dict(width=0 if big else 0.5, color="white")),
             selected=dict(marker=dict(size=8 if big else 13)),

@@ -188,8 +188,9 @@ def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | No
     preds = predictions(ws)
     its = issues_by_item(issues(ws, compute=False)).get(item_id, [])
     k = f"{key_prefix}_{item_id}"
-    left, right = st.columns([3, 2], gap="medium")
-    left.image(thumb(r["abs_path"], 720), width="stretch")
+    left, right = st.columns([1, 1], gap="medium")
+    native = int(r["width"] or 0)  # small images are shown at most 2.5× their size, not blown up to fill
+    left.image(thumb(r["abs_path"], 720), width=max(160, min(480, int(native * 2.5))) if native else "stretch")
     left.caption(f"`{r['path']}` · {r['width']}×{r['height']} {r['format'] or ''}")
     with right:
         was = f" (was `{r['orig_label']}`)" if r["label"] != r["orig_label"] else ""
@@ -239,7 +240,7 @@ def _dismissed() -> None:
     bump(st.session_state.get(_RESET))
 
 
-@st.dialog("Review image", width="large", on_dismiss=_dismissed)
+@st.dialog("Review image", width="medium", on_dismiss=_dismissed)
 def _dialog(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | None) -> None:
     item_panel(ws, item_id, key_prefix, reset_key)
 

@@ -28,7 +28,7 @@ from pages._review import (
 
 GEN = "emb_gen"  # counter in the chart key: bumped to clear the chart's selection
 METHODS = {"umap": "UMAP", "tsne": "t-SNE"}
-DRAG = {"zoom": "zoom", "select": "box select", "lasso": "lasso", "pan": "pan"}
+DRAG = {"zoom": "zoom", "select": "box select", "lasso": "lasso"}  # no "pan": a click there selects nothing
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
