@@ -99,6 +99,11 @@ def test_click_a_point_relabel_see_history_and_undo(app: App, page: Page) -> Non
     page.get_by_role("link", name="History").click()
     expect(page.get_by_role("heading", name="History").first).to_be_visible()
     wait_idle(page)
+    grid = page.locator("[data-testid=stDataFrame]").first
+    expect(grid).to_be_visible()
+    cells = grid.locator("[role=gridcell]")  # the grid's accessible cells (it draws on a canvas)
+    expect(cells.filter(has_text=path).first).to_be_attached()
+    expect(cells.filter(has_text="relabel").first).to_be_attached()
     page.get_by_role("button", name="Undo last").click()
     expect(page.get_by_text(re.compile(r"Undid 1 decision\(s\): " + re.escape(path)))).to_be_visible()
     assert ws.store.current()[target["id"]].label == path.split("/")[0]
