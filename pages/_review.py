@@ -29,7 +29,8 @@ _FLASH = "_review_flash"
 def data_version(ws: Workspace) -> str:
     """Changes whenever a decision is recorded, undone or redone, or the folder is rescanned."""
     scan = ws.store.query("SELECT value FROM meta WHERE key='last_scan'")
-    return f"{ws.store.version_key()}|{scan[0][0] if scan else ''}"
+    moves = ws.store.query("SELECT COUNT(*) FROM file_ops WHERE status='done'")[0][0]
+    return f"{ws.store.version_key()}|{scan[0][0] if scan else ''}|{moves}"
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
