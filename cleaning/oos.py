@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import CleaningError
+from .groups import join_groups
 
 if TYPE_CHECKING:
     from .workspace import Workspace
@@ -34,29 +35,9 @@ PROB_FLOOR = 1e-6
 def make_groups(*keys: Sequence[Hashable | None]) -> np.ndarray:
     """Group ids (N ints) joining rows that share any key (e.g. equal sha256 *or* equal phash).
 
-    Each argument is one key per row; ``None`` / empty keys join nothing. Union-find, O(N).
+    Each argument is one key per row; ``None`` / empty keys join nothing.
     """
-    n = len(keys[0]) if keys else 0
-    parent = list(range(n))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for column in keys:
-        first: dict[Hashable, int] = {}
-        for i, k in enumerate(column):
-            if k is None or k == "" or (isinstance(k, float) and np.isnan(k)):
-                continue
-            j = first.setdefault(k, i)
-            ri, rj = find(i), find(j)
-            if ri != rj:
-                parent[ri] = rj
-    roots = [find(i) for i in range(n)]
-    _, ids = np.unique(roots, return_inverse=True)
-    return ids.astype(np.int64)
+    return join_groups(len(keys[0]) if keys else 0, keys)
 
 
 def encode_labels(labels: Sequence[str] | Sequence[int] | np.ndarray, vocab: Sequence[str]) -> np.ndarray:

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from ..groups import join_groups
 from ..oos import make_groups
 from . import compute_neighbours, issues_frame
 
@@ -192,22 +193,7 @@ def compute_duplicate_groups(embeddings: np.ndarray, sha256: Sequence[str], phas
 
 
 def _union(n: int, base: np.ndarray, edges: list[tuple[int, int]]) -> np.ndarray:
-    parent = list(range(n))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    first: dict[int, int] = {}
-    for i, g in enumerate(base):
-        j = first.setdefault(int(g), i)
-        parent[find(i)] = find(j)
-    for a, b in edges:
-        parent[find(a)] = find(b)
-    _, ids = np.unique([find(i) for i in range(n)], return_inverse=True)
-    return ids.astype(np.int64)
+    return join_groups(n, [[int(g) for g in base]], edges)
 
 
 def choose_keeper(idx: np.ndarray, paths: Sequence[str], labels: Sequence[str], pixels: np.ndarray,
