@@ -7,50 +7,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from cleaning.backbone import ARCHS, DEFAULT_ARCH
+from cleaning.figures import loss_figure, matrix_figure
 from cleaning.runs import RunComparison, RunRecord, compare_runs, list_runs
 from cleaning.train import TrainEvent, TrainSettings, train_workspace
 from pages._common import get_workspace, run_page
 
 SIZES = [64, 96, 128, 160, 224]
-
-
-# ---- figure builders (pure: data in, plotly figure out) ---------------------------------------------
-def loss_figure(batch_losses: list[float], history: list[dict[str, Any]], n_batches: int = 0) -> go.Figure:
-    """Training loss per batch (raw and smoothed) and validation loss at each epoch's end."""
-    fig = go.Figure()
-    if batch_losses:
-        x = np.arange(1, len(batch_losses) + 1)
-        fig.add_scatter(x=x, y=batch_losses, mode="lines", name="train loss (batch)",
-                        line=dict(color="#93c5fd", width=1))
-        w = max(1, min(10, len(batch_losses) // 5))
-        smooth = pd.Series(batch_losses).ewm(span=w).mean()
-        fig.add_scatter(x=x, y=smooth, mode="lines", name="train loss (smoothed)", line=dict(color="#2563eb"))
-    per_epoch = n_batches or (len(batch_losses) / len(history) if history else 0)
-    ep = [h for h in history if h.get("valid_loss") == h.get("valid_loss")]  # drop NaN
-    if ep and per_epoch:
-        fig.add_scatter(x=[(h["epoch"] + 1) * per_epoch for h in ep], y=[h["valid_loss"] for h in ep],
-                        mode="lines+markers", name="validation loss", line=dict(color="#f59e0b"))
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="batch", yaxis_title="loss",
-                      legend=dict(orientation="h", y=1.15))
-    return fig
-
-
-def matrix_figure(matrix: np.ndarray, vocab: list[str], diverging: bool = False) -> go.Figure:
-    """A K×K heatmap (rows = true label, columns = predicted) with the counts written in the cells."""
-    m = np.asarray(matrix)
-    lim = max(1, int(np.abs(m).max())) if m.size else 1
-    fig = go.Figure(go.Heatmap(
-        z=m, x=vocab, y=vocab, text=[[f"{v:+d}" if diverging else str(v) for v in row] for row in m.tolist()],
-        texttemplate="%{text}", colorscale="RdBu" if diverging else "Blues", zmid=0 if diverging else None,
-        zmin=-lim if diverging else 0, zmax=lim, showscale=False,
-        hovertemplate="true %{y} → predicted %{x}: %{text}<extra></extra>"))
-    fig.update_layout(height=max(260, 50 * len(vocab) + 120), margin=dict(l=10, r=10, t=10, b=10),
-                      xaxis=dict(title="predicted", side="bottom"), yaxis=dict(title="true label", autorange="reversed"))
-    return fig
 
 
 def per_class_frame(run: RunRecord) -> pd.DataFrame:
