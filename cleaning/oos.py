@@ -94,6 +94,33 @@ def _head(c: float, seed: int):  # noqa: ANN202 — an sklearn pipeline
     return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=300, random_state=seed))
 
 
+def fit_linear_probe(features: np.ndarray, y: np.ndarray, n_classes: int, c: float = DEFAULT_C,
+              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Fit the out-of-sample step's head (standardise + logistic regression) and fold it into one
+    linear map on the raw features: returns (K×D weights, K biases) with ``x @ W.T + b`` equal to the
+    pipeline's decision function (columns of absent classes get a very low bias).
+    """
+    from threadpoolctl import threadpool_limits
+
+    d = features.shape[1]
+    weight = np.zeros((n_classes, d), np.float64)
+    bias = np.full(n_classes, -30.0)
+    present = np.unique(y)
+    if len(present) == 1:
+        bias[present[0]] = 0.0
+        return weight.astype(np.float32), bias.astype(np.float32)
+    with threadpool_limits(1):
+        pipe = _head(c, seed).fit(features, y)
+    scaler, clf = pipe[0], pipe[-1]
+    coef, intercept = clf.coef_, clf.intercept_
+    if len(clf.classes_) == 2:  # sklearn's binary form: one row for the positive class
+        coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+    w = coef / scaler.scale_
+    b = intercept - w @ scaler.mean_
+    weight[clf.classes_], bias[clf.classes_] = w, b
+    return weight.astype(np.float32), bias.astype(np.float32)
+
+
 def cross_val_pred_probs(embeddings: np.ndarray, labels: np.ndarray, n_classes: int, folds: np.ndarray,
                          c: float = DEFAULT_C, seed: int = 0,
                          progress: Callable[[int, int], None] | None = None) -> np.ndarray:
