@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from cleaning.sources import (
+from cleaning.review.sources import (
     BY,
     BY_NAMES,
     PROBLEMS,

@@ -8,7 +8,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from cleaning.sources import (
+from cleaning.data.workspace import Workspace
+from cleaning.review.sources import (
     PROBLEMS,
     SOURCE_COLUMNS,
     UNKNOWN,
@@ -19,7 +20,6 @@ from cleaning.sources import (
     sources_figure,
     summarize_sources,
 )
-from cleaning.workspace import Workspace
 from tests.hostile import make_image_tree
 
 PROVENANCE = {  # dog: 2 clean "dog" images, 3 from "dog sun photo" (2 bad); cat: "cat wallpaper" mostly bad
