@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from cleaning.review.figures import sources_figure
 from cleaning.review.sources import (
     BY,
     BY_NAMES,
@@ -12,7 +13,6 @@ from cleaning.review.sources import (
     UNKNOWN,
     item_outcomes,
     item_sources,
-    sources_figure,
     summarize_sources,
 )
 from pages import _review as review

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import pytest
 
 from cleaning.data.workspace import Workspace
+from cleaning.review.figures import sources_figure
 from cleaning.review.sources import (
     PROBLEMS,
     SOURCE_COLUMNS,
@@ -17,7 +18,6 @@ from cleaning.review.sources import (
     item_outcomes,
     query_template,
     source_host,
-    sources_figure,
     summarize_sources,
 )
 from tests.hostile import make_image_tree
