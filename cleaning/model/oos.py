@@ -86,31 +86,48 @@ def _head(c: float, seed: int):  # noqa: ANN202 — an sklearn pipeline
     return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=300, random_state=seed))
 
 
+@dataclass
+class LinearProbe:
+    """A linear head on raw features: ``softmax(((x - mean) / scale) @ weight.T + bias)``."""
+
+    mean: np.ndarray  # D
+    scale: np.ndarray  # D, floored (see :func:`fit_linear_probe`)
+    weight: np.ndarray  # K×D
+    bias: np.ndarray  # K
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.scale) @ self.weight.T + self.bias
+
+
 def fit_linear_probe(features: np.ndarray, y: np.ndarray, n_classes: int, c: float = DEFAULT_C,
-              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Fit the out-of-sample step's head (standardise + logistic regression) and fold it into one
-    linear map on the raw features: returns (K×D weights, K biases) with ``x @ W.T + b`` equal to the
-    pipeline's decision function (columns of absent classes get a very low bias).
+                     seed: int = 0) -> LinearProbe:
+    """Fit this module's head (standardise + logistic regression, ``C=c``) on ``features`` (N×D).
+
+    The standard deviations are floored at a tenth of their median: a feature that barely varies in the
+    training images would otherwise be multiplied by a huge factor, harmless for a fixed network but
+    explosive once fine-tuning shifts it. Classes absent from ``y`` get a very low bias.
     """
+    from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
-    d = features.shape[1]
-    weight = np.zeros((n_classes, d), np.float64)
+    x = np.asarray(features, np.float64)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    floor = 0.1 * float(np.median(scale)) if np.median(scale) > 0 else 1e-6
+    scale = np.maximum(scale, max(floor, 1e-8))
+    weight = np.zeros((n_classes, x.shape[1]), np.float64)
     bias = np.full(n_classes, -30.0)
     present = np.unique(y)
     if len(present) == 1:
         bias[present[0]] = 0.0
-        return weight.astype(np.float32), bias.astype(np.float32)
-    with threadpool_limits(1):
-        pipe = _head(c, seed).fit(features, y)
-    scaler, clf = pipe[0], pipe[-1]
-    coef, intercept = clf.coef_, clf.intercept_
-    if len(clf.classes_) == 2:  # sklearn's binary form: one row for the positive class
-        coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
-    w = coef / scaler.scale_
-    b = intercept - w @ scaler.mean_
-    weight[clf.classes_], bias[clf.classes_] = w, b
-    return weight.astype(np.float32), bias.astype(np.float32)
+    else:
+        with threadpool_limits(1):
+            clf = LogisticRegression(C=c, max_iter=300, random_state=seed).fit((x - mean) / scale, y)
+        coef, intercept = clf.coef_, clf.intercept_
+        if len(clf.classes_) == 2:  # sklearn's binary form: one row for the positive class
+            coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+        weight[clf.classes_], bias[clf.classes_] = coef, intercept
+    f32 = np.float32
+    return LinearProbe(mean.astype(f32), scale.astype(f32), weight.astype(f32), bias.astype(f32))
 
 
 def cross_val_pred_probs(embeddings: np.ndarray, labels: np.ndarray, n_classes: int, folds: np.ndarray,

@@ -6,15 +6,39 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
 from ..errors import CleaningError
 
-if TYPE_CHECKING:
-    from .train import TrainEvent, TrainSettings
+
+class TrainingStopped(CleaningError):
+    """The run was stopped before any model existed (nothing is exported)."""
+
+
+#: The fine-tuning learning rate of the head when none is given (see :class:`TrainSettings`).
+DEFAULT_LR = 1e-3
+#: lr_find's suggestion is kept inside this range (a noisy sweep on a small data set can suggest nonsense).
+LR_RANGE = (1e-4, 3e-3)
+
+
+@dataclass
+class TrainEvent:
+    """One progress report: ``kind`` is "batch" (training batch done), "epoch" (epoch validated),
+    "features" (a batch of probe features computed) or "probe" (the probe is fitted and scored)."""
+
+    kind: str
+    epoch: int  # 0-based over all stages
+    n_epochs: int
+    stage: str  # "probe", "head" (frozen body) or "all"
+    batch: int = 0
+    n_batches: int = 0
+    loss: float = float("nan")  # last training batch loss, or the epoch's smoothed training loss
+    valid_loss: float = float("nan")
+    accuracy: float = float("nan")
+    seconds: float = 0.0
 
 
 def progress_callback(report: Callable[[TrainEvent], None] | None, n_epochs: int,
@@ -28,7 +52,6 @@ def progress_callback(report: Callable[[TrainEvent], None] | None, n_epochs: int
 
     from fastai.callback.core import Callback, CancelFitException
 
-    from .train import TrainEvent
 
     class Progress(Callback):
         order = 90  # after the Recorder has the epoch's values
@@ -84,7 +107,6 @@ def probe_features(learn: Any, dl: Any, arch: str, size: int, should_stop: Calla
     import torch
 
     from .embed import get_engine, l2_normalise
-    from .train import TrainEvent, TrainingStopped
 
     try:
         engine = get_engine(arch, size)
@@ -123,9 +145,8 @@ def scores(learn: Any, dl: Any) -> tuple[np.ndarray, np.ndarray, float]:
     return probs.numpy().astype(np.float32), targets.numpy().astype(np.int64), loss
 
 
-def pick_lr(learn: Any, s: TrainSettings) -> float:
+def pick_lr(learn: Any, s: Any) -> float:
     """The fine-tuning learning rate (see :class:`TrainSettings`)."""
-    from .train import DEFAULT_LR, LR_RANGE
 
     if s.lr:
         return float(s.lr)

@@ -23,14 +23,22 @@ from ..errors import CleaningError
 from .backbone import DEFAULT_ARCH, fastai_arch
 from .embed import open_for_model
 from .oos import DEFAULT_C, assign_folds, encode_labels, fit_linear_probe
-from .steps import auto_size, image_sizes, pick_lr, probe_features, progress_callback, scores, softmax
+from .steps import (  # noqa: F401 — TrainEvent, TrainingStopped, DEFAULT_LR, LR_RANGE: re-exported
+    DEFAULT_LR,
+    LR_RANGE,
+    TrainEvent,
+    TrainingStopped,
+    auto_size,
+    image_sizes,
+    pick_lr,
+    probe_features,
+    progress_callback,
+    scores,
+    softmax,
+)
 
 #: Training modes: "quick" fits the linear probe only (seconds); "full" fine-tunes from it (minutes).
 MODES = ("quick", "full")
-
-
-class TrainingStopped(CleaningError):
-    """The run was stopped before any model existed (nothing is exported)."""
 
 
 @dataclass
@@ -70,29 +78,6 @@ class TrainSettings:
     seed: int = 0
     channels_last: bool = True  # faster convolutions on the CPU
     train_bn: bool = False  # False: head-only epochs back-propagate through the head alone (fast)
-
-
-#: The fine-tuning learning rate of the head when none is given (see :class:`TrainSettings`).
-DEFAULT_LR = 1e-3
-#: lr_find's suggestion is kept inside this range (a noisy sweep on a small data set can suggest nonsense).
-LR_RANGE = (1e-4, 3e-3)
-
-
-@dataclass
-class TrainEvent:
-    """One progress report: ``kind`` is "batch" (training batch done), "epoch" (epoch validated),
-    "features" (a batch of probe features computed) or "probe" (the probe is fitted and scored)."""
-
-    kind: str
-    epoch: int  # 0-based over all stages
-    n_epochs: int
-    stage: str  # "probe", "head" (frozen body) or "all"
-    batch: int = 0
-    n_batches: int = 0
-    loss: float = float("nan")  # last training batch loss, or the epoch's smoothed training loss
-    valid_loss: float = float("nan")
-    accuracy: float = float("nan")
-    seconds: float = 0.0
 
 
 @dataclass
@@ -248,19 +233,15 @@ def _run(learn: Any, y: np.ndarray, valid: np.ndarray, vocab: list[str], s: Trai
          t0: float) -> TrainResult:
     import copy
 
-    import torch
 
     train_idx, valid_idx = np.flatnonzero(~valid), np.flatnonzero(valid)
     done = [0]
     feats = [probe_features(learn, learn.dls.test_dl([learn._all_paths[i] for i in idx]), s.arch, s.size, should_stop,
                        on_progress, done, len(y)) for idx in (train_idx, valid_idx)]
-    w, b = fit_linear_probe(feats[0], y[train_idx], len(vocab), s.probe_c, s.seed)
-    head = learn.model[1]
-    with torch.no_grad():
-        head.linear.weight.copy_(torch.from_numpy(w))
-        head.linear.bias.copy_(torch.from_numpy(b))
+    probe = fit_linear_probe(feats[0], y[train_idx], len(vocab), s.probe_c, s.seed)
+    learn.model[1].load_probe(probe)
     targets = y[valid_idx]
-    probe_probs = softmax(feats[1] @ w.T + b)
+    probe_probs = softmax(probe.logits(feats[1]))
     probe_loss = float(-np.log(np.maximum(probe_probs[np.arange(len(targets)), targets], 1e-12)).mean())
     del feats
     probe_acc = float((probe_probs.argmax(1) == targets).mean())
