@@ -43,6 +43,7 @@ def _tiny_learner(root: Path, out: Path) -> Path:
     dls = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
                     splitter=RandomSplitter(0.25, seed=0), item_tfms=Resize(32)).dataloaders(root, bs=4, num_workers=0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, dls.c))
+    out.parent.mkdir(parents=True, exist_ok=True)
     learn = Learner(dls, model, path=out.parent)
     learn.export(out.name)
     return out
