@@ -67,7 +67,7 @@ def test_try_the_model_box_shows_top_3(tree: Path, monkeypatch: pytest.MonkeyPat
     pick = at.selectbox(key="try_pick")
     pick.set_value(pick.options[0]).run()
     assert not at.exception, [e.value for e in at.exception]
-    df = at.dataframe(key="try_result").value
+    [df] = [d.value for d in at.dataframe if list(d.value.columns) == ["label", "probability"]]
     assert list(df.columns) == ["label", "probability"] and len(df) == 3
     assert set(df["label"]) == {"bird", "fruit", "mammal"}
     assert list(df["probability"]) == sorted(df["probability"], reverse=True)
