@@ -28,9 +28,7 @@ _FLASH = "_review_flash"
 # ---- shared data (read-only; one copy per data-set version for the whole server) ---------------------
 def data_version(ws: Workspace) -> str:
     """Changes whenever a decision is recorded, undone or redone, or the folder is rescanned."""
-    scan = ws.store.query("SELECT value FROM meta WHERE key='last_scan'")
-    moves = ws.store.query("SELECT COUNT(*) FROM file_ops WHERE status='done'")[0][0]
-    return f"{ws.store.version_key()}|{scan[0][0] if scan else ''}|{moves}"
+    return ws.store.files_key()
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)

@@ -262,6 +262,17 @@ class Store:
         r = self.query("SELECT COUNT(*), COALESCE(MAX(seq),0), COALESCE(MAX(changed_at),'') FROM decisions")[0]
         return f"{r[0]}-{r[1]}-{r[2]}"
 
+    def files_key(self) -> str:
+        """Changes whenever the decisions change, the folder is refreshed or a file move completes
+        (for caches of the items' paths)."""
+        last = self.query("SELECT value FROM meta WHERE key='last_scan'")
+        moves = self.query("SELECT COUNT(*) FROM file_ops WHERE status='done'")[0][0]
+        return f"{self.version_key()}|{last[0][0] if last else ''}|{moves}"
+
+    def active_decisions_since(self, seq: int) -> int:
+        """Active decisions recorded after decision ``seq`` (0 = since the start)."""
+        return int(self.query("SELECT COUNT(*) FROM decisions WHERE seq > ? AND state='active'", (seq,))[0][0])
+
 
 def _apply(s: ItemState, action: str, label: str | None) -> ItemState:
     if action == "relabel":
