@@ -11,8 +11,11 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from .errors import CleaningError
+from .errors import CleaningError, environment_error
 from .workspace import Workspace
+
+#: How long a command waits for another process's apply / export / rescan before it refuses (seconds).
+CLI_WAIT = 600.0
 
 
 def _ws(args: argparse.Namespace) -> Workspace:
@@ -23,9 +26,13 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
+def _waiting(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     ws = _ws(args)
-    rep = ws.scan()
+    rep = ws.refresh(wait=CLI_WAIT, on_wait=_waiting)
     df = ws.items_frame()
     live = df[~df["deleted"]]
     info = {
@@ -117,7 +124,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
                 _say(f"{what}: {path} → {to}")
         _say(f"{plan.n_changes} file(s) would change")
         return 0
-    plan = apply_decisions(ws)
+    plan = apply_decisions(ws, wait=CLI_WAIT, on_wait=_waiting)
     _say(f"quarantined {len(plan.quarantine)}, restored {len(plan.restore)}, moved {len(plan.move)} "
          f"(quarantine: {ws.quarantine_dir})")
     return 0
@@ -127,7 +134,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .files import export_dataset
 
     ws = _ws(args)
-    rep = export_dataset(ws, args.to)
+    rep = export_dataset(ws, args.to, wait=CLI_WAIT, on_wait=_waiting)
     _say(f"exported {rep.n_images} images ({rep.n_deleted} deleted left out) to {rep.out}")
     for k, v in rep.per_label.items():
         _say(f"  {k}: {v}")
@@ -200,6 +207,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except CleaningError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a full disk, a read-only folder, a corrupt store: one line; bugs stay loud
+        env = environment_error(e)
+        if env is None:
+            raise
+        print(f"error: {env}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: decisions recorded so far are kept", file=sys.stderr)
