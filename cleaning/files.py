@@ -116,7 +116,11 @@ def _move(src: Path, dst: Path) -> None:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.rename(tmp, dst)
-        os.remove(src)  # the bytes now live at dst: this completes a move, it destroys nothing
+        try:
+            os.remove(src)  # the bytes now live at dst: this completes a move, it destroys nothing
+        except OSError:
+            os.remove(dst)  # e.g. a read-only ROOT: take our copy back so the file exists exactly once
+            raise
 
 
 def _do_op(ws: Workspace, item_id: str, src: Path, dst: Path, location: str, path: str,
@@ -147,6 +151,7 @@ def recover(ws: Workspace) -> int:
         for op in pending:
             _settle(ws, op)
         _clean_stale_exports(ws)
+        remove_stale_part_files(ws.root)
         return len(pending)
 
 
@@ -159,8 +164,11 @@ def _settle(ws: Workspace, op: object) -> None:
     if dst.exists() and src.exists() and _same_bytes(src, dst):
         # a cross-device move died between the copy (complete: it was fsynced, then renamed into
         # place) and removing the source: finish it, or the source stays as an untracked second copy
-        os.remove(src)
-        done = True
+        try:
+            os.remove(src)
+            done = True
+        except OSError:
+            os.remove(dst)  # the source cannot go (read-only): drop our identical copy instead
     with ws.store.transaction() as c:
         if done:
             c.execute("UPDATE items SET location=?, path=?, qpath=?, mtime_ns=? WHERE item_id=?",

@@ -120,12 +120,7 @@ class Store:
                 if not self.path.exists():
                     raise CleaningError(f"the state folder {str(self.path.parent)!r} is read-only and has no store",
                                         "make it writable or pass --state-dir to a writable folder")
-                # immutable: no -wal/-shm files need to be created in a folder we may not write to
-                uri = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
-                self.conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False,
-                                            isolation_level=None)
-                self.conn.row_factory = sqlite3.Row
-                self.conn.execute("SELECT COUNT(*) FROM items").fetchone()
+                self.conn = self._connect_readonly()
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
@@ -140,6 +135,22 @@ class Store:
             raise store_error(e, self.path) from e
         except OSError as e:
             raise store_error(e, self.path) from e
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """Read-only: with the WAL (if its files are there), else as an immutable file (nothing created)."""
+        base = self.path.resolve().as_uri()
+        err: sqlite3.Error | None = None
+        for query in ("mode=ro", "mode=ro&immutable=1"):
+            try:
+                conn = sqlite3.connect(f"{base}?{query}", uri=True, timeout=30, check_same_thread=False,
+                                       isolation_level=None)
+                conn.row_factory = sqlite3.Row
+                conn.execute("SELECT COUNT(*) FROM items").fetchone()
+                return conn
+            except sqlite3.Error as e:
+                err = e
+        assert err is not None
+        raise err
 
     def _migrate(self) -> None:
         """Bring an older store up to :data:`SCHEMA_VERSION` (each step in one transaction)."""
