@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cleaning.workspace import Workspace
+from cleaning.data.workspace import Workspace
 from tests.hostile import make_image_tree
 
 REPO = Path(__file__).resolve().parent.parent

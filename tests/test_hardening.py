@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cleaning.dataset import scan_tree, validate_label
+from cleaning.data.files import apply_decisions, export_dataset
+from cleaning.data.tree import validate_label, walk_tree
+from cleaning.data.workspace import Workspace
 from cleaning.errors import ExportError, LabelError
-from cleaning.files import apply_decisions, export_dataset
-from cleaning.workspace import Workspace
 from tests.hostile import make_image_tree
 
 REPO = Path(__file__).resolve().parent.parent
@@ -93,7 +93,7 @@ def test_labels_csv_escapes_spreadsheet_formulas(ws: Workspace, tmp_path: Path) 
 
 
 def test_scan_csv_escapes_formulas_but_not_numbers(tmp_path: Path) -> None:
-    from cleaning.scan_cli import write_csv
+    from cleaning.cli.scan import write_csv
 
     df = pd.DataFrame({"path": ["-x/a.jpg", "ok/b.jpg"], "reason": ["=1+1", "fine"], "severity": [-0.5, 0.25]})
     write_csv(df, ["path", "reason", "severity"], str(tmp_path / "x.csv"))
@@ -128,8 +128,8 @@ def test_killed_scrape_keeps_query_and_url_for_every_image(tmp_path: Path) -> No
     names = ["cat.jpg", "coffee.png", "astronaut.webp", "rocket.jpg"]
     with image_server() as srv:
         urls = [srv.url(f"/img/{n}") for n in names]
-        code = ("import os, sys\nimport cleaning.scrape_run as r\nfrom cleaning.download import DownloadConfig\n"
-                "from cleaning.workspace import Workspace\n"
+        code = ("import os, sys\nimport cleaning.scrape.run as r\nfrom cleaning.scrape.fetch import DownloadConfig\n"
+                "from cleaning.data.workspace import Workspace\n"
                 "def killed(ws, outcomes):\n    os._exit(9)  # kill -9 before the run's end\n"
                 "r._finish = killed\n"
                 f"ws = Workspace.open({str(root)!r})\n"
@@ -137,8 +137,8 @@ def test_killed_scrape_keeps_query_and_url_for_every_image(tmp_path: Path) -> No
                 "allowed_networks=('127.0.0.0/8',)))\n")
         proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 9, proc.stderr
-        from cleaning.download import DownloadConfig
-        from cleaning.scrape_run import download_url_list
+        from cleaning.scrape.fetch import DownloadConfig
+        from cleaning.scrape.run import download_url_list
 
         ws = Workspace.open(root)
         rep = download_url_list(ws, "web", urls, config=DownloadConfig(allowed_networks=("127.0.0.0/8",)))
@@ -179,7 +179,7 @@ def test_netpbm_images_are_images(tmp_path: Path) -> None:
     base.convert("RGB").save(root / "grey" / "a.ppm")
     base.save(root / "grey" / "b.pgm")
     base.convert("1").save(root / "grey" / "c.pbm")
-    res = scan_tree(root)
+    res = walk_tree(root)
     assert not res.bad, res.bad
     assert sorted(im.path for im in res.images) == ["grey/a.ppm", "grey/b.pgm", "grey/c.pbm"]
     assert {im.info.format for im in res.images} == {"PPM"}
@@ -198,7 +198,7 @@ def test_netpbm_images_are_images(tmp_path: Path) -> None:
 def test_ssrf_guard_sees_ipv4_inside_ipv6(addr: str, words: str) -> None:
     import ipaddress
 
-    from cleaning.download import blocked_reason
+    from cleaning.scrape.fetch import blocked_reason
 
     why = blocked_reason(ipaddress.ip_address(addr))
     assert why is not None and words in why, why
@@ -207,7 +207,7 @@ def test_ssrf_guard_sees_ipv4_inside_ipv6(addr: str, words: str) -> None:
 def test_ssrf_guard_still_allows_public_6to4_and_metadata_stays_refused() -> None:
     import ipaddress
 
-    from cleaning.download import blocked_reason
+    from cleaning.scrape.fetch import blocked_reason
 
     assert blocked_reason(ipaddress.ip_address("2002:0808:0808::1")) is None  # 8.8.8.8
     assert blocked_reason(ipaddress.ip_address("64:ff9b::a9fe:a9fe"), allow_private=True) is not None
@@ -217,7 +217,7 @@ def test_server_dripping_its_headers_is_a_timeout_not_an_empty_body() -> None:
     import socket
     import threading
 
-    from cleaning.download import DownloadConfig, Rejected, decode_image_bytes, fetch_bytes
+    from cleaning.scrape.fetch import DownloadConfig, Rejected, decode_image_bytes, fetch_bytes
 
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from cleaning.files import apply_decisions, export_dataset
-from cleaning.lock import WorkspaceBusy
-from cleaning.workspace import Workspace
+from cleaning.data.files import apply_decisions, export_dataset
+from cleaning.data.lock import WorkspaceBusy
+from cleaning.data.workspace import Workspace
 from tests.hostile import make_image_tree
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,7 +55,7 @@ def test_recover_leaves_a_live_apply_alone(ws: Workspace, monkeypatch: pytest.Mo
     the live move's ``.partial`` copy, and the apply died with a raw FileNotFoundError."""
     import shutil
 
-    import cleaning.files as files
+    import cleaning.data.files as files
 
     ids = [ws.store.find_item(f"cat/img_{i}.jpg") for i in range(4)]
     ws.store.record(ids, "delete")
@@ -132,7 +132,7 @@ def test_rescan_never_runs_inside_an_apply(ws: Workspace) -> None:
 
 
 def test_a_killed_holder_releases_the_lock(ws: Workspace) -> None:
-    code = ("import os, time\nfrom cleaning.workspace import Workspace\n"
+    code = ("import os, time\nfrom cleaning.data.workspace import Workspace\n"
             f"ws = Workspace.open({str(ws.root)!r})\n"
             "with ws.lock.hold('apply'):\n    print('held', flush=True)\n    time.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
@@ -245,8 +245,8 @@ def test_cross_device_restore_killed_between_copy_and_remove_is_finished(ws: Wor
     ws.store.record([iid], "delete")
     apply_decisions(ws)
     ws.store.record([iid], "restore")
-    code = ("import os, errno, cleaning.files as f\n"
-            "from cleaning.workspace import Workspace\n"
+    code = ("import os, errno, cleaning.data.files as f\n"
+            "from cleaning.data.workspace import Workspace\n"
             "real = os.rename\n"
             "def rename(a, b):\n"
             "    if str(a).endswith('.partial'):\n"

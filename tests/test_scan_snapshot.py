@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cleaning.scan import compute_scores, find_issues, is_stale
-from cleaning.workspace import Workspace
+from cleaning.data.workspace import Workspace
+from cleaning.review.analysis import compute_scores, find_issues, is_stale
 from tests.hostile import make_image_tree
 
 

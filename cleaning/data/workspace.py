@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .dataset import BadFile, ScannedImage, check_root, scan_tree
-from .errors import DatasetError
+from ..errors import DatasetError
 from .images import ImageInfo
 from .lock import DEFAULT_WAIT, WorkspaceLock
 from .store import Store, now_iso, settle_provenance
+from .tree import BadFile, ScannedImage, check_root, walk_tree
 
 STATE_SUFFIX = ".cleaning"
 
@@ -39,7 +39,7 @@ def make_item_id(orig_path: str, sha256: str) -> str:
 
 
 @dataclass
-class ScanReport:
+class RefreshReport:
     n_images: int
     new: list[str] = field(default_factory=list)
     moved: list[str] = field(default_factory=list)
@@ -81,7 +81,7 @@ class Workspace:
         self._pin = threading.local()
 
     @classmethod
-    def open(cls, root: str | Path, state_dir: str | Path | None = None, scan: bool = False) -> Workspace:
+    def open(cls, root: str | Path, state_dir: str | Path | None = None, refresh: bool = False) -> Workspace:
         """Open (creating the state folder if needed) the workspace of data set ``root``.
 
         Settles what a dead process left half done (only when no live process holds the workspace
@@ -101,13 +101,13 @@ class Workspace:
         from .files import recover  # files is the only module that moves files
 
         recover(ws)
-        if scan or not ws.store.query("SELECT 1 FROM meta WHERE key='last_scan'"):
+        if refresh or not ws.store.query("SELECT 1 FROM meta WHERE key='last_scan'"):
             ws.refresh()
         return ws
 
     # ---- scanning ----------------------------------------------------------------------------
     def refresh(self, progress: Callable[[int, int], None] | None = None, wait: float | None = DEFAULT_WAIT,
-                on_wait: Callable[[str], None] | None = None) -> ScanReport:
+                on_wait: Callable[[str], None] | None = None) -> RefreshReport:
         """Reconcile the files on disk with the store (the folder rescan).
 
         New files become items, files moved by hand are followed (a move to another class folder is
@@ -126,8 +126,8 @@ class Workspace:
             st = self.store
             known = {r["path"]: (r["size"], r["mtime_ns"], _info(r))
                      for r in st.query("SELECT * FROM items WHERE location='root'")}
-            result = scan_tree(self.root, known, progress)
-            report = ScanReport(len(result.images), bad=result.bad)
+            result = walk_tree(self.root, known, progress)
+            report = RefreshReport(len(result.images), bad=result.bad)
             relabels: list[tuple[str, str]] = []
             ts = now_iso()
             with st.transaction() as c:
@@ -141,10 +141,6 @@ class Workspace:
                 st.record([iid], "relabel", label=label, source="disk",
                           note="moved to another folder outside the app")
         return report
-
-    def scan(self, progress: Callable[[int, int], None] | None = None) -> ScanReport:
-        """Old name of :meth:`refresh` (kept for callers of the earlier API)."""
-        return self.refresh(progress)
 
     # ---- one consistent view -----------------------------------------------------------------
     def snapshot(self) -> Snapshot:
@@ -239,7 +235,7 @@ def _info(r: object) -> ImageInfo:
                      r["n_frames"] or 1)  # type: ignore[index]
 
 
-def _reconcile(c: sqlite3.Connection, root: Path, images: list[ScannedImage], report: ScanReport,
+def _reconcile(c: sqlite3.Connection, root: Path, images: list[ScannedImage], report: RefreshReport,
                ts: str) -> list[tuple[str, str]]:
     """Write one rescan into the store inside the caller's transaction; returns (item_id, folder label)
     pairs of images moved by hand into another class folder (recorded as relabels afterwards).

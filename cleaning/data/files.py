@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .dataset import name_max
-from .errors import ExportError
+from ..errors import ExportError
 from .lock import DEFAULT_WAIT, pid_alive
 from .store import now_iso
+from .tree import name_max
 
 if TYPE_CHECKING:
     from .workspace import Workspace

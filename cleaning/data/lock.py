@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CleaningError
+from ..errors import CleaningError
 
 LOCK_NAME = "workspace.lock"
 #: How long a library call waits for the lock by default before it refuses (seconds).

@@ -17,7 +17,7 @@ import imagehash
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from .errors import CleaningError
+from ..errors import CleaningError
 
 #: Pillow formats we accept as images of a data set.
 #: PPM covers the Netpbm family (PBM, PGM, PPM); the last ones are rarer formats Pillow decodes fully.
