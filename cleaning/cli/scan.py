@@ -31,7 +31,7 @@ def write_csv(df: pd.DataFrame, columns: list[str], out: str) -> None:
     Raises:
         CleaningError: the file cannot be written.
     """
-    from ..data.files import safe_cell
+    from ..data.export import safe_cell
 
     frame = df.reindex(columns=columns)
     for c in frame.columns:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +99,43 @@ def validate_label(label: str, root: str | Path | None = None, existing: bool = 
         raise LabelError(f"label is {len(label.encode('utf-8'))} bytes long in UTF-8; folder names may have at most "
                          f"{limit}", "use a shorter class name")
     return label
+
+
+def fit_name(name: str, limit: int) -> str:
+    """``name`` shortened (in its stem, on a character boundary) to at most ``limit`` UTF-8 bytes."""
+    if len(name.encode()) <= limit:
+        return name
+    stem, ext = os.path.splitext(name)
+    if len(ext.encode()) > 16:
+        stem, ext = name, ""
+    room = max(limit - len(ext.encode()), 1)
+    return stem.encode()[:room].decode("utf-8", "ignore") + ext
+
+
+def free_name(folder: Path, name: str, item_id: str, taken: Iterable[Path] = ()) -> Path:
+    """``folder/name`` if free, else ``stem-<id8>.ext``, else ``stem-<id8>-N.ext``.
+
+    Every candidate fits the file system's name limit in bytes (the stem is shortened to leave room
+    for the suffix); paths in ``taken`` (held by items in the store) count as used.
+    """
+    used = set(taken)
+    limit = name_max(folder)
+
+    def free(p: Path) -> bool:
+        return p not in used and not os.path.lexists(p)
+
+    cand = folder / fit_name(name, limit)
+    if free(cand):
+        return cand
+    stem, ext = os.path.splitext(name)
+    n = 1
+    while True:
+        suffix = f"-{item_id[:8]}" + (f"-{n}" if n > 1 else "") + ext
+        room = limit - len(suffix.encode())
+        cand = folder / (stem.encode()[:room].decode("utf-8", "ignore") + suffix)
+        if free(cand):
+            return cand
+        n += 1
 
 
 def check_root(root: str | Path) -> Path:
