@@ -1,7 +1,8 @@
 """The workspace lock: which processes may touch a data set's files at the same time.
 
 One OS file lock (``fcntl.flock``) on ``STATE/workspace.lock``, released by the kernel when its
-process dies (kill -9 included), so a lock is never left stale. Two modes:
+process dies (kill -9 included), so a lock is never left stale. Writers go first: a process waiting for
+the exclusive lock holds ``workspace.lock.intent``, which new shared holders must pass. Two modes:
 
 * **exclusive** — :func:`cleaning.files.apply_decisions` (moves files) and :func:`cleaning.files.recover`
   (settles what a dead process left half done). Nothing else that reads or reconciles files runs meanwhile.
@@ -89,6 +90,7 @@ class WorkspaceLock:
     def __init__(self, state_dir: Path) -> None:
         self.path = Path(state_dir) / LOCK_NAME
         self._meta = Path(state_dir) / (LOCK_NAME + ".meta")
+        self._intent = Path(state_dir) / (LOCK_NAME + ".intent")
         self._local = threading.local()
 
     # ---- who holds it ------------------------------------------------------------------------
@@ -211,10 +213,26 @@ class WorkspaceLock:
 
     def _acquire(self, fd: int, operation: str, exclusive: bool, wait: float | None,
                  on_wait: Callable[[str], None] | None) -> None:
-        flag = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        """Take the lock on ``fd``, writers first: an exclusive waiter holds the intent lock while it
+        waits, and a new shared holder passes through the intent lock, so a stream of overlapping
+        rescans and exports cannot starve an apply."""
         deadline = None if wait is None else time.monotonic() + wait
-        told = False
-        delay = 0.02
+        told = [False]
+        try:
+            intent = os.open(self._intent, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:
+            intent = None  # read-only state folder: no writer can be waiting
+        try:
+            if intent is not None:
+                self._wait(intent, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, operation, deadline, on_wait, told)
+            self._wait(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, operation, deadline, on_wait, told)
+        finally:
+            if intent is not None:
+                os.close(intent)  # closing drops the intent lock
+
+    def _wait(self, fd: int, flag: int, operation: str, deadline: float | None,
+              on_wait: Callable[[str], None] | None, told: list[bool]) -> None:
+        delay = 0.01
         while True:
             try:
                 fcntl.flock(fd, flag | fcntl.LOCK_NB)
@@ -224,11 +242,11 @@ class WorkspaceLock:
             if deadline is not None and time.monotonic() >= deadline:
                 raise WorkspaceBusy(f"cannot {operation}: the data set is busy with {self.describe_holders()}",
                                     "try again when it has finished")
-            if not told and on_wait is not None:
+            if not told[0] and on_wait is not None:
                 on_wait(f"waiting for {self.describe_holders()} to finish before {operation} ...")
-                told = True
+                told[0] = True
             time.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
+            delay = min(delay * 1.5, 0.1)
 
     def try_exclusive(self) -> _TryHold:
         """A context manager that takes the lock exclusively only if it is free now; ``as`` gives a bool."""
