@@ -72,6 +72,8 @@ def test_history_works_on_a_read_only_state_folder_and_writes_refuse(ws: Workspa
     hist = in_namespace(f"{ro(ws.state_dir)} && {cli('history', ws.root)}")
     assert hist.returncode == 0, hist.stderr
     assert "delete" in hist.stdout and "blurry" in hist.stdout
+    info = in_namespace(f"{ro(ws.state_dir)} && {cli('info', ws.root)}")
+    assert info.returncode == 0 and "6 images, 1 deleted" in info.stdout, info.stderr
     rel = in_namespace(f"{ro(ws.state_dir)} && {cli('relabel', ws.root, 'dog/img_0.jpg', 'cat')}")
     one_error_line(rel, "read-only")
     assert len(ws.store.history()) == 1

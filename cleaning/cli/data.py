@@ -26,23 +26,24 @@ def _ws(args: argparse.Namespace) -> Workspace:
 
 def cmd_info(args: argparse.Namespace) -> int:
     ws = _ws(args)
-    rep = ws.refresh(wait=CLI_WAIT, on_wait=_waiting)
+    # a read-only state folder: show what was recorded at the last rescan
+    bad = ws.bad_files() if ws.readonly else ws.refresh(wait=CLI_WAIT, on_wait=_waiting).bad
     df = ws.items_frame()
     live = df[~df["deleted"]]
     info = {
         "root": str(ws.root), "state_dir": str(ws.state_dir), "images": int(len(df)),
         "deleted": int(df["deleted"].sum()), "per_label": {k: int(v) for k, v in live["label"].value_counts().sort_index().items()},
-        "bad_files": [{"path": b.path, "reason": b.reason} for b in rep.bad],
+        "bad_files": [{"path": b.path, "reason": b.reason} for b in bad],
         "decisions": ws.store.decision_count(),
     }
     if args.json:
         _say(json.dumps(info, indent=2, ensure_ascii=False))
     else:
         _say(f"{info['root']}: {info['images']} images, {info['deleted']} deleted, "
-             f"{len(rep.bad)} unusable files, {info['decisions']} decisions")
+             f"{len(bad)} unusable files, {info['decisions']} decisions")
         for k, v in info["per_label"].items():
             _say(f"  {k}: {v}")
-        for b in rep.bad:
+        for b in bad:
             _say(f"  unusable: {b.path}: {b.reason}")
     return 0
 
