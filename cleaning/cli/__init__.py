@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import CleaningError
+from ..errors import CleaningError, environment_error
 
 
 def say(msg: str) -> None:
@@ -54,6 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except CleaningError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a full disk, a read-only folder, a corrupt store: one line; bugs stay loud
+        env = environment_error(e)
+        if env is None:
+            raise
+        print(f"error: {env}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: decisions recorded so far are kept", file=sys.stderr)
