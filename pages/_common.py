@@ -15,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from cleaning.errors import CleaningError
-from cleaning.hosted import SessionWorkspaces, detect_mode
+from cleaning.hosted import SessionWorkspaces, default_scratch_root, detect_mode
 from cleaning.workspace import Workspace
 
 ROOT_KEY = "dataset_root"
@@ -32,9 +32,13 @@ def hosted() -> bool:
 
 
 @st.cache_resource(show_spinner=False)
+def _workspaces_at(scratch: str) -> SessionWorkspaces:
+    return SessionWorkspaces(scratch)
+
+
 def session_workspaces() -> SessionWorkspaces:
-    """The server's scratch root of per-session workspaces (hosted mode)."""
-    return SessionWorkspaces()
+    """The server's scratch root of per-session workspaces (hosted mode; ``CLEANING_SCRATCH``)."""
+    return _workspaces_at(str(default_scratch_root()))
 
 
 def session_token() -> str:
