@@ -14,9 +14,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from cleaning.data.hosted import SessionWorkspaces, default_scratch_root, detect_mode
+from cleaning.data.workspace import Workspace
 from cleaning.errors import CleaningError
-from cleaning.hosted import SessionWorkspaces, default_scratch_root, detect_mode
-from cleaning.workspace import Workspace
 
 ROOT_KEY = "dataset_root"
 TOKEN_KEY = "ws_token"  # hosted mode: this browser session's workspace token (also in the URL as ?ws=)
@@ -73,7 +73,7 @@ def open_workspace(root: str) -> Workspace:
 
 @st.cache_resource(show_spinner="Copying the demo data set…")
 def demo_root() -> str:
-    from cleaning.demo import prepare_demo
+    from cleaning.data.demo import prepare_demo
 
     return str(prepare_demo())
 
@@ -89,6 +89,10 @@ def current_root() -> str:
             st.session_state.pop(ROOT_KEY, None)
             raise CleaningError("opening folders on the server is not offered in hosted mode",
                                 "upload a zip of your data set on the Overview page")
+        if os.environ.get("CLEANING_WARM", "1") != "0":
+            from cleaning.review.prepare import start_warming
+
+            start_warming(mgr.root)  # the demo's embeddings etc., once per server, in the background
         root = mgr.dataset_root(tok)
         if root is None:
             raise NoDataset("no data set yet", "upload a zip of ROOT/<label>/<image> or open the demo on the "
@@ -120,7 +124,7 @@ def get_workspace() -> Workspace:
 
 
 def is_demo(ws: Workspace) -> bool:
-    from cleaning.demo import demo_parent
+    from cleaning.data.demo import demo_parent
 
     return demo_parent().resolve() in ws.root.parents or (ws.root.parent / "DEMO").exists()
 
@@ -154,7 +158,7 @@ def run_page(render: Callable[[], None]) -> None:
 @st.cache_data(show_spinner=False, max_entries=5000)
 def thumbnail(abs_path: str, mtime_ns: int, size: int = 256) -> bytes:
     """JPEG bytes of a small copy of an image (grey placeholder if unreadable); keyed by mtime."""
-    from cleaning.images import make_thumbnail
+    from cleaning.data.images import make_thumbnail
 
     buf = io.BytesIO()
     make_thumbnail(abs_path, size).save(buf, "JPEG", quality=85)
@@ -225,7 +229,7 @@ def sidebar_frame() -> None:
         if st.button("⟳ Rescan folder", key="frame_rescan", width="stretch",
                      help="Look at the folder again for new, moved or removed files"):
             with st.spinner("Scanning…"):
-                rep = ws.scan()
+                rep = ws.refresh()
             st.toast(f"{rep.n_images} images, {len(rep.new)} new, {len(rep.missing)} missing")
             st.rerun()
         st.caption(f"{ws.store.decision_count()} decisions recorded · nothing is deleted for good")

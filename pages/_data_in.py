@@ -1,6 +1,6 @@
 """Hosted mode's data in: upload a zip, drop images onto a class, or open the demo — into this session's
-own workspace. Everything goes through :mod:`cleaning.upload` (the hostile-file checks) and
-:class:`cleaning.hosted.SessionWorkspaces` (per-session folders and disk caps)."""
+own workspace. Everything goes through :mod:`cleaning.data.upload` (the hostile-file checks) and
+:class:`cleaning.data.hosted.SessionWorkspaces` (per-session folders and disk caps)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from pathlib import Path
 
 import streamlit as st
 
+from cleaning.data.hosted import copy_workspace, mb
+from cleaning.data.upload import IMAGE_SUFFIXES, UploadLimits, add_images, extract_zip
+from cleaning.data.workspace import Workspace
 from cleaning.errors import CleaningError
-from cleaning.hosted import copy_workspace, demo_template, mb
-from cleaning.upload import IMAGE_SUFFIXES, UploadLimits, add_images, extract_zip
-from cleaning.workspace import Workspace
+from cleaning.review.prepare import demo_template
 from pages._common import ROOT_KEY, hosted, session_token, session_workspaces, show_error
 
 K = "datain"
@@ -67,6 +68,9 @@ def load_demo() -> None:
     mgr = session_workspaces()
     mgr.check_space(tok, 20 * 2**20)
     with st.status("Preparing the demo…", expanded=True) as status:
+        if not (mgr.root / "_demo" / "ready").exists():
+            status.write("The first demo on this server embeds its images, finds the issues and draws the map "
+                         "(about a minute on a small server); every later visitor gets a copy at once.")
         template = demo_template(mgr.root, steps=status.write)
         status.write("Copying it into your workspace…")
 

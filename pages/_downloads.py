@@ -13,9 +13,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from cleaning.bundle import csv_bytes, decisions_frame, export_zip
-from cleaning.runs import list_runs
-from cleaning.workspace import Workspace
+from cleaning.data.bundle import csv_bytes, decisions_frame, export_zip
+from cleaning.data.workspace import Workspace
+from cleaning.model.runs import list_runs
 from pages import _review as review
 from pages._common import dataset_name, hosted
 

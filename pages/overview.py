@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from cleaning.figures import class_counts_figure
+from cleaning.review.figures import class_counts_figure
 from pages._common import NoDataset, get_workspace, hosted, is_demo, run_page, thumb
 from pages._data_in import data_in_panel
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from cleaning.bundle import csv_bytes, decisions_frame, export_zip
+from cleaning.data.bundle import csv_bytes, decisions_frame, export_zip
+from cleaning.data.files import export_dataset
+from cleaning.data.hosted import QuotaError, SessionWorkspaces, WorkspaceGone, copy_workspace, detect_mode
+from cleaning.data.workspace import Workspace
 from cleaning.errors import CleaningError
-from cleaning.files import export_dataset
-from cleaning.hosted import QuotaError, SessionWorkspaces, WorkspaceGone, copy_workspace, detect_mode
-from cleaning.workspace import Workspace
 from tests.hostile import make_image_tree
 
 

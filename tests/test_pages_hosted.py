@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cleaning.files import export_dataset
-from cleaning.workspace import Workspace
+from cleaning.data.files import export_dataset
+from cleaning.data.workspace import Workspace
 from tests.hostile import make_image_tree
 from tests.zips import HOSTILE, good_members, zip_bytes
 
@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CLEANING_MODE", "hosted")
     monkeypatch.setenv("CLEANING_SCRATCH", str(tmp_path / "scratch"))
+    monkeypatch.setenv("CLEANING_WARM", "0")  # no background demo warming in these tests
     return tmp_path / "scratch"
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cleaning.upload import UploadError, UploadLimits, add_images, extract_zip, looks_like_image, safe_parts
-from cleaning.workspace import Workspace
+from cleaning.data.upload import UploadError, UploadLimits, add_images, extract_zip, looks_like_image, safe_parts
+from cleaning.data.workspace import Workspace
 from tests.zips import HOSTILE, good_members, small_jpeg, write_zip
 
 
