@@ -43,7 +43,7 @@ def items(ws: Workspace) -> pd.DataFrame:
     return _items_at(str(ws.root), data_version(ws))
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=32)  # hosted: one per visitor's data set; evicted = reloaded from disk
 def _latest(root: str) -> dict:
     return {}
 

@@ -143,3 +143,19 @@ def test_copy_workspace_keeps_items_and_caches(cleaned_ws: Workspace, tmp_path: 
     assert ws2.store.decision_count() == 2 and (ws2.cache_dir / "emb-x.npz").exists()
     ws2.store.record([ws2.store.find_item("cat/img_2.jpg")], "delete")
     assert cleaned_ws.store.decision_count() == 2  # the copy is independent
+
+
+def test_a_visitors_demo_is_a_copy_of_the_servers_template(tmp_path: Path) -> None:
+    from cleaning.review.prepare import demo_template
+
+    template = demo_template(tmp_path / "scratch", warm=False)
+    assert template == demo_template(tmp_path / "scratch", warm=False)  # prepared once
+    mgr = SessionWorkspaces(tmp_path / "scratch")
+    tok = mgr.new_token()
+    mgr.install(tok, lambda r: copy_workspace(template, r))
+    ws = Workspace.open(mgr.dataset_root(tok))
+    frame = ws.items_frame()
+    assert len(frame) == 129 and frame["source_query"].notna().any()  # provenance came along
+    ws.store.record([frame["item_id"].iloc[0]], "delete")
+    assert Workspace.open(template).store.decision_count() == 0  # the template is never written to
+    assert mgr.sweep(every=0) == []  # neither the template nor an active visitor is swept
