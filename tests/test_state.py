@@ -83,3 +83,14 @@ def test_one_analysis_per_workspace(tmp_path: Path) -> None:
     assert analysis_of(one) is not held
     forget(one), forget(two)
     assert not any(k[0] in (str(one.root), str(two.root)) for k in state_mod._REGISTRY)
+
+
+def test_registry_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state_mod, "MAX_HELD", 2)
+    spaces = [_tree(tmp_path / f"s{i}", per_class=1) for i in range(3)]
+    first = analysis_of(spaces[0])
+    analysis_of(spaces[1]), analysis_of(spaces[2])
+    assert len([k for k in state_mod._REGISTRY if k[0].startswith(str(tmp_path))]) <= 2
+    assert analysis_of(spaces[0]) is not first  # dropped, then rebuilt (from the disk caches) on demand
+    for w in spaces:
+        forget(w)

@@ -12,6 +12,7 @@ tabs on one data set share one copy, and two data sets never share anything.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -100,7 +101,11 @@ class Analysis:
         return f"{self._preds_at}|{id(self._preds)}|{self._issues_at}|{id(self._issues)}"
 
 
-_REGISTRY: dict[tuple[str, str], Analysis] = {}
+#: At most this many workspaces keep an analysis in memory (hosted: one per visitor's data set); the
+#: least recently used is dropped first and simply reloaded from the disk caches when asked again.
+MAX_HELD = 32
+
+_REGISTRY: OrderedDict[tuple[str, str], Analysis] = OrderedDict()
 _REGISTRY_LOCK = threading.Lock()
 
 
@@ -111,6 +116,9 @@ def analysis_of(ws: Workspace) -> Analysis:
         held = _REGISTRY.get(key)
         if held is None:
             held = _REGISTRY[key] = Analysis(ws)
+            while len(_REGISTRY) > MAX_HELD:
+                _REGISTRY.popitem(last=False)
+        _REGISTRY.move_to_end(key)
         return held
 
 
