@@ -233,3 +233,6 @@ def sidebar_frame() -> None:
             st.toast(f"{rep.n_images} images, {len(rep.new)} new, {len(rep.missing)} missing")
             st.rerun()
         st.caption(f"{ws.store.decision_count()} decisions recorded · nothing is deleted for good")
+        from pages._training import sidebar_status
+
+        sidebar_status(ws)
