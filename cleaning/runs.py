@@ -86,6 +86,11 @@ class RunComparison:
     recall_delta: dict[str, float | None]
     decisions: list[Any]  # store Decisions recorded (or undone/redone) between the two runs
 
+    @property
+    def active_decisions(self) -> list[Any]:
+        """The decisions in between that are in effect now (not undone, not discarded after an undo)."""
+        return [d for d in self.decisions if getattr(d, "state", "active") == "active"]
+
 
 def _lock(ws: Workspace) -> Any:
     return getattr(ws.store, "lock", None) or contextlib.nullcontext()

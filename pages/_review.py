@@ -297,6 +297,12 @@ def bulk_bar(ws: Workspace, item_ids: Sequence[str], key_prefix: str, reset_key:
             st.rerun()
 
 
+def file_name(path: str, width: int = 28) -> str:
+    """The file name of a ROOT-relative path, shortened in the middle to ``width`` characters."""
+    name = str(path).rsplit("/", 1)[-1]
+    return name if len(name) <= width else name[: width // 2 - 1] + "…" + name[-(width - width // 2):]
+
+
 def _toggle(store_key: str, item_id: str, widget_key: str) -> None:
     picked: set[str] = st.session_state.setdefault(store_key, set())
     (picked.add if st.session_state.get(widget_key) else picked.discard)(item_id)
@@ -363,19 +369,19 @@ def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size
             p = preds.for_item(iid) if preds else None
             pred = f" → **{p[0]}** {p[1]:.0%}" if p and p[0] != r["label"] else ""
             st.caption(f"`{r['label']}`{pred}" + (" · **deleted**" if r["deleted"] else "")
-                       + (" · fine" if r["kept"] else ""), help=str(r["path"]))
+                       + (" · fine" if r["kept"] else "") + f"  \n{file_name(r['path'])}", help=str(r["path"]))
+            # every button says what it does in words (screen readers read the label, not the icon)
             b = st.columns(3, gap="small")
-            if b[0].button("", key=f"{key_prefix}_open_{iid}", icon=":material/open_in_full:", width="stretch",
-                           help="Open: review this image"):
+            if b[0].button("Open", key=f"{key_prefix}_open_{iid}", width="stretch",
+                           help=f"Open: review {r['path']}"):
                 open_id = iid
             if r["deleted"]:
-                if b[1].button("", key=f"{key_prefix}_restore_{iid}", icon=":material/restore_from_trash:",
-                               help="Restore", width="stretch"):
+                if b[1].button("Restore", key=f"{key_prefix}_restore_{iid}", help=f"Restore {r['path']}",
+                               width="stretch"):
                     write(ws, [iid], "restore", reset_key=reset_key, done=f"Restored {r['path']}")
-            elif b[1].button("", key=f"{key_prefix}_del_{iid}", icon=":material/delete:", help="Delete",
-                             width="stretch"):
+            elif b[1].button("Delete", key=f"{key_prefix}_del_{iid}", help=f"Delete {r['path']}", width="stretch"):
                 write(ws, [iid], "delete", reset_key=reset_key, done=f"Deleted {r['path']}")
-            if b[2].button("", key=f"{key_prefix}_fine_{iid}", icon=":material/check:", help="Looks fine",
+            if b[2].button("Fine", key=f"{key_prefix}_fine_{iid}", help=f"Looks fine: keep {r['path']} as it is",
                            width="stretch", disabled=bool(r["kept"] or r["deleted"])):
                 write(ws, [iid], "keep", reset_key=reset_key, done=f"Marked {r['path']} as fine")
             if selectable:

@@ -22,7 +22,7 @@ from cleaning.queue import (
 from cleaning.sources import normalise_query, source_host
 from cleaning.workspace import Workspace
 from pages import _review as review
-from pages._common import get_workspace, run_page, show_error, thumb
+from pages._common import RESCAN_LABEL, get_workspace, run_page, show_error, thumb
 from pages._retrain import retrain_box
 
 PAGE_SIZES = (10, 25, 50, 100)
@@ -263,7 +263,7 @@ def _file_card(e: dict) -> None:
     with st.container(border=True):
         st.markdown(_headline(e) + f" · `{e['path']}`")
         st.caption(f"{e['reason']} — the app cannot show or track this file. Replace or remove it in the folder, "
-                   "then **⟳ Scan** in the sidebar.")
+                   f"then **{RESCAN_LABEL}** in the sidebar.")
 
 
 if __name__ == "__main__":

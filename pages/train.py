@@ -105,7 +105,10 @@ def _show_comparison(cmp: RunComparison) -> None:
     c1.metric("Before", _pct(cmp.before.accuracy), help=cmp.before.run_id)
     c2.metric("After", _pct(cmp.after.accuracy), help=cmp.after.run_id,
               delta=f"{cmp.accuracy_delta * 100:+.1f} pts" if cmp.accuracy_delta is not None else None)
-    c3.metric("Decisions in between", len(cmp.decisions))
+    n_off = len(cmp.decisions) - len(cmp.active_decisions)
+    c3.metric("Decisions in between", len(cmp.active_decisions),
+              help="Decisions in effect now" + (f"; {n_off} more were undone or replaced (listed below)"
+                                                if n_off else ""))
     left, right = st.columns(2)
     with left:
         st.markdown("**Confusion matrix: after − before** (blue = more, red = fewer)")
