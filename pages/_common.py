@@ -91,9 +91,9 @@ def run_page(render: Callable[[], None]) -> None:
 @st.cache_data(show_spinner=False, max_entries=5000)
 def thumbnail(abs_path: str, mtime_ns: int, size: int = 256) -> bytes:
     """JPEG bytes of a small copy of an image (grey placeholder if unreadable); keyed by mtime."""
-    from cleaning.images import make_thumbnail
-
     from PIL import ImageOps
+
+    from cleaning.images import make_thumbnail
 
     buf = io.BytesIO()
     framed = ImageOps.expand(make_thumbnail(abs_path, size).convert("RGB"), border=FRAME_PX, fill=FRAME_COLOUR)
