@@ -23,6 +23,7 @@ PAGES = [
     ("pages/confusion.py", "Confusion matrix", "confusion", ":material/grid_on:", "Review"),
     ("pages/embedding.py", "Embedding", "embedding", ":material/scatter_plot:", "Review"),
     ("pages/sources.py", "Sources", "sources", ":material/link:", "Review"),
+    ("pages/deleted.py", "Deleted", "deleted", ":material/restore_from_trash:", "Review"),
     ("pages/export.py", "Export", "export", ":material/output:", "Finish"),
     ("pages/history.py", "History", "history", ":material/history:", "Finish"),
 ]

@@ -70,6 +70,11 @@ def predictions(ws: Workspace, refresh: bool = False) -> Predictions | None:
     return held["preds"]
 
 
+def held_predictions(ws: Workspace) -> Predictions | None:
+    """The predictions in memory, if any (never computes them)."""
+    return _latest(str(ws.root)).get("preds")
+
+
 def predictions_stale(ws: Workspace) -> bool:
     """True when decisions were made since the predictions in use were computed."""
     held = _latest(str(ws.root))
@@ -186,7 +191,7 @@ def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | No
         st.warning("This image is no longer in the data set (it was removed from disk). Rescan from the sidebar.")
         return
     r = rows.iloc[0]
-    preds = predictions(ws)
+    preds = held_predictions(ws) if r["deleted"] else predictions(ws)
     its = issues_by_item(issues(ws, compute=False)).get(item_id, [])
     k = f"{key_prefix}_{item_id}"
     left, right = st.columns([1, 1], gap="medium")
@@ -269,7 +274,7 @@ def bulk_bar(ws: Workspace, item_ids: Sequence[str], key_prefix: str, reset_key:
     with st.container(border=True):
         st.markdown(f"**{len(ids)} image(s) selected**" + (f" · {len(gone)} of them deleted" if gone else ""))
         c = st.columns([3, 1, 1, 1], vertical_alignment="bottom")
-        new = c[0].selectbox("New label for all", _label_options(ws, predictions(ws)), index=None,
+        new = c[0].selectbox("New label for all", _label_options(ws, held_predictions(ws)), index=None,
                              accept_new_options=True, key=f"{key_prefix}_label", placeholder="choose or type")
         if c[1].button(f"Relabel {len(live)}", key=f"{key_prefix}_relabel", disabled=not (new and live),
                        width="stretch"):
@@ -335,9 +340,10 @@ def _pick_many(key_prefix: str, item_ids: list[str], on: bool) -> None:
 
 def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size: int = 24, columns: int = 6,
               selectable: bool = True, card_extra: Callable[[str], None] | None = None,
-              reset_key: str | None = None) -> list[str]:
+              reset_key: str | None = None, compute_predictions: bool = True) -> list[str]:
     """A paged grid of image cards (thumbnail, label, prediction, Open / Delete or Restore / Looks fine,
-    a pick box). ``card_extra(item_id)`` may add widgets to a card. Returns the picked ids (all pages)."""
+    a pick box). ``card_extra(item_id)`` may add widgets to a card. Returns the picked ids (all pages).
+    With ``compute_predictions=False`` predictions are shown only when already in memory."""
     flash()
     frame = items(ws).set_index("item_id", drop=False)
     ids = drop_stale(item_ids, frame)
@@ -359,7 +365,7 @@ def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size
         c[2].caption(f"Page {page} of {n_pages} · {len(ids)} images")
     st.session_state[page_key] = page
     shown = ids[(page - 1) * page_size: page * page_size]
-    preds = predictions(ws)
+    preds = predictions(ws) if compute_predictions else held_predictions(ws)
     open_id = None
     cols = st.columns(columns)
     for n, iid in enumerate(shown):
