@@ -35,7 +35,7 @@ def deleted_frame(items: pd.DataFrame, history: Sequence[object], search: str = 
     last: dict[str, object] = {}
     for d in history:
         if getattr(d, "action", None) == "delete" and getattr(d, "state", None) == "active":
-            last[str(getattr(d, "item_id"))] = d
+            last[str(d.item_id)] = d
     gone["_seq"] = [int(getattr(last.get(i), "seq", 0) or 0) for i in gone["item_id"]]
     gone["deleted_at"] = [str(getattr(last.get(i), "created_at", "") or "").replace("T", " ")[:19]
                           for i in gone["item_id"]]
