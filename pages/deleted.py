@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cleaning.trash import STATES, deleted_frame
+from cleaning.review.trash import STATES, deleted_frame
 from pages import _review as review
 from pages._common import get_workspace, run_page
 

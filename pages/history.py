@@ -7,7 +7,7 @@ import base64
 import pandas as pd
 import streamlit as st
 
-from cleaning.workspace import Workspace
+from cleaning.data.workspace import Workspace
 from pages._common import get_workspace, run_page, thumb
 
 STATE_LABEL = {"active": "✓ active", "undone": "↶ undone", "discarded": "✗ discarded (undone, then replaced)"}

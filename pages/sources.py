@@ -5,17 +5,17 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from cleaning.sources import (
+from cleaning.review.figures import sources_figure
+from cleaning.review.sources import (
     BY,
     BY_NAMES,
     PROBLEMS,
     UNKNOWN,
     item_outcomes,
     item_sources,
-    sources_figure,
     summarize_sources,
 )
-from cleaning.workspace import Workspace
+from cleaning.data.workspace import Workspace
 from pages import _review as review
 from pages._common import get_workspace, run_page, thumb
 

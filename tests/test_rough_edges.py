@@ -16,16 +16,16 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from cleaning.demo import prepare_demo
-from cleaning.workspace import Workspace
+from cleaning.data.demo import prepare_demo
+from cleaning.data.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from cleaning.oos import load_or_compute_oos
-    from cleaning.scan import load_or_find_issues
+    from cleaning.model.oos import load_or_compute_oos
+    from cleaning.review.analysis import load_or_find_issues
 
     root = prepare_demo(tmp_path_factory.mktemp("rough"))
     ws = Workspace.open(root)
@@ -68,7 +68,7 @@ def test_overview_shows_kind_and_reason_of_unusable_files_in_full(ws: Workspace)
 
 # ---- Scrape ----------------------------------------------------------------------------------------------
 def test_scrape_says_the_number_is_a_total_and_what_a_run_adds(ws: Workspace) -> None:
-    from cleaning.scrape_run import scraped_counts
+    from cleaning.scrape.run import scraped_counts
 
     have = scraped_counts(ws)["bird"]
     assert have > 30  # the demo's birds all came from a (simulated) scrape
@@ -129,7 +129,7 @@ def test_every_button_has_a_text_label(ws: Workspace, page: str) -> None:
 def test_map_leaves_room_for_the_toolbar_above_the_legend() -> None:
     import pandas as pd
 
-    from cleaning.plots import embedding_figure
+    from cleaning.review.figures import embedding_figure
 
     pts = pd.DataFrame({"item_id": ["a", "b"], "x": [0.0, 1.0], "y": [0.0, 1.0], "path": ["c/a", "c/b"],
                         "label": ["c", "d"], "deleted": [False, False], "pred": ["c", "c"],
@@ -186,7 +186,7 @@ def test_history_is_newest_first_as_it_says_with_thumbnails(ws: Workspace) -> No
 
 # ---- Train: the count of decisions between two runs --------------------------------------------------------
 def test_decisions_in_between_counts_only_active_ones(ws: Workspace) -> None:
-    from cleaning.runs import compare_runs, record_run
+    from cleaning.model.runs import compare_runs, record_run
     from tests.test_runs import _metrics
 
     ids = list(ws.items_frame()["item_id"])

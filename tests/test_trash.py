@@ -7,9 +7,9 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from cleaning.files import apply_decisions
-from cleaning.trash import deleted_frame
-from cleaning.workspace import Workspace
+from cleaning.data.files import apply_decisions
+from cleaning.review.trash import deleted_frame
+from cleaning.data.workspace import Workspace
 from tests.hostile import make_image_tree
 
 REPO = Path(__file__).resolve().parent.parent

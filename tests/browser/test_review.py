@@ -29,7 +29,7 @@ def test_wait_idle_waits_for_the_run_to_finish(app: App, page: Page) -> None:
 
 
 def test_deleted_view_restores_a_quarantined_file_byte_identical(app: App, page: Page) -> None:
-    from cleaning.files import apply_decisions
+    from cleaning.data.files import apply_decisions
 
     ws = app.workspace()
     path = "fruit/fruit_0007.jpg"

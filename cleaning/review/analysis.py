@@ -8,7 +8,7 @@ analysis that is saved in the workspace cache under a key made of the store's ve
 decision), the images' contents and the model, so the CLI and the pages share it and any decision
 recomputes it (seconds: the embeddings and probabilities have their own caches).
 
-Pipeline: embeddings (:mod:`cleaning.embed`) → out-of-sample probabilities (:mod:`cleaning.oos`) →
+Pipeline: embeddings (:mod:`cleaning.model.embed`) → out-of-sample probabilities (:mod:`cleaning.model.oos`) →
 pixel statistics and thumbnails (decoded once per content, cached) → duplicate groups → neighbours
 (copies excluded) → label errors (re-learning twice on corrected labels) → outliers → low quality →
 corrupt files from the folder scan. An image flagged both as a label error and as an outlier keeps
@@ -23,17 +23,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .cache import fingerprint, load_arrays, save_arrays
-from .detect import ISSUE_COLUMNS, compute_neighbours, issues_frame
-from .detect.duplicates import compute_duplicate_groups, compute_thumbnail, find_duplicates
-from .detect.label import K_NEIGHBOURS, compute_label_scores, find_label_issues
-from .detect.outlier import compute_outlier_scores, find_outliers
-from .detect.quality import STATS_COLUMNS, compute_quality_stats, find_low_quality
-from .errors import CleaningError
-from .images import load_image
+from ..data.cache import fingerprint, load_arrays, save_arrays
+from ..data.images import load_image
+from ..detect import ISSUE_COLUMNS, compute_neighbours, issues_frame
+from ..detect.duplicates import compute_duplicate_groups, compute_thumbnail, find_duplicates
+from ..detect.label import K_NEIGHBOURS, compute_label_scores, find_label_issues
+from ..detect.outlier import compute_outlier_scores, find_outliers
+from ..detect.quality import STATS_COLUMNS, compute_quality_stats, find_low_quality
+from ..errors import CleaningError
 
 if TYPE_CHECKING:
-    from .workspace import Workspace
+    from ..data.workspace import Workspace
 
 #: Bump when the detectors change so cached scans are recomputed.
 SCAN_VERSION = 1
@@ -98,8 +98,8 @@ def load_or_compute_pixels(ws: Workspace, df: pd.DataFrame,
 
 def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(issues, scores) over the non-deleted images, computed now."""
-    from .embed import load_or_compute_embeddings
-    from .oos import compute_oos_pred_probs, encode_labels, load_or_compute_oos, make_groups
+    from ..model.embed import load_or_compute_embeddings
+    from ..model.oos import compute_oos_pred_probs, encode_labels, load_or_compute_oos, make_groups
 
     df = ws.items_frame(include_deleted=False)
     _say(progress, f"embedding {len(df)} images", 0.0)
@@ -191,7 +191,7 @@ def rank(issues: pd.DataFrame) -> pd.DataFrame:
 
 def scan_key(ws: Workspace) -> str:
     """What the analysis depends on: decisions, image contents, unusable files, model, detector version."""
-    from .embed import embedding_model_key
+    from ..model.embed import embedding_model_key
 
     df = ws.items_frame()
     return fingerprint("scan", SCAN_VERSION, ws.store.version_key(), embedding_model_key(),

@@ -4,7 +4,7 @@ Decisions are data. Every relabel / delete / restore / keep is a row with time, 
 number; the current label of an item is its last *active* relabel (else the label it came with).
 Undo marks the newest active batch ``undone``; redo re-activates the oldest undone batch; a new
 decision after an undo marks the undone batches ``discarded`` (the redo stack is cleared, nothing is
-deleted). Recording a decision never touches image files: :mod:`cleaning.files` does that.
+deleted). Recording a decision never touches image files: :mod:`cleaning.data.files` does that.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .dataset import validate_label
-from .errors import CleaningError, ItemNotFound
+from ..errors import CleaningError, ItemNotFound
+from .tree import validate_label
 
 ACTIONS = ("relabel", "delete", "restore", "keep")
 SOURCES = ("user", "suggestion", "bulk", "cli", "disk")
