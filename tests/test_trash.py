@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 def _ws(tmp_path: Path) -> Workspace:
     make_image_tree(tmp_path / "ds", {"cat": 3, "dog": 3})
     ws = Workspace.open(tmp_path / "ds")
-    ws.scan()
+    ws.refresh()
     return ws
 
 
