@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from cleaning.data.workspace import Workspace
 from cleaning.review.figures import sources_figure
 from cleaning.review.sources import (
     BY,
@@ -15,7 +16,6 @@ from cleaning.review.sources import (
     item_sources,
     summarize_sources,
 )
-from cleaning.data.workspace import Workspace
 from pages import _review as review
 from pages._common import get_workspace, run_page, thumb
 

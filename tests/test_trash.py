@@ -8,8 +8,8 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from cleaning.data.files import apply_decisions
-from cleaning.review.trash import deleted_frame
 from cleaning.data.workspace import Workspace
+from cleaning.review.trash import deleted_frame
 from tests.hostile import make_image_tree
 
 REPO = Path(__file__).resolve().parent.parent
