@@ -17,6 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from cleaning.data.workspace import Workspace
+from cleaning.data.labels import similar_label
 from cleaning.errors import CleaningError
 from cleaning.review.selection import Predictions, drop_stale, issues_by_item
 from pages._common import open_workspace, show_error, thumb
@@ -166,6 +167,43 @@ def write(ws: Workspace, item_ids: Sequence[str], action: str, label: str | None
     st.rerun()
 
 
+def known_labels(ws: Workspace) -> set[str]:
+    """Every class name in use now or that an image came in with."""
+    frame = items(ws)
+    return set(frame["label"]) | set(frame["orig_label"])
+
+
+def relabel_or_ask(ws: Workspace, item_ids: Sequence[str], new: str, key: str, **kw: object) -> None:
+    """Record a relabel to ``new``, unless ``new`` only looks different from an existing class (``Fruit``
+    beside ``fruit``): then :func:`ask_alike` asks first, in this run and the next ones."""
+    new = str(new).strip()
+    other = similar_label(new, known_labels(ws))
+    if other is None:
+        write(ws, item_ids, "relabel", label=new, **kw)  # type: ignore[arg-type]
+        return
+    st.session_state[f"{key}_alike"] = (new, other, list(item_ids))
+
+
+def ask_alike(ws: Workspace, key: str, **kw: object) -> None:
+    """The pending question of :func:`relabel_or_ask`: use the existing class, start the new one, or cancel."""
+    pending = st.session_state.get(f"{key}_alike")
+    if not pending:
+        return
+    new, other, ids = pending
+    st.warning(f"A class **“{other}”** already exists; “{new}” differs from it only in case, spacing or accents. "
+               "Starting it would split one class in two.", icon=":material/warning:")
+    a, b, c = st.columns(3)
+    if a.button(f"Use “{other}”", key=f"{key}_alike_use", type="primary", width="stretch"):
+        st.session_state.pop(f"{key}_alike", None)
+        write(ws, ids, "relabel", label=other, **kw)  # type: ignore[arg-type]
+    if b.button(f"Start “{new}” anyway", key=f"{key}_alike_new", width="stretch"):
+        st.session_state.pop(f"{key}_alike", None)
+        write(ws, ids, "relabel", label=new, **kw)  # type: ignore[arg-type]
+    if c.button("Cancel", key=f"{key}_alike_cancel", width="stretch"):
+        st.session_state.pop(f"{key}_alike", None)
+        st.rerun()
+
+
 def flash() -> None:
     """Show (once) what the last write did, with the way back. Called by the component on every page."""
     msg = st.session_state.pop(_FLASH, None)
@@ -224,8 +262,8 @@ def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | No
                            key=f"{k}_new", accept_new_options=True, placeholder="choose or type a label")
         if st.button("Relabel", key=f"{k}_relabel", type="primary", width="stretch",
                      disabled=not new or new == r["label"]):
-            write(ws, [item_id], "relabel", label=str(new).strip(), reset_key=reset_key,
-                  done=f"Relabelled {r['path']} → {new}")
+            relabel_or_ask(ws, [item_id], str(new), k, reset_key=reset_key, done=f"Relabelled {r['path']} → {new}")
+        ask_alike(ws, k, reset_key=reset_key, done=f"Relabelled {r['path']}")
         c1, c2 = st.columns(2)
         if c1.button("Delete", key=f"{k}_delete", width="stretch", icon=":material/delete:"):
             write(ws, [item_id], "delete", reset_key=reset_key, done=f"Deleted {r['path']}")
@@ -290,6 +328,11 @@ def bulk_bar(ws: Workspace, item_ids: Sequence[str], key_prefix: str, reset_key:
                 "delete": f"Delete {len(todo)} image(s)", "restore": f"Restore {len(todo)} image(s)"}[action]
         st.warning(f"{what}? This is one decision: one undo takes it all back. "
                    "Files only move when you apply or export.")
+        other = similar_label(label, known_labels(ws)) if action == "relabel" and label else None
+        if other and st.button(f"Use the existing class “{other}” instead (“{label}” differs only in case, "
+                               "spacing or accents)", key=f"{key_prefix}_alike_use"):
+            st.session_state.pop(pkey, None)
+            write(ws, todo, action, label=other, source="bulk", reset_key=reset_key, done=f"Relabelled to {other}")
         y, n, _ = st.columns([1, 1, 3])
         if y.button(f"Yes, {what[0].lower()}{what[1:]}", key=f"{key_prefix}_confirm", type="primary"):
             st.session_state.pop(pkey, None)

@@ -200,3 +200,25 @@ def test_decisions_in_between_counts_only_active_ones(ws: Workspace) -> None:
                created_at="2026-01-02T00:00:00.000+00:00")
     cmp = compare_runs(ws, "before", "after")
     assert len(cmp.decisions) == 9 and len(cmp.active_decisions) == 7
+
+
+# ---- a look-alike class name asks first ----------------------------------------------------------------
+def test_relabel_to_a_look_alike_class_asks_for_confirmation(ws: Workspace) -> None:
+    at = open_page("pages/issues.py")
+    box = next(s for s in at.selectbox if s.key and s.key.startswith("iss_item:") and s.key.endswith("_new"))
+    k = box.key.removesuffix("_new")
+    iid = k.removeprefix("iss_item:")
+    label = ws.store.current()[iid].label
+    other = next(lab for lab in ws.vocab if lab != label)
+    from pages import _review
+
+    # AppTest cannot type a new option into the box: call what the Relabel button calls, in a script run
+    assert _review.similar_label(other.upper(), ws.vocab) == other
+    at.session_state[f"{k}_alike"] = (other.upper(), other, [iid])  # what relabel_or_ask leaves pending
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert ws.store.current()[iid].label == label  # nothing recorded yet
+    assert any(f"A class **“{other}”** already exists" in w.value for w in at.warning)
+    at.button(key=f"{k}_alike_use").click().run()
+    assert ws.store.current()[iid].label == other  # the existing class, not a second one
+    assert other.upper() not in ws.vocab
