@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import pandas as pd
 import streamlit as st
 
+from cleaning.data.labels import similar_label
 from cleaning.data.workspace import Workspace
 from cleaning.errors import CleaningError
 from cleaning.review.selection import Predictions, drop_stale, issues_by_item
@@ -52,6 +53,11 @@ def predictions(ws: Workspace, refresh: bool = False) -> Predictions | None:
                         "about 10–30 s per 100 images on a CPU)…"):
             return state.predictions(refresh=True)
     return state.predictions()
+
+
+def held_predictions(ws: Workspace) -> Predictions | None:
+    """The predictions in memory, if any (never computes them)."""
+    return analysis_of(ws).held_predictions
 
 
 def predictions_stale(ws: Workspace) -> bool:
@@ -140,6 +146,43 @@ def write(ws: Workspace, item_ids: Sequence[str], action: str, label: str | None
     st.rerun()
 
 
+def known_labels(ws: Workspace) -> set[str]:
+    """Every class name in use now or that an image came in with."""
+    frame = items(ws)
+    return set(frame["label"]) | set(frame["orig_label"])
+
+
+def relabel_or_ask(ws: Workspace, item_ids: Sequence[str], new: str, key: str, **kw: object) -> None:
+    """Record a relabel to ``new``, unless ``new`` only looks different from an existing class (``Fruit``
+    beside ``fruit``): then :func:`ask_alike` asks first, in this run and the next ones."""
+    new = str(new).strip()
+    other = similar_label(new, known_labels(ws))
+    if other is None:
+        write(ws, item_ids, "relabel", label=new, **kw)  # type: ignore[arg-type]
+        return
+    st.session_state[f"{key}_alike"] = (new, other, list(item_ids))
+
+
+def ask_alike(ws: Workspace, key: str, **kw: object) -> None:
+    """The pending question of :func:`relabel_or_ask`: use the existing class, start the new one, or cancel."""
+    pending = st.session_state.get(f"{key}_alike")
+    if not pending:
+        return
+    new, other, ids = pending
+    st.warning(f"A class **“{other}”** already exists; “{new}” differs from it only in case, spacing or accents. "
+               "Starting it would split one class in two.", icon=":material/warning:")
+    a, b, c = st.columns(3)
+    if a.button(f"Use “{other}”", key=f"{key}_alike_use", type="primary", width="stretch"):
+        st.session_state.pop(f"{key}_alike", None)
+        write(ws, ids, "relabel", label=other, **kw)  # type: ignore[arg-type]
+    if b.button(f"Start “{new}” anyway", key=f"{key}_alike_new", width="stretch"):
+        st.session_state.pop(f"{key}_alike", None)
+        write(ws, ids, "relabel", label=new, **kw)  # type: ignore[arg-type]
+    if c.button("Cancel", key=f"{key}_alike_cancel", width="stretch"):
+        st.session_state.pop(f"{key}_alike", None)
+        st.rerun()
+
+
 def flash() -> None:
     """Show (once) what the last write did, with the way back. Called by the component on every page."""
     msg = st.session_state.pop(_FLASH, None)
@@ -162,7 +205,7 @@ def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | No
         st.warning("This image is no longer in the data set (it was removed from disk). Rescan from the sidebar.")
         return
     r = rows.iloc[0]
-    preds = predictions(ws)
+    preds = held_predictions(ws) if r["deleted"] else predictions(ws)
     its = issues_by_item(issues(ws, compute=False)).get(item_id, [])
     k = f"{key_prefix}_{item_id}"
     left, right = st.columns([1, 1], gap="medium")
@@ -198,8 +241,8 @@ def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | No
                            key=f"{k}_new", accept_new_options=True, placeholder="choose or type a label")
         if st.button("Relabel", key=f"{k}_relabel", type="primary", width="stretch",
                      disabled=not new or new == r["label"]):
-            write(ws, [item_id], "relabel", label=str(new).strip(), reset_key=reset_key,
-                  done=f"Relabelled {r['path']} → {new}")
+            relabel_or_ask(ws, [item_id], str(new), k, reset_key=reset_key, done=f"Relabelled {r['path']} → {new}")
+        ask_alike(ws, k, reset_key=reset_key, done=f"Relabelled {r['path']}")
         c1, c2 = st.columns(2)
         if c1.button("Delete", key=f"{k}_delete", width="stretch", icon=":material/delete:"):
             write(ws, [item_id], "delete", reset_key=reset_key, done=f"Deleted {r['path']}")
@@ -245,7 +288,7 @@ def bulk_bar(ws: Workspace, item_ids: Sequence[str], key_prefix: str, reset_key:
     with st.container(border=True):
         st.markdown(f"**{len(ids)} image(s) selected**" + (f" · {len(gone)} of them deleted" if gone else ""))
         c = st.columns([3, 1, 1, 1], vertical_alignment="bottom")
-        new = c[0].selectbox("New label for all", _label_options(ws, predictions(ws)), index=None,
+        new = c[0].selectbox("New label for all", _label_options(ws, held_predictions(ws)), index=None,
                              accept_new_options=True, key=f"{key_prefix}_label", placeholder="choose or type")
         if c[1].button(f"Relabel {len(live)}", key=f"{key_prefix}_relabel", disabled=not (new and live),
                        width="stretch"):
@@ -264,6 +307,11 @@ def bulk_bar(ws: Workspace, item_ids: Sequence[str], key_prefix: str, reset_key:
                 "delete": f"Delete {len(todo)} image(s)", "restore": f"Restore {len(todo)} image(s)"}[action]
         st.warning(f"{what}? This is one decision: one undo takes it all back. "
                    "Files only move when you apply or export.")
+        other = similar_label(label, known_labels(ws)) if action == "relabel" and label else None
+        if other and st.button(f"Use the existing class “{other}” instead (“{label}” differs only in case, "
+                               "spacing or accents)", key=f"{key_prefix}_alike_use"):
+            st.session_state.pop(pkey, None)
+            write(ws, todo, action, label=other, source="bulk", reset_key=reset_key, done=f"Relabelled to {other}")
         y, n, _ = st.columns([1, 1, 3])
         if y.button(f"Yes, {what[0].lower()}{what[1:]}", key=f"{key_prefix}_confirm", type="primary"):
             st.session_state.pop(pkey, None)
@@ -271,6 +319,12 @@ def bulk_bar(ws: Workspace, item_ids: Sequence[str], key_prefix: str, reset_key:
         if n.button("Cancel", key=f"{key_prefix}_cancel"):
             st.session_state.pop(pkey, None)
             st.rerun()
+
+
+def file_name(path: str, width: int = 28) -> str:
+    """The file name of a ROOT-relative path, shortened in the middle to ``width`` characters."""
+    name = str(path).rsplit("/", 1)[-1]
+    return name if len(name) <= width else name[: width // 2 - 1] + "…" + name[-(width - width // 2):]
 
 
 def _toggle(store_key: str, item_id: str, widget_key: str) -> None:
@@ -305,9 +359,10 @@ def _pick_many(key_prefix: str, item_ids: list[str], on: bool) -> None:
 
 def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size: int = 24, columns: int = 6,
               selectable: bool = True, card_extra: Callable[[str], None] | None = None,
-              reset_key: str | None = None) -> list[str]:
+              reset_key: str | None = None, compute_predictions: bool = True) -> list[str]:
     """A paged grid of image cards (thumbnail, label, prediction, Open / Delete or Restore / Looks fine,
-    a pick box). ``card_extra(item_id)`` may add widgets to a card. Returns the picked ids (all pages)."""
+    a pick box). ``card_extra(item_id)`` may add widgets to a card. Returns the picked ids (all pages).
+    With ``compute_predictions=False`` predictions are shown only when already in memory."""
     flash()
     frame = items(ws).set_index("item_id", drop=False)
     ids = drop_stale(item_ids, frame)
@@ -329,7 +384,7 @@ def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size
         c[2].caption(f"Page {page} of {n_pages} · {len(ids)} images")
     st.session_state[page_key] = page
     shown = ids[(page - 1) * page_size: page * page_size]
-    preds = predictions(ws)
+    preds = predictions(ws) if compute_predictions else held_predictions(ws)
     open_id = None
     cols = st.columns(columns)
     for n, iid in enumerate(shown):
@@ -339,19 +394,19 @@ def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size
             p = preds.for_item(iid) if preds else None
             pred = f" → **{p[0]}** {p[1]:.0%}" if p and p[0] != r["label"] else ""
             st.caption(f"`{r['label']}`{pred}" + (" · **deleted**" if r["deleted"] else "")
-                       + (" · fine" if r["kept"] else ""), help=str(r["path"]))
+                       + (" · fine" if r["kept"] else "") + f"  \n{file_name(r['path'])}", help=str(r["path"]))
+            # every button says what it does in words (screen readers read the label, not the icon)
             b = st.columns(3, gap="small")
-            if b[0].button("", key=f"{key_prefix}_open_{iid}", icon=":material/open_in_full:", width="stretch",
-                           help="Open: review this image"):
+            if b[0].button("Open", key=f"{key_prefix}_open_{iid}", width="stretch",
+                           help=f"Open: review {r['path']}"):
                 open_id = iid
             if r["deleted"]:
-                if b[1].button("", key=f"{key_prefix}_restore_{iid}", icon=":material/restore_from_trash:",
-                               help="Restore", width="stretch"):
+                if b[1].button("Restore", key=f"{key_prefix}_restore_{iid}", help=f"Restore {r['path']}",
+                               width="stretch"):
                     write(ws, [iid], "restore", reset_key=reset_key, done=f"Restored {r['path']}")
-            elif b[1].button("", key=f"{key_prefix}_del_{iid}", icon=":material/delete:", help="Delete",
-                             width="stretch"):
+            elif b[1].button("Delete", key=f"{key_prefix}_del_{iid}", help=f"Delete {r['path']}", width="stretch"):
                 write(ws, [iid], "delete", reset_key=reset_key, done=f"Deleted {r['path']}")
-            if b[2].button("", key=f"{key_prefix}_fine_{iid}", icon=":material/check:", help="Looks fine",
+            if b[2].button("Fine", key=f"{key_prefix}_fine_{iid}", help=f"Looks fine: keep {r['path']} as it is",
                            width="stretch", disabled=bool(r["kept"] or r["deleted"])):
                 write(ws, [iid], "keep", reset_key=reset_key, done=f"Marked {r['path']} as fine")
             if selectable:

@@ -46,6 +46,11 @@ class Analysis:
         """True once predictions were computed (or failed) in this process: asking is then free."""
         return self._tried_preds
 
+    @property
+    def held_predictions(self) -> Predictions | None:
+        """The predictions in memory, if any (never computes them)."""
+        return self._preds
+
     def predictions(self, refresh: bool = False) -> Predictions | None:
         """Out-of-sample predictions (computed on first use, then kept until ``refresh``). None, with
         the reason in :attr:`predictions_error`, when they cannot be computed."""
