@@ -105,6 +105,11 @@ class RunComparison:
     decisions: list[Any]  # store Decisions active at exactly one of the two runs (what changed), oldest first
     undone: list[Any] = field(default_factory=list)  # those of them active at ``before`` only (taken back)
 
+    @property
+    def active_decisions(self) -> list[Any]:
+        """The decisions in between that are in effect now (not undone, not discarded after an undo)."""
+        return [d for d in self.decisions if getattr(d, "state", "active") == "active"]
+
 
 def _lock(ws: Workspace) -> Any:
     return getattr(ws.store, "lock", None) or contextlib.nullcontext()

@@ -194,24 +194,42 @@ def scan_key(ws: Workspace) -> str:
     from ..model.embed import embedding_model_key
 
     df = ws.items_frame()
-    return fingerprint("scan", SCAN_VERSION, ws.store.version_key(), embedding_model_key(),
+    return fingerprint("scan", SCAN_VERSION, ws.version_key(), embedding_model_key(),
                        list(zip(df["item_id"], df["sha256"], df["path"], df["deleted"])),
                        [(b.path, b.reason, b.kind) for b in ws.bad_files()])
 
 
 def _load_or_analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    key = scan_key(ws)
-    cached = load_arrays(ws.cache_dir, "scan", key)
-    if cached is not None:
-        issues = pd.DataFrame({c: cached[f"i_{c}"] for c in QUEUE_COLUMNS})
-        scores = pd.DataFrame({c: cached[f"s_{c}"] for c in SCORE_COLUMNS})
-        return _types(issues, scores)
-    issues, scores = _analyse(ws, progress)
-    arrays = {f"i_{c}": _array(issues[c]) for c in QUEUE_COLUMNS}
-    arrays.update({f"s_{c}": _array(scores[c]) for c in SCORE_COLUMNS})
-    save_arrays(ws.cache_dir, "scan", key, **arrays)
+    """The analysis of one snapshot of the data set (one store version), from the cache or computed.
+
+    Runs under the shared workspace lock (no apply moves a file while it is read) and pinned to one
+    snapshot: decisions recorded meanwhile are kept and make the result stale (see :func:`is_stale`),
+    never inconsistent. Both frames carry ``attrs["data_version"]``.
+    """
+    with ws.lock.hold("scan", exclusive=False), ws.pinned() as snap:
+        key = scan_key(ws)
+        cached = load_arrays(ws.cache_dir, "scan", key)
+        if cached is not None:
+            issues = pd.DataFrame({c: cached[f"i_{c}"] for c in QUEUE_COLUMNS})
+            scores = pd.DataFrame({c: cached[f"s_{c}"] for c in SCORE_COLUMNS})
+            return _label(_types(issues, scores), snap.version)
+        issues, scores = _analyse(ws, progress)
+        arrays = {f"i_{c}": _array(issues[c]) for c in QUEUE_COLUMNS}
+        arrays.update({f"s_{c}": _array(scores[c]) for c in SCORE_COLUMNS})
+        save_arrays(ws.cache_dir, "scan", key, **arrays)
     _say(progress, "done", 1.0)
-    return _types(issues, scores)
+    return _label(_types(issues, scores), snap.version)
+
+
+def _label(frames: tuple[pd.DataFrame, pd.DataFrame], version: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    for f in frames:
+        f.attrs["data_version"] = version
+    return frames
+
+
+def is_stale(ws: Workspace, result: pd.DataFrame) -> bool:
+    """True when decisions were recorded (or undone) since the snapshot ``result`` was computed on."""
+    return str(result.attrs.get("data_version", "")) != ws.store.version_key()
 
 
 def _array(col: pd.Series) -> np.ndarray:
@@ -277,5 +295,5 @@ def compute_scores(ws: Workspace, progress: Progress | None = None) -> pd.DataFr
     return _load_or_analyse(ws, progress)[1]
 
 
-__all__ = ["ISSUE_COLUMNS", "QUEUE_COLUMNS", "SCORE_COLUMNS", "compute_scores", "find_issues",
+__all__ = ["ISSUE_COLUMNS", "QUEUE_COLUMNS", "SCORE_COLUMNS", "compute_scores", "find_issues", "is_stale",
            "load_or_find_issues", "load_or_compute_pixels", "rank", "scan_key"]
