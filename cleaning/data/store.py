@@ -9,7 +9,6 @@ deleted). Recording a decision never touches image files: :mod:`cleaning.data.fi
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -19,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import CleaningError, ItemNotFound, store_error
+from .store_evals import EVAL_SCHEMA, EvalStoreMixin
 from .tree import validate_label
 
 ACTIONS = ("relabel", "delete", "restore", "keep")
@@ -71,23 +71,6 @@ CREATE TABLE IF NOT EXISTS file_ops(
     status     TEXT NOT NULL DEFAULT 'pending' CHECK(status IN ('pending','done','abandoned')),
     created_at TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS eval_sets(
-    eval_id    TEXT PRIMARY KEY,
-    created_at TEXT NOT NULL,
-    fraction   REAL NOT NULL,
-    seed       INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS eval_items(
-    eval_id TEXT NOT NULL REFERENCES eval_sets(eval_id),
-    item_id TEXT NOT NULL,
-    PRIMARY KEY(eval_id, item_id)
-);
-CREATE TABLE IF NOT EXISTS run_predictions(     -- a run's probabilities (JSON list, run vocab order)
-    run_id  TEXT NOT NULL,
-    item_id TEXT NOT NULL,
-    probs   TEXT NOT NULL,
-    PRIMARY KEY(run_id, item_id)
-);
 """
 
 
@@ -118,7 +101,7 @@ class ItemState:
     kept: bool
 
 
-class Store:
+class Store(EvalStoreMixin):
     """SQLite store of one data set (WAL journal, safe to share between threads)."""
 
     def __init__(self, path: str | Path, readonly: bool = False) -> None:
@@ -147,7 +130,7 @@ class Store:
                 self.conn.execute("PRAGMA journal_mode=WAL")
                 self.conn.execute("PRAGMA synchronous=FULL")
                 self.conn.execute("PRAGMA foreign_keys=ON")
-                self.conn.executescript(SCHEMA)
+                self.conn.executescript(SCHEMA + EVAL_SCHEMA)
                 self._migrate()
         except sqlite3.Error as e:
             raise store_error(e, self.path) from e
@@ -373,34 +356,6 @@ class Store:
     def active_seqs(self) -> list[int]:
         """Sequence numbers of the decisions active now (undone and discarded ones left out)."""
         return [int(r[0]) for r in self.query("SELECT seq FROM decisions WHERE state='active' ORDER BY seq")]
-
-    # ---- evaluation sets and run outputs (cleaning.evalset) ------------------------------------
-    def eval_set(self) -> tuple[str, list[str]] | None:
-        """The data set's evaluation set (the first one chosen): (eval_id, item ids), or None."""
-        rows = self.query("SELECT eval_id FROM eval_sets ORDER BY created_at, eval_id LIMIT 1")
-        if not rows:
-            return None
-        eid = str(rows[0][0])
-        return eid, [str(r[0]) for r in self.query("SELECT item_id FROM eval_items WHERE eval_id=? "
-                                                   "ORDER BY item_id", (eid,))]
-
-    def create_eval_set(self, eval_id: str, item_ids: Iterable[str], fraction: float, seed: int) -> None:
-        """Store a new evaluation set (its items never change afterwards)."""
-        with self.transaction() as c:
-            c.execute("INSERT INTO eval_sets(eval_id, created_at, fraction, seed) VALUES(?,?,?,?)",
-                      (eval_id, now_iso(), float(fraction), int(seed)))
-            c.executemany("INSERT INTO eval_items(eval_id, item_id) VALUES(?,?)", [(eval_id, i) for i in item_ids])
-
-    def save_run_predictions(self, run_id: str, probs: dict[str, list[float]]) -> None:
-        """Add (or replace) a run's per-item probabilities (in the run's vocab order)."""
-        with self.transaction() as c:
-            c.executemany("INSERT OR REPLACE INTO run_predictions(run_id, item_id, probs) VALUES(?,?,?)",
-                          [(run_id, i, json.dumps([round(float(p), 6) for p in ps])) for i, ps in probs.items()])
-
-    def run_predictions(self, run_id: str) -> dict[str, list[float]]:
-        """``{item_id: probabilities}`` a run stored (its evaluation-set predictions)."""
-        return {str(r[0]): json.loads(r[1]) for r in
-                self.query("SELECT item_id, probs FROM run_predictions WHERE run_id=?", (run_id,))}
 
     def decision_count(self) -> int:
         """The data-set version: how many decisions are active now."""
