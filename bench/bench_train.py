@@ -39,6 +39,13 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu() -> float:
+    """CPU seconds this process used (all threads): on a machine shared with other jobs the wall time
+    mostly measures the others; CPU time / 2 is what an idle 2-core machine needs at best."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _load() -> str:
     return "load " + "/".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -49,23 +56,28 @@ def _train(root: Path, **kw: object) -> dict:
     from cleaning.model.trainrun import train_workspace
 
     ws = Workspace.open(root)
-    t = time.time()
-    rec, res = train_workspace(ws, TrainSettings(**kw))  # type: ignore[arg-type]
+    t, cpu = time.time(), _cpu()
+    def report(ev: object) -> None:
+        if getattr(ev, "kind", "") in ("probe", "epoch"):
+            print(f"  {ev.kind} {ev.epoch}: valid loss {ev.valid_loss:.3f}, accuracy {ev.accuracy:.3f} "  # type: ignore[attr-defined]
+                  f"({time.time() - t:.0f}s wall, {_cpu() - cpu:.0f}s CPU)", file=sys.stderr, flush=True)
+
+    rec, res = train_workspace(ws, TrainSettings(**kw), on_progress=report)  # type: ignore[arg-type]
     m = res.metrics
     return {"images": m["n_train"] + m["n_valid"], "valid": m["n_valid"], "size": m["settings"]["size"],
             "probe": m["probe_accuracy"], "finetune": m["finetune_accuracy"], "accuracy": m["accuracy"],
             "kept": m["chosen"], "epochs": sum(1 for h in res.history if h.get("kind") == "epoch"),
-            "seconds": round(time.time() - t, 1), "load": _load(), "mode": m["mode"], "status": rec.status}
+            "seconds": round(time.time() - t, 1), "cpu": round(_cpu() - cpu, 1), "load": _load(), "mode": m["mode"], "status": rec.status}
 
 
 def _row(r: dict) -> str:
     ft = "–" if r["finetune"] is None else f"{r['finetune']:.3f}"
     return (f"| {r['name']} | {r['images']} ({r['valid']} eval) | {r['mode']} | {r['size']} | {r['probe']:.3f} | {ft} | "
-            f"**{r['accuracy']:.3f}** ({r['kept']}) | {r['epochs']} | {r['seconds']} | {r['load']} |")
+            f"**{r['accuracy']:.3f}** ({r['kept']}) | {r['epochs']} | {r['seconds']} | {r['cpu']} | {r['load']} |")
 
 
-HEADER = ("| data set | images | mode | px | probe | fine-tuned | kept | epochs | seconds | load |\n"
-          "|---|---|---|---|---|---|---|---|---|---|")
+HEADER = ("| data set | images | mode | px | probe | fine-tuned | kept | epochs | wall s | CPU s | load |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def part_digits(tmp: Path) -> list[str]:
