@@ -42,6 +42,18 @@ logger = logging.getLogger(__name__)
 _SLOT = threading.Lock()
 
 
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``), so a server's
+    resident memory does not ratchet up from one training run to the next."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def new_run_id() -> str:
     """A sortable unique run id: UTC time + 6 random hex digits."""
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
@@ -55,7 +67,7 @@ def _predict_extra(model_path: Path, paths: list[str]) -> tuple[list[str], np.nd
         return predict_paths(learn, paths)
     finally:
         del learn
-        gc.collect()
+        release_memory()
 
 
 def train_workspace(ws: Workspace, settings: TrainSettings | None = None,
@@ -87,6 +99,7 @@ def train_workspace(ws: Workspace, settings: TrainSettings | None = None,
     try:
         result = train_classifier(list(df["abs_path"]), list(df["label"]), out_dir, s, None, on_progress,
                                   should_stop, valid=valid)
+        release_memory()
     except TrainingStopped:
         shutil.rmtree(out_dir, ignore_errors=True)  # never leave an empty run folder
         record = record_run(ws, run_id, {"arch": s.arch, "settings": asdict(s), "mode": s.mode,
@@ -195,7 +208,7 @@ def start_training(ws: Workspace, settings: TrainSettings) -> TrainJob:
                          + (f", validation accuracy {record.accuracy:.1%}" if record.accuracy is not None
                             else " (stopped before a model existed)"))
             finally:
-                gc.collect()
+                release_memory()
 
     threading.Thread(target=main, name="train-run", daemon=True).start()
     return job
