@@ -1,4 +1,6 @@
-"""The store: one SQLite file per data set holding items, provenance and decisions.
+"""The store: one SQLite file per data set holding items, provenance, decisions, the file-move journal,
+training runs and evaluation sets. The store modules (``store.py``, ``store_items.py``, ``store_runs.py``,
+``store_migrate.py``) are the only code that speaks SQL; everything else calls their methods.
 
 Decisions are data. Every relabel / delete / restore / keep is a row with time, source and a batch
 number; the current label of an item is its last *active* relabel (else the label it came with).
@@ -14,17 +16,18 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import CleaningError, ItemNotFound, store_error
-from .store_evals import EVAL_SCHEMA, EvalStoreMixin
+from .store_items import ItemsSQL, now_iso, settle_provenance
+from .store_runs import RunsSQL
 from .tree import validate_label
 
 ACTIONS = ("relabel", "delete", "restore", "keep")
 SOURCES = ("user", "suggestion", "bulk", "cli", "disk")
 #: Version 2: at most one item per ROOT path on disk (a partial UNIQUE index; duplicates repaired).
-SCHEMA_VERSION = 2
+#: Version 3: the ``runs`` table of training runs is part of the schema (it was created on first use).
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -71,11 +74,24 @@ CREATE TABLE IF NOT EXISTS file_ops(
     status     TEXT NOT NULL DEFAULT 'pending' CHECK(status IN ('pending','done','abandoned')),
     created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS eval_sets(
+    eval_id    TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    fraction   REAL NOT NULL,
+    seed       INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS eval_items(
+    eval_id TEXT NOT NULL REFERENCES eval_sets(eval_id),
+    item_id TEXT NOT NULL,
+    PRIMARY KEY(eval_id, item_id)
+);
+CREATE TABLE IF NOT EXISTS run_predictions(     -- a run's probabilities (JSON list, run vocab order)
+    run_id  TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    probs   TEXT NOT NULL,
+    PRIMARY KEY(run_id, item_id)
+);
 """
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True)
@@ -101,7 +117,7 @@ class ItemState:
     kept: bool
 
 
-class Store(EvalStoreMixin):
+class Store(ItemsSQL, RunsSQL):
     """SQLite store of one data set (WAL journal, safe to share between threads)."""
 
     def __init__(self, path: str | Path, readonly: bool = False) -> None:
@@ -130,7 +146,7 @@ class Store(EvalStoreMixin):
                 self.conn.execute("PRAGMA journal_mode=WAL")
                 self.conn.execute("PRAGMA synchronous=FULL")
                 self.conn.execute("PRAGMA foreign_keys=ON")
-                self.conn.executescript(SCHEMA + EVAL_SCHEMA)
+                self.conn.executescript(SCHEMA)
                 self._migrate()
         except sqlite3.Error as e:
             raise store_error(e, self.path) from e
@@ -376,18 +392,6 @@ class Store(EvalStoreMixin):
     def active_decisions_since(self, seq: int) -> int:
         """Active decisions recorded after decision ``seq`` (0 = since the start)."""
         return int(self.query("SELECT COUNT(*) FROM decisions WHERE seq > ? AND state='active'", (seq,))[0][0])
-
-
-def settle_provenance(c: sqlite3.Connection) -> None:
-    """Inside a transaction: copy pending provenance onto the items now at those paths (only into empty
-    fields) and forget what was copied."""
-    c.execute("UPDATE items SET "
-              "source_query=COALESCE(source_query, (SELECT p.source_query FROM pending_provenance p "
-              "WHERE p.path=items.path)), "
-              "source_url=COALESCE(source_url, (SELECT p.source_url FROM pending_provenance p WHERE p.path=items.path)), "
-              "added_at=COALESCE(added_at, (SELECT p.added_at FROM pending_provenance p WHERE p.path=items.path)) "
-              "WHERE location='root' AND path IN (SELECT path FROM pending_provenance)")
-    c.execute("DELETE FROM pending_provenance WHERE path IN (SELECT path FROM items WHERE location='root')")
 
 
 def _apply(s: ItemState, action: str, label: str | None) -> ItemState:
