@@ -62,7 +62,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     ws = _open(args)
     settings = TrainSettings(arch=args.arch, mode=args.mode, epochs=args.epochs, freeze_epochs=args.freeze_epochs,
-                             size=args.size, batch_size=args.batch_size, valid_pct=args.valid_pct,
+                             size=args.size or None, batch_size=args.batch_size, valid_pct=args.valid_pct,
                              lr=args.lr, lr_find=args.lr_find, seed=args.seed)
     n = int((~ws.items_frame()["deleted"]).sum())
     what = ("linear probe only" if args.mode == "quick" else
@@ -191,8 +191,8 @@ def register(sub: Any) -> None:
     p.add_argument("--epochs", type=int, default=8, help="most fine-tuning epochs; stops earlier when the "
                                                           "validation loss stops improving (default 8)")
     p.add_argument("--freeze-epochs", type=int, default=0, help="head-only epochs before unfreezing (default 0)")
-    p.add_argument("--size", type=int, default=None, help="input size in pixels (default: the images' typical "
-                                                          "size, 64–128)")
+    p.add_argument("--size", type=int, default=128, help="input size in pixels (default 128; 0: the images' "
+                                                         "typical size, 64–128)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--valid-pct", type=float, default=0.2,
                    help="size of the fixed evaluation set, chosen on the first run (default 0.2)")
