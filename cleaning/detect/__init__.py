@@ -4,11 +4,12 @@ Every detector is three small steps — *measure* (a number per image), *score* 
 to [0, 1], higher = more suspicious) and *threshold* (which scores become issues) — and returns a
 DataFrame with :data:`ISSUE_COLUMNS`:
 
-``item_id, issue, severity, suggested_label, related_item_id, reason``
+``item_id, issue, severity, suggested_label, related_item_id, reason, group``
 
 ``issue`` is one of :data:`ISSUE_KINDS`; ``severity`` in [0, 1]; ``suggested_label`` is set for
-``label`` rows, ``related_item_id`` for duplicate rows (the copy to keep); ``reason`` is plain words
-with numbers. :mod:`cleaning.scan` runs them over a workspace and merges the tables into one queue.
+``label`` rows (never on ``outlier`` rows: off-topic is not a label error), ``related_item_id`` for
+duplicate rows (the copy to keep), ``group`` for the members of one junk group (:mod:`.junk`, the same
+id on every member; empty otherwise); ``reason`` is plain words with numbers. :mod:`cleaning.scan` runs them over a workspace and merges the tables into one queue.
 
 The nearest-neighbour search (:func:`compute_neighbours`) is shared by the label, outlier and
 duplicate detectors: encode once, query cheaply.
@@ -24,7 +25,7 @@ import pandas as pd
 
 from ..errors import CleaningError
 
-ISSUE_COLUMNS = ["item_id", "issue", "severity", "suggested_label", "related_item_id", "reason"]
+ISSUE_COLUMNS = ["item_id", "issue", "severity", "suggested_label", "related_item_id", "reason", "group"]
 ISSUE_KINDS = ("label", "outlier", "duplicate", "near_duplicate", "corrupt", "low_quality")
 
 
@@ -42,7 +43,7 @@ def issues_frame(rows: Iterable[Mapping[str, object]] = ()) -> pd.DataFrame:
         raise CleaningError(f"unknown issue kind(s) {sorted(bad)}", hint=f"use one of {', '.join(ISSUE_KINDS)}")
     if len(df) and not df["severity"].between(0.0, 1.0).all():
         raise CleaningError("issue severity outside [0, 1]")
-    for c in ("item_id", "suggested_label", "related_item_id", "reason"):
+    for c in ("item_id", "suggested_label", "related_item_id", "reason", "group"):
         df[c] = df[c].fillna("").astype(str)
     return df
 
