@@ -14,7 +14,7 @@ from pages._common import sidebar_frame
 
 HERE = Path(__file__).resolve().parent
 
-# (file, title, url path, icon, section) — a page appears once its file exists.
+# (file, title, url path, icon, section)
 PAGES = [
     ("pages/overview.py", "Overview", "overview", ":material/dashboard:", "Data set"),
     ("pages/scrape.py", "Scrape", "scrape", ":material/travel_explore:", "Data set"),
@@ -31,9 +31,8 @@ st.set_page_config(page_title="Image data cleaning", page_icon="🧹", layout="w
 
 sections: dict[str, list] = {}
 for file, title, url, icon, section in PAGES:
-    if (HERE / file).exists():
-        sections.setdefault(section, []).append(
-            st.Page(file, title=title, url_path=url, icon=icon, default=(url == "overview")))
+    sections.setdefault(section, []).append(
+        st.Page(file, title=title, url_path=url, icon=icon, default=(url == "overview")))
 nav = st.navigation(sections)
 sidebar_frame()
 nav.run()

@@ -34,7 +34,7 @@ def _pair_score(found: set, truth: set) -> dict:
 def score_set(s: pd.DataFrame, embed: Callable, pixels: Callable, peers: bool = True) -> dict:
     """Run the product's detectors on one planted set and score every issue kind (and the peers)."""
     from cleaning.detect.run import DetectorInputs, run_detectors
-    from cleaning.oos import compute_oos_pred_probs, make_groups
+    from cleaning.model.oos import compute_oos_pred_probs, make_groups
 
     paths = list(s["path"])
     x, sha = embed(paths)
@@ -155,7 +155,7 @@ def retrain(s: pd.DataFrame, held: pd.DataFrame, embed: Callable, pixels: Callab
     from threadpoolctl import threadpool_limits
 
     from cleaning.detect.run import DetectorInputs, run_detectors
-    from cleaning.oos import DEFAULT_C, compute_oos_pred_probs, make_groups
+    from cleaning.model.oos import DEFAULT_C, compute_oos_pred_probs, make_groups
 
     paths = list(s["path"])
     x, sha = embed(paths)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from cleaning.data.workspace import Workspace
 from cleaning.errors import CleaningError
-from cleaning.workspace import Workspace
 
 ROOT_KEY = "dataset_root"
 
@@ -36,7 +36,7 @@ def open_workspace(root: str) -> Workspace:
 
 @st.cache_resource(show_spinner="Copying the demo data set…")
 def demo_root() -> str:
-    from cleaning.demo import prepare_demo
+    from cleaning.data.demo import prepare_demo
 
     return str(prepare_demo())
 
@@ -53,7 +53,7 @@ def get_workspace() -> Workspace:
 
 
 def is_demo(ws: Workspace) -> bool:
-    from cleaning.demo import demo_parent
+    from cleaning.data.demo import demo_parent
 
     return demo_parent().resolve() in ws.root.parents
 
@@ -87,7 +87,7 @@ def run_page(render: Callable[[], None]) -> None:
 @st.cache_data(show_spinner=False, max_entries=5000)
 def thumbnail(abs_path: str, mtime_ns: int, size: int = 256) -> bytes:
     """JPEG bytes of a small copy of an image (grey placeholder if unreadable); keyed by mtime."""
-    from cleaning.images import make_thumbnail
+    from cleaning.data.images import make_thumbnail
 
     buf = io.BytesIO()
     make_thumbnail(abs_path, size).save(buf, "JPEG", quality=85)
@@ -141,7 +141,7 @@ def sidebar_frame() -> None:
         if st.button("⟳ Rescan folder", key="frame_rescan", width="stretch",
                      help="Look at the folder again for new, moved or removed files"):
             with st.spinner("Scanning…"):
-                rep = ws.scan()
+                rep = ws.refresh()
             st.toast(f"{rep.n_images} images, {len(rep.new)} new, {len(rep.missing)} missing")
             st.rerun()
         st.caption(f"{ws.store.decision_count()} decisions recorded · nothing is deleted for good")

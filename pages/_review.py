@@ -16,9 +16,9 @@ from urllib.parse import urlparse
 import pandas as pd
 import streamlit as st
 
+from cleaning.data.workspace import Workspace
 from cleaning.errors import CleaningError
-from cleaning.review import Predictions, drop_stale, issues_by_item
-from cleaning.workspace import Workspace
+from cleaning.review.selection import Predictions, drop_stale, issues_by_item
 from pages._common import open_workspace, show_error, thumb
 
 _RESET = "_review_reset_key"  # which counter the open dialog bumps when dismissed
@@ -28,9 +28,7 @@ _FLASH = "_review_flash"
 # ---- shared data (read-only; one copy per data-set version for the whole server) ---------------------
 def data_version(ws: Workspace) -> str:
     """Changes whenever a decision is recorded, undone or redone, or the folder is rescanned."""
-    scan = ws.store.query("SELECT value FROM meta WHERE key='last_scan'")
-    moves = ws.store.query("SELECT COUNT(*) FROM file_ops WHERE status='done'")[0][0]
-    return f"{ws.store.version_key()}|{scan[0][0] if scan else ''}|{moves}"
+    return ws.store.files_key()
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -54,7 +52,7 @@ def predictions(ws: Workspace, refresh: bool = False) -> Predictions | None:
     when they cannot be computed."""
     held = _latest(str(ws.root))
     if refresh or "preds" not in held:
-        from cleaning.oos import load_or_compute_oos
+        from cleaning.model.oos import load_or_compute_oos
 
         try:
             with st.spinner("Computing out-of-sample predictions (the first time embeds every image: "
@@ -95,9 +93,9 @@ AUTO_EMBED_UP_TO = 300
 
 def images_to_embed(ws: Workspace) -> int:
     """How many distinct image contents have no cached embedding yet (0 after ``cleaning scan``)."""
-    from cleaning.backbone import DEFAULT_ARCH, arch_spec
-    from cleaning.cache import EmbeddingTable
-    from cleaning.embed import embedding_model_key
+    from cleaning.data.cache import EmbeddingTable
+    from cleaning.model.backbone import DEFAULT_ARCH, arch_spec
+    from cleaning.model.embed import embedding_model_key
 
     try:
         table = EmbeddingTable(ws.cache_dir, embedding_model_key(), arch_spec(DEFAULT_ARCH).dim)
@@ -125,17 +123,14 @@ def model_gate(ws: Workspace, key: str) -> bool:
 
 
 def issues(ws: Workspace, refresh: bool = False, compute: bool = True) -> pd.DataFrame | None:
-    """The latest ranked issue table of the scan (None until ``cleaning.scan`` can provide one, or when
-    it has not been loaded yet and ``compute`` is False)."""
+    """The latest ranked issue table of the scan (None when it has not been loaded yet and ``compute`` is
+    False, or when the scan failed)."""
     held = _latest(str(ws.root))
     if not compute and "issues" not in held:
         return None
     if refresh or "issues" not in held:
-        try:
-            from cleaning.scan import load_or_find_issues
-        except ImportError:
-            held["issues"] = None
-            return None
+        from cleaning.review.analysis import load_or_find_issues
+
         try:
             with st.spinner("Looking for issues…"):
                 held["issues"] = load_or_find_issues(ws)

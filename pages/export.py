@@ -1,7 +1,7 @@
 """Export: make the folders match the decisions (quarantine), or write a clean copy elsewhere.
 
 Both show exactly what will happen before it happens, ask for a confirmation, report progress and the
-result. Only :mod:`cleaning.files` moves or copies files; nothing is ever erased.
+result. Only :mod:`cleaning.data.files` moves or copies files; nothing is ever erased.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from cleaning.data.files import ApplyPlan, apply_decisions, check_export_target, export_dataset, plan_apply
+from cleaning.data.workspace import Workspace
 from cleaning.errors import CleaningError, ExportError
-from cleaning.files import ApplyPlan, apply_decisions, check_export_target, export_dataset, plan_apply
-from cleaning.workspace import Workspace
 from pages import _review as review
 from pages._common import get_workspace, run_page, show_error
 from pages._retrain import retrain_box

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from cleaning.queue import (
+from cleaning.data.workspace import Workspace
+from cleaning.review.queue import (
     ISSUE_NAMES,
     ISSUE_TYPES,
     UNKNOWN_SOURCE,
@@ -19,8 +20,7 @@ from cleaning.queue import (
     page_of,
     queue_counts,
 )
-from cleaning.sources import normalise_query, source_host
-from cleaning.workspace import Workspace
+from cleaning.review.sources import normalise_query, source_host
 from pages import _review as review
 from pages._common import get_workspace, run_page, show_error, thumb
 from pages._retrain import retrain_box
@@ -92,12 +92,6 @@ def render() -> None:
 
 
 def _no_queue(ws: Workspace) -> None:
-    try:
-        import cleaning.scan  # noqa: F401
-    except ImportError:
-        st.warning("The issue scan is not part of this installation yet (`cleaning/scan.py`), so there is no "
-                   "queue to review. The Embedding and Confusion pages still work from the model.")
-        return
     err = review._latest(str(ws.root)).get("issues_error")  # _review keeps the scan's error there
     if err is not None:
         show_error(err)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from cleaning.figures import class_counts_figure
+from cleaning.review.figures import class_counts_figure
 from pages._common import get_workspace, is_demo, run_page, thumb
 
 

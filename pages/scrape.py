@@ -1,7 +1,7 @@
 """Scrape: search the web per class (or paste URLs), download safely in the background, read the report.
 
-The run works in a background thread (:func:`cleaning.scrape_run.run_in_background`); this page only
-polls its :class:`~cleaning.scrape_run.ScrapeProgress` once a second, so the rest of the app stays usable
+The run works in a background thread (:func:`cleaning.scrape.run.run_in_background`); this page only
+polls its :class:`~cleaning.scrape.run.ScrapeProgress` once a second, so the rest of the app stays usable
 on what is already there. One run per data set at a time, shared by every browser session.
 """
 
@@ -12,16 +12,16 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from cleaning.download import DownloadConfig
 from cleaning.errors import CleaningError
-from cleaning.scrape import DEFAULT_TEMPLATES, SearchProvider, parse_classes, plan_queries
-from cleaning.scrape_run import (
+from cleaning.scrape.fetch import DownloadConfig
+from cleaning.scrape.run import (
     ScrapeProgress,
     ScrapeReport,
     download_url_list,
     run_in_background,
     scrape_classes,
 )
+from cleaning.scrape.search import DEFAULT_TEMPLATES, SearchProvider, parse_classes, plan_queries
 from pages._common import get_workspace, run_page, show_error, thumb
 
 #: session-state keys a test or a demo may set to swap the search provider / download limits

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from cleaning.sources import (
+from cleaning.review.figures import sources_figure
+from cleaning.review.sources import (
     BY,
     BY_NAMES,
     PROBLEMS,
     UNKNOWN,
     item_outcomes,
     item_sources,
-    sources_figure,
     summarize_sources,
 )
 from pages import _review as review

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from cleaning.backbone import ARCHS, DEFAULT_ARCH
-from cleaning.figures import loss_figure, matrix_figure
-from cleaning.runs import RunComparison, RunRecord, compare_runs, list_runs
-from cleaning.train import TrainEvent, TrainSettings, train_workspace
+from cleaning.model.backbone import ARCHS, DEFAULT_ARCH
+from cleaning.model.runs import RunComparison, RunRecord, compare_runs, list_runs
+from cleaning.model.train import TrainEvent, TrainSettings, train_workspace
+from cleaning.review.figures import loss_figure, matrix_figure
 from pages._common import get_workspace, run_page
 
 SIZES = [64, 96, 128, 160, 224]

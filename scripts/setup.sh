@@ -9,10 +9,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV" >&2
   "$PY" -m venv "$VENV"
 fi
-stamp="$VENV/.requirements-$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)"
+stamp="$VENV/.requirements-$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "setup: installing requirements-dev.txt into $VENV (torch is large: a few minutes the first time)" >&2
   "$VENV/bin/python" -m pip install -q -r requirements-dev.txt
+  # the library itself, editable (the `cleaning` console script; tests import it without path tricks)
+  "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
   touch "$stamp"
 fi
 # A real browser for the click tests (Debian's chromium; Playwright cannot download its own here).

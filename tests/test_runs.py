@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cleaning.runs import RunNotFound, compare_runs, get_run, list_runs, record_run
-from cleaning.train import classification_metrics
+from cleaning.model.runs import RunNotFound, compare_runs, get_run, list_runs, record_run
+from cleaning.model.train import classification_metrics
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def ws(tmp_path: Path):  # noqa: ANN201
-    from cleaning.workspace import Workspace
+    from cleaning.data.workspace import Workspace
 
     root = tmp_path / "data"
     for label in ("bird", "fruit"):

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cleaning.train import TrainEvent, TrainSettings, classification_metrics, split_valid, train_workspace
+from cleaning.model.train import TrainEvent, TrainSettings, classification_metrics, split_valid, train_workspace
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "demo" / "data"
@@ -41,9 +41,9 @@ def _shared_model_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
 
 def test_cli_train_writes_metrics_and_records_the_run(tree: Path, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    from cleaning.__main__ import main
-    from cleaning.runs import list_runs
-    from cleaning.workspace import Workspace
+    from cleaning.cli import main
+    from cleaning.data.workspace import Workspace
+    from cleaning.model.runs import list_runs
 
     ws = Workspace.open(tree)
     frame = ws.items_frame()
@@ -77,7 +77,7 @@ def test_cli_train_writes_metrics_and_records_the_run(tree: Path, tmp_path: Path
 def test_library_training_reports_progress_and_exports_a_usable_model(tree: Path) -> None:
     from fastai.learner import load_learner
 
-    from cleaning.workspace import Workspace
+    from cleaning.data.workspace import Workspace
 
     ws = Workspace.open(tree)
     events: list[TrainEvent] = []
@@ -94,7 +94,7 @@ def test_library_training_reports_progress_and_exports_a_usable_model(tree: Path
 
 
 def test_stop_request_ends_training_early(tree: Path) -> None:
-    from cleaning.workspace import Workspace
+    from cleaning.data.workspace import Workspace
 
     events: list[TrainEvent] = []
     _, result = train_workspace(Workspace.open(tree), TrainSettings(epochs=3, freeze_epochs=0, size=64, batch_size=4),
@@ -104,7 +104,7 @@ def test_stop_request_ends_training_early(tree: Path) -> None:
 
 def test_too_little_data_is_a_clear_error(tmp_path: Path) -> None:
     from cleaning.errors import CleaningError
-    from cleaning.train import train_classifier
+    from cleaning.model.train import train_classifier
 
     with pytest.raises(CleaningError, match="too little to train on"):
         train_classifier([str(tmp_path / "a.jpg")] * 3, ["a", "b", "a"], tmp_path / "out", TINY)
@@ -139,8 +139,8 @@ def test_train_page_shows_runs_compares_them_and_trains(tree: Path, monkeypatch:
     """Runs after the tests above (module order): the tree already has runs to show and compare."""
     from streamlit.testing.v1 import AppTest
 
-    from cleaning.runs import list_runs
-    from cleaning.workspace import Workspace
+    from cleaning.data.workspace import Workspace
+    from cleaning.model.runs import list_runs
 
     n_before = len(list_runs(Workspace.open(tree)))
     assert n_before >= 2

@@ -76,15 +76,15 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 def precompute(root: Path, state_dir: Path) -> None:
     """What ``python -m cleaning scan ROOT`` leaves in the state folder, through the library."""
-    from cleaning.oos import load_or_compute_oos
-    from cleaning.project import load_or_compute_projection
-    from cleaning.workspace import Workspace
+    from cleaning.data.workspace import Workspace
+    from cleaning.model.oos import load_or_compute_oos
+    from cleaning.model.projection import load_or_compute_projection
 
     ws = Workspace.open(root, state_dir=state_dir / (root.name + ".cleaning"))
     load_or_compute_oos(ws)
     load_or_compute_projection(ws, "umap")
     try:
-        from cleaning.scan import load_or_find_issues
+        from cleaning.review.analysis import load_or_find_issues
     except ImportError:
         pass
     else:
@@ -99,8 +99,8 @@ class App:
     root: Path
     state_dir: Path
 
-    def workspace(self):  # noqa: ANN201 — cleaning.workspace.Workspace
-        from cleaning.workspace import Workspace
+    def workspace(self):  # noqa: ANN201 — cleaning.data.workspace.Workspace
+        from cleaning.data.workspace import Workspace
 
         return Workspace.open(self.root, state_dir=self.state_dir / (self.root.name + ".cleaning"))
 
@@ -117,7 +117,7 @@ def chromium_path() -> str:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterator[App]:
     """A fresh server on a writable copy of the demo (with its provenance), caches precomputed."""
-    from cleaning.demo import prepare_demo
+    from cleaning.data.demo import prepare_demo
 
     home = tmp_path_factory.mktemp("browser_app")
     root = prepare_demo(home / "demo")

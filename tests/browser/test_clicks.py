@@ -136,8 +136,8 @@ def test_esc_closes_the_dialog_for_good_and_a_typed_label_works(app: App, page: 
 
 
 def test_click_a_confusion_cell_shows_its_images(app: App, page: Page) -> None:
-    from cleaning.oos import load_or_compute_oos
-    from cleaning.review import Predictions, confusion_from_items
+    from cleaning.model.oos import load_or_compute_oos
+    from cleaning.review.selection import Predictions, confusion_from_items
 
     ws = app.workspace()
     oos = load_or_compute_oos(ws)

@@ -1,10 +1,10 @@
-"""CLI sub-commands of the model side: ``train`` and ``embed`` (hooked into ``python -m cleaning``).
+"""CLI sub-commands of the model side: ``train`` and ``embed`` .
 
     python -m cleaning train ROOT [--arch tf_efficientnet_lite0] [--epochs N] [--json METRICS.json]
     python -m cleaning embed ROOT [--projection umap|tsne|none]
 
 Both work offline. Errors the user can fix are raised as CleaningError and printed as one line by
-``cleaning.__main__``.
+:mod:`cleaning.cli`.
 """
 
 from __future__ import annotations
@@ -16,23 +16,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .backbone import ARCHS, DEFAULT_ARCH
-
-
-def _say(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def _root_parser(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help)
-    p.add_argument("root", metavar="ROOT", help="data-set folder laid out as ROOT/<label>/<image>")
-    p.add_argument("--state-dir", default=None,
-                   help="where the store, quarantine and caches live (default: ROOT.cleaning next to ROOT)")
-    return p
+from ..model.backbone import ARCHS, DEFAULT_ARCH
+from . import add_root_command
+from . import say as _say
 
 
 def _open(args: argparse.Namespace) -> Any:
-    from .workspace import Workspace
+    from ..data.workspace import Workspace
 
     return Workspace.open(args.root, state_dir=args.state_dir)
 
@@ -56,7 +46,7 @@ class _BatchLine:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import TrainSettings, train_workspace
+    from ..model.train import TrainSettings, train_workspace
 
     ws = _open(args)
     settings = TrainSettings(arch=args.arch, epochs=args.epochs, freeze_epochs=args.freeze_epochs,
@@ -85,9 +75,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from .embed import load_or_compute_embeddings
-    from .oos import load_or_compute_oos
-    from .project import load_or_compute_projection
+    from ..model.embed import load_or_compute_embeddings
+    from ..model.oos import load_or_compute_oos
+    from ..model.projection import load_or_compute_projection
 
     ws = _open(args)
     tty = sys.stderr.isatty()
@@ -115,9 +105,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_model_parsers(sub: Any) -> None:
+def register(sub: Any) -> None:
     """Add ``train`` and ``embed`` to the CLI's sub-parsers."""
-    p = _root_parser(sub, "train", "fine-tune a pretrained classifier on the current labels (works offline)")
+    p = add_root_command(sub, "train", "fine-tune a pretrained classifier on the current labels (works offline)")
     p.add_argument("--arch", default=DEFAULT_ARCH, choices=list(ARCHS),
                    help=f"backbone (default {DEFAULT_ARCH}: offline; resnet18/34 need the internet once)")
     p.add_argument("--epochs", type=int, default=2, help="epochs with the whole network trained (default 2)")
@@ -129,7 +119,7 @@ def add_model_parsers(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="METRICS.json", default=None, help="also write the metrics as JSON")
     p.set_defaults(func=cmd_train)
-    p = _root_parser(sub, "embed", "compute and cache embeddings, out-of-sample probabilities and the 2-D map")
+    p = add_root_command(sub, "embed", "compute and cache embeddings, out-of-sample probabilities and the 2-D map")
     p.add_argument("--projection", default="umap", choices=["umap", "tsne", "none"],
                    help="2-D map method (default umap)")
     p.set_defaults(func=cmd_embed)

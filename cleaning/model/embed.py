@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from PIL import Image
 
+from ..data.cache import EmbeddingTable, fingerprint
+from ..data.images import MAX_PIXELS, SUPPORTED_FORMATS, load_image, normalise
+from ..errors import CleaningError
 from .backbone import DEFAULT_ARCH, arch_spec, cache_root, create_backbone, model_id
-from .cache import EmbeddingTable, fingerprint
-from .errors import CleaningError
-from .images import MAX_PIXELS, SUPPORTED_FORMATS, load_image, normalise
 
 if TYPE_CHECKING:
-    from .workspace import Workspace
+    from ..data.workspace import Workspace
 
 #: Bump when the preprocessing changes so cached embeddings are recomputed.
 PREPROCESS_VERSION = 1
@@ -49,7 +49,7 @@ def n_cpus() -> int:
 
 
 def _open_drafted(path: str | Path, size: int) -> Image.Image:
-    """Open with the same format and pixel limits as :mod:`cleaning.images`, letting JPEG decode at
+    """Open with the same format and pixel limits as :mod:`cleaning.data.images`, letting JPEG decode at
     a reduced scale (``draft``: 1/2, 1/4, 1/8, never below ``size``), then normalise to RGB."""
     with Image.open(path) as im:
         w, h = im.size
@@ -74,10 +74,10 @@ def open_for_model(path: str | Path, min_side: int) -> Image.Image:
     (the shorter side stays ≥ ``min_side`` when the file allows).
 
     A fast path decodes JPEGs with ``draft``; anything it cannot handle goes through
-    :func:`cleaning.images.load_image`, which gives the reason a file is unusable.
+    :func:`cleaning.data.images.load_image`, which gives the reason a file is unusable.
 
     Raises:
-        cleaning.images.UnreadableImage: the file is not a usable image.
+        cleaning.data.images.UnreadableImage: the file is not a usable image.
     """
     try:
         return _open_drafted(path, min_side)
@@ -89,7 +89,7 @@ def load_for_model(path: str | Path, size: int) -> Image.Image:
     """Decode ``path`` (see :func:`open_for_model`), centre-crop to a square, resize to ``size``².
 
     Raises:
-        cleaning.images.UnreadableImage: the file is not a usable image.
+        cleaning.data.images.UnreadableImage: the file is not a usable image.
     """
     return square(open_for_model(path, size), size)
 
@@ -287,12 +287,12 @@ def compute_embeddings(paths: Sequence[str | Path], arch: str = DEFAULT_ARCH, si
     """Embed every image: N×D float32, rows L2-normalised (D = 1280 for EfficientNet-Lite0).
 
     Raises:
-        cleaning.images.UnreadableImage: a file is not a usable image (use :func:`embed_images` to
+        cleaning.data.images.UnreadableImage: a file is not a usable image (use :func:`embed_images` to
             collect failures instead).
     """
     res = embed_images(paths, arch, size, batch_size, method, threads, workers, progress)
     if res.errors:
-        from .images import UnreadableImage
+        from ..data.images import UnreadableImage
 
         i, reason = next(iter(sorted(res.errors.items())))
         raise UnreadableImage(f"{paths[i]}: {reason}", hint="fix or delete the file, then rescan")

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from .dataset import validate_label
-from .errors import CleaningError
+from ..data.tree import validate_label
+from ..errors import CleaningError
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

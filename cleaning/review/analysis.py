@@ -8,7 +8,7 @@ analysis that is saved in the workspace cache under a key made of the store's ve
 decision), the images' contents and the model, so the CLI and the pages share it and any decision
 recomputes it (seconds: the embeddings and probabilities have their own caches).
 
-Pipeline: embeddings (:mod:`cleaning.embed`) → out-of-sample probabilities (:mod:`cleaning.oos`) →
+Pipeline: embeddings (:mod:`cleaning.model.embed`) → out-of-sample probabilities (:mod:`cleaning.model.oos`) →
 pixel statistics and thumbnails (decoded once per content, cached) → every detector over those arrays
 (:func:`cleaning.detect.run.run_detectors`: duplicates, label errors, off-topic images and junk groups,
 low quality) → corrupt files from the folder scan. Off-topic is not a label error: an ``outlier`` row
@@ -24,16 +24,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .cache import fingerprint, load_arrays, save_arrays
-from .detect import ISSUE_COLUMNS, issues_frame
-from .detect.duplicates import compute_thumbnail
-from .detect.quality import STATS_COLUMNS, compute_quality_stats
-from .detect.run import DetectorInputs, run_detectors
-from .errors import CleaningError
-from .images import load_image
+from ..data.cache import fingerprint, load_arrays, save_arrays
+from ..data.images import load_image
+from ..detect import ISSUE_COLUMNS, issues_frame
+from ..detect.duplicates import compute_thumbnail
+from ..detect.quality import STATS_COLUMNS, compute_quality_stats
+from ..detect.run import DetectorInputs, run_detectors
+from ..errors import CleaningError
 
 if TYPE_CHECKING:
-    from .workspace import Workspace
+    from ..data.workspace import Workspace
 
 #: Bump when the detectors change so cached scans are recomputed.
 SCAN_VERSION = 2
@@ -98,8 +98,8 @@ def load_or_compute_pixels(ws: Workspace, df: pd.DataFrame,
 
 def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(issues, scores) over the non-deleted images, computed now."""
-    from .embed import load_or_compute_embeddings
-    from .oos import compute_oos_pred_probs, encode_labels, load_or_compute_oos, make_groups
+    from ..model.embed import load_or_compute_embeddings
+    from ..model.oos import compute_oos_pred_probs, encode_labels, load_or_compute_oos, make_groups
 
     df = ws.items_frame(include_deleted=False)
     _say(progress, f"embedding {len(df)} images", 0.0)
@@ -174,7 +174,7 @@ def rank(issues: pd.DataFrame) -> pd.DataFrame:
 
 def scan_key(ws: Workspace) -> str:
     """What the analysis depends on: decisions, image contents, unusable files, model, detector version."""
-    from .embed import embedding_model_key
+    from ..model.embed import embedding_model_key
 
     df = ws.items_frame()
     return fingerprint("scan", SCAN_VERSION, ws.store.version_key(), embedding_model_key(),

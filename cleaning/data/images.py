@@ -17,7 +17,7 @@ import imagehash
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from .errors import CleaningError
+from ..errors import CleaningError
 
 #: Pillow formats we accept as images of a data set.
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "MPO"})

@@ -1,18 +1,22 @@
-"""Plotly figures of the review pages: the embedding scatter and the clickable confusion matrix.
+"""Plotly figure builders (compute elsewhere; these only draw): the embedding scatter and the clickable
+confusion matrix of the review pages, the class counts of the Overview page, the loss curve and run
+confusion matrices of the Train page.
 
-Builders only draw what :mod:`cleaning.review` computed. Every clickable point carries its item id (or its
+Builders only draw what :mod:`cleaning.review.selection` computed. Every clickable point carries its item id (or its
 cell) in ``customdata``, so a selection names images, never positions in a trace.
 """
 
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .review import NEUTRAL, Confusion, category_colours, colour_codes
+from .selection import NEUTRAL, Confusion, category_colours, colour_codes
+from .sources import BY_NAMES, PROBLEMS
 
 #: Above this many points the scatter is drawn with WebGL (``Scattergl``).
 WEBGL_ABOVE = 2000
@@ -44,7 +48,7 @@ def embedding_figure(points: pd.DataFrame, colour_by: str = "label", height: int
     WebGL that redraw is most of a click's latency at 20k points).
 
     Args:
-        points: :func:`cleaning.review.embedding_points` (item_id, x, y, path, label, deleted, pred,
+        points: :func:`cleaning.review.selection.embedding_points` (item_id, x, y, path, label, deleted, pred,
             confidence, issue).
         colour_by: ``"label"``, ``"pred"`` or ``"issue"``; deleted images are drawn as "deleted".
         dragmode: plotly drag mode, ``"zoom"``, ``"pan"``, ``"select"`` (box) or ``"lasso"``.
@@ -119,4 +123,98 @@ def confusion_figure(conf: Confusion, cell_px: int = 90, selected: tuple[str, st
                    showgrid=False, range=[-0.5, k - 0.5], fixedrange=True, automargin=True),
         yaxis=dict(title=dict(text="given label", standoff=4), type="category", range=[k - 0.5, -0.5],
                    showgrid=False, fixedrange=True, automargin=True))
+    return fig
+
+
+def class_counts_figure(items: pd.DataFrame) -> go.Figure:
+    """Horizontal bars: images per current label, split into kept / relabelled in / deleted.
+
+    ``items`` is :meth:`Workspace.items_frame` (columns label, orig_label, deleted).
+    """
+    df = items.assign(
+        state=lambda d: d["deleted"].map({True: "deleted", False: "kept"}).where(
+            d["deleted"] | (d["label"] == d["orig_label"]), "relabelled into"))
+    labels = sorted(df["label"].unique())
+    fig = go.Figure()
+    colours = {"kept": "#2563eb", "relabelled into": "#f59e0b", "deleted": "#d1d5db"}
+    for state in ("kept", "relabelled into", "deleted"):
+        counts = df[df["state"] == state]["label"].value_counts().reindex(labels, fill_value=0)
+        fig.add_bar(y=labels, x=counts.values, name=state, orientation="h", marker_color=colours[state],
+                    hovertemplate="%{y}: %{x} " + state + "<extra></extra>")
+    fig.update_layout(barmode="stack", height=max(220, 40 * len(labels) + 80), margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), xaxis_title="images", yaxis=dict(autorange="reversed"))
+    return fig
+
+
+def loss_figure(batch_losses: list[float], history: list[dict[str, Any]], n_batches: int = 0) -> go.Figure:
+    """Training loss per batch (raw and smoothed) and validation loss at each epoch's end."""
+    fig = go.Figure()
+    if batch_losses:
+        x = np.arange(1, len(batch_losses) + 1)
+        fig.add_scatter(x=x, y=batch_losses, mode="lines", name="train loss (batch)",
+                        line=dict(color="#93c5fd", width=1))
+        w = max(1, min(10, len(batch_losses) // 5))
+        smooth = pd.Series(batch_losses).ewm(span=w).mean()
+        fig.add_scatter(x=x, y=smooth, mode="lines", name="train loss (smoothed)", line=dict(color="#2563eb"))
+    per_epoch = n_batches or (len(batch_losses) / len(history) if history else 0)
+    ep = [h for h in history if h.get("valid_loss") == h.get("valid_loss")]  # drop NaN
+    if ep and per_epoch:
+        fig.add_scatter(x=[(h["epoch"] + 1) * per_epoch for h in ep], y=[h["valid_loss"] for h in ep],
+                        mode="lines+markers", name="validation loss", line=dict(color="#f59e0b"))
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="batch", yaxis_title="loss",
+                      legend=dict(orientation="h", y=1.15))
+    return fig
+
+
+def matrix_figure(matrix: np.ndarray, vocab: list[str], diverging: bool = False) -> go.Figure:
+    """A K×K heatmap (rows = true label, columns = predicted) with the counts written in the cells."""
+    m = np.asarray(matrix)
+    lim = max(1, int(np.abs(m).max())) if m.size else 1
+    fig = go.Figure(go.Heatmap(
+        z=m, x=vocab, y=vocab, text=[[f"{v:+d}" if diverging else str(v) for v in row] for row in m.tolist()],
+        texttemplate="%{text}", colorscale="RdBu" if diverging else "Blues", zmid=0 if diverging else None,
+        zmin=-lim if diverging else 0, zmax=lim, showscale=False,
+        hovertemplate="true %{y} → predicted %{x}: %{text}<extra></extra>"))
+    fig.update_layout(height=max(260, 50 * len(vocab) + 120), margin=dict(l=10, r=10, t=10, b=10),
+                      xaxis=dict(title="predicted", side="bottom"), yaxis=dict(title="true label", autorange="reversed"))
+    return fig
+
+
+def sources_figure(summary: pd.DataFrame, by: str = "query", rank_by: str = "bad", max_bars: int = 40) -> go.Figure:
+    """Horizontal bars, one per source in the order of ``summary`` (worst on top).
+
+    For ``rank_by="bad"`` the bar is stacked: the share of the source's images that were deleted,
+    relabelled, or are still flagged (each image once: deleted > relabelled > flagged); otherwise one
+    bar of the share with that problem. Each bar is annotated with ``count/images``; a dotted line marks
+    the share over all images (of the whole summary, not only the bars drawn).
+    """
+    s = summary.head(max_bars)
+    y = [str(v) for v in s["source"]]
+    n = s["n_images"].clip(lower=1)
+    fig = go.Figure()
+    if rank_by == "bad":
+        flagged_only = (s["n_bad"] - s["n_deleted"] - s["n_relabelled"]).clip(lower=0)
+        parts = [("deleted", s["n_deleted"], "#dc2626"), ("relabelled", s["n_relabelled"], "#f59e0b"),
+                 ("flagged, not yet reviewed", flagged_only, "#93c5fd")]
+    else:
+        parts = [(PROBLEMS[rank_by], s[f"n_{rank_by}"], "#2563eb")]
+    for name, count, colour in parts:
+        fig.add_bar(y=y, x=count / n, name=name, orientation="h", marker_color=colour,
+                    customdata=list(zip(count, s["n_images"])),
+                    hovertemplate="%{y}<br>" + name + ": %{customdata[0]} of %{customdata[1]} images"
+                                  "<extra></extra>")
+    share = s[f"share_{rank_by}"]
+    fig.add_scatter(y=y, x=share, mode="text", showlegend=False, hoverinfo="skip",
+                    text=[f"  {b}/{t}" for b, t in zip(s[f"n_{rank_by}"], s["n_images"])],
+                    textposition="middle right", textfont=dict(size=12, color="#374151"))
+    if len(summary) and summary["n_images"].sum():
+        overall = float(summary[f"n_{rank_by}"].sum() / summary["n_images"].sum())
+        fig.add_vline(x=overall, line_dash="dot", line_color="#6b7280", annotation_text=f"all images {overall:.0%}",
+                      annotation_position="bottom right", annotation_font_color="#6b7280")
+    fig.update_layout(
+        barmode="stack", height=max(240, 28 * len(y) + 110), margin=dict(l=10, r=30, t=40, b=10),
+        legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0), showlegend=True, xaxis=dict(
+            title=f"share of the images from this {BY_NAMES.get(by, by)}: {PROBLEMS.get(rank_by, rank_by)}",
+            tickformat=".0%", range=[0, max(0.1, float(share.max() if len(s) else 0)) * 1.25]),
+        yaxis=dict(autorange="reversed", automargin=True))
     return fig

@@ -4,7 +4,7 @@ Decisions are data. Every relabel / delete / restore / keep is a row with time, 
 number; the current label of an item is its last *active* relabel (else the label it came with).
 Undo marks the newest active batch ``undone``; redo re-activates the oldest undone batch; a new
 decision after an undo marks the undone batches ``discarded`` (the redo stack is cleared, nothing is
-deleted). Recording a decision never touches image files: :mod:`cleaning.files` does that.
+deleted). Recording a decision never touches image files: :mod:`cleaning.data.files` does that.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .dataset import validate_label
-from .errors import CleaningError, ItemNotFound
+from ..errors import CleaningError, ItemNotFound
+from .tree import validate_label
 
 ACTIONS = ("relabel", "delete", "restore", "keep")
 SOURCES = ("user", "suggestion", "bulk", "cli", "disk")
@@ -261,6 +261,17 @@ class Store:
         """Changes whenever any decision is recorded, undone or redone (for cache keys)."""
         r = self.query("SELECT COUNT(*), COALESCE(MAX(seq),0), COALESCE(MAX(changed_at),'') FROM decisions")[0]
         return f"{r[0]}-{r[1]}-{r[2]}"
+
+    def files_key(self) -> str:
+        """Changes whenever the decisions change, the folder is refreshed or a file move completes
+        (for caches of the items' paths)."""
+        last = self.query("SELECT value FROM meta WHERE key='last_scan'")
+        moves = self.query("SELECT COUNT(*) FROM file_ops WHERE status='done'")[0][0]
+        return f"{self.version_key()}|{last[0][0] if last else ''}|{moves}"
+
+    def active_decisions_since(self, seq: int) -> int:
+        """Active decisions recorded after decision ``seq`` (0 = since the start)."""
+        return int(self.query("SELECT COUNT(*) FROM decisions WHERE seq > ? AND state='active'", (seq,))[0][0])
 
 
 def _apply(s: ItemState, action: str, label: str | None) -> ItemState:

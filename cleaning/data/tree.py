@@ -1,6 +1,6 @@
 """The data set on disk: a folder-per-class tree ``ROOT/<label>/<image>``.
 
-:func:`scan_tree` lists every file below ROOT, decodes each candidate image once (reusing earlier
+:func:`walk_tree` lists every file below ROOT, decodes each candidate image once (reusing earlier
 results for files whose size and mtime did not change) and sorts them into usable images and files
 that are not, each with a reason. It never raises for a bad file.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DatasetError, LabelError
+from ..errors import DatasetError, LabelError
 from .images import ImageInfo, UnreadableImage, inspect_image
 
 MAX_LABEL_LENGTH = 100
@@ -40,7 +40,7 @@ class BadFile:
 
 
 @dataclass
-class ScanResult:
+class TreeWalk:
     images: list[ScannedImage]
     bad: list[BadFile]
 
@@ -131,11 +131,11 @@ def list_files(root: Path) -> tuple[list[tuple[str, str, os.stat_result]], list[
     return candidates, skipped
 
 
-def scan_tree(
+def walk_tree(
     root: str | Path,
     known: Mapping[str, tuple[int, int, ImageInfo]] | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> ScanResult:
+) -> TreeWalk:
     """Scan ROOT and decode every candidate image.
 
     Args:
@@ -144,7 +144,7 @@ def scan_tree(
             match are not decoded again.
         progress: called as ``progress(done, total)``.
     Returns:
-        ScanResult with usable images and bad files (each with a reason), both sorted by path.
+        TreeWalk with usable images and bad files (each with a reason), both sorted by path.
     Raises:
         DatasetError: ROOT does not exist or cannot be listed.
     """
@@ -168,4 +168,4 @@ def scan_tree(
         if progress:
             progress(i + 1, len(candidates))
     bad.sort(key=lambda b: b.path)
-    return ScanResult(images, bad)
+    return TreeWalk(images, bad)

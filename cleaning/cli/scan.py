@@ -13,10 +13,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from .errors import CleaningError
+from ..errors import CleaningError
+from . import add_root_command
 
 ISSUES_CSV_COLUMNS = ["path", "label", "issue", "severity", "suggested_label", "related_path", "reason"]
 SCORES_CSV_COLUMNS = ["path", "label", "predicted_label", "label_issue_score", "outlier_score"]
@@ -43,11 +45,11 @@ def write_csv(df: pd.DataFrame, columns: list[str], out: str) -> None:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from .scan import compute_scores, find_issues
-    from .workspace import Workspace
+    from ..data.workspace import Workspace
+    from ..review.analysis import compute_scores, find_issues
 
     t0 = time.monotonic()
-    ws = Workspace.open(args.root, state_dir=args.state_dir, scan=True)
+    ws = Workspace.open(args.root, state_dir=args.state_dir, refresh=True)
     last = [""]
 
     def progress(what: str, frac: float) -> None:
@@ -68,13 +70,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_scan_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``scan`` on the CLI's sub-parsers (called by :mod:`cleaning.__main__`)."""
+def register(sub: Any) -> None:
+    """Register ``scan`` on the CLI's sub-parsers ."""
     what = "find label errors, off-topic images, duplicates, unreadable and low-quality files; write CSVs"
-    p = sub.add_parser("scan", help=what, description=what)
-    p.add_argument("root", metavar="ROOT", help="data-set folder laid out as ROOT/<label>/<image>")
-    p.add_argument("--state-dir", default=None,
-                   help="where the store, quarantine and caches live (default: ROOT.cleaning next to ROOT)")
+    p = add_root_command(sub, "scan", what)
     p.add_argument("--out", default="-", metavar="ISSUES.csv",
                    help="ranked issues: path,label,issue,severity,suggested_label,related_path,reason "
                         "(default: standard output)")

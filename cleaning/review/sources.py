@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 UNKNOWN = "(unknown source)"
 BY = ("query", "template", "host")
@@ -149,43 +148,3 @@ def summarize_sources(items: pd.DataFrame, issues: pd.DataFrame | None, by: str 
     df = df.sort_values([f"share_{rank_by}", "p_chance", "n_images", "source"],
                         ascending=[False, True, False, True], kind="stable")
     return df[SOURCE_COLUMNS].reset_index(drop=True)
-
-
-def sources_figure(summary: pd.DataFrame, by: str = "query", rank_by: str = "bad", max_bars: int = 40) -> go.Figure:
-    """Horizontal bars, one per source in the order of ``summary`` (worst on top).
-
-    For ``rank_by="bad"`` the bar is stacked: the share of the source's images that were deleted,
-    relabelled, or are still flagged (each image once: deleted > relabelled > flagged); otherwise one
-    bar of the share with that problem. Each bar is annotated with ``count/images``; a dotted line marks
-    the share over all images (of the whole summary, not only the bars drawn).
-    """
-    s = summary.head(max_bars)
-    y = [str(v) for v in s["source"]]
-    n = s["n_images"].clip(lower=1)
-    fig = go.Figure()
-    if rank_by == "bad":
-        flagged_only = (s["n_bad"] - s["n_deleted"] - s["n_relabelled"]).clip(lower=0)
-        parts = [("deleted", s["n_deleted"], "#dc2626"), ("relabelled", s["n_relabelled"], "#f59e0b"),
-                 ("flagged, not yet reviewed", flagged_only, "#93c5fd")]
-    else:
-        parts = [(PROBLEMS[rank_by], s[f"n_{rank_by}"], "#2563eb")]
-    for name, count, colour in parts:
-        fig.add_bar(y=y, x=count / n, name=name, orientation="h", marker_color=colour,
-                    customdata=list(zip(count, s["n_images"])),
-                    hovertemplate="%{y}<br>" + name + ": %{customdata[0]} of %{customdata[1]} images"
-                                  "<extra></extra>")
-    share = s[f"share_{rank_by}"]
-    fig.add_scatter(y=y, x=share, mode="text", showlegend=False, hoverinfo="skip",
-                    text=[f"  {b}/{t}" for b, t in zip(s[f"n_{rank_by}"], s["n_images"])],
-                    textposition="middle right", textfont=dict(size=12, color="#374151"))
-    if len(summary) and summary["n_images"].sum():
-        overall = float(summary[f"n_{rank_by}"].sum() / summary["n_images"].sum())
-        fig.add_vline(x=overall, line_dash="dot", line_color="#6b7280", annotation_text=f"all images {overall:.0%}",
-                      annotation_position="bottom right", annotation_font_color="#6b7280")
-    fig.update_layout(
-        barmode="stack", height=max(240, 28 * len(y) + 110), margin=dict(l=10, r=30, t=40, b=10),
-        legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0), showlegend=True, xaxis=dict(
-            title=f"share of the images from this {BY_NAMES.get(by, by)}: {PROBLEMS.get(rank_by, rank_by)}",
-            tickformat=".0%", range=[0, max(0.1, float(share.max() if len(s) else 0)) * 1.25]),
-        yaxis=dict(autorange="reversed", automargin=True))
-    return fig

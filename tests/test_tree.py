@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cleaning.dataset import check_root, scan_tree, validate_label
+from cleaning.data.tree import check_root, validate_label, walk_tree
 from cleaning.errors import DatasetError, LabelError
 from tests.hostile import make_hostile_files, make_image_tree
 
@@ -22,7 +22,7 @@ def test_scan_lists_images_and_bad_files_with_reasons(tmp_path: Path) -> None:
     (root / ".hidden_dir").mkdir()
     (root / ".hidden_dir" / "x.jpg").write_bytes(b"x")
     os.symlink(root / "cat" / "img_0.jpg", root / "cat" / "link.jpg")
-    res = scan_tree(root)
+    res = walk_tree(root)
     paths = {im.path for im in res.images}
     ok = {f"dog/{n}" for n, k in kinds.items() if k == "ok"}
     assert ok <= paths
@@ -45,17 +45,17 @@ def test_unicode_and_space_names(tmp_path: Path) -> None:
     root = tmp_path / "ds"
     make_image_tree(root, {"chat noir": 1})
     (root / "chat noir" / "img_0.jpg").rename(root / "chat noir" / "fëlis é 01.jpg")
-    res = scan_tree(root)
+    res = walk_tree(root)
     assert [im.path for im in res.images] == ["chat noir/fëlis é 01.jpg"]
 
 
 def test_rescan_reuses_known_results(tmp_path: Path) -> None:
     root = tmp_path / "ds"
     make_image_tree(root, {"cat": 2})
-    first = scan_tree(root)
+    first = walk_tree(root)
     known = {im.path: (im.size, im.mtime_ns, im.info) for im in first.images}
     (root / "cat" / "img_0.jpg").write_bytes((root / "cat" / "img_1.jpg").read_bytes())
-    second = scan_tree(root, known)
+    second = walk_tree(root, known)
     by = {im.path: im.info.sha256 for im in second.images}
     assert by["cat/img_0.jpg"] == by["cat/img_1.jpg"]  # changed file was read again
 

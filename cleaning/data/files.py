@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ExportError
+from ..errors import ExportError
 from .store import now_iso
 
 if TYPE_CHECKING:

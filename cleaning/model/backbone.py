@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import CleaningError
+from ..errors import CleaningError
 
 #: The architecture used when none is given: works offline.
 DEFAULT_ARCH = "tf_efficientnet_lite0"

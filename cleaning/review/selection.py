@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import CleaningError
+from ..errors import CleaningError
 
 #: Categorical colours (Plotly's D3-like set, readable on white); extra categories cycle.
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",

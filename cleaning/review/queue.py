@@ -2,7 +2,7 @@
 
 Input shapes (no Streamlit, no disk):
 
-* ``issues`` — the ranked issue table of :func:`cleaning.scan.load_or_find_issues`, one row per
+* ``issues`` — the ranked issue table of :func:`cleaning.review.analysis.load_or_find_issues`, one row per
   (image, issue): ``item_id, path, label, issue, severity, suggested_label, related_path, reason``
   (optional extras such as ``predicted_label``, ``confidence``, ``related_item_id`` are carried along).
 * ``items`` — :meth:`Workspace.items_frame` (``item_id, path, label, deleted, kept, source_query, ...``).
@@ -163,7 +163,7 @@ def filter_queue(queue: pd.DataFrame, issue_types: list[str] | None = None, clas
 
     ``issue_types``: an entry matches if any of its issues is listed. ``classes``: its current label
     (or, for a pair, either copy's). ``queries``: its source query, compared as
-    :func:`~cleaning.sources.normalise_query` does; :data:`UNKNOWN_SOURCE` matches images with no provenance.
+    :func:`~cleaning.review.sources.normalise_query` does; :data:`UNKNOWN_SOURCE` matches images with no provenance.
     """
     keep = pd.Series(True, index=queue.index)
     if issue_types:

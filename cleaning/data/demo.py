@@ -13,9 +13,9 @@ import os
 import shutil
 from pathlib import Path
 
-from .errors import DatasetError
+from ..errors import DatasetError
 
-DEMO_SRC = Path(__file__).resolve().parent.parent / "demo"
+DEMO_SRC = Path(__file__).resolve().parents[2] / "demo"  # the repository's demo/ (editable install)
 
 
 def demo_manifest() -> dict:
@@ -61,7 +61,7 @@ def prepare_demo(parent: str | Path | None = None, fresh: bool = False) -> Path:
 def _record_provenance(root: Path) -> None:
     from .workspace import Workspace
 
-    ws = Workspace.open(root, scan=True)
+    ws = Workspace.open(root, refresh=True)
     prov = demo_manifest().get("provenance", {})
     for r in ws.items_frame().itertuples(index=False):
         p = prov.get(r.path)

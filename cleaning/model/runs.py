@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import CleaningError
+from ..errors import CleaningError
 
 if TYPE_CHECKING:
-    from .workspace import Workspace
+    from ..data.workspace import Workspace
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs(
@@ -66,7 +66,7 @@ class RunRecord:
     vocab: list[str]
     per_class: dict[str, dict[str, Any]]
     confusion: list[list[int]]  # K×K, rows = true label, columns = predicted, in ``vocab`` order
-    history: list[dict[str, Any]] = field(default_factory=list)  # one dict per epoch (cleaning.train.TrainEvent)
+    history: list[dict[str, Any]] = field(default_factory=list)  # one dict per epoch (cleaning.model.train.TrainEvent)
     batch_losses: list[float] = field(default_factory=list)  # training loss of every batch
     model_path: str = ""
     seconds: float | None = None
@@ -113,7 +113,7 @@ def _now() -> str:
 def record_run(ws: Workspace, run_id: str, metrics: dict[str, Any], model_path: str | Path,
                history: list[dict[str, Any]] | None = None, dataset_version: int | None = None,
                created_at: str | None = None, batch_losses: list[float] | None = None) -> RunRecord:
-    """Store a finished run (``metrics`` as returned by :func:`cleaning.train.train_classifier`)."""
+    """Store a finished run (``metrics`` as returned by :func:`cleaning.model.train.train_classifier`)."""
     ensure_table(ws)
     rec = RunRecord(
         run_id=run_id, created_at=created_at or _now(),

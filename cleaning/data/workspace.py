@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .dataset import BadFile, check_root, scan_tree
-from .errors import DatasetError
+from ..errors import DatasetError
 from .images import ImageInfo
 from .store import Store, now_iso
+from .tree import BadFile, check_root, walk_tree
 
 STATE_SUFFIX = ".cleaning"
 
@@ -35,7 +35,7 @@ def make_item_id(orig_path: str, sha256: str) -> str:
 
 
 @dataclass
-class ScanReport:
+class RefreshReport:
     n_images: int
     new: list[str] = field(default_factory=list)
     moved: list[str] = field(default_factory=list)
@@ -60,7 +60,7 @@ class Workspace:
         self.store = Store(state_dir / "store.sqlite")
 
     @classmethod
-    def open(cls, root: str | Path, state_dir: str | Path | None = None, scan: bool = False) -> Workspace:
+    def open(cls, root: str | Path, state_dir: str | Path | None = None, refresh: bool = False) -> Workspace:
         """Open (creating the state folder if needed) the workspace of data set ``root``.
 
         Raises:
@@ -75,26 +75,26 @@ class Workspace:
         from .files import recover  # files is the only module that moves files
 
         recover(ws)
-        if scan or not ws.store.query("SELECT 1 FROM meta WHERE key='last_scan'"):
-            ws.scan()
+        if refresh or not ws.store.query("SELECT 1 FROM meta WHERE key='last_scan'"):
+            ws.refresh()
         return ws
 
-    # ---- scanning ----------------------------------------------------------------------------
-    def scan(self, progress: Callable[[int, int], None] | None = None) -> ScanReport:
+    # ---- refreshing from disk ----------------------------------------------------------------------------
+    def refresh(self, progress: Callable[[int, int], None] | None = None) -> RefreshReport:
         """Reconcile the files on disk with the store: new files become items, files moved by hand
         are followed (a move to another class folder is recorded as a relabel with source ``disk``),
         vanished files are marked missing, unusable files are listed with their reason."""
         st = self.store
         rows = st.query("SELECT * FROM items")
         known = {r["path"]: (r["size"], r["mtime_ns"], _info(r)) for r in rows if r["location"] == "root"}
-        result = scan_tree(self.root, known, progress)
+        result = walk_tree(self.root, known, progress)
         by_path = {r["path"]: r for r in rows if r["location"] != "quarantine"}
         seen = {im.path for im in result.images}
         lost = {r["item_id"]: r for p, r in by_path.items() if p not in seen}
         lost_by_sha: dict[str, list[str]] = {}
         for iid, r in lost.items():
             lost_by_sha.setdefault(r["sha256"], []).append(iid)
-        report = ScanReport(len(result.images), bad=result.bad)
+        report = RefreshReport(len(result.images), bad=result.bad)
         relabels: list[tuple[str, str]] = []
         state = st.current()
         ts = now_iso()

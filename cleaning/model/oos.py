@@ -8,36 +8,28 @@ This is the signal the detectors rank by; in-sample (training) losses are not.
 Why heads on embeddings rather than k fine-tuned networks: on 2 CPU cores five fine-tunes of even a
 small CNN take tens of minutes for 1,000 images, while five logistic regressions on 1,280-d
 embeddings take seconds; the embeddings are computed once and shared with the duplicate/outlier
-detectors and the map. The fine-tuned network (:mod:`cleaning.train`) stays the user's classifier.
+detectors and the map. The fine-tuned network (:mod:`cleaning.model.train`) stays the user's classifier.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import CleaningError
-from .groups import join_groups
+from ..errors import CleaningError
+from ..groups import join_groups, make_groups  # noqa: F401  (make_groups: re-exported)
 
 if TYPE_CHECKING:
-    from .workspace import Workspace
+    from ..data.workspace import Workspace
 
 #: Inverse regularisation strength of the heads (features are standardised first).
 DEFAULT_C = 0.05
 #: Probabilities are floored at this and renormalised so a loss never sees log(0).
 PROB_FLOOR = 1e-6
-
-
-def make_groups(*keys: Sequence[Hashable | None]) -> np.ndarray:
-    """Group ids (N ints) joining rows that share any key (e.g. equal sha256 *or* equal phash).
-
-    Each argument is one key per row; ``None`` / empty keys join nothing.
-    """
-    return join_groups(len(keys[0]) if keys else 0, keys)
 
 
 def encode_labels(labels: Sequence[str] | Sequence[int] | np.ndarray, vocab: Sequence[str]) -> np.ndarray:
@@ -170,7 +162,7 @@ def load_or_compute_oos(ws: Workspace, n_folds: int = 5, seed: int = 0, c: float
     so any decision that changes a label or deletes/restores an image recomputes them (seconds), and
     anything else reuses them.
     """
-    from .cache import fingerprint, load_arrays, save_arrays
+    from ..data.cache import fingerprint, load_arrays, save_arrays
     from .embed import load_or_compute_embeddings
 
     emb = load_or_compute_embeddings(ws)

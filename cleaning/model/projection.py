@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import CleaningError
+from ..errors import CleaningError
 
 if TYPE_CHECKING:
-    from .workspace import Workspace
+    from ..data.workspace import Workspace
 
 METHODS = ("umap", "tsne")
 
@@ -70,7 +70,7 @@ class Projection:
 
 def load_or_compute_projection(ws: Workspace, method: str = "umap", seed: int = 0) -> Projection:
     """The cached map of the workspace, computed if the set of image contents or the model changed."""
-    from .cache import fingerprint, load_arrays, save_arrays
+    from ..data.cache import fingerprint, load_arrays, save_arrays
     from .embed import load_or_compute_embeddings
 
     emb = load_or_compute_embeddings(ws, include_deleted=True)

@@ -3,10 +3,10 @@
 One URL goes through :func:`fetch_bytes` (guard → connect to the checked IP → capped, timed read,
 redirects followed by hand with the guard re-checked at every hop) and :func:`decode_image_bytes`
 (type from magic bytes → size check before decoding → full decode → EXIF rotation, RGB → JPEG).
-Each failure raises :class:`Rejected` with a reason in words. :class:`~cleaning.known.KnownImages` answers "is this
+Each failure raises :class:`Rejected` with a reason in words. :class:`~cleaning.scrape.known.KnownImages` answers "is this
 a duplicate of something we have?" (exact sha256, near pHash); :class:`FetchLog` remembers which URLs
 were already tried (resume). The thread pool that ties them together is
-:func:`cleaning.scrape_run.download_all`. Nothing here writes images to disk.
+:func:`cleaning.scrape.run.download_all`. Nothing here writes images to disk.
 
 The guard refuses any address that is not globally routable (loopback, RFC 1918 private, link-local,
 CGNAT, reserved, multicast, unspecified) and cloud metadata addresses. ``allow_private_hosts=True``
@@ -31,7 +31,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import imagehash
 from PIL import Image, UnidentifiedImageError
 
-from .images import MAX_PIXELS, normalise, sniff_kind
+from ..data.images import MAX_PIXELS, normalise, sniff_kind
 
 if TYPE_CHECKING:
     pass

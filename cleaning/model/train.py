@@ -4,7 +4,7 @@ Decisions count without applying them: deleted images are left out and relabelle
 under their new label. The validation split keeps duplicate groups (equal sha256 or equal
 perceptual hash) on one side, so a copy in the training set cannot inflate validation accuracy.
 Progress is reported per batch and per epoch through a callback usable by the CLI and the UI.
-The exported learner goes to ``ROOT.cleaning/runs/<run_id>/model.pkl``; :mod:`cleaning.runs`
+The exported learner goes to ``ROOT.cleaning/runs/<run_id>/model.pkl``; :mod:`cleaning.model.runs`
 records the run.
 """
 
@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import CleaningError
 from .backbone import DEFAULT_ARCH, fastai_arch
 from .embed import open_for_model
-from .errors import CleaningError
 from .oos import assign_folds, encode_labels, make_groups
 
 if TYPE_CHECKING:
+    from ..data.workspace import Workspace
     from .runs import RunRecord
-    from .workspace import Workspace
 
 
 @dataclass
@@ -245,7 +245,7 @@ def train_workspace(ws: Workspace, settings: TrainSettings | None = None,
     """Train on the workspace's current labels (deleted images out), export and record the run.
 
     Returns:
-        (the recorded :class:`cleaning.runs.RunRecord`, the :class:`TrainResult`).
+        (the recorded :class:`cleaning.model.runs.RunRecord`, the :class:`TrainResult`).
     Raises:
         CleaningError: too few images/classes; BackboneUnavailable: weights not available.
     """
