@@ -1,7 +1,8 @@
 """``python -m cleaning scan ROOT --out ISSUES.csv --scores SCORES.csv``: the ranked queue as CSV files.
 
-ISSUES.csv: ``path,label,issue,severity,suggested_label,related_path,reason``, one row per (image,
-issue), highest severity first, every non-deleted image (also those marked fine). SCORES.csv:
+ISSUES.csv: ``path,label,issue,severity,suggested_label,related_path,reason,group``, one row per (image,
+issue), highest severity first (``group``: the junk-group id shared by the members of one group of
+look-alike off-topic images, empty otherwise; ``suggested_label`` is empty on ``outlier`` rows), every non-deleted image (also those marked fine). SCORES.csv:
 ``path,label,predicted_label,label_issue_score,outlier_score``, one row per readable image. Paths are
 relative to ROOT with forward slashes. Reuses (and fills) the workspace caches, so the app then
 shows the same results without recomputing.
@@ -20,7 +21,7 @@ import pandas as pd
 from ..errors import CleaningError
 from . import add_root_command
 
-ISSUES_CSV_COLUMNS = ["path", "label", "issue", "severity", "suggested_label", "related_path", "reason"]
+ISSUES_CSV_COLUMNS = ["path", "label", "issue", "severity", "suggested_label", "related_path", "reason", "group"]
 SCORES_CSV_COLUMNS = ["path", "label", "predicted_label", "label_issue_score", "outlier_score"]
 
 

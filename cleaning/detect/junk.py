@@ -11,21 +11,21 @@ detector looks for the group instead.
    neighbours. Inside a class it is high (neighbours share the label); in a junk group filed under
    many classes it is low.
 2. Candidate groups — connected components of the *mutual* :data:`K_LINK`-nearest-neighbour graph
-   restricted to images with
-   ``dominance ≤ DOM_MAX`` (labels spread), or with an own-class outlier z of at least
-   :data:`Z_ISLAND_MEMBER` (a possible tight island inside one class).
-3. For each component ``G``: ``apart`` — per member the mean similarity to its :data:`M_APART`
-   nearest images *outside* ``G``, as a robust z against every image's mean similarity to its own
-   nearest images (the data set's own scale: varied photo classes and look-alike digits each set
-   their own typical value); ``tight`` — the mean similarity of members to their nearest fellow
-   members; the classes the members are filed under.
+   restricted to images with ``dominance ≤ DOM_MAX`` (labels spread), or with an own-class outlier z of
+   at least :data:`Z_ISLAND_MEMBER` (a possible island inside one class). Mutual links do not chain
+   through an image that merely sits between two groups.
+3. For each component ``G`` and member ``i``: ``apart`` — the mean similarity to its :data:`M_APART`
+   nearest images *of its own class outside* ``G``, as a robust z against that class's members' mean
+   similarity to their own nearest class mates (each class sets its own scale: varied photo classes
+   tolerate more than look-alike digits); ``fit`` — the same z against the best-fitting class (so a
+   muddle of mislabelled images that fit some other class is not junk); the classes of the members.
 
-*Score*: the group's median ``apart`` z, mapped to [0, 1] like the outlier score.
+*Score*: the group's median ``apart`` z, mapped to a severity in [0.6, 0.95].
 *Threshold*: a group of at least :data:`MIN_GROUP` distinct images (copies count once) is junk when
-its median ``apart`` z is at least :data:`Z_APART`, it is at least as tight as a typical neighbourhood,
-and either its labels are spread (at least two classes, none with more than :data:`MAX_SHARE` of the
-members) or it is one class's island (median ``apart`` z at least :data:`Z_ISLAND`). A tight
-legitimate sub-type of a class sits near the rest of its class, so its ``apart`` z stays low.
+its labels are spread (at least two classes, none with more than :data:`MAX_SHARE` of the members),
+its median ``apart`` z ≥ :data:`Z_APART` and median ``fit`` z ≥ :data:`Z_FIT`; or, filed under one
+class, when it is an island: median ``apart`` z ≥ :data:`Z_ISLAND` and ``fit`` z ≥ :data:`Z_ISLAND_FIT`.
+A tight legitimate sub-type of a class sits near the rest of its class, so its ``apart`` z stays low.
 
 Every member becomes an ``outlier`` row with the group's id in ``group`` and no suggested label.
 """

@@ -24,6 +24,7 @@ have moved it to another class (split evidence) the reason says so, and the pers
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -98,15 +99,15 @@ def compute_outlier_scores(embeddings: np.ndarray, labels: Sequence[int] | np.nd
             d_centre[idx] = 1.0 - x[idx] @ (centre / norm)
             nb = compute_neighbours(x[idx], k, g[idx])
             sim = np.where(nb.valid, nb.sim, np.nan)
-            with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as sup:
-                sup.filter(RuntimeWarning)
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no neighbour
                 mean_sim = np.nanmean(sim, axis=1) if sim.shape[1] else np.full(len(idx), np.nan)
             d_knn[idx] = np.where(np.isfinite(mean_sim), 1.0 - mean_sim, 1.0)
     own = 0.5 * (_robust_by_class(d_knn, y, ref) + _robust_by_class(d_centre, y, ref))
     nb_all = compute_neighbours(x, M_LONELY, g)
     near = np.where(nb_all.valid, nb_all.sim, np.nan)
-    with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as sup:
-        sup.filter(RuntimeWarning)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         b = np.nanmean(near, axis=1) if near.shape[1] else np.zeros(n)
     b = np.where(np.isfinite(b), b, 0.0)
     lonely = -_robust_by_class(b, np.zeros(n, np.int64), np.ones(n, dtype=bool))
