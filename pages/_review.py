@@ -211,16 +211,18 @@ def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | No
             if st.button("Restore", key=f"{k}_restore", type="primary", width="stretch"):
                 write(ws, [item_id], "restore", reset_key=reset_key, done=f"Restored {r['path']}")
             return
+        off_topic = any(i.get("issue") == "outlier" for i in its)  # off-topic: Delete is the primary action
         options = _label_options(ws, preds, exclude=r["label"])
-        default = p[0] if p and p[0] in options else None
+        default = p[0] if p and p[0] in options and not off_topic else None
         new = st.selectbox("New label", options, index=options.index(default) if default else None,
                            key=f"{k}_new", accept_new_options=True, placeholder="choose or type a label")
-        if st.button("Relabel", key=f"{k}_relabel", type="primary", width="stretch",
+        if st.button("Relabel", key=f"{k}_relabel", type="secondary" if off_topic else "primary", width="stretch",
                      disabled=not new or new == r["label"]):
             write(ws, [item_id], "relabel", label=str(new).strip(), reset_key=reset_key,
                   done=f"Relabelled {r['path']} → {new}")
         c1, c2 = st.columns(2)
-        if c1.button("Delete", key=f"{k}_delete", width="stretch", icon=":material/delete:"):
+        if c1.button("Delete", key=f"{k}_delete", width="stretch", icon=":material/delete:",
+                     type="primary" if off_topic else "secondary"):
             write(ws, [item_id], "delete", reset_key=reset_key, done=f"Deleted {r['path']}")
         if c2.button("Looks fine", key=f"{k}_keep", width="stretch", disabled=bool(r["kept"]),
                      help="Keep it as it is and take it off the issue queue"):

@@ -198,3 +198,17 @@ def group_id(member_ids: Sequence[str]) -> str:
     import hashlib
 
     return "junk-" + hashlib.sha256("|".join(sorted(map(str, member_ids))).encode()).hexdigest()[:8]
+
+
+def compute_class_fit(labels: Sequence[int] | np.ndarray, target: Sequence[int] | np.ndarray,
+                      neighbours: Neighbours, m: int = M_APART) -> np.ndarray:
+    """Per image, how unlike the members of class ``target[i]`` it is: the robust z of its mean similarity to
+    its ``m`` nearest members of that class, against that class's members' own value (N floats; 0 = typical,
+    large = it does not look like that class at all). ``neighbours`` needs a wide list (``K_WIDE``)."""
+    y = np.asarray(labels, dtype=np.int64)
+    t = np.asarray(target, dtype=np.int64)
+    idx, sim, valid = neighbours.index, neighbours.sim, neighbours.valid
+    nb_lab = np.where(valid, y[np.clip(idx, 0, None)], -1)
+    med, spr = _class_stats(_mean_first(sim, nb_lab == y[:, None], m), y)
+    s_t = _mean_first(sim, nb_lab == t[:, None], m)
+    return (med[t] - s_t) / spr[t]

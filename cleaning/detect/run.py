@@ -17,17 +17,21 @@ is wrong but which fits another class well is a label error and not an outlier.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from . import compute_neighbours, issues_frame
 from .duplicates import DuplicateGroups, compute_duplicate_groups, find_duplicates
-from .junk import JunkGroups, compute_junk_groups, find_junk
+from .junk import K_WIDE, JunkGroups, compute_class_fit, compute_junk_groups, find_junk
 from .label import K_NEIGHBOURS, LabelScores, Relearn, compute_label_scores, find_label_issues
 from .outlier import OutlierScores, compute_outlier_scores, find_outliers
 from .quality import find_low_quality
+
+
+#: A label-flagged image at least this unlike the suggested class (and its own) is off-topic, not a label error.
+Z_UNFIT = 3.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,10 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None) -> Detect
     junk = compute_junk_groups(x, y, out.own, dups.group)
     low = find_low_quality(ids, inp.stats, list(inp.width), list(inp.height))
     blank = set(low.loc[low["severity"] >= 0.9, "item_id"])
+    wide = compute_neighbours(x, K_WIDE, dups.group)
+    # split evidence: moved by the label check to a class it does not look like either -> off-topic
+    unfit = ls.flagged & (compute_class_fit(y, ls.suggested, wide) >= Z_UNFIT) & (out.own >= Z_UNFIT)
+    out = replace(out, flagged=out.flagged | unfit)
     off = out.flagged | (junk.group >= 0)
     label_ok = ls.flagged & ~off
     lab = find_label_issues(ids, y, vocab, _only(ls, label_ok))
@@ -88,6 +96,4 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None) -> Detect
 
 def _only(ls: LabelScores, keep: np.ndarray) -> LabelScores:
     """The label scores with only ``keep`` flagged."""
-    from dataclasses import replace
-
     return replace(ls, flagged=ls.flagged & keep)
