@@ -79,8 +79,8 @@ def render() -> None:
                                              help="Predictions are from before your latest decisions"):
         predictions(ws, refresh=True)
     small = len(items(ws)) <= ISSUES_EAGER_UP_TO  # else the scan runs only when asked for (colour by issue)
-    table = issues(ws, compute=small or colour == "issue")
-    if table is None and colour == "issue":
+    table = issues(ws, compute=small or colour in ("issue", "group"))
+    if table is None and colour in ("issue", "group"):
         st.caption("No issue table yet: the scan has not run (Issues page, or `python -m cleaning scan ROOT`).")
     with st.spinner(f"Computing the {METHODS[method]} map (once per data set)…"):
         pts, fig = points_and_figure(str(ws.root), data_version(ws), model_token(ws), method, colour, drag)

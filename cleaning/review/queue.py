@@ -164,7 +164,9 @@ def _group_rows(df: pd.DataFrame) -> pd.Series:
 
 def _group_entries(rows: pd.DataFrame, info: pd.DataFrame) -> list[dict]:
     """One ``group`` entry per junk group (the rows are its members' outlier rows)."""
-    out = []
+    out: list[dict] = []
+    if rows.empty:
+        return out
     for gid, g in rows.groupby("group", sort=False):
         members = list(dict.fromkeys(str(i) for i in g["item_id"]))
         labels = [str(v) for v in g.drop_duplicates("item_id")["cur_label"]]
