@@ -39,7 +39,7 @@ def test_the_queue_folds_a_junk_group_into_one_entry() -> None:
     assert sorted(q["kind"]) == ["group", "item"]
     g = q[q["kind"] == "group"].iloc[0]
     assert g["key"] == "group:junk-1" and set(g["members"]) == {"a", "b", "c"}
-    assert sorted(g["member_labels"]) == ["cat", "cow", "dog"] and g["suggested_label"] is None
+    assert sorted(g["member_labels"]) == ["cat", "cow", "dog"] and pd.isna(g["suggested_label"])
     assert entry_item_ids(q[q["kind"] == "group"]) == list(g["members"])
     assert len(filter_queue(q, classes=["cow"])) == 1  # the group matches any of its members' classes
     items.loc[items["item_id"].isin(["a", "b"]), "kept"] = True  # two reviewed alone: one member left
