@@ -4,8 +4,8 @@
 nearest neighbours in embedding space are the candidates (encode once, query cheaply), and each
 candidate pair gets two similarities: the cosine similarity of the embeddings, and a *pixel*
 similarity — the best normalised cross-correlation between a 16×16 colour thumbnail of one image and
-81 slightly cropped views (0–10 % off each side) of the other, so re-encoding, resizing, brightening
-and small crops all keep it near 1. *Threshold*: a pair is a near duplicate when the pixel
+81 slightly cropped views (0–10 % off each side) of the other, and with its mirror image, so
+re-encoding, resizing, brightening, small crops and a horizontal flip all keep it near 1. *Threshold*: a pair is a near duplicate when the pixel
 similarity is at least :data:`PIX_NEAR`, or at least :data:`PIX_WITH_EMB` with embedding similarity
 at least :data:`SIM_WITH_PIX` (both agree), or the embeddings alone are at least :data:`SIM_NEAR`.
 Without thumbnails the perceptual hash (pHash) stands in for the pixel check. Pairs are joined
@@ -110,8 +110,8 @@ def _views(thumbs: np.ndarray) -> np.ndarray:
 
 
 def compute_pixel_similarity(thumbs: np.ndarray, pairs: Sequence[tuple[int, int]], block: int = 256) -> np.ndarray:
-    """For each pair (i, j) the best correlation of one whole thumbnail with a cropped view of the
-    other, either way round; in [−1, 1] (0 for a blank image)."""
+    """For each pair (i, j) the best correlation of one whole thumbnail, as it is or mirrored left to right,
+    with a cropped view of the other, either way round; in [−1, 1] (0 for a blank image)."""
     out = np.zeros(len(pairs), dtype=np.float32)
     if not len(pairs):
         return out
@@ -119,6 +119,8 @@ def compute_pixel_similarity(thumbs: np.ndarray, pairs: Sequence[tuple[int, int]
     need = np.unique(p)
     where = {int(v): k for k, v in enumerate(need)}
     whole = np.concatenate([_views(thumbs[need[s:s + block]])[:, 0] for s in range(0, len(need), block)])
+    mirrored = np.concatenate([_views(thumbs[need[s:s + block]][:, :, ::-1])[:, 0]
+                               for s in range(0, len(need), block)])  # a horizontally flipped copy
     touching: dict[int, list[int]] = {}
     for r, (i, j) in enumerate(p.tolist()):
         touching.setdefault(i, []).append(r)
@@ -129,7 +131,8 @@ def compute_pixel_similarity(thumbs: np.ndarray, pairs: Sequence[tuple[int, int]
         for k, i in enumerate(chunk.tolist()):
             sel = np.array(touching[i])
             other = np.where(p[sel, 0] == i, p[sel, 1], p[sel, 0])
-            best = (views[k] @ whole[[where[o] for o in other.tolist()]].T).max(axis=0)
+            cols = [where[o] for o in other.tolist()]
+            best = np.maximum((views[k] @ whole[cols].T).max(axis=0), (views[k] @ mirrored[cols].T).max(axis=0))
             out[sel] = np.maximum(out[sel], best)
     return out
 
