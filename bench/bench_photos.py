@@ -37,8 +37,8 @@ RESULTS = REPO / "bench" / "results"
 def embed(paths: list[str]) -> tuple[np.ndarray, list[str]]:
     """(N×1280 embeddings, sha256s) from the content-addressed cache, embedding what is missing."""
     from cleaning.data.cache import EmbeddingTable
-    from cleaning.model.embed import embed_images, embedding_model_key
     from cleaning.data.images import file_sha256
+    from cleaning.model.embed import embed_images, embedding_model_key
 
     shas = [file_sha256(Path(p)) for p in paths]
     table = EmbeddingTable(realsets.OUT / "cache", embedding_model_key(), 1280)
@@ -58,9 +58,9 @@ def embed(paths: list[str]) -> tuple[np.ndarray, list[str]]:
 
 def pixels(paths: list[str]) -> tuple[pd.DataFrame, np.ndarray, list[str], list[int], list[int]]:
     """(quality stats, 32×32 thumbnails, pHashes, widths, heights) as the scan computes them, cached."""
+    from cleaning.data.images import inspect_image, load_image
     from cleaning.detect.duplicates import compute_thumbnail
     from cleaning.detect.quality import STATS_COLUMNS, compute_quality_stats
-    from cleaning.data.images import inspect_image, load_image
 
     f = realsets.OUT / "pixels.npz"
     known: dict[str, tuple] = {}

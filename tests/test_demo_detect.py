@@ -4,8 +4,6 @@ its primary action (no suggested label on an outlier row; the Issues page makes 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 

@@ -36,28 +36,28 @@ def grouped(root: Path) -> tuple[Path, list[str]]:  # noqa: F811 — the importe
 
 
 def test_the_group_is_one_card_and_delete_all_is_one_undoable_batch(grouped: tuple[Path, list[str]]) -> None:
-    root, members = grouped
+    data_root, members = grouped
     at = show_all(open_page("pages/issues.py"))
     n = n_open(at)
     key = f"iss_group:{GROUP}_delete_all"
     assert at.button(key=key).label == f"Delete all {len(members)}"
     assert not [b for b in at.button if b.key and any(m in b.key for m in members)]  # no per-image card
     at.button(key=key).click().run()
-    ws = Workspace.open(root)
+    ws = Workspace.open(data_root)
     hist = ws.store.history()
     assert len(hist) == len(members) and len({d.batch for d in hist}) == 1
     assert all(ws.store.current()[m].deleted for m in members)
     assert n_open(at) == n - 1 and key not in [b.key for b in at.button]
     at.button(key="frame_undo").click().run()
-    assert not any(Workspace.open(root).store.current()[m].deleted for m in members)
+    assert not any(Workspace.open(data_root).store.current()[m].deleted for m in members)
     assert n_open(at) == n
 
 
 def test_looks_fine_keeps_the_whole_group(grouped: tuple[Path, list[str]]) -> None:
-    root, members = grouped
+    data_root, members = grouped
     at = show_all(open_page("pages/issues.py"))
     at.button(key=f"iss_group:{GROUP}_keep_all").click().run()
-    state = Workspace.open(root).store.current()
+    state = Workspace.open(data_root).store.current()
     assert all(state[m].kept and not state[m].deleted for m in members)
 
 

@@ -29,7 +29,6 @@ from .label import K_NEIGHBOURS, LabelScores, Relearn, compute_label_scores, fin
 from .outlier import OutlierScores, compute_outlier_scores, find_outliers
 from .quality import find_low_quality
 
-
 #: A label-flagged image at least this unlike the suggested class (and its own) is off-topic, not a label error.
 Z_UNFIT = 3.0
 
