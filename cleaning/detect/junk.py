@@ -99,7 +99,8 @@ def _class_stats(v: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compute_junk_groups(embeddings: np.ndarray, labels: Sequence[int] | np.ndarray, own_z: np.ndarray,
-                        groups: np.ndarray | None = None, neighbours: Neighbours | None = None) -> JunkGroups:
+                        groups: np.ndarray | None = None, neighbours: Neighbours | None = None,
+                        outlier_z: np.ndarray | None = None, break_z: float | None = None) -> JunkGroups:
     """Find junk groups (see the module doc).
 
     Args:
@@ -108,6 +109,9 @@ def compute_junk_groups(embeddings: np.ndarray, labels: Sequence[int] | np.ndarr
         own_z: N floats, each image's outlier z against its own class (:mod:`.outlier`).
         groups: N copy-group ids (copies are not each other's neighbours and count once).
         neighbours: a :func:`compute_neighbours` list with at least ``K_WIDE`` columns (computed if None).
+        outlier_z, break_z: the per-image off-topic z and the data set's natural break in it
+            (:class:`.outlier.OutlierScores`): when the data set shows a clear break between its unusual
+            members and its off-topic images, a group must reach it too (median ``outlier_z ≥ break_z``).
     """
     x = np.asarray(embeddings, dtype=np.float32)
     y = np.asarray(labels, dtype=np.int64)
@@ -157,6 +161,8 @@ def compute_junk_groups(embeddings: np.ndarray, labels: Sequence[int] | np.ndarr
         share = classes.max() / len(members)
         spread_ok = (classes > 0).sum() >= 2 and share <= MAX_SHARE
         z_med, fit_med = float(np.median(z)), float(np.median(fit))
+        if break_z is not None and outlier_z is not None and float(np.median(outlier_z[members])) < break_z:
+            continue
         if z_med < (Z_APART if spread_ok else Z_ISLAND) or fit_med < (Z_FIT if spread_ok else Z_ISLAND_FIT):
             continue
         out_group[members] = len(info)

@@ -13,7 +13,11 @@
 
 *Score*: ``z = (lonely + own) / 2`` (``own`` counts only when positive, ``lonely`` is floored at 0),
 mapped to [0, 1] by ``z² / (z² + Z_FLAG²)`` (0.5 exactly at the threshold).
-*Threshold*: flagged when ``z ≥ Z_FLAG`` and ``lonely ≥ Z_LONELY``. Both parts are needed: a wrongly
+*Threshold*: flagged when ``z ≥ Z_FLAG`` and ``lonely ≥ Z_LONELY`` — and, when the flagged scores show a
+natural break (:func:`natural_break`: a wide drop with a few per cent of the data set above it), only the
+images above the break. A large data set of look-alike images (4,000 handwritten digits) has a long tail of
+merely unusual members between ``Z_FLAG`` and the off-topic photos, which sit beyond a clear break; a
+varied photo set has no such break and keeps every flag. Both parts are needed: a wrongly
 labelled image is unlike its class but has close neighbours (its true class), so it stays a label
 error; an ordinary but unusual class member is a little lonely but not unlike its class. Members of a
 look-alike junk group are not lonely (they have each other): :mod:`.junk` finds them.
@@ -41,6 +45,11 @@ M_LONELY = 5
 Z_FLAG = 2.5
 #: ... when it is also at least this lonely.
 Z_LONELY = 2.0
+#: The natural break (:func:`natural_break`): a drop of at least GAP_Z and at least 20 % between two
+#: consecutive flagged scores, with at least MIN_ABOVE images above it.
+GAP_Z = 1.5
+GAP_RATIO = 0.8
+MIN_ABOVE = 3
 #: Classes smaller than this are measured against the whole data set's spread.
 MIN_CLASS = 8
 
@@ -54,6 +63,7 @@ class OutlierScores:
     dist_class: np.ndarray  # N mean cosine distance to the k nearest with the same label
     dist_centre: np.ndarray  # N cosine distance to the centre of its class
     flagged: np.ndarray  # N bool
+    break_z: float | None = None  # the data set's natural break in ``z`` (None: no break)
 
 
 def _robust_by_class(v: np.ndarray, y: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -86,7 +96,7 @@ def compute_outlier_scores(embeddings: np.ndarray, labels: Sequence[int] | np.nd
     n = len(x)
     if n < 3:
         zeros = np.zeros(n)
-        return OutlierScores(zeros, zeros, zeros, zeros, zeros, zeros, np.zeros(n, dtype=bool))
+        return OutlierScores(zeros, zeros, zeros, zeros, zeros, zeros, np.zeros(n, dtype=bool), None)
     g = np.arange(n) if groups is None else np.asarray(groups)
     ref = np.ones(n, dtype=bool) if exclude is None else ~np.asarray(exclude, dtype=bool)
     d_knn, d_centre = np.ones(n), np.ones(n)
@@ -113,8 +123,30 @@ def compute_outlier_scores(embeddings: np.ndarray, labels: Sequence[int] | np.nd
     lonely = -_robust_by_class(b, np.zeros(n, np.int64), np.ones(n, dtype=bool))
     z = 0.5 * (np.clip(lonely, 0.0, None) + np.clip(own, 0.0, None))
     score = z**2 / (z**2 + z_flag**2)
-    flagged = (z >= z_flag) & (lonely >= Z_LONELY)
-    return OutlierScores(score, z, lonely, own, d_knn, d_centre, flagged)
+    first = (z >= z_flag) & (lonely >= Z_LONELY)
+    cut = natural_break(first, z)
+    flagged = first & (z >= cut) if cut is not None else first
+    return OutlierScores(score, z, lonely, own, d_knn, d_centre, flagged, cut)
+
+
+def natural_break(flagged: np.ndarray, z: np.ndarray) -> float | None:
+    """The data set's own break in the flagged scores (the lowest score kept), or None when there is none.
+
+    The flagged scores, sorted from the highest, are searched for the widest drop from one to the next
+    that is at least :data:`GAP_Z` wide *and* a fall of at least ``1 − GAP_RATIO`` — with at least
+    :data:`MIN_ABOVE` images (and 1 % of the data set) above it. If such a drop exists, only the images
+    above it stay flagged; otherwise the flags are kept as they are.
+    """
+    idx = np.flatnonzero(flagged)
+    if len(idx) < 2:
+        return None
+    v = np.sort(z[idx])[::-1]
+    first = max(MIN_ABOVE, int(0.01 * len(z))) - 1
+    gaps = v[:-1] - v[1:]
+    ok = (np.arange(len(gaps)) >= first) & (gaps >= GAP_Z) & (v[1:] <= GAP_RATIO * v[:-1])
+    if not ok.any():
+        return None
+    return float(v[int(np.flatnonzero(ok)[np.argmax(gaps[ok])])])
 
 
 def find_outliers(item_ids: Sequence[str], labels: Sequence[int] | np.ndarray, vocab: Sequence[str],

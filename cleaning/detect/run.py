@@ -67,7 +67,7 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None) -> Detect
     nb = compute_neighbours(x, K_NEIGHBOURS, dups.group)
     ls = compute_label_scores(y, inp.pred_probs, nb, relearn=relearn if len(vocab) > 1 else None)
     out = compute_outlier_scores(x, y, groups=dups.group, pred_probs=ls.pred_probs, exclude=ls.flagged)
-    junk = compute_junk_groups(x, y, out.own, dups.group)
+    junk = compute_junk_groups(x, y, out.own, dups.group, outlier_z=out.z, break_z=out.break_z)
     low = find_low_quality(ids, inp.stats, list(inp.width), list(inp.height))
     blank = set(low.loc[low["severity"] >= 0.9, "item_id"])
     wide = compute_neighbours(x, K_WIDE, dups.group)
