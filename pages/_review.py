@@ -16,8 +16,8 @@ from urllib.parse import urlparse
 import pandas as pd
 import streamlit as st
 
-from cleaning.data.workspace import Workspace
 from cleaning.data.labels import similar_label
+from cleaning.data.workspace import Workspace
 from cleaning.errors import CleaningError
 from cleaning.review.selection import Predictions, drop_stale, issues_by_item
 from pages._common import open_workspace, show_error, thumb
