@@ -70,6 +70,33 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_autofix(args: argparse.Namespace) -> int:
+    from ..data.workspace import Workspace
+    from ..review.analysis import load_or_find_issues
+    from ..review.autofix import KIND_NAMES, plan_autofix, record_autofix
+
+    ws = Workspace.open(args.root, state_dir=args.state_dir, refresh=True)
+    items = ws.items_frame()
+    plan = plan_autofix(load_or_find_issues(ws), items, args.level)
+    paths = dict(zip(items["item_id"], items["path"]))
+    for line in plan.lines():
+        print(line, flush=True)
+    for step in plan.steps:
+        for iid, action, label in step.decisions:
+            print(f"    {step.kind:<8} {action:<7} {paths.get(iid, iid)}{' → ' + label if label else ''}", flush=True)
+    if args.dry_run:
+        print("dry run: nothing recorded", flush=True)
+        return 0
+    batch = record_autofix(ws.store, plan)
+    if batch is None:
+        print("nothing to change", flush=True)
+    else:
+        kinds = ", ".join(f"{s.n} {KIND_NAMES[s.kind].split(' ', 1)[0]}" for s in plan.steps if s.n)
+        print(f"recorded {plan.n_images} decision(s) as batch {batch} ({kinds}); one `python -m cleaning undo "
+              f"{args.root}` takes them all back; files move on `apply`", flush=True)
+    return 0
+
+
 def register(sub: Any) -> None:
     """Register ``scan`` on the CLI's sub-parsers ."""
     what = "find label errors, off-topic images, duplicates, unreadable and low-quality files; write CSVs"
@@ -81,3 +108,9 @@ def register(sub: Any) -> None:
                    help="per image: path,label,predicted_label,label_issue_score,outlier_score")
     p.add_argument("--quiet", action="store_true", help="no progress or summary on standard error")
     p.set_defaults(func=cmd_scan)
+    p = add_root_command(sub, "autofix", "clean the obvious in one undoable batch: delete off-topic images and "
+                                         "junk groups, relabel confident label errors, drop extra duplicate copies")
+    p.add_argument("--level", choices=["cautious", "balanced", "bold"], default="cautious",
+                   help="how sure a fix must be (default: cautious)")
+    p.add_argument("--dry-run", action="store_true", help="only print the plan; record nothing")
+    p.set_defaults(func=cmd_autofix)
