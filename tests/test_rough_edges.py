@@ -222,3 +222,25 @@ def test_relabel_to_a_look_alike_class_asks_for_confirmation(ws: Workspace) -> N
     at.button(key=f"{k}_alike_use").click().run()
     assert ws.store.current()[iid].label == other  # the existing class, not a second one
     assert other.upper() not in ws.vocab
+
+
+# ---- autofix in the app ----------------------------------------------------------------------------------
+def test_autofix_box_shows_the_plan_then_records_one_batch(ws: Workspace) -> None:
+    from cleaning.review.analysis import load_or_find_issues
+    from cleaning.review.autofix import plan_autofix
+
+    plan = plan_autofix(load_or_find_issues(ws), ws.items_frame(), "balanced")
+    assert plan.n_images > 0
+    at = open_page("pages/issues.py")
+    at.select_slider(key="autofix_level").set_value("balanced").run()
+    assert ws.store.decision_count() == 0  # nothing before the click
+    assert any("expected precision" in m.value for m in at.markdown)
+    btn = at.button(key="autofix_apply")
+    assert btn.label == f"Apply these {plan.n_images} fixes as one batch"
+    btn.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    active = [d for d in ws.store.history() if d.state == "active"]
+    assert len(active) == plan.n_images and len({d.batch for d in active}) == 1
+    assert any("Autofix (balanced) recorded" in s.value for s in at.success)
+    ws.store.undo()
+    assert ws.store.decision_count() == 0
