@@ -118,3 +118,28 @@ def test_keyboard_only_review_records_every_decision(app: App, page: Page) -> No
     assert lat and len(lat) >= 5  # the view measured every key → image shown
     for iid in (first, second):
         ws.store.record([iid], "restore") if ws.store.current()[iid].deleted else None
+
+
+def test_hover_a_point_shows_its_image_without_a_rerun(app: App, page: Page) -> None:
+    from .test_clicks import isolated, points
+
+    ws = app.workspace()
+    frame = ws.items_frame()
+    paths = dict(zip(frame["item_id"], frame["path"]))
+    page.goto(f"{app.base}/embedding")
+    expect(page.get_by_role("heading", name="Embedding").first).to_be_visible(timeout=120_000)
+    wait_idle(page)
+    target = isolated(points(page), list(paths))
+    runs = page.evaluate("() => performance.getEntriesByType('resource').length")
+    page.mouse.move(target["x"] - 30, target["y"] - 30)
+    page.mouse.move(target["x"], target["y"], steps=4)
+    box = page.locator(".cleaning-hover-preview")
+    expect(box).to_be_visible(timeout=5_000)
+    expect(box).to_have_attribute("data-item", target["id"])
+    expect(box).to_contain_text(paths[target["id"]])
+    src = box.locator("img").get_attribute("src") or ""
+    assert src.startswith("data:image/jpeg;base64,") and len(src) > 500  # the thumbnail itself
+    assert page.evaluate(IDLE_JS)  # hovering started no script run
+    assert page.evaluate("() => performance.getEntriesByType('resource').length") == runs  # and fetched nothing
+    page.mouse.move(5, 5)
+    expect(box).to_be_hidden()
