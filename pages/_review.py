@@ -380,7 +380,7 @@ def _pick_many(key_prefix: str, item_ids: list[str], on: bool) -> None:
 
 def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size: int = 24, columns: int = 6,
               selectable: bool = True, card_extra: Callable[[str], None] | None = None,
-              reset_key: str | None = None, compute_predictions: bool = True) -> list[str]:
+              reset_key: str | None = None, compute_predictions: bool = True, thumb_px: int = 256) -> list[str]:
     """A paged grid of image cards (thumbnail, label, prediction, Open / Delete or Restore / Looks fine,
     a pick box). ``card_extra(item_id)`` may add widgets to a card. Returns the picked ids (all pages).
     With ``compute_predictions=False`` predictions are shown only when already in memory."""
@@ -411,7 +411,7 @@ def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size
     for n, iid in enumerate(shown):
         r = frame.loc[iid]
         with cols[n % columns].container(border=True):
-            st.image(square_thumb(r["abs_path"], 256), width="stretch")
+            st.image(square_thumb(r["abs_path"], thumb_px), width="stretch")
             p = preds.for_item(iid) if preds else None
             pred = f" → **{p[0]}** {p[1]:.0%}" if p and p[0] != r["label"] else ""
             st.caption(f"`{r['label']}`{pred}" + (" · **deleted**" if r["deleted"] else "")

@@ -244,3 +244,32 @@ def test_autofix_box_shows_the_plan_then_records_one_batch(ws: Workspace) -> Non
     assert any("Autofix (balanced) recorded" in s.value for s in at.success)
     ws.store.undo()
     assert ws.store.decision_count() == 0
+
+
+# ---- grid review ----------------------------------------------------------------------------------------
+def test_grid_review_by_class_one_click_delete_is_recorded_and_undoable(ws: Workspace) -> None:
+    at = open_page("pages/grid.py")
+    at.selectbox(key="grid_class").set_value("bird").run()
+    opens = [b for b in at.button if b.key and b.key.startswith("grid_class_normal_open_")]
+    assert len(opens) == min(30, int((ws.items_frame()["label"] == "bird").sum()))
+    first = opens[0].key.removeprefix("grid_class_normal_open_")
+    assert first == ws.item_id_for_path("bird/bird_0004.jpg") or ws.store.current()[first].label == "bird"
+    at.button(key=f"grid_class_normal_del_{first}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert ws.store.current()[first].deleted
+    ws.store.undo()
+    assert not ws.store.current()[first].deleted
+    at.segmented_control(key="grid_size").set_value("large").run()
+    assert len([b for b in at.button if b.key and b.key.startswith("grid_class_large_open_")]) == 12
+
+
+def test_grid_review_by_issue_kind(ws: Workspace) -> None:
+    at = open_page("pages/grid.py")
+    at.segmented_control(key="grid_by").set_value("issue").run()
+    at.selectbox(key="grid_kind").set_value("label").run()
+    assert not at.exception, [e.value for e in at.exception]
+    ids = [b.key.removeprefix("grid_issue_normal_fine_") for b in at.button
+           if b.key and b.key.startswith("grid_issue_normal_fine_")]
+    assert ids
+    at.button(key=f"grid_issue_normal_fine_{ids[0]}").click().run()
+    assert ws.store.current()[ids[0]].kept
