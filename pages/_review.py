@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pandas as pd
@@ -217,9 +218,11 @@ def _label_options(ws: Workspace, preds: Predictions | None, exclude: str | None
     return sorted(lab for lab in labels if lab != exclude)
 
 
-def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | None = None) -> None:
+def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | None = None,
+               keys: bool = False) -> None:
     """The image large with everything known about it, and the actions: New label + Relabel, Delete /
-    Restore, Looks fine, and Accept suggestion when the scan suggests a label."""
+    Restore, Looks fine, and Accept suggestion when the scan suggests a label. With ``keys`` (the dialog),
+    single keys do the same (see :func:`dialog_keys`)."""
     frame = items(ws)
     rows = frame[frame["item_id"] == item_id]
     if rows.empty:
@@ -252,8 +255,11 @@ def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | No
             host = urlparse(str(r["source_url"])).netloc or "link"
             st.markdown(f"**Source:** [{host}]({r['source_url']})")
         st.divider()
+        classes = sorted(set(items(ws).query("~deleted")["label"]))[:9]
+        pressed = dialog_keys(f"{k}_keys") if keys else None
         if r["deleted"]:
-            if st.button("Restore", key=f"{k}_restore", type="primary", width="stretch"):
+            if st.button("Restore", key=f"{k}_restore", type="primary", width="stretch",
+                         help="Key: r") or pressed == "r":
                 write(ws, [item_id], "restore", reset_key=reset_key, done=f"Restored {r['path']}")
             return
         options = _label_options(ws, preds, exclude=r["label"])
@@ -275,6 +281,41 @@ def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | No
         if sugg and st.button(f"Accept suggestion → {sugg}", key=f"{k}_accept", width="stretch"):
             write(ws, [item_id], "relabel", label=sugg, source="suggestion", reset_key=reset_key,
                   done=f"Relabelled {r['path']} → {sugg}")
+        if pressed is not None:
+            st.caption("Keys: **f**/Enter looks fine · **d**/Del delete · **a** accept suggestion · **u** undo · "
+                       + " · ".join(f"**{n}** {c}" for n, c in enumerate(classes, 1)) + " · Esc closes")
+            _dialog_key(ws, item_id, str(r["path"]), str(r["label"]), pressed, sugg, classes, reset_key)
+
+
+_DIALOG_KEYS = st.components.v2.component(
+    "cleaning_dialog_keys", js=(Path(__file__).resolve().parent / "static" / "dialog_keys.js").read_text("utf-8"))
+
+
+def dialog_keys(key: str) -> str:
+    """Mount the dialog's key listener; the key pressed in this run ('' when none)."""
+    res = _DIALOG_KEYS(key=key, height=0, on_key_change=lambda: None)
+    val = getattr(res, "key", None)
+    return str(val.get("key", "")) if isinstance(val, dict) else ""
+
+
+def _dialog_key(ws: Workspace, item_id: str, path: str, label: str, pressed: str, sugg: str | None,
+                classes: list[str], reset_key: str | None) -> None:
+    """Do what a key pressed in the review dialog means (see ``static/dialog_keys.js``)."""
+    if pressed == "f":
+        write(ws, [item_id], "keep", reset_key=reset_key, done=f"Marked {path} as fine")
+    elif pressed == "d":
+        write(ws, [item_id], "delete", reset_key=reset_key, done=f"Deleted {path}")
+    elif pressed == "a" and sugg:
+        write(ws, [item_id], "relabel", label=sugg, source="suggestion", reset_key=reset_key,
+              done=f"Relabelled {path} → {sugg}")
+    elif pressed.isdigit() and 0 < int(pressed) <= len(classes) and classes[int(pressed) - 1] != label:
+        write(ws, [item_id], "relabel", label=classes[int(pressed) - 1], reset_key=reset_key,
+              done=f"Relabelled {path} → {classes[int(pressed) - 1]}")
+    elif pressed == "u" and ws.store.can_undo():
+        done = ws.store.undo()
+        bump(reset_key)
+        st.session_state[_FLASH] = f"Undid {len(done)} decision(s)"
+        st.rerun()
 
 
 def _dismissed() -> None:
@@ -283,7 +324,7 @@ def _dismissed() -> None:
 
 @st.dialog("Review image", width="medium", on_dismiss=_dismissed)
 def _dialog(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | None) -> None:
-    item_panel(ws, item_id, key_prefix, reset_key)
+    item_panel(ws, item_id, key_prefix, reset_key, keys=True)
 
 
 def review_dialog(ws: Workspace, item_id: str, reset_key: str | None = None, key_prefix: str = "dlg") -> None:

@@ -89,6 +89,7 @@ export default function (component) {
   const onKey = (e) => {
     const t = e.target;
     if (typing(t)) return;  // keys typed into a text box are not review keys
+    if ((e.key === "Enter" || e.key === " ") && t && t.closest?.("button, a, [role=button]")) return;  // a focused button
     if (document.querySelector("[data-testid=stDialog]") && !root.closest?.("[data-testid=stDialog]")) return;
     const t0 = performance.now();
     const k = e.key;

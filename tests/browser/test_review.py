@@ -143,3 +143,34 @@ def test_hover_a_point_shows_its_image_without_a_rerun(app: App, page: Page) -> 
     assert page.evaluate("() => performance.getEntriesByType('resource').length") == runs  # and fetched nothing
     page.mouse.move(5, 5)
     expect(box).to_be_hidden()
+
+
+def test_review_dialog_without_a_mouse(app: App, page: Page) -> None:
+    """Tab to a card's Open button, Enter opens the dialog, a single key decides, the dialog closes."""
+    ws = app.workspace()
+    n0 = len(ws.store.history())
+    page.goto(f"{app.base}/issues")
+    expect(page.get_by_role("heading", name="Issues").first).to_be_visible(timeout=120_000)
+    wait_idle(page)
+    for _ in range(120):
+        page.keyboard.press("Tab")
+        if page.evaluate("""() => { const a = document.activeElement; return !!(a && a.tagName === 'BUTTON' &&
+                a.closest('[class*="st-key-iss_item"][class*="_open"]')); }"""):  # a card's Open button
+            break
+    else:
+        raise AssertionError("Tab never reached an Open button")
+    page.keyboard.press("Enter")
+    dlg = page.locator("[data-testid=stDialog]")
+    expect(dlg).to_be_visible(timeout=60_000)
+    expect(dlg).to_contain_text("Keys: f/Enter looks fine")
+    text = dlg.inner_text()
+    path = next(w.strip("`") for w in text.split() if "/" in w and w.strip("`").endswith((".jpg", ".png")))
+    # the key listener is ready once it has given the focus to the dialog (out of its empty label box)
+    page.wait_for_function("() => document.activeElement && document.activeElement.getAttribute('role') === 'dialog'",
+                           timeout=30_000)
+    page.keyboard.press("d")
+    expect(dlg).to_be_hidden(timeout=60_000)
+    wait_idle(page)
+    new = ws.store.history()[n0:]
+    assert [(d.action, d.path) for d in new] == [("delete", path)]
+    ws.store.undo()
