@@ -21,6 +21,7 @@ from cleaning.data.labels import similar_label
 from cleaning.data.workspace import Workspace
 from cleaning.errors import CleaningError
 from cleaning.review.selection import Predictions, drop_stale, issues_by_item
+from cleaning.review.state import analysis_of
 from pages._common import open_workspace, show_error, thumb
 
 _RESET = "_review_reset_key"  # which counter the open dialog bumps when dismissed
@@ -30,9 +31,7 @@ _FLASH = "_review_flash"
 # ---- shared data (read-only; one copy per data-set version for the whole server) ---------------------
 def data_version(ws: Workspace) -> str:
     """Changes whenever a decision is recorded, undone or redone, or the folder is rescanned."""
-    scan = ws.store.query("SELECT value FROM meta WHERE key='last_scan'")
-    moves = ws.store.query("SELECT COUNT(*) FROM file_ops WHERE status='done'")[0][0]
-    return f"{ws.store.version_key()}|{scan[0][0] if scan else ''}|{moves}"
+    return ws.store.files_key()
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -45,52 +44,35 @@ def items(ws: Workspace) -> pd.DataFrame:
     return _items_at(str(ws.root), data_version(ws))
 
 
-@st.cache_resource(show_spinner=False)
-def _latest(root: str) -> dict:
-    return {}
-
-
 def predictions(ws: Workspace, refresh: bool = False) -> Predictions | None:
     """The latest out-of-sample predictions of this data set (computed on first use, then kept until
     ``refresh``, so reviewing never waits for a model). None, with the reason in :func:`model_error`,
     when they cannot be computed."""
-    held = _latest(str(ws.root))
-    if refresh or "preds" not in held:
-        from cleaning.model.oos import load_or_compute_oos
-
-        try:
-            with st.spinner("Computing out-of-sample predictions (the first time embeds every image: "
-                            "about 10–30 s per 100 images on a CPU)…"):
-                oos = load_or_compute_oos(ws)
-        except CleaningError as e:
-            held["preds"], held["preds_error"] = None, e
-        else:
-            held["preds"] = Predictions(list(oos.item_ids), list(oos.vocab), oos.pred_probs,
-                                        ws.store.decision_count())
-            held["preds_at"] = ws.store.version_key()
-            held.pop("preds_error", None)
-    return held["preds"]
+    state = analysis_of(ws)
+    if refresh or not state.has_predictions:
+        with st.spinner("Computing out-of-sample predictions (the first time embeds every image: "
+                        "about 10–30 s per 100 images on a CPU)…"):
+            return state.predictions(refresh=True)
+    return state.predictions()
 
 
 def held_predictions(ws: Workspace) -> Predictions | None:
     """The predictions in memory, if any (never computes them)."""
-    return _latest(str(ws.root)).get("preds")
+    return analysis_of(ws).held_predictions
 
 
 def predictions_stale(ws: Workspace) -> bool:
     """True when decisions were made since the predictions in use were computed."""
-    held = _latest(str(ws.root))
-    return "preds_at" in held and held["preds_at"] != ws.store.version_key()
+    return analysis_of(ws).predictions_stale()
 
 
 def model_token(ws: Workspace) -> str:
     """Identifies the predictions and issue table in use (for caches built from them)."""
-    held = _latest(str(ws.root))
-    return f"{held.get('preds_at')}|{id(held.get('preds'))}|{id(held.get('issues'))}"
+    return analysis_of(ws).token()
 
 
 def model_error(ws: Workspace) -> CleaningError | None:
-    return _latest(str(ws.root)).get("preds_error")
+    return analysis_of(ws).predictions_error
 
 
 #: Pages may run the scan by themselves for data sets up to this size (seconds); above, only on request.
@@ -117,7 +99,7 @@ def images_to_embed(ws: Workspace) -> int:
 def model_gate(ws: Workspace, key: str) -> bool:
     """True when predictions are in memory or cheap to get; otherwise explains the cost and offers a
     Compute button (pages call this before :func:`predictions`)."""
-    if "preds" in _latest(str(ws.root)) or st.session_state.get("_review_compute"):
+    if analysis_of(ws).has_predictions or st.session_state.get("_review_compute"):
         return True
     n = images_to_embed(ws)
     if n <= AUTO_EMBED_UP_TO:
@@ -133,19 +115,16 @@ def model_gate(ws: Workspace, key: str) -> bool:
 
 def issues(ws: Workspace, refresh: bool = False, compute: bool = True) -> pd.DataFrame | None:
     """The latest ranked issue table of the scan (None when it has not been loaded yet and ``compute`` is
-    False, or when the scan failed)."""
-    held = _latest(str(ws.root))
-    if not compute and "issues" not in held:
-        return None
-    if refresh or "issues" not in held:
-        from cleaning.review.analysis import load_or_find_issues
+    False, or when the scan failed: the reason in :func:`issues_error`)."""
+    state = analysis_of(ws)
+    if compute and (refresh or not state.has_issues):
+        with st.spinner("Looking for issues…"):
+            return state.issues(refresh=True)
+    return state.issues(compute=False)
 
-        try:
-            with st.spinner("Looking for issues…"):
-                held["issues"] = load_or_find_issues(ws)
-        except CleaningError as e:
-            held["issues"], held["issues_error"] = None, e
-    return held["issues"]
+
+def issues_error(ws: Workspace) -> CleaningError | None:
+    return analysis_of(ws).issues_error
 
 
 # ---- writing ----------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from cleaning.data.files import ApplyPlan, apply_decisions, check_export_target,
 from cleaning.data.workspace import Workspace
 from cleaning.errors import CleaningError, ExportError
 from pages import _review as review
-from pages._common import get_workspace, run_page, show_error
+from pages._common import get_workspace, hosted, run_page, show_error
+from pages._downloads import downloads_section
 from pages._retrain import retrain_box
 
 K = "exp"
@@ -55,11 +56,16 @@ def render() -> None:
     c[1].metric("Deleted", int(items["deleted"].sum()))
     c[2].metric("Relabelled", len(relabelled))
     c[3].metric("Classes", live["label"].nunique())
-    apply_tab, export_tab = st.tabs(["Apply to the folders", "Export a clean copy"])
+    if hosted():  # no server folders: the cleaned set leaves as a download
+        download_tab, apply_tab = st.tabs(["Download", "Apply to the folders"])
+    else:
+        apply_tab, export_tab, download_tab = st.tabs(["Apply to the folders", "Export a clean copy", "Download"])
+        with export_tab:
+            _export_section(ws, items)
     with apply_tab:
         _apply_section(ws)
-    with export_tab:
-        _export_section(ws, items)
+    with download_tab:
+        downloads_section(ws, len(live))
 
 
 def plan_frame(plan: ApplyPlan) -> pd.DataFrame:

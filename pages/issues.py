@@ -98,7 +98,7 @@ def render() -> None:
 
 
 def _no_queue(ws: Workspace) -> None:
-    err = review._latest(str(ws.root)).get("issues_error")  # _review keeps the scan's error there
+    err = review.issues_error(ws)
     if err is not None:
         show_error(err)
     st.warning("No issue queue yet: the scan has not run" + (", or it failed (above)." if err else "."))

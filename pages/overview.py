@@ -6,7 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from cleaning.review.figures import class_counts_figure
-from pages._common import get_workspace, is_demo, run_page, thumb
+from pages._common import NoDataset, get_workspace, hosted, is_demo, run_page, thumb
+from pages._data_in import data_in_panel
 
 
 def bad_files_frame(bad: list) -> pd.DataFrame:
@@ -16,10 +17,17 @@ def bad_files_frame(bad: list) -> pd.DataFrame:
 
 
 def render() -> None:
-    ws = get_workspace()
     st.title("Overview")
-    st.caption(f"`{ws.root}` — state (store, quarantine, caches) in `{ws.state_dir}`")
-    if is_demo(ws):
+    try:
+        ws = get_workspace()
+    except NoDataset:
+        ws = None
+    data_in_panel(ws)
+    if ws is None:
+        return
+    if not hosted():
+        st.caption(f"`{ws.root}` — state (store, quarantine, caches) in `{ws.state_dir}`")
+    if is_demo(ws) and not hosted():
         st.info("This is a writable copy of the **bundled demo**: 4 classes of real photos with planted problems "
                 "(wrong folders, off-topic photos, duplicates, a broken file, a blank one). "
                 "Open your own data set from the sidebar, or run `streamlit run dashboard.py -- ROOT`.")

@@ -147,3 +147,23 @@ def test_cli_has_one_root_parser_and_no_import_hooks() -> None:
     text = "\n".join(p.read_text(encoding="utf-8") for p in LIB_FILES)
     assert text.count("argparse.ArgumentParser(") == 1
     assert text.count('add_argument("--state-dir"') == 1
+
+
+def test_pages_hold_no_sql() -> None:
+    """The pages ask the library; only the store speaks SQL."""
+    for path in sorted((REPO / "pages").glob("*.py")) + [REPO / "dashboard.py"]:
+        text = path.read_text(encoding="utf-8")
+        for needle in ("store.query(", "store.conn", ".execute(", "SELECT ", "INSERT ", "UPDATE "):
+            assert needle not in text, f"{path.relative_to(REPO)} has SQL ({needle.strip()})"
+
+
+def test_only_the_store_speaks_sql() -> None:
+    """SQL lives in the store modules (data/store*.py); the rest of the library calls their methods."""
+    import re
+
+    sql = re.compile(r"\.execute(many|script)?\(|\.query\(\s*f?[\"'](SELECT|INSERT|UPDATE|DELETE|PRAGMA)|store\.conn\b")
+    for path in LIB_FILES:
+        if path.parent.name == "data" and path.name.startswith("store"):
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            assert not sql.search(line), f"{path.relative_to(REPO)}:{n} speaks SQL: {line.strip()}"

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from ..data.labels import check_new_label
 from ..data.workspace import Workspace
 from . import add_root_command
 from . import say as _say
+
+#: How long a command waits for another process's apply / export / rescan before it refuses (seconds).
+CLI_WAIT = 600.0
+
+
+def _waiting(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 def _ws(args: argparse.Namespace) -> Workspace:
@@ -19,23 +27,24 @@ def _ws(args: argparse.Namespace) -> Workspace:
 
 def cmd_info(args: argparse.Namespace) -> int:
     ws = _ws(args)
-    rep = ws.refresh()
+    # a read-only state folder: show what was recorded at the last rescan
+    bad = ws.bad_files() if ws.readonly else ws.refresh(wait=CLI_WAIT, on_wait=_waiting).bad
     df = ws.items_frame()
     live = df[~df["deleted"]]
     info = {
         "root": str(ws.root), "state_dir": str(ws.state_dir), "images": int(len(df)),
         "deleted": int(df["deleted"].sum()), "per_label": {k: int(v) for k, v in live["label"].value_counts().sort_index().items()},
-        "bad_files": [{"path": b.path, "reason": b.reason} for b in rep.bad],
+        "bad_files": [{"path": b.path, "reason": b.reason} for b in bad],
         "decisions": ws.store.decision_count(),
     }
     if args.json:
         _say(json.dumps(info, indent=2, ensure_ascii=False))
     else:
         _say(f"{info['root']}: {info['images']} images, {info['deleted']} deleted, "
-             f"{len(rep.bad)} unusable files, {info['decisions']} decisions")
+             f"{len(bad)} unusable files, {info['decisions']} decisions")
         for k, v in info["per_label"].items():
             _say(f"  {k}: {v}")
-        for b in rep.bad:
+        for b in bad:
             _say(f"  unusable: {b.path}: {b.reason}")
     return 0
 
@@ -121,7 +130,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
                 _say(f"{what}: {path} → {to}")
         _say(f"{plan.n_changes} file(s) would change")
         return 0
-    plan = apply_decisions(ws)
+    plan = apply_decisions(ws, wait=CLI_WAIT, on_wait=_waiting)
     _say(f"quarantined {len(plan.quarantine)}, restored {len(plan.restore)}, moved {len(plan.move)} "
          f"(quarantine: {ws.quarantine_dir})")
     return 0
@@ -131,7 +140,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..data.files import export_dataset
 
     ws = _ws(args)
-    rep = export_dataset(ws, args.to)
+    rep = export_dataset(ws, args.to, wait=CLI_WAIT, on_wait=_waiting)
     _say(f"exported {rep.n_images} images ({rep.n_deleted} deleted left out) to {rep.out}")
     for k, v in rep.per_label.items():
         _say(f"  {k}: {v}")

@@ -6,9 +6,10 @@ folder-per-class tree that fastai and torchvision read as they always did.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,9 @@ import pandas as pd
 
 from ..errors import DatasetError
 from .images import ImageInfo
+from .lock import DEFAULT_WAIT, WorkspaceLock
 from .store import Store, now_iso
+from .store_items import make_item_id  # noqa: F401  (re-exported)
 from .tree import BadFile, check_root, walk_tree
 
 STATE_SUFFIX = ".cleaning"
@@ -29,11 +32,6 @@ def default_state_dir(root: Path) -> Path:
     return root.parent / (root.name + STATE_SUFFIX)
 
 
-def make_item_id(orig_path: str, sha256: str) -> str:
-    """A stable id for an image: it never changes when the file is relabelled, moved or quarantined."""
-    return hashlib.sha1(f"{orig_path}\0{sha256}".encode()).hexdigest()[:16]
-
-
 @dataclass
 class RefreshReport:
     n_images: int
@@ -43,8 +41,21 @@ class RefreshReport:
     bad: list[BadFile] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent view of the data set: the items frame and unusable files at store version ``version``."""
+
+    version: str
+    items: pd.DataFrame
+    bad: list[BadFile]
+
+
 class Workspace:
-    """ROOT, its state folder and store. Open with :meth:`Workspace.open`."""
+    """ROOT, its state folder and store. Open with :meth:`Workspace.open`.
+
+    A state folder that cannot be written opens read-only: views and the history work, anything that
+    records or moves raises :class:`~cleaning.errors.CleaningError`.
+    """
 
     def __init__(self, root: Path, state_dir: Path) -> None:
         self.root = root
@@ -57,11 +68,18 @@ class Workspace:
         except OSError as e:
             raise DatasetError(f"cannot create the state folder {str(state_dir)!r}: {e.strerror}",
                                "pass --state-dir to a writable folder outside ROOT") from e
-        self.store = Store(state_dir / "store.sqlite")
+        self.readonly = not os.access(state_dir, os.W_OK) or (
+            (state_dir / "store.sqlite").exists() and not os.access(state_dir / "store.sqlite", os.W_OK))
+        self.lock = WorkspaceLock(state_dir)
+        self.store = Store(state_dir / "store.sqlite", readonly=self.readonly)
+        self._pin = threading.local()
 
     @classmethod
     def open(cls, root: str | Path, state_dir: str | Path | None = None, refresh: bool = False) -> Workspace:
         """Open (creating the state folder if needed) the workspace of data set ``root``.
+
+        Settles what a dead process left half done (only when no live process holds the workspace
+        lock: the work of a live process is never touched), then rescans if asked or never scanned.
 
         Raises:
             DatasetError: ROOT missing / not a folder, or a state folder inside ROOT.
@@ -72,69 +90,72 @@ class Workspace:
             raise DatasetError("the state folder must not be inside the data set",
                                "choose a --state-dir outside ROOT")
         ws = cls(r, sd)
+        if ws.readonly:
+            return ws
         from .files import recover  # files is the only module that moves files
 
         recover(ws)
-        if refresh or not ws.store.query("SELECT 1 FROM meta WHERE key='last_scan'"):
+        if refresh or not ws.store.has_refreshed():
             ws.refresh()
         return ws
 
-    # ---- refreshing from disk ----------------------------------------------------------------------------
-    def refresh(self, progress: Callable[[int, int], None] | None = None) -> RefreshReport:
-        """Reconcile the files on disk with the store: new files become items, files moved by hand
-        are followed (a move to another class folder is recorded as a relabel with source ``disk``),
-        vanished files are marked missing, unusable files are listed with their reason."""
-        st = self.store
-        rows = st.query("SELECT * FROM items")
-        known = {r["path"]: (r["size"], r["mtime_ns"], _info(r)) for r in rows if r["location"] == "root"}
-        result = walk_tree(self.root, known, progress)
-        by_path = {r["path"]: r for r in rows if r["location"] != "quarantine"}
-        seen = {im.path for im in result.images}
-        lost = {r["item_id"]: r for p, r in by_path.items() if p not in seen}
-        lost_by_sha: dict[str, list[str]] = {}
-        for iid, r in lost.items():
-            lost_by_sha.setdefault(r["sha256"], []).append(iid)
-        report = RefreshReport(len(result.images), bad=result.bad)
-        relabels: list[tuple[str, str]] = []
-        state = st.current()
-        ts = now_iso()
-        with st.transaction() as c:
-            for im in result.images:
-                i = im.info
-                vals = (im.size, im.mtime_ns, i.width, i.height, i.format, i.mode, i.n_frames, i.sha256, i.phash)
-                old = by_path.get(im.path)
-                if old is not None:
-                    c.execute("UPDATE items SET size=?, mtime_ns=?, width=?, height=?, format=?, mode=?, "
-                              "n_frames=?, sha256=?, phash=?, location='root' WHERE item_id=?",
-                              (*vals, old["item_id"]))
-                    continue
-                candidates = lost_by_sha.get(i.sha256) or []
-                if candidates:  # moved or renamed by hand
-                    iid = candidates.pop(0)
-                    lost.pop(iid, None)
-                    c.execute("UPDATE items SET path=?, location='root', qpath=NULL, size=?, mtime_ns=?, "
-                              "width=?, height=?, format=?, mode=?, n_frames=?, sha256=?, phash=? "
-                              "WHERE item_id=?", (im.path, *vals, iid))
-                    report.moved.append(im.path)
-                    if state[iid].label != im.label:
-                        relabels.append((iid, im.label))
-                    continue
-                iid = make_item_id(im.path, i.sha256)
-                c.execute("INSERT OR REPLACE INTO items(item_id, path, location, orig_path, orig_label, size, "
-                          "mtime_ns, width, height, format, mode, n_frames, sha256, phash, first_seen) "
-                          "VALUES(?,?, 'root', ?,?,?,?,?,?,?,?,?,?,?,?)",
-                          (iid, im.path, im.path, im.label, *vals, ts))
-                report.new.append(im.path)
-            for iid, r in lost.items():
-                c.execute("UPDATE items SET location='missing' WHERE item_id=?", (iid,))
-                report.missing.append(r["path"])
-            c.execute("DELETE FROM bad_files")
-            c.executemany("INSERT OR REPLACE INTO bad_files VALUES(?,?,?)",
-                          [(b.path, b.reason, b.kind) for b in result.bad])
-            c.execute("INSERT OR REPLACE INTO meta VALUES('last_scan', ?)", (ts,))
-        for iid, label in relabels:
-            st.record([iid], "relabel", label=label, source="disk", note="moved to another folder outside the app")
+    # ---- scanning ----------------------------------------------------------------------------
+    def refresh(self, progress: Callable[[int, int], None] | None = None, wait: float | None = DEFAULT_WAIT,
+                on_wait: Callable[[str], None] | None = None) -> RefreshReport:
+        """Reconcile the files on disk with the store (the folder rescan).
+
+        New files become items, files moved by hand are followed (a move to another class folder is
+        recorded as a relabel with source ``disk``), vanished files are marked missing, unusable files
+        are listed with their reason. Runs under the shared workspace lock (never during an apply, so
+        no file is seen mid-move) and writes in one transaction that re-reads the items, so two
+        rescans at once cannot add an image twice. Provenance is never overwritten.
+
+        Raises:
+            WorkspaceBusy: an apply held the workspace for longer than ``wait`` seconds.
+        """
+        from .files import remove_stale_part_files
+
+        with self.lock.hold("rescan", exclusive=False, wait=wait, on_wait=on_wait):
+            remove_stale_part_files(self.root)
+            st = self.store
+            known = {r["path"]: (r["size"], r["mtime_ns"], _info(r))
+                     for r in st.item_rows("root")}
+            result = walk_tree(self.root, known, progress)
+            done = st.write_refresh(self.root, result.images, result.bad, now_iso())
+            report = RefreshReport(len(result.images), done.new, done.moved, done.missing, bad=result.bad)
+            relabels = done.relabels
+            for iid, label in relabels:
+                st.record([iid], "relabel", label=label, source="disk",
+                          note="moved to another folder outside the app")
         return report
+
+    # ---- one consistent view -----------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """The items frame, unusable files and store version read in one read transaction."""
+        pinned = getattr(self._pin, "snap", None)
+        if pinned is not None:
+            return pinned
+        with self.store.read_transaction():
+            return Snapshot(self.store.version_key(), self._items_frame(), self._bad_files())
+
+    @contextmanager
+    def pinned(self) -> Iterator[Snapshot]:
+        """While inside, this thread's :meth:`items_frame`, :meth:`bad_files`, :attr:`vocab` and
+        :meth:`version_key` answer from one snapshot, so a long computation (a scan) sees one data-set
+        version even while decisions are recorded; its result is labelled with that version."""
+        if getattr(self._pin, "snap", None) is not None:
+            yield self._pin.snap
+            return
+        self._pin.snap = self.snapshot()
+        try:
+            yield self._pin.snap
+        finally:
+            self._pin.snap = None
+
+    def version_key(self) -> str:
+        """The store version (or the pinned snapshot's)."""
+        pinned = getattr(self._pin, "snap", None)
+        return pinned.version if pinned is not None else self.store.version_key()
 
     # ---- views -------------------------------------------------------------------------------
     def abs_path(self, row: dict | pd.Series) -> Path:
@@ -147,9 +168,16 @@ class Workspace:
 
         Columns: item_id, path, abs_path, label (current), orig_label, folder_label, deleted, kept,
         location, width, height, format, sha256, phash, source_query, source_url, added_at.
-        Sorted by path.
+        Sorted by path. Inside :meth:`pinned`, the pinned snapshot's rows.
         """
-        rows = self.store.query("SELECT * FROM items WHERE location != 'missing' ORDER BY path")
+        pinned = getattr(self._pin, "snap", None)
+        df = pinned.items.copy() if pinned is not None else self._items_frame()
+        if not include_deleted:
+            df = df[~df["deleted"]].reset_index(drop=True)
+        return df
+
+    def _items_frame(self) -> pd.DataFrame:
+        rows = self.store.item_rows("known")
         state = self.store.current()
         recs = []
         for r in rows:
@@ -165,19 +193,24 @@ class Workspace:
         cols = ["item_id", "path", "abs_path", "label", "orig_label", "folder_label", "deleted", "kept",
                 "location", "width", "height", "format", "n_frames", "sha256", "phash", "source_query",
                 "source_url", "added_at"]
-        df = pd.DataFrame.from_records(recs, columns=cols)
-        if not include_deleted:
-            df = df[~df["deleted"]].reset_index(drop=True)
-        return df
+        return pd.DataFrame.from_records(recs, columns=cols)
 
     def bad_files(self) -> list[BadFile]:
+        """Files below ROOT that are not usable images, from the last rescan."""
+        pinned = getattr(self._pin, "snap", None)
+        return list(pinned.bad) if pinned is not None else self._bad_files()
+
+    def _bad_files(self) -> list[BadFile]:
         return [BadFile(r["path"], r["reason"], r["kind"])
-                for r in self.store.query("SELECT * FROM bad_files ORDER BY path")]
+                for r in self.store.bad_file_rows()]
 
     @property
     def vocab(self) -> list[str]:
         """Sorted labels of the images on disk that are not deleted."""
-        live = {r[0] for r in self.store.query("SELECT item_id FROM items WHERE location!='missing'")}
+        pinned = getattr(self._pin, "snap", None)
+        if pinned is not None:
+            return sorted(set(pinned.items.loc[~pinned.items["deleted"], "label"]))
+        live = {r["item_id"] for r in self.store.item_rows("known")}
         return sorted({s.label for i, s in self.store.current().items() if i in live and not s.deleted})
 
     def item_id_for_path(self, path: str) -> str:
