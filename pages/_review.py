@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pandas as pd
@@ -147,43 +146,6 @@ def write(ws: Workspace, item_ids: Sequence[str], action: str, label: str | None
     st.rerun()
 
 
-def known_labels(ws: Workspace) -> set[str]:
-    """Every class name in use now or that an image came in with."""
-    frame = items(ws)
-    return set(frame["label"]) | set(frame["orig_label"])
-
-
-def relabel_or_ask(ws: Workspace, item_ids: Sequence[str], new: str, key: str, **kw: object) -> None:
-    """Record a relabel to ``new``, unless ``new`` only looks different from an existing class (``Fruit``
-    beside ``fruit``): then :func:`ask_alike` asks first, in this run and the next ones."""
-    new = str(new).strip()
-    other = similar_label(new, known_labels(ws))
-    if other is None:
-        write(ws, item_ids, "relabel", label=new, **kw)  # type: ignore[arg-type]
-        return
-    st.session_state[f"{key}_alike"] = (new, other, list(item_ids))
-
-
-def ask_alike(ws: Workspace, key: str, **kw: object) -> None:
-    """The pending question of :func:`relabel_or_ask`: use the existing class, start the new one, or cancel."""
-    pending = st.session_state.get(f"{key}_alike")
-    if not pending:
-        return
-    new, other, ids = pending
-    st.warning(f"A class **“{other}”** already exists; “{new}” differs from it only in case, spacing or accents. "
-               "Starting it would split one class in two.", icon=":material/warning:")
-    a, b, c = st.columns(3)
-    if a.button(f"Use “{other}”", key=f"{key}_alike_use", type="primary", width="stretch"):
-        st.session_state.pop(f"{key}_alike", None)
-        write(ws, ids, "relabel", label=other, **kw)  # type: ignore[arg-type]
-    if b.button(f"Start “{new}” anyway", key=f"{key}_alike_new", width="stretch"):
-        st.session_state.pop(f"{key}_alike", None)
-        write(ws, ids, "relabel", label=new, **kw)  # type: ignore[arg-type]
-    if c.button("Cancel", key=f"{key}_alike_cancel", width="stretch"):
-        st.session_state.pop(f"{key}_alike", None)
-        st.rerun()
-
-
 def flash() -> None:
     """Show (once) what the last write did, with the way back. Called by the component on every page."""
     msg = st.session_state.pop(_FLASH, None)
@@ -264,37 +226,6 @@ def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | No
             st.caption("Keys: **f**/Enter looks fine · **d**/Del delete · **a** accept suggestion · **u** undo · "
                        + " · ".join(f"**{n}** {c}" for n, c in enumerate(classes, 1)) + " · Esc closes")
             _dialog_key(ws, item_id, str(r["path"]), str(r["label"]), pressed, sugg, classes, reset_key)
-
-
-_DIALOG_KEYS = st.components.v2.component(
-    "cleaning_dialog_keys", js=(Path(__file__).resolve().parent / "static" / "dialog_keys.js").read_text("utf-8"))
-
-
-def dialog_keys(key: str) -> str:
-    """Mount the dialog's key listener; the key pressed in this run ('' when none)."""
-    res = _DIALOG_KEYS(key=key, height=0, on_key_change=lambda: None)
-    val = getattr(res, "key", None)
-    return str(val.get("key", "")) if isinstance(val, dict) else ""
-
-
-def _dialog_key(ws: Workspace, item_id: str, path: str, label: str, pressed: str, sugg: str | None,
-                classes: list[str], reset_key: str | None) -> None:
-    """Do what a key pressed in the review dialog means (see ``static/dialog_keys.js``)."""
-    if pressed == "f":
-        write(ws, [item_id], "keep", reset_key=reset_key, done=f"Marked {path} as fine")
-    elif pressed == "d":
-        write(ws, [item_id], "delete", reset_key=reset_key, done=f"Deleted {path}")
-    elif pressed == "a" and sugg:
-        write(ws, [item_id], "relabel", label=sugg, source="suggestion", reset_key=reset_key,
-              done=f"Relabelled {path} → {sugg}")
-    elif pressed.isdigit() and 0 < int(pressed) <= len(classes) and classes[int(pressed) - 1] != label:
-        write(ws, [item_id], "relabel", label=classes[int(pressed) - 1], reset_key=reset_key,
-              done=f"Relabelled {path} → {classes[int(pressed) - 1]}")
-    elif pressed == "u" and ws.store.can_undo():
-        done = ws.store.undo()
-        bump(reset_key)
-        st.session_state[_FLASH] = f"Undid {len(done)} decision(s)"
-        st.rerun()
 
 
 def _dismissed() -> None:
@@ -466,3 +397,7 @@ def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size
     if open_id:
         review_dialog(ws, open_id, key_prefix=f"{key_prefix}_dlg")
     return [i for i in ids if i in picked]
+
+
+from pages._alike import ask_alike, known_labels, relabel_or_ask  # noqa: E402  (they call write/items above)
+from pages._dialog_keys import _dialog_key, dialog_keys  # noqa: E402

@@ -310,32 +310,7 @@ class Store(ItemsSQL, RunsSQL):
         Raises:
             CleaningError: unknown action/source; LabelError: bad label; ItemNotFound: unknown item.
         """
-        if action not in ACTIONS:
-            raise CleaningError(f"unknown action {action!r}", f"use one of {', '.join(ACTIONS)}")
-        if source not in SOURCES:
-            raise CleaningError(f"unknown decision source {source!r}", f"use one of {', '.join(SOURCES)}")
-        if action == "relabel":
-            label = validate_label(label or "", self.path.parent)
-        else:
-            label = None
-        ids = list(dict.fromkeys(item_ids))
-        with self.lock:
-            cur = self.current()
-            missing = [i for i in ids if i not in cur]
-            if missing:
-                raise ItemNotFound(f"no item with id {missing[0]!r}")
-            changing = [i for i in ids if _apply(cur[i], action, label) != cur[i]]
-            if not changing:
-                return None
-            ts = now_iso()
-            with self.transaction() as c:
-                c.execute("UPDATE decisions SET state='discarded', changed_at=? WHERE state='undone'", (ts,))
-                batch = (c.execute("SELECT COALESCE(MAX(batch), 0) + 1 FROM decisions").fetchone()[0])
-                c.executemany(
-                    "INSERT INTO decisions(batch, item_id, action, label, source, note, created_at) "
-                    "VALUES(?,?,?,?,?,?,?)",
-                    [(batch, i, action, label, source, note, ts) for i in changing])
-            return int(batch)
+        return self.record_mixed([(i, action, label, note) for i in dict.fromkeys(item_ids)], source)
 
     def record_mixed(self, decisions: Iterable[tuple[str, str, str | None, str]], source: str = "bulk") -> int | None:
         """Record ``(item_id, action, label, note)`` decisions of different kinds as ONE batch (one undo).
@@ -353,7 +328,7 @@ class Store(ItemsSQL, RunsSQL):
             if action not in ACTIONS:
                 raise CleaningError(f"unknown action {action!r}", f"use one of {', '.join(ACTIONS)}")
             if action == "relabel":
-                validate_label(label or "")
+                label = validate_label(label or "", self.path.parent)
             rows.append((item_id, action, label if action == "relabel" else None, note))
         with self.lock:
             cur = self.current()
