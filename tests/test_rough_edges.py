@@ -113,7 +113,8 @@ def test_grid_cards_show_file_names_and_buttons_say_what_they_do(ws: Workspace) 
 
 
 @pytest.mark.parametrize("page", ["pages/overview.py", "pages/issues.py", "pages/confusion.py",
-                                  "pages/sources.py", "pages/export.py", "pages/history.py"])
+                                  "pages/sources.py", "pages/export.py", "pages/history.py", "pages/grid.py",
+                                  "pages/deleted.py"])
 def test_every_button_has_a_text_label(ws: Workspace, page: str) -> None:
     """Screen readers announce a button by its label: an icon-only button reads as "open_in_full icon"."""
     ws.store.record([ws.item_id_for_path("bird/bird_0004.jpg")], "delete")
