@@ -28,7 +28,9 @@ export default function (component) {
       const dlg = document.querySelector("[data-testid=stDialog] [role=dialog]") ||
         document.querySelector("[data-testid=stDialog]");
       const a = document.activeElement;
-      if (dlg && (!a || a === document.body || (dlg.contains(a) && native(a) && !a.value))) {
+      // (not when the user opened the box's list or typed into it: that focus is theirs)
+      if (dlg && (!a || a === document.body || (dlg.contains(a) && native(a) && !a.value &&
+          a.getAttribute("aria-expanded") !== "true"))) {
         if (a && a.blur) a.blur();
         if (!dlg.hasAttribute("tabindex")) dlg.setAttribute("tabindex", "-1");
         dlg.focus();
@@ -38,5 +40,7 @@ export default function (component) {
   if (W.handler) document.removeEventListener("keydown", W.handler, true);
   W.handler = onKey;
   document.addEventListener("keydown", onKey, true);
+  const host = document.querySelector("[data-testid=stDialog]");
+  if (host) host.dataset.keys = "ready";  // for tests and assistive tools: single keys work now
   return () => { document.removeEventListener("keydown", onKey, true); W.handler = null; };
 }

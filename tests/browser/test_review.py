@@ -130,6 +130,8 @@ def test_hover_a_point_shows_its_image_without_a_rerun(app: App, page: Page) -> 
     expect(page.get_by_role("heading", name="Embedding").first).to_be_visible(timeout=120_000)
     wait_idle(page)
     target = isolated(points(page), list(paths))
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(g => g.__hoverPreview)",
+                           timeout=30_000)  # the preview is hooked to the chart
     runs = page.evaluate("() => performance.getEntriesByType('resource').length")
     page.mouse.move(target["x"] - 30, target["y"] - 30)
     page.mouse.move(target["x"], target["y"], steps=4)
@@ -165,9 +167,7 @@ def test_review_dialog_without_a_mouse(app: App, page: Page) -> None:
     expect(dlg).to_contain_text("Keys: f/Enter looks fine")
     text = dlg.inner_text()
     path = next(w.strip("`") for w in text.split() if "/" in w and w.strip("`").endswith((".jpg", ".png")))
-    # the key listener is ready once it has given the focus to the dialog (out of its empty label box)
-    page.wait_for_function("() => document.activeElement && document.activeElement.getAttribute('role') === 'dialog'",
-                           timeout=30_000)
+    expect(page.locator("[data-testid=stDialog][data-keys=ready]")).to_be_attached(timeout=30_000)
     page.keyboard.press("d")
     expect(dlg).to_be_hidden(timeout=60_000)
     wait_idle(page)
