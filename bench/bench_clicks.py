@@ -27,14 +27,12 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server, wait_healthy  # noqa: E402
 from tests.browser.test_clicks import POINTS_JS  # noqa: E402
@@ -57,12 +55,12 @@ def build(n: int) -> tuple[Path, Path]:
     """ROOT with n images, scanned, with pixel-projection embeddings, OOS and the UMAP map cached."""
     from PIL import Image
 
-    from cleaning.backbone import DEFAULT_ARCH, arch_spec
-    from cleaning.cache import EmbeddingTable
-    from cleaning.embed import embedding_model_key
-    from cleaning.oos import load_or_compute_oos
-    from cleaning.project import load_or_compute_projection
-    from cleaning.workspace import Workspace
+    from cleaning.data.cache import EmbeddingTable
+    from cleaning.data.workspace import Workspace
+    from cleaning.model.backbone import DEFAULT_ARCH, arch_spec
+    from cleaning.model.embed import embedding_model_key
+    from cleaning.model.oos import load_or_compute_oos
+    from cleaning.model.projection import load_or_compute_projection
 
     root, state = OUT / f"data{n}", OUT / "state"
     x, y = fashion(n)
@@ -212,8 +210,8 @@ def main() -> None:
 
 def n_points(root: Path, state: Path) -> int:
     """How many points the map shows (live images with a projection)."""
-    from cleaning.project import load_or_compute_projection
-    from cleaning.workspace import Workspace
+    from cleaning.data.workspace import Workspace
+    from cleaning.model.projection import load_or_compute_projection
 
     ws = Workspace.open(root, state_dir=state / (root.name + ".cleaning"))
     n = len(load_or_compute_projection(ws, "umap").item_ids)

@@ -6,7 +6,7 @@
 Real images only, all offline: Tux Paint photo stamps (7 classes, flattened onto white), Tux Paint /
 skimage photos of other things (off-topic), fashion-MNIST (10 classes, 28×28 grey; the embedder
 upscales), sklearn digits (off-topic for fashion). Every image is written to ``bench/out/`` once and
-embedded once with the product's own embedder (``cleaning.embed``); the cache is content-addressed,
+embedded once with the product's own embedder (``cleaning.model.embed``); the cache is content-addressed,
 so problems are then planted many times cheaply: label noise and off-topic insertion change only
 labels and which rows take part, and near duplicates are real files (re-encoded, resized, cropped,
 brightened) embedded like any other image.
@@ -31,7 +31,6 @@ import pandas as pd
 from PIL import Image, ImageEnhance
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 OUT = REPO / "bench" / "out" / "detect"
 RESULTS = REPO / "bench" / "results"
 STAMPS = Path("/usr/share/tuxpaint/stamps")
@@ -180,9 +179,9 @@ def _png(im: Image.Image) -> bytes:
 
 def embed_items(items: pd.DataFrame) -> np.ndarray:
     """Embeddings of every item (N×1280), from a content-addressed cache under ``OUT/cache``."""
-    from cleaning.cache import EmbeddingTable
-    from cleaning.embed import embed_images, embedding_model_key
-    from cleaning.images import file_sha256
+    from cleaning.data.cache import EmbeddingTable
+    from cleaning.data.images import file_sha256
+    from cleaning.model.embed import embed_images, embedding_model_key
 
     shas = [file_sha256(Path(p)) for p in items["path"]]
     table = EmbeddingTable(OUT / "cache", embedding_model_key(), 1280)
@@ -222,12 +221,12 @@ def prf(flag: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return {"precision": p, "recall": r, "f1": 2 * p * r / max(p + r, 1e-12), "flagged": int(flag.sum())}
 
 
-def _head():  # noqa: ANN202 — the same head as cleaning.oos (standardised features, logistic, C=0.05)
+def _head():  # noqa: ANN202 — the same head as cleaning.model.oos (standardised features, logistic, C=0.05)
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from cleaning.oos import DEFAULT_C
+    from cleaning.model.oos import DEFAULT_C
 
     return make_pipeline(StandardScaler(), LogisticRegression(C=DEFAULT_C, max_iter=300))
 
@@ -252,7 +251,7 @@ def run_label(items: pd.DataFrame, emb: np.ndarray, pool: str, seeds: list[int],
 
     from cleaning.detect import compute_neighbours
     from cleaning.detect.label import K_NEIGHBOURS, compute_label_scores
-    from cleaning.oos import compute_oos_pred_probs
+    from cleaning.model.oos import compute_oos_pred_probs
 
     x_all, y_all, vocab = _pool(items, emb, pool)
     k = len(vocab)
@@ -331,7 +330,7 @@ def run_offtopic(items: pd.DataFrame, emb: np.ndarray, pool: str, off_pool: str,
 
 def _hashes(paths: list[str]) -> dict[str, tuple[str, str]]:
     """{path: (sha256, pHash)} via the product's own inspect_image, cached in ``OUT/hashes.json``."""
-    from cleaning.images import inspect_image
+    from cleaning.data.images import inspect_image
 
     f = OUT / "hashes.json"
     known = json.loads(f.read_text()) if f.exists() else {}
@@ -349,8 +348,8 @@ def run_duplicates(items: pd.DataFrame, emb: np.ndarray, seeds: list[int], half:
     the photo pool, planted into the whole pool; pairs found by ours vs pHash at several thresholds."""
     import itertools
 
+    from cleaning.data.images import load_image
     from cleaning.detect.duplicates import compute_duplicate_groups, compute_thumbnail, phash_distance
-    from cleaning.images import load_image
 
     base = np.flatnonzero(items["pool"].isin(["photo", "offtopic"]).to_numpy())
     plantable = base[half::2]
@@ -565,8 +564,8 @@ def report(res: dict, s: dict) -> str:
         "Data (all real, offline): Tux Paint photo stamps in 7 classes (bird, mammal, fish, insect, fruit, "
         "vegetable, flower; 184 images flattened onto white), 126 photos of other things (Tux Paint vehicles, "
         "household, space, … and `skimage.data`), fashion-MNIST (28×28 grey, 10 classes), sklearn digits. "
-        "Embeddings: the product's EfficientNet-Lite0 (`cleaning.embed`); probabilities: the product's "
-        "5-fold out-of-sample logistic heads (`cleaning.oos.compute_oos_pred_probs`), the *same* for every "
+        "Embeddings: the product's EfficientNet-Lite0 (`cleaning.model.embed`); probabilities: the product's "
+        "5-fold out-of-sample logistic heads (`cleaning.model.oos.compute_oos_pred_probs`), the *same* for every "
         "method. Thresholds and weights were chosen on a tuning split (seed 0; for fashion a disjoint set of "
         "1,000 images; for duplicates the other half of the photos) and are not re-tuned here: every number "
         "below is from test seeds " + ", ".join(map(str, res["seeds"])) + ".", "",
@@ -609,7 +608,7 @@ def report(res: dict, s: dict) -> str:
                      f"{c['ours']['suggestion_correct'].mean():.2f} |")
     if rt:
         lines += ["", "## Retraining after accepting the flags (fashion-MNIST)", "",
-                  "A logistic head on the embeddings (the same head as `cleaning.oos`) trained on the noisy labels, "
+                  "A logistic head on the embeddings (the same head as `cleaning.model.oos`) trained on the noisy labels, "
                   "on the true labels (oracle), and after accepting the flags — relabelled to our suggestion, or "
                   "dropped — scored on 1,000 held-out clean fashion-MNIST test images. Recovered = (accuracy after − "
                   "noisy) / (oracle − noisy).", "",

@@ -12,17 +12,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from cleaning.files import apply_decisions, export_dataset  # noqa: E402
-from cleaning.workspace import Workspace  # noqa: E402
+from cleaning.data.files import apply_decisions, export_dataset  # noqa: E402
+from cleaning.data.workspace import Workspace  # noqa: E402
 from tests.hostile import make_image_tree  # noqa: E402
 
 

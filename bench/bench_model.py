@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import gzip
 import struct
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 TUX = Path("/usr/share/tuxpaint/stamps")
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -91,7 +88,7 @@ def load() -> str:
 
 def bench_embedding(images: list[Path], sizes: tuple[int, ...] = (224,)) -> list[dict]:
     """img/s of each method on real JPEGs (decode + resize + model), engines warmed up first."""
-    from cleaning.embed import embed_images, get_engine, load_for_model
+    from cleaning.model.embed import embed_images, get_engine, load_for_model
 
     rows = []
     t = time.perf_counter()
@@ -115,10 +112,10 @@ def bench_embedding(images: list[Path], sizes: tuple[int, ...] = (224,)) -> list
 
 def bench_oos(work: Path, counts: tuple[int, ...]) -> list[dict]:
     """End to end on fresh Fashion-MNIST trees: scan, embed, out-of-sample heads, UMAP."""
-    from cleaning.embed import load_or_compute_embeddings
-    from cleaning.oos import load_or_compute_oos
-    from cleaning.project import load_or_compute_projection
-    from cleaning.workspace import Workspace
+    from cleaning.data.workspace import Workspace
+    from cleaning.model.embed import load_or_compute_embeddings
+    from cleaning.model.oos import load_or_compute_oos
+    from cleaning.model.projection import load_or_compute_projection
 
     rows = []
     for n in counts:
@@ -140,8 +137,8 @@ def bench_oos(work: Path, counts: tuple[int, ...]) -> list[dict]:
 
 
 def bench_train(root: Path, settings_list: list) -> list[dict]:
-    from cleaning.train import train_workspace
-    from cleaning.workspace import Workspace
+    from cleaning.data.workspace import Workspace
+    from cleaning.model.train import train_workspace
 
     rows = []
     for s in settings_list:
@@ -181,7 +178,7 @@ def main() -> None:
     import argparse
     import tempfile
 
-    from cleaning.train import TrainSettings
+    from cleaning.model.train import TrainSettings
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="small sizes only (a smoke run)")

@@ -3,9 +3,9 @@
 The library behind the Streamlit dashboard and the ``python -m cleaning`` CLI. It never imports
 streamlit, so a notebook user can import it directly::
 
-    from cleaning.workspace import Workspace
+    from .data.workspace import Workspace
     ws = Workspace.open("data/animals")
-    ws.scan()
+    ws.refresh()
     ws.store.record([item_id], "relabel", label="cat")
 """
 

@@ -37,3 +37,11 @@ def join_groups(n: int, key_columns: Iterable[Sequence[Hashable | None]] = (),
         union(int(a), int(b))
     _, ids = np.unique([find(i) for i in range(n)], return_inverse=True)
     return ids.astype(np.int64)
+
+
+def make_groups(*keys: Sequence[Hashable | None]) -> np.ndarray:
+    """Group ids (N ints) joining rows that share any key (e.g. equal sha256 *or* equal phash).
+
+    Each argument is one key per row; ``None`` / empty keys join nothing.
+    """
+    return join_groups(len(keys[0]) if keys else 0, keys)

@@ -1,6 +1,6 @@
 """"Retrain is one click away": a link to the Train page and, once two runs exist, the before/after.
 
-Shared by the Issues and Export pages. Reads the run history through :mod:`cleaning.runs`; shows a
+Shared by the Issues and Export pages. Reads the run history through :mod:`cleaning.model.runs`; shows a
 plain hint instead when that module or the Train page is not there.
 """
 
@@ -10,18 +10,16 @@ from pathlib import Path
 
 import streamlit as st
 
+from cleaning.data.workspace import Workspace
 from cleaning.errors import CleaningError
-from cleaning.workspace import Workspace
 
 TRAIN_PAGE = "pages/train.py"
 _HERE = Path(__file__).resolve().parent.parent
 
 
 def _runs(ws: Workspace) -> list | None:
-    try:
-        from cleaning.runs import list_runs
-    except ImportError:
-        return None
+    from cleaning.model.runs import list_runs
+
     try:
         return list_runs(ws)
     except CleaningError:
@@ -30,8 +28,7 @@ def _runs(ws: Workspace) -> list | None:
 
 def decisions_since(ws: Workspace, last_seq: int) -> int:
     """Active decisions recorded after decision ``last_seq`` (0 = since the start)."""
-    return int(ws.store.query("SELECT COUNT(*) FROM decisions WHERE seq > ? AND state='active'",
-                              (last_seq,))[0][0])
+    return ws.store.active_decisions_since(last_seq)
 
 
 def retrain_box(ws: Workspace, key: str) -> None:
@@ -55,7 +52,7 @@ def retrain_box(ws: Workspace, key: str) -> None:
 
 
 def _before_after(ws: Workspace, before: str, after: str) -> None:
-    from cleaning.runs import compare_runs
+    from cleaning.model.runs import compare_runs
 
     try:
         cmp = compare_runs(ws, before, after)

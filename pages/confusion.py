@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cleaning.plots import confusion_figure
-from cleaning.review import confusion_from_items, selected_points
+from cleaning.review.figures import confusion_figure
+from cleaning.review.selection import confusion_from_items, selected_points
 from pages._common import get_workspace, run_page, show_error
 from pages._review import bulk_bar, flash, item_grid, items, model_error, model_gate, predictions, predictions_stale
 

@@ -7,8 +7,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from cleaning.plots import COLOUR_COLUMNS, embedding_figure
-from cleaning.review import drop_stale, embedding_points, read_selection
+from cleaning.review.figures import COLOUR_COLUMNS, embedding_figure
+from cleaning.review.selection import drop_stale, embedding_points, read_selection
 from pages._common import get_workspace, open_workspace, run_page, show_error
 from pages._review import (
     ISSUES_EAGER_UP_TO,
@@ -32,9 +32,9 @@ DRAG = {"zoom": "zoom", "select": "box select", "lasso": "lasso"}  # no "pan": a
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def projection(root: str, method: str, version: str):  # noqa: ANN201 — cleaning.project.Projection
+def projection(root: str, method: str, version: str):  # noqa: ANN201 — cleaning.model.projection.Projection
     """The map, loaded once per data-set version and shared by every session (no copy per rerun)."""
-    from cleaning.project import load_or_compute_projection
+    from cleaning.model.projection import load_or_compute_projection
 
     return load_or_compute_projection(open_workspace(root), method)
 
@@ -82,12 +82,8 @@ def render() -> None:
     table = issues(ws, compute=small or colour == "issue")
     if table is None and colour == "issue":
         st.caption("No issue table yet: the scan has not run (Issues page, or `python -m cleaning scan ROOT`).")
-    try:
-        with st.spinner(f"Computing the {METHODS[method]} map (once per data set)…"):
-            pts, fig = points_and_figure(str(ws.root), data_version(ws), model_token(ws), method, colour, drag)
-    except ImportError:
-        st.info("The projection module is not installed; run `python -m cleaning scan ROOT` once it is.")
-        return
+    with st.spinner(f"Computing the {METHODS[method]} map (once per data set)…"):
+        pts, fig = points_and_figure(str(ws.root), data_version(ws), model_token(ws), method, colour, drag)
     if pts.empty:
         st.info("No images to show.")
         return

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cleaning.backbone import (
+from cleaning.model.backbone import (
     ARCHS,
     BackboneUnavailable,
     arch_spec,
@@ -25,7 +25,7 @@ from cleaning.backbone import (
     model_id,
     weights_file,
 )
-from cleaning.embed import square, to_array
+from cleaning.model.embed import square, to_array
 
 REPO = Path(__file__).resolve().parent.parent
 

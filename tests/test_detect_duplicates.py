@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
+from cleaning.data.images import inspect_image, load_image
 from cleaning.detect import ISSUE_COLUMNS
 from cleaning.detect.duplicates import (
     DuplicateGroups,
@@ -19,7 +20,6 @@ from cleaning.detect.duplicates import (
     find_duplicates,
     phash_distance,
 )
-from cleaning.images import inspect_image, load_image
 from tests.hostile import load_photo, photo_crop
 
 
@@ -68,7 +68,7 @@ def tile_tree(root: Path, classes: dict[str, str], n: int, size: int = 96) -> di
 
 
 def test_planted_copies_in_a_real_photo_tree(tmp_path: Path) -> None:
-    from cleaning.embed import compute_embeddings
+    from cleaning.model.embed import compute_embeddings
 
     tree = tile_tree(tmp_path, {"cat": "chelsea", "coffee": "coffee"}, n=12)
     src = load_image(tree["cat"][0])

@@ -75,8 +75,8 @@ def test_mismatched_shapes_and_one_class_are_handled() -> None:
 
 
 def test_planted_wrong_labels_in_a_real_photo_tree(tmp_path: Path) -> None:
-    from cleaning.embed import compute_embeddings
-    from cleaning.oos import compute_oos_pred_probs
+    from cleaning.model.embed import compute_embeddings
+    from cleaning.model.oos import compute_oos_pred_probs
 
     tree = make_image_tree(tmp_path, {"cat": 14, "coffee": 14, "astronaut": 14}, size=64, seed=1)
     paths = [p for label in tree for p in tree[label]]

@@ -57,7 +57,7 @@ def test_tiny_inputs_do_not_fail() -> None:
 
 
 def test_planted_off_topic_photos_in_a_real_photo_tree(tmp_path: Path) -> None:
-    from cleaning.embed import compute_embeddings
+    from cleaning.model.embed import compute_embeddings
 
     tree = make_image_tree(tmp_path, {"cat": 15, "coffee": 15}, size=64, seed=2)
     rng = np.random.default_rng(3)

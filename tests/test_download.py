@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cleaning import download
-from cleaning.download import (
+from cleaning.scrape import fetch as download
+from cleaning.scrape.fetch import (
     DownloadConfig,
     FetchLog,
     KnownImages,
@@ -25,7 +25,7 @@ from cleaning.download import (
     decode_image_bytes,
     fetch_bytes,
 )
-from cleaning.scrape_run import DownloadJob, download_all
+from cleaning.scrape.run import DownloadJob, download_all
 from tests.httpserver import CAP, GOOD, HOSTILE, ImageServer, encode, image_server, photo
 
 pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")

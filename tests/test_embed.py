@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import cleaning.embed as embed
-import cleaning.project as project
-from cleaning.cache import EmbeddingTable, fingerprint, load_arrays, save_arrays
-from cleaning.images import UnreadableImage
+import cleaning.model.embed as embed
+import cleaning.model.projection as project
+from cleaning.data.cache import EmbeddingTable, fingerprint, load_arrays, save_arrays
+from cleaning.data.images import UnreadableImage
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "demo" / "data"
@@ -97,7 +97,7 @@ def test_embedding_table_keeps_rows_per_content(tmp_path: Path) -> None:
 # ---- the workspace caches --------------------------------------------------------------------------
 @pytest.fixture
 def ws(tmp_path: Path):  # noqa: ANN201
-    from cleaning.workspace import Workspace
+    from cleaning.data.workspace import Workspace
 
     root = tmp_path / "data"
     for label in ("bird", "fruit"):
@@ -134,7 +134,7 @@ def test_embeddings_cached_per_image_content(ws, tmp_path: Path, monkeypatch: py
     assert calls == [12] and len(after.item_ids) == 12  # nothing embedded; the deleted row left out
 
     shutil.copy(_demo("mammal", 1)[0], Path(ws.root) / "fruit" / "new.jpg")
-    ws.scan()
+    ws.refresh()
     grown = embed.load_or_compute_embeddings(ws)
     assert calls == [12, 1] and len(grown.item_ids) == 13
     sha = frame.loc[first.item_ids[2], "sha256"]

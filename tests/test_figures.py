@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cleaning.figures import class_counts_figure, loss_figure, matrix_figure
+from cleaning.review.figures import class_counts_figure, loss_figure, matrix_figure
 
 
 def test_class_counts_split_kept_relabelled_deleted() -> None:

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cleaning.data.files import apply_decisions, export_dataset, plan_apply
+from cleaning.data.workspace import Workspace
 from cleaning.errors import ExportError
-from cleaning.files import apply_decisions, export_dataset, plan_apply
-from cleaning.workspace import Workspace
 from tests.hostile import make_image_tree
 
 REPO = Path(__file__).resolve().parent.parent
@@ -112,8 +112,8 @@ def test_killed_export_leaves_no_half_written_folder(ws: Workspace, tmp_path: Pa
 def test_killed_apply_is_recovered(ws: Workspace) -> None:
     ids = [ws.store.find_item(p) for p in ("cat/img_0.jpg", "cat/img_1.jpg", "dog/img_0.jpg")]
     ws.store.record(ids, "delete")
-    code = ("import os, cleaning.files as f\n"
-            "from cleaning.workspace import Workspace\n"
+    code = ("import os, cleaning.data.files as f\n"
+            "from cleaning.data.workspace import Workspace\n"
             "real = f._move\n"
             "n = [0]\n"
             "def move(src, dst):\n"

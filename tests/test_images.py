@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cleaning.images import UnreadableImage, inspect_image, load_image, make_thumbnail
+from cleaning.data.images import UnreadableImage, inspect_image, load_image, make_thumbnail
 from tests.hostile import HOSTILE_OK_SIZES, make_hostile_files
 
 ODD = Path(__file__).parent / "data" / "odd"

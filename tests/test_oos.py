@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cleaning.errors import CleaningError
-from cleaning.oos import (
+from cleaning.model.oos import (
     _head,
     assign_folds,
     compute_oos_pred_probs,
@@ -122,7 +122,7 @@ def test_edge_cases() -> None:
 # ---- the workspace cache ---------------------------------------------------------------------------
 @pytest.fixture
 def ws(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
-    from cleaning.workspace import Workspace
+    from cleaning.data.workspace import Workspace
 
     monkeypatch.setenv("CLEANING_CACHE", str(tmp_path_factory.getbasetemp() / "model-cache"))
     root = tmp_path / "data"
@@ -134,7 +134,7 @@ def ws(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
 
 
 def test_oos_cache_is_reused_and_invalidated_by_a_decision(ws, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
-    import cleaning.oos as oos
+    import cleaning.model.oos as oos
 
     first = oos.load_or_compute_oos(ws)
     assert first.pred_probs.shape == (24, 3) and first.vocab == ["bird", "fruit", "mammal"]
@@ -162,8 +162,8 @@ def test_oos_cache_is_reused_and_invalidated_by_a_decision(ws, monkeypatch: pyte
 
 
 def test_oos_changes_with_the_model(ws, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
-    import cleaning.embed as embed
-    import cleaning.oos as oos
+    import cleaning.model.embed as embed
+    import cleaning.model.oos as oos
 
     first = oos.load_or_compute_oos(ws)
     monkeypatch.setattr(embed, "PREPROCESS_VERSION", embed.PREPROCESS_VERSION + 100)  # "a new model"

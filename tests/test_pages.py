@@ -67,7 +67,7 @@ def test_overview_counts_the_demo(demo_root: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_history_undo_from_the_page(demo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cleaning.workspace import Workspace
+    from cleaning.data.workspace import Workspace
 
     monkeypatch.setenv("CLEANING_ROOT", str(demo_root))
     ws = Workspace.open(demo_root)

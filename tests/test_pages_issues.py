@@ -21,28 +21,23 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cleaning.demo import prepare_demo
-from cleaning.queue import build_queue
-from cleaning.workspace import Workspace
+from cleaning.data.demo import prepare_demo
+from cleaning.data.workspace import Workspace
+from cleaning.review import analysis
+from cleaning.review.queue import build_queue
 
 REPO = Path(__file__).resolve().parent.parent
-try:
-    from cleaning import scan
-except ImportError:  # the Export page and the retrain box are still tested
-    scan = None  # type: ignore[assignment]
-needs_scan = pytest.mark.skipif(scan is None, reason="the issue scan (cleaning/scan.py) is not installed")
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo copy with provenance, scanned once: returns the folder holding ``data`` and its state."""
-    from cleaning.oos import load_or_compute_oos
+    from cleaning.model.oos import load_or_compute_oos
 
     root = prepare_demo(tmp_path_factory.mktemp("issues_app"))
     ws = Workspace.open(root)
-    if scan is not None:
-        scan.load_or_find_issues(ws)
-        load_or_compute_oos(ws)
+    analysis.load_or_find_issues(ws)
+    load_or_compute_oos(ws)
     ws.store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     ws.store.close()
     return root.parent
@@ -65,7 +60,7 @@ def open_page(page: str) -> AppTest:
 
 
 def queue_of(ws: Workspace) -> pd.DataFrame:
-    return build_queue(scan.load_or_find_issues(ws), ws.items_frame())
+    return build_queue(analysis.load_or_find_issues(ws), ws.items_frame())
 
 
 def n_open(at: AppTest) -> int:
@@ -84,7 +79,6 @@ def show_all(at: AppTest) -> AppTest:
 
 
 # ---- Issues ---------------------------------------------------------------------------------------
-@needs_scan
 def test_the_whole_queue_is_paged(root: Path) -> None:
     ws = Workspace.open(root)
     q = queue_of(ws)
@@ -103,7 +97,6 @@ def test_the_whole_queue_is_paged(root: Path) -> None:
     assert seen == len(q)  # every entry, not a top-N slice
 
 
-@needs_scan
 def test_accept_suggestion_then_undo(root: Path) -> None:
     at = show_all(open_page("pages/issues.py"))
     ws = Workspace.open(root)
@@ -119,7 +112,6 @@ def test_accept_suggestion_then_undo(root: Path) -> None:
     assert n_open(at) == n and key in keys(at, "_accept")
 
 
-@needs_scan
 def test_delete_and_mark_fine_leave_the_queue(root: Path) -> None:
     at = show_all(open_page("pages/issues.py"))
     ws = Workspace.open(root)
@@ -135,7 +127,6 @@ def test_delete_and_mark_fine_leave_the_queue(root: Path) -> None:
     assert d not in keys(at, "_delete") and f not in keys(at, "_delete")
 
 
-@needs_scan
 def test_relabel_from_the_card(root: Path) -> None:
     at = show_all(open_page("pages/issues.py"))
     ws = Workspace.open(root)
@@ -148,7 +139,6 @@ def test_relabel_from_the_card(root: Path) -> None:
     assert ws.store.history()[-1].source == "user"
 
 
-@needs_scan
 def test_duplicate_pair_keep_this_one_deletes_the_other(root: Path) -> None:
     ws = Workspace.open(root)
     pairs = queue_of(ws).query("kind == 'pair'")
@@ -163,7 +153,6 @@ def test_duplicate_pair_keep_this_one_deletes_the_other(root: Path) -> None:
     assert key not in keys(at, f"_keep_{a}")
 
 
-@needs_scan
 def test_bulk_mark_fine_is_one_batch(root: Path) -> None:
     at = show_all(open_page("pages/issues.py"))
     ws = Workspace.open(root)
@@ -179,7 +168,6 @@ def test_bulk_mark_fine_is_one_batch(root: Path) -> None:
     assert n_open(at) == n - 3
 
 
-@needs_scan
 def test_filters_by_issue_type_class_and_query(root: Path) -> None:
     at = open_page("pages/issues.py")
     types = at.multiselect(key="iss_types")
@@ -195,7 +183,6 @@ def test_filters_by_issue_type_class_and_query(root: Path) -> None:
 
 
 # ---- Sources --------------------------------------------------------------------------------------
-@needs_scan
 def test_sources_page_points_at_the_wallpaper_query(root: Path) -> None:
     """The demo's "{label} wallpaper" queries brought in most of the off-topic images."""
     at = open_page("pages/sources.py")
@@ -214,7 +201,6 @@ def test_sources_page_points_at_the_wallpaper_query(root: Path) -> None:
     assert not at.exception
 
 
-@needs_scan
 def test_sources_sends_a_query_to_the_issues_page(root: Path) -> None:
     at = open_page("pages/sources.py")
     src = at.selectbox(key="src_pick_query").value
@@ -225,7 +211,7 @@ def test_sources_sends_a_query_to_the_issues_page(root: Path) -> None:
 
 
 def test_retrain_box_links_to_train_and_shows_before_after(root: Path) -> None:
-    from cleaning.runs import record_run
+    from cleaning.model.runs import record_run
 
     ws = Workspace.open(root)
     run = {"arch": "tf_efficientnet_lite0", "n_train": 100, "n_valid": 29, "vocab": ["bird", "flower"],

@@ -14,16 +14,16 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cleaning.demo import prepare_demo
-from cleaning.workspace import Workspace
+from cleaning.data.demo import prepare_demo
+from cleaning.data.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from cleaning.oos import load_or_compute_oos
-    from cleaning.project import load_or_compute_projection
+    from cleaning.model.oos import load_or_compute_oos
+    from cleaning.model.projection import load_or_compute_projection
 
     root = prepare_demo(tmp_path_factory.mktemp("review_app"))
     ws = Workspace.open(root)
@@ -157,8 +157,8 @@ def _cell_click(given: str, predicted: str, count: int) -> dict:
 
 
 def test_confusion_cell_click_shows_its_images_and_counts_follow_decisions(ws: Workspace) -> None:
-    from cleaning.oos import load_or_compute_oos
-    from cleaning.review import Predictions, confusion_from_items
+    from cleaning.model.oos import load_or_compute_oos
+    from cleaning.review.selection import Predictions, confusion_from_items
 
     oos = load_or_compute_oos(ws)
     conf = confusion_from_items(ws.items_frame(), Predictions(oos.item_ids, oos.vocab, oos.pred_probs))

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cleaning.queue import (
+from cleaning.data.workspace import Workspace
+from cleaning.review.queue import (
     QUEUE_COLUMNS,
     UNKNOWN_SOURCE,
     build_queue,
@@ -19,7 +20,6 @@ from cleaning.queue import (
     page_of,
     queue_counts,
 )
-from cleaning.workspace import Workspace
 from tests.hostile import make_image_tree
 
 

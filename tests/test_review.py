@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as hs
 
 from cleaning.errors import CleaningError
-from cleaning.plots import WEBGL_ABOVE, confusion_figure, embedding_figure
-from cleaning.review import (
+from cleaning.review.figures import WEBGL_ABOVE, confusion_figure, embedding_figure
+from cleaning.review.selection import (
     Predictions,
     colour_codes,
     compute_confusion,

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cleaning.__main__ import main
+from cleaning.cli import main
 from tests.hostile import jpeg_bytes, make_hostile_files, make_image_tree, photo_crop
 
 ISSUES = ["path", "label", "issue", "severity", "suggested_label", "related_path", "reason"]
@@ -81,8 +81,8 @@ def test_planted_problems_and_every_hostile_file(scanned: tuple) -> None:
 
 
 def test_pages_queue_leaves_out_reviewed_and_deleted_images(scanned: tuple) -> None:
-    from cleaning.scan import compute_scores, find_issues, load_or_find_issues
-    from cleaning.workspace import Workspace
+    from cleaning.data.workspace import Workspace
+    from cleaning.review.analysis import compute_scores, find_issues, load_or_find_issues
 
     root = scanned[0]
     ws = Workspace.open(root)

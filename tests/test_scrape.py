@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from cleaning.download import DownloadConfig
 from cleaning.errors import CleaningError, LabelError
-from cleaning.scrape import (
+from cleaning.scrape.fetch import DownloadConfig
+from cleaning.scrape.run import ScrapeProgress, download_url_list, run_in_background, scrape_classes
+from cleaning.scrape.search import (
     DdgsProvider,
     FakeProvider,
     SearchError,
@@ -25,7 +26,6 @@ from cleaning.scrape import (
     retry_with_backoff,
     search_candidates,
 )
-from cleaning.scrape_run import ScrapeProgress, download_url_list, run_in_background, scrape_classes
 from tests.httpserver import CAP, ImageServer, encode, image_server, photo
 
 pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
@@ -179,7 +179,7 @@ def test_a_bug_is_not_retried() -> None:
 
 @pytest.fixture
 def ws(tmp_path: Path):  # noqa: ANN201
-    from cleaning.workspace import Workspace
+    from cleaning.data.workspace import Workspace
 
     root = tmp_path / "animals"
     (root / "dog").mkdir(parents=True)
@@ -264,7 +264,7 @@ def test_background_run_turns_errors_into_a_message() -> None:
 
 
 def test_cli_urls_file_writes_the_report(srv: ImageServer, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from cleaning.__main__ import main
+    from cleaning.cli import main
 
     urls = tmp_path / "urls.txt"
     urls.write_text("# bears\n" + "\n".join(srv.url(p) for p in (
@@ -284,8 +284,8 @@ def test_cli_urls_file_writes_the_report(srv: ImageServer, tmp_path: Path, capsy
 
 
 def test_cli_search_mode_uses_templates(monkeypatch: pytest.MonkeyPatch, srv: ImageServer, tmp_path: Path) -> None:
-    from cleaning import scrape_run
-    from cleaning.__main__ import main
+    from cleaning.cli import main
+    from cleaning.scrape import run as scrape_run
 
     fake = FakeProvider(default=[srv.url("/img/rocket.jpg"), srv.url("/img/camera.gif")])
     monkeypatch.setattr(scrape_run, "DdgsProvider", lambda **kw: fake)
@@ -311,7 +311,7 @@ def test_cli_search_mode_uses_templates(monkeypatch: pytest.MonkeyPatch, srv: Im
 ])
 def test_cli_bad_input_is_one_line_and_nonzero(tmp_path: Path, capsys: pytest.CaptureFixture, argv: list[str],
                                                phrase: str) -> None:
-    from cleaning.__main__ import main
+    from cleaning.cli import main
 
     (tmp_path / "urls.txt").write_text("http://example.com/a.jpg\n")
     (tmp_path / "empty.txt").write_text("# nothing\n\n")
@@ -350,3 +350,24 @@ def test_scrape_page_runs_a_scrape_in_the_background(srv: ImageServer, ws, monke
     assert not at.exception
     assert any("1 downloaded" in s.value for s in at.success)
     assert (ws.items_frame()["label"] == "rocket").sum() == 1
+
+
+def test_offline_search_error_is_one_plain_sentence(ddgs_images) -> None:
+    """What ddgs really raises offline: ``DNSError('error sending request for url (…)')`` — the page and the
+    retry notes must not show that raw text (issue 12)."""
+    from ddgs.exceptions import DDGSException
+
+    from cleaning.scrape.search import describe_search_error
+
+    raw = DDGSException("DNSError('error sending request for url (https://duckduckgo.com/?q=bear&iax=images)')")
+    assert describe_search_error(raw) == "cannot reach the search service (DNSError; offline?)"
+    _, script = ddgs_images
+    script += [raw] * 2
+    notes: list[str] = []
+    p = DdgsProvider(retries=1, base_delay=0, sleep=lambda s: None,
+                     on_retry=lambda n, d, e: notes.append(describe_search_error(e)))
+    with pytest.raises(SearchError) as e:
+        p.search_images("bear", 5)
+    assert "error sending request" not in str(e.value) and "(https" not in str(e.value)
+    assert "cannot reach the search service" in str(e.value)
+    assert notes == ["cannot reach the search service (DNSError; offline?)"]

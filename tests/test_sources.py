@@ -8,7 +8,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from cleaning.sources import (
+from cleaning.data.workspace import Workspace
+from cleaning.review.figures import sources_figure
+from cleaning.review.sources import (
     PROBLEMS,
     SOURCE_COLUMNS,
     UNKNOWN,
@@ -16,10 +18,8 @@ from cleaning.sources import (
     item_outcomes,
     query_template,
     source_host,
-    sources_figure,
     summarize_sources,
 )
-from cleaning.workspace import Workspace
 from tests.hostile import make_image_tree
 
 PROVENANCE = {  # dog: 2 clean "dog" images, 3 from "dog sun photo" (2 bad); cat: "cat wallpaper" mostly bad

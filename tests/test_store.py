@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cleaning.data.workspace import Workspace
 from cleaning.errors import ItemNotFound, LabelError
-from cleaning.workspace import Workspace
 from tests.hostile import make_image_tree
 
 
@@ -76,7 +76,7 @@ def test_survives_restart_and_killed_process(tree: Path, tmp_path: Path) -> None
     ws = fresh(tree, tmp_path)
     cat1 = ws.store.find_item("cat/img_1.jpg")
     ws.store.record([cat1], "relabel", label="dog")
-    code = (f"import os; from cleaning.workspace import Workspace; ws = Workspace.open({str(tree)!r}, "
+    code = (f"import os; from cleaning.data.workspace import Workspace; ws = Workspace.open({str(tree)!r}, "
             f"state_dir={str(tmp_path / 'state')!r}); ws.store.record([{cat1!r}], 'delete'); os._exit(9)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent)
     assert proc.returncode == 9  # killed without closing anything
@@ -92,7 +92,7 @@ def test_files_moved_by_hand_are_followed(tree: Path, tmp_path: Path) -> None:
     iid = ws.store.find_item("cat/img_0.jpg")
     (root / "cat" / "img_0.jpg").rename(root / "dog" / "moved.jpg")
     (root / "cat" / "img_1.jpg").unlink()
-    rep = ws.scan()
+    rep = ws.refresh()
     assert rep.moved == ["dog/moved.jpg"] and rep.missing == ["cat/img_1.jpg"]
     assert ws.store.find_item("dog/moved.jpg") == iid
     assert ws.store.current()[iid].label == "dog"

@@ -8,7 +8,7 @@ DataFrame with :data:`ISSUE_COLUMNS`:
 
 ``issue`` is one of :data:`ISSUE_KINDS`; ``severity`` in [0, 1]; ``suggested_label`` is set for
 ``label`` rows, ``related_item_id`` for duplicate rows (the copy to keep); ``reason`` is plain words
-with numbers. :mod:`cleaning.scan` runs them over a workspace and merges the tables into one queue.
+with numbers. :mod:`cleaning.review.analysis` runs them over a workspace and merges the tables into one queue.
 
 The nearest-neighbour search (:func:`compute_neighbours`) is shared by the label, outlier and
 duplicate detectors: encode once, query cheaply.

@@ -30,8 +30,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ..groups import join_groups
-from ..oos import make_groups
+from ..groups import join_groups, make_groups
 from . import compute_neighbours, issues_frame
 
 #: Pixel similarity from which two images are near duplicates on the pixels alone ...

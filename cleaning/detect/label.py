@@ -1,7 +1,7 @@
 """Label errors: out-of-sample model probabilities blended with nearest-neighbour label votes.
 
 *Measure*: two independent opinions of each image's class — the out-of-sample ``pred_probs`` of a
-classifier that never saw the image (:mod:`cleaning.oos`), and the labels of its ``k`` nearest
+classifier that never saw the image (:mod:`cleaning.model.oos`), and the labels of its ``k`` nearest
 neighbours in embedding space (copies excluded). *Score*: the blend of both, ``w·model +
 (1−w)·neighbours``; confident learning (cleanlab) on the blend picks the likely errors, their labels
 are corrected to the blend's suggestion and both opinions are re-derived from the corrected labels

@@ -76,15 +76,15 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 def precompute(root: Path, state_dir: Path) -> None:
     """What ``python -m cleaning scan ROOT`` leaves in the state folder, through the library."""
-    from cleaning.oos import load_or_compute_oos
-    from cleaning.project import load_or_compute_projection
-    from cleaning.workspace import Workspace
+    from cleaning.data.workspace import Workspace
+    from cleaning.model.oos import load_or_compute_oos
+    from cleaning.model.projection import load_or_compute_projection
 
     ws = Workspace.open(root, state_dir=state_dir / (root.name + ".cleaning"))
     load_or_compute_oos(ws)
     load_or_compute_projection(ws, "umap")
     try:
-        from cleaning.scan import load_or_find_issues
+        from cleaning.review.analysis import load_or_find_issues
     except ImportError:
         pass
     else:
@@ -93,14 +93,40 @@ def precompute(root: Path, state_dir: Path) -> None:
     ws.store.close()
 
 
+#: Streamlit 1.67 has no ``stStatusWidget`` while a script runs (waiting for it to vanish never waits); the
+#: app root carries the script-run state instead, and the tests also wait for the content they expect.
+IDLE_JS = """() => {
+  const app = document.querySelector('[data-testid=stApp]');
+  if (!app) return false;
+  const s = app.getAttribute('data-test-script-state');
+  return s === 'notRunning' || s === 'compilationError';
+}"""
+
+
+def wait_idle(page, expect_text: str | None = None, timeout: float = 90) -> None:  # noqa: ANN001 — a Page
+    """Until the script run triggered by the last action has finished (the app root says ``notRunning``
+    twice in a row, 150 ms apart, so a rerun that had not started yet is not missed), and, when given,
+    until ``expect_text`` is on the page."""
+    deadline = time.monotonic() + timeout
+    time.sleep(0.15)
+    calm = 0
+    while calm < 2:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the app was still running after {timeout} s")
+        calm = calm + 1 if page.evaluate(IDLE_JS) else 0
+        time.sleep(0.15)
+    if expect_text is not None:
+        page.get_by_text(expect_text).first.wait_for(state="visible", timeout=timeout * 1000)
+
+
 @dataclass
 class App:
     base: str
     root: Path
     state_dir: Path
 
-    def workspace(self):  # noqa: ANN201 — cleaning.workspace.Workspace
-        from cleaning.workspace import Workspace
+    def workspace(self):  # noqa: ANN201 — cleaning.data.workspace.Workspace
+        from cleaning.data.workspace import Workspace
 
         return Workspace.open(self.root, state_dir=self.state_dir / (self.root.name + ".cleaning"))
 
@@ -117,7 +143,7 @@ def chromium_path() -> str:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterator[App]:
     """A fresh server on a writable copy of the demo (with its provenance), caches precomputed."""
-    from cleaning.demo import prepare_demo
+    from cleaning.data.demo import prepare_demo
 
     home = tmp_path_factory.mktemp("browser_app")
     root = prepare_demo(home / "demo")

@@ -13,7 +13,7 @@ import time
 
 from playwright.sync_api import Page, expect
 
-from .conftest import App
+from .conftest import App, wait_idle
 
 # the plot that carries item ids (the map) or cells (the confusion matrix), and pixel positions of its points
 POINTS_JS = """() => {
@@ -32,12 +32,6 @@ POINTS_JS = """() => {
   }
   return out;
 }"""
-
-
-def wait_idle(page: Page) -> None:
-    """Until the script run triggered by the last action has finished."""
-    time.sleep(0.3)
-    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=90_000)
 
 
 def points(page: Page) -> list[dict]:
@@ -136,8 +130,8 @@ def test_esc_closes_the_dialog_for_good_and_a_typed_label_works(app: App, page: 
 
 
 def test_click_a_confusion_cell_shows_its_images(app: App, page: Page) -> None:
-    from cleaning.oos import load_or_compute_oos
-    from cleaning.review import Predictions, confusion_from_items
+    from cleaning.model.oos import load_or_compute_oos
+    from cleaning.review.selection import Predictions, confusion_from_items
 
     ws = app.workspace()
     oos = load_or_compute_oos(ws)

@@ -1,0 +1,230 @@
+"""Out-of-sample predicted probabilities for every image.
+
+Each row of ``pred_probs`` comes from a model that never saw that image (nor its exact or
+perceptual duplicates): the images are split into ``n_folds`` folds, keeping duplicate groups in one
+fold, and a logistic-regression head is fitted on the cached pretrained embeddings of the other folds.
+This is the signal the detectors rank by; in-sample (training) losses are not.
+
+Why heads on embeddings rather than k fine-tuned networks: on 2 CPU cores five fine-tunes of even a
+small CNN take tens of minutes for 1,000 images, while five logistic regressions on 1,280-d
+embeddings take seconds; the embeddings are computed once and shared with the duplicate/outlier
+detectors and the map. The fine-tuned network (:mod:`cleaning.model.train`) stays the user's classifier.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import CleaningError
+from ..groups import join_groups, make_groups  # noqa: F401  (make_groups: re-exported)
+
+if TYPE_CHECKING:
+    from ..data.workspace import Workspace
+
+#: Inverse regularisation strength of the heads (features are standardised first).
+DEFAULT_C = 0.05
+#: Probabilities are floored at this and renormalised so a loss never sees log(0).
+PROB_FLOOR = 1e-6
+
+
+def encode_labels(labels: Sequence[str] | Sequence[int] | np.ndarray, vocab: Sequence[str]) -> np.ndarray:
+    """Labels as ints 0..K-1 in ``vocab`` order (accepts label strings or ints).
+
+    Raises:
+        CleaningError: a label that is not in ``vocab`` / an int out of range.
+    """
+    arr = np.asarray(labels)
+    if arr.dtype.kind in "iu":
+        if arr.size and (arr.min() < 0 or arr.max() >= len(vocab)):
+            raise CleaningError("label index out of range of the vocab")
+        return arr.astype(np.int64)
+    index = {v: i for i, v in enumerate(vocab)}
+    try:
+        return np.array([index[str(v)] for v in arr], dtype=np.int64)
+    except KeyError as e:
+        raise CleaningError(f"label {e.args[0]!r} is not in the vocab") from None
+
+
+def assign_folds(labels: np.ndarray, n_folds: int = 5, groups: np.ndarray | None = None,
+                 seed: int = 0) -> np.ndarray:
+    """Fold index (0..F-1) per row, stratified by label, whole groups in one fold.
+
+    F = min(n_folds, number of groups, size of the largest class), at least 2.
+
+    Raises:
+        CleaningError: fewer than two groups (nothing to hold out).
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n = len(labels)
+    groups = np.arange(n) if groups is None else np.asarray(groups)
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise CleaningError("need at least two distinct images for out-of-sample probabilities",
+                            hint="add images")
+    largest_class = int(np.bincount(np.asarray(labels, dtype=np.int64)).max()) if n else 0
+    k = max(2, min(n_folds, n_groups, largest_class))  # sklearn needs some class with >= k members
+    folds = np.full(n, -1, dtype=np.int64)
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "least populated class has only m members" is expected
+        for f, (_, test) in enumerate(splitter.split(np.zeros(n), labels, groups)):
+            folds[test] = f
+    return folds
+
+
+def _head(c: float, seed: int):  # noqa: ANN202 — an sklearn pipeline
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=300, random_state=seed))
+
+
+@dataclass
+class LinearProbe:
+    """A linear head on raw features: ``softmax(((x - mean) / scale) @ weight.T + bias)``."""
+
+    mean: np.ndarray  # D
+    scale: np.ndarray  # D, floored (see :func:`fit_linear_probe`)
+    weight: np.ndarray  # K×D
+    bias: np.ndarray  # K
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.scale) @ self.weight.T + self.bias
+
+
+def fit_linear_probe(features: np.ndarray, y: np.ndarray, n_classes: int, c: float = DEFAULT_C,
+                     seed: int = 0) -> LinearProbe:
+    """Fit this module's head (standardise + logistic regression, ``C=c``) on ``features`` (N×D).
+
+    The standard deviations are floored at a tenth of their median: a feature that barely varies in the
+    training images would otherwise be multiplied by a huge factor, harmless for a fixed network but
+    explosive once fine-tuning shifts it. Classes absent from ``y`` get a very low bias.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    x = np.asarray(features, np.float64)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    floor = 0.1 * float(np.median(scale)) if np.median(scale) > 0 else 1e-6
+    scale = np.maximum(scale, max(floor, 1e-8))
+    weight = np.zeros((n_classes, x.shape[1]), np.float64)
+    bias = np.full(n_classes, -30.0)
+    present = np.unique(y)
+    if len(present) == 1:
+        bias[present[0]] = 0.0
+    else:
+        with threadpool_limits(1):
+            clf = LogisticRegression(C=c, max_iter=300, random_state=seed).fit((x - mean) / scale, y)
+        coef, intercept = clf.coef_, clf.intercept_
+        if len(clf.classes_) == 2:  # sklearn's binary form: one row for the positive class
+            coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+        weight[clf.classes_], bias[clf.classes_] = coef, intercept
+    f32 = np.float32
+    return LinearProbe(mean.astype(f32), scale.astype(f32), weight.astype(f32), bias.astype(f32))
+
+
+def cross_val_pred_probs(embeddings: np.ndarray, labels: np.ndarray, n_classes: int, folds: np.ndarray,
+                         c: float = DEFAULT_C, seed: int = 0,
+                         progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """N×K probabilities where row i comes from a head fitted on the rows with ``folds != folds[i]``.
+
+    A class absent from a training fold gets probability ~0 in that fold's rows.
+    """
+    from threadpoolctl import threadpool_limits
+
+    n = len(labels)
+    out = np.zeros((n, n_classes), dtype=np.float64)
+    fold_ids = np.unique(folds)
+    with threadpool_limits(1):  # multithreaded BLAS is ~30x slower here on a busy 2-core machine
+        for step, f in enumerate(fold_ids):
+            _fit_fold(embeddings, labels, folds, f, out, c, seed)
+            if progress:
+                progress(step + 1, len(fold_ids))
+    out = np.maximum(out, PROB_FLOOR)
+    return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _fit_fold(embeddings: np.ndarray, labels: np.ndarray, folds: np.ndarray, f: int, out: np.ndarray,
+              c: float, seed: int) -> None:
+    """Fill ``out``'s rows of fold ``f`` from a head fitted on the other folds."""
+    test, train = folds == f, folds != f
+    present = np.unique(labels[train])
+    if len(present) == 1:
+        out[np.ix_(test, present)] = 1.0
+    else:
+        clf = _head(c, seed).fit(embeddings[train], labels[train])
+        out[np.ix_(test, clf.classes_)] = clf.predict_proba(embeddings[test])
+
+
+def compute_oos_pred_probs(embeddings: np.ndarray, labels: Sequence[str] | Sequence[int] | np.ndarray,
+                           vocab: Sequence[str], n_folds: int = 5, groups: np.ndarray | None = None,
+                           seed: int = 0, c: float = DEFAULT_C,
+                           progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Out-of-sample ``pred_probs`` (N×K float32, rows sum to 1, columns in ``vocab`` order).
+
+    Args:
+        embeddings: N×D features (L2-normalised embeddings).
+        labels: N labels, strings in ``vocab`` or ints.
+        groups: N group ids; rows of a group share a fold (duplicates never teach each other).
+    Raises:
+        CleaningError: fewer than two groups, labels not in ``vocab``, shapes that do not match.
+    """
+    y = encode_labels(labels, vocab)
+    if len(y) != len(embeddings):
+        raise CleaningError(f"{len(embeddings)} embeddings but {len(y)} labels")
+    if len(vocab) == 1:
+        return np.ones((len(y), 1), dtype=np.float32)
+    folds = assign_folds(y, n_folds, groups, seed)
+    return cross_val_pred_probs(np.asarray(embeddings, dtype=np.float32), y, len(vocab), folds, c, seed,
+                                progress)
+
+
+@dataclass
+class OOS:
+    """Out-of-sample probabilities aligned to ``item_ids`` (non-deleted, embeddable items)."""
+
+    item_ids: list[str]
+    labels: list[str]
+    vocab: list[str]
+    pred_probs: np.ndarray  # N×K float32
+    folds: np.ndarray  # N ints: which held-out fold each row was predicted in
+    key: str
+
+
+def load_or_compute_oos(ws: Workspace, n_folds: int = 5, seed: int = 0, c: float = DEFAULT_C,
+                        progress: Callable[[int, int], None] | None = None) -> OOS:
+    """Out-of-sample probabilities for the workspace's current labels, cached.
+
+    The key covers the embedding model, every (item, content, current label) and the fold settings,
+    so any decision that changes a label or deletes/restores an image recomputes them (seconds), and
+    anything else reuses them.
+    """
+    from ..data.cache import fingerprint, load_arrays, save_arrays
+    from .embed import load_or_compute_embeddings
+
+    emb = load_or_compute_embeddings(ws)
+    df = ws.items_frame().set_index("item_id").loc[emb.item_ids]
+    labels = [str(v) for v in df["label"]]
+    vocab = sorted(set(labels))
+    key = fingerprint("oos", emb.model_key, list(zip(emb.item_ids, df["sha256"], labels)), n_folds, seed, c)
+    cached = load_arrays(ws.cache_dir, "oos", key)
+    if cached is not None:
+        return OOS(emb.item_ids, labels, vocab, cached["pred_probs"], cached["folds"], key)
+    if not vocab:
+        return OOS([], [], [], np.zeros((0, 0), np.float32), np.zeros(0, np.int64), key)
+    groups = make_groups(list(df["sha256"]), list(df["phash"]))
+    y = encode_labels(labels, vocab)
+    if len(vocab) == 1:
+        probs, folds = np.ones((len(y), 1), np.float32), np.zeros(len(y), np.int64)
+    else:
+        folds = assign_folds(y, n_folds, groups, seed)
+        probs = cross_val_pred_probs(emb.embeddings, y, len(vocab), folds, c, seed, progress)
+    save_arrays(ws.cache_dir, "oos", key, pred_probs=probs, folds=folds)
+    return OOS(emb.item_ids, labels, vocab, probs, folds, key)

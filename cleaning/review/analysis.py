@@ -1,0 +1,299 @@
+"""The scan: every detector over a workspace, merged into one ranked issue queue (cached).
+
+:func:`find_issues` returns one row per (image, issue) with ``item_id, path, label, issue, severity,
+suggested_label, related_path, reason`` (plus ``related_item_id, predicted_label, confidence``),
+sorted by severity, highest first; :func:`compute_scores` one row per readable image with
+``item_id, path, label, predicted_label, label_issue_score, outlier_score``. Both come from one
+analysis that is saved in the workspace cache under a key made of the store's version (every
+decision), the images' contents and the model, so the CLI and the pages share it and any decision
+recomputes it (seconds: the embeddings and probabilities have their own caches).
+
+Pipeline: embeddings (:mod:`cleaning.model.embed`) → out-of-sample probabilities (:mod:`cleaning.model.oos`) →
+pixel statistics and thumbnails (decoded once per content, cached) → duplicate groups → neighbours
+(copies excluded) → label errors (re-learning twice on corrected labels) → outliers → low quality →
+corrupt files from the folder scan. An image flagged both as a label error and as an outlier keeps
+both rows (off-topic images often look like *some* class); blank images get no label or outlier row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from ..data.cache import fingerprint, load_arrays, save_arrays
+from ..data.images import load_image
+from ..detect import ISSUE_COLUMNS, compute_neighbours, issues_frame
+from ..detect.duplicates import compute_duplicate_groups, compute_thumbnail, find_duplicates
+from ..detect.label import K_NEIGHBOURS, compute_label_scores, find_label_issues
+from ..detect.outlier import compute_outlier_scores, find_outliers
+from ..detect.quality import STATS_COLUMNS, compute_quality_stats, find_low_quality
+from ..errors import CleaningError
+
+if TYPE_CHECKING:
+    from ..data.workspace import Workspace
+
+#: Bump when the detectors change so cached scans are recomputed.
+SCAN_VERSION = 1
+QUEUE_COLUMNS = ["item_id", "path", "label", "issue", "severity", "suggested_label", "related_path", "reason",
+                 "related_item_id", "predicted_label", "confidence"]
+SCORE_COLUMNS = ["item_id", "path", "label", "predicted_label", "label_issue_score", "outlier_score"]
+ISSUE_ORDER = {k: i for i, k in enumerate(("corrupt", "label", "outlier", "duplicate", "near_duplicate",
+                                           "low_quality"))}
+#: progress(what is being done, fraction done in [0, 1]).
+Progress = Callable[[str, float], None]
+
+
+def _say(progress: Progress | None, what: str, frac: float) -> None:
+    if progress:
+        progress(what, float(min(max(frac, 0.0), 1.0)))
+
+
+def load_or_compute_pixels(ws: Workspace, df: pd.DataFrame,
+                           progress: Progress | None = None) -> tuple[pd.DataFrame, np.ndarray, dict[str, str]]:
+    """Quality statistics (:data:`STATS_COLUMNS`) and 32×32 thumbnails for the rows of ``df``.
+
+    Decoded once per content (sha256) and kept in the workspace cache. Returns (stats frame aligned
+    to ``df``, N×32×32×3 uint8 thumbnails, {item_id: reason} for files that failed to decode).
+    """
+    cached = load_arrays(ws.cache_dir, "pixels", "v1")
+    known: dict[str, int] = {}
+    stats_rows: list[np.ndarray] = []
+    thumbs_rows: list[np.ndarray] = []
+    if cached is not None and cached["stats"].shape[1:] == (len(STATS_COLUMNS),):
+        known = {str(s): i for i, s in enumerate(cached["sha256"])}
+        stats_rows, thumbs_rows = list(cached["stats"]), list(cached["thumbs"])
+    todo = [(s, p) for s, p in dict(zip(df["sha256"], df["abs_path"])).items() if s not in known]
+    failed: dict[str, str] = {}
+    for n, (sha, path) in enumerate(todo):
+        try:
+            im = load_image(path, max_side=512)
+        except CleaningError as e:
+            failed[sha] = e.message
+            continue
+        except OSError as e:  # vanished since the folder scan
+            failed[sha] = f"cannot read file: {e.strerror or e}"
+            continue
+        st = compute_quality_stats(im)
+        known[sha] = len(stats_rows)
+        stats_rows.append(np.array([st[c] for c in STATS_COLUMNS], dtype=np.float32))
+        thumbs_rows.append(compute_thumbnail(im))
+        if n % 50 == 0:
+            _say(progress, f"checking pixels {n}/{len(todo)}", 0.55 + 0.15 * n / max(len(todo), 1))
+    if todo and len(failed) < len(todo):
+        order = sorted(known, key=known.__getitem__)
+        save_arrays(ws.cache_dir, "pixels", "v1", sha256=np.array(order, dtype="U64"),
+                    stats=np.stack(stats_rows), thumbs=np.stack(thumbs_rows))
+    nan = np.full(len(STATS_COLUMNS), np.nan, dtype=np.float32)
+    blank = np.zeros((32, 32, 3), dtype=np.uint8)
+    rows = [known.get(s) for s in df["sha256"]]
+    stats = pd.DataFrame([stats_rows[r] if r is not None else nan for r in rows], columns=STATS_COLUMNS)
+    thumbs = np.stack([thumbs_rows[r] if r is not None else blank for r in rows]) if rows else \
+        np.zeros((0, 32, 32, 3), np.uint8)
+    errors = {iid: failed[s] for iid, s in zip(df["item_id"], df["sha256"]) if s in failed}
+    return stats, thumbs, errors
+
+
+def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(issues, scores) over the non-deleted images, computed now."""
+    from ..model.embed import load_or_compute_embeddings
+    from ..model.oos import compute_oos_pred_probs, encode_labels, load_or_compute_oos, make_groups
+
+    df = ws.items_frame(include_deleted=False)
+    _say(progress, f"embedding {len(df)} images", 0.0)
+    emb = load_or_compute_embeddings(
+        ws, progress=lambda d, n: _say(progress, f"embedding {d}/{n} new images", 0.5 * d / max(n, 1)))
+    _say(progress, "out-of-sample predictions", 0.5)
+    oos = load_or_compute_oos(ws)
+    sub = df.set_index("item_id").loc[emb.item_ids].reset_index()
+    stats, thumbs, pix_errors = load_or_compute_pixels(ws, sub, progress)
+    bad_rows = [{"item_id": iid, "issue": "corrupt", "severity": 1.0, "reason": f"cannot be decoded: {why}"}
+                for iid, why in {**emb.errors, **pix_errors}.items()]
+    ids, paths = list(sub["item_id"]), list(sub["path"])
+    vocab = oos.vocab
+    y = encode_labels(oos.labels, vocab) if len(ids) else np.zeros(0, np.int64)
+    x = emb.embeddings
+    tables = [issues_frame(bad_rows)]
+    scores = pd.DataFrame(columns=SCORE_COLUMNS)
+    if len(ids):
+        _say(progress, "looking for duplicates", 0.72)
+        dups = compute_duplicate_groups(x, list(sub["sha256"]), list(sub["phash"]), thumbs)
+        nb = compute_neighbours(x, K_NEIGHBOURS, dups.group)
+        fold_groups = make_groups(list(sub["sha256"]), list(sub["phash"]))
+
+        def relearn(labels: np.ndarray) -> np.ndarray:
+            return compute_oos_pred_probs(x, labels, vocab, groups=fold_groups)
+
+        _say(progress, "looking for label errors", 0.78)
+        ls = compute_label_scores(y, oos.pred_probs, nb, relearn=relearn if len(vocab) > 1 else None)
+        _say(progress, "looking for outliers and low quality", 0.92)
+        # measured against the class the evidence supports: a mislabelled image is not an outlier
+        supported = np.where(ls.flagged, ls.suggested, y)
+        out = compute_outlier_scores(x, supported, groups=dups.group)
+        rows = np.arange(len(y))
+        own_support = ls.pred_probs[rows, y]
+        labels_ = [vocab[i] for i in y]
+        low = find_low_quality(ids, stats, list(sub["width"]), list(sub["height"]))
+        blank = set(low.loc[low["severity"] >= 0.9, "item_id"])
+        lab = find_label_issues(ids, y, vocab, ls)
+        outl = find_outliers(ids, supported, vocab, out, given=y)
+        pos = {iid: i for i, iid in enumerate(ids)}
+        lab = lab[~lab["item_id"].isin(blank)]
+        outl = outl[~outl["item_id"].isin(blank)]
+        outl = outl.assign(reason=[r + f"; best guess *{vocab[ls.suggested[pos[i]]]}* "
+                                   f"({ls.pred_probs[pos[i], ls.suggested[pos[i]]]:.2f})"
+                                   for i, r in zip(outl["item_id"], outl["reason"])])
+        dup = find_duplicates(ids, paths, labels_, dups, list(sub["sha256"]), list(sub["width"]),
+                              list(sub["height"]), support=own_support)
+        tables += [lab, outl, dup, low]
+        pred = ls.pred_probs.argmax(axis=1)
+        scores = pd.DataFrame({"item_id": ids, "path": paths, "label": labels_,
+                               "predicted_label": [vocab[i] for i in pred],
+                               "label_issue_score": np.round(ls.score, 4), "outlier_score": np.round(out.score, 4)})
+    issues = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(len(t) for t in tables) \
+        else issues_frame()
+    conf = dict(zip(ids, ls.pred_probs.max(axis=1))) if len(ids) else {}
+    issues = _decorate(issues, df, scores, conf)
+    corrupt = [{"item_id": "", "path": b.path, "label": b.path.split("/", 1)[0] if "/" in b.path else "",
+                "issue": "corrupt", "severity": 1.0, "suggested_label": "", "related_path": "",
+                "reason": b.reason, "related_item_id": "", "predicted_label": "", "confidence": np.nan}
+               for b in ws.bad_files() if b.kind != "skipped"]
+    if corrupt:
+        issues = pd.concat([issues, pd.DataFrame(corrupt, columns=QUEUE_COLUMNS)], ignore_index=True)
+    return rank(issues), scores.reset_index(drop=True)
+
+
+def _decorate(issues: pd.DataFrame, items: pd.DataFrame, scores: pd.DataFrame,
+              conf: dict[str, float]) -> pd.DataFrame:
+    """Add path, label, related_path, predicted_label and its probability (confidence) to detector rows."""
+    path = dict(zip(items["item_id"], items["path"]))
+    label = dict(zip(items["item_id"], items["label"]))
+    pred = dict(zip(scores["item_id"], scores["predicted_label"]))
+    out = issues.copy()
+    out["path"] = out["item_id"].map(path).fillna("")
+    out["label"] = out["item_id"].map(label).fillna("")
+    out["related_path"] = out["related_item_id"].map(path).fillna("")
+    out["predicted_label"] = out["item_id"].map(pred).fillna("")
+    out["confidence"] = out["item_id"].map(conf)
+    return out[QUEUE_COLUMNS]
+
+
+def rank(issues: pd.DataFrame) -> pd.DataFrame:
+    """Sort by severity (highest first), then issue kind, then path; fresh index."""
+    if not len(issues):
+        return pd.DataFrame(columns=QUEUE_COLUMNS)
+    key = issues.assign(_k=issues["issue"].map(ISSUE_ORDER))
+    return key.sort_values(["severity", "_k", "path"], ascending=[False, True, True],
+                           kind="stable").drop(columns="_k").reset_index(drop=True)
+
+
+def scan_key(ws: Workspace) -> str:
+    """What the analysis depends on: decisions, image contents, unusable files, model, detector version."""
+    from ..model.embed import embedding_model_key
+
+    df = ws.items_frame()
+    return fingerprint("scan", SCAN_VERSION, ws.version_key(), embedding_model_key(),
+                       list(zip(df["item_id"], df["sha256"], df["path"], df["deleted"])),
+                       [(b.path, b.reason, b.kind) for b in ws.bad_files()])
+
+
+def _load_or_analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The analysis of one snapshot of the data set (one store version), from the cache or computed.
+
+    Runs under the shared workspace lock (no apply moves a file while it is read) and pinned to one
+    snapshot: decisions recorded meanwhile are kept and make the result stale (see :func:`is_stale`),
+    never inconsistent. Both frames carry ``attrs["data_version"]``.
+    """
+    with ws.lock.hold("scan", exclusive=False), ws.pinned() as snap:
+        key = scan_key(ws)
+        cached = load_arrays(ws.cache_dir, "scan", key)
+        if cached is not None:
+            issues = pd.DataFrame({c: cached[f"i_{c}"] for c in QUEUE_COLUMNS})
+            scores = pd.DataFrame({c: cached[f"s_{c}"] for c in SCORE_COLUMNS})
+            return _label(_types(issues, scores), snap.version)
+        issues, scores = _analyse(ws, progress)
+        arrays = {f"i_{c}": _array(issues[c]) for c in QUEUE_COLUMNS}
+        arrays.update({f"s_{c}": _array(scores[c]) for c in SCORE_COLUMNS})
+        save_arrays(ws.cache_dir, "scan", key, **arrays)
+    _say(progress, "done", 1.0)
+    return _label(_types(issues, scores), snap.version)
+
+
+def _label(frames: tuple[pd.DataFrame, pd.DataFrame], version: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    for f in frames:
+        f.attrs["data_version"] = version
+    return frames
+
+
+def is_stale(ws: Workspace, result: pd.DataFrame) -> bool:
+    """True when decisions were recorded (or undone) since the snapshot ``result`` was computed on."""
+    return str(result.attrs.get("data_version", "")) != ws.store.version_key()
+
+
+def _array(col: pd.Series) -> np.ndarray:
+    if col.name in ("severity", "confidence", "label_issue_score", "outlier_score"):
+        return col.astype(float).to_numpy()
+    return np.array([str(v) for v in col], dtype=str)
+
+
+def _types(issues: pd.DataFrame, scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    for c in ("severity", "confidence"):
+        issues[c] = issues[c].astype(float)
+    for c in ("label_issue_score", "outlier_score"):
+        scores[c] = scores[c].astype(float)
+    for c in set(QUEUE_COLUMNS) - {"severity", "confidence"}:
+        issues[c] = issues[c].astype(str)
+    return issues, scores
+
+
+def _with_model_opinion(ws: Workspace, issues: pd.DataFrame) -> pd.DataFrame:
+    """Add the user's own model's confident disagreements (``predict --model``) as ``label`` rows for images
+    the scan did not already flag as label errors (not cached: loading or dropping the model shows at once)."""
+    from ..model.predict import model_opinion_rows
+
+    items = ws.items_frame()
+    live = items[~items["deleted"]]
+    label = dict(zip(live["item_id"], live["label"]))
+    rows = model_opinion_rows(ws, label)
+    flagged = set(issues[issues["issue"] == "label"]["item_id"]) if len(issues) else set()
+    rows = [r for r in rows if r["item_id"] not in flagged]
+    if not rows:
+        return issues
+    path = dict(zip(live["item_id"], live["path"]))
+    extra = pd.DataFrame([{**r, "path": path[r["item_id"]], "label": label[r["item_id"]],
+                           "related_path": "", "predicted_label": r["suggested_label"],
+                           "confidence": 2 * r["severity"]} for r in rows], columns=QUEUE_COLUMNS)
+    return rank(pd.concat([issues, extra], ignore_index=True))
+
+
+def find_issues(ws: Workspace, progress: Progress | None = None, include_reviewed: bool = True) -> pd.DataFrame:
+    """The ranked issue queue of the workspace's non-deleted images (computed, or from the cache).
+
+    Args:
+        progress: called with (what, fraction) while computing.
+        include_reviewed: False leaves out images marked fine (``kept``).
+    Raises:
+        CleaningError: from the model side (backbone unavailable, ...).
+    """
+    issues, _ = _load_or_analyse(ws, progress)
+    issues = _with_model_opinion(ws, issues)
+    if not include_reviewed and len(issues):
+        kept = set(ws.items_frame().query("kept")["item_id"])
+        issues = issues[~issues["item_id"].isin(kept)].reset_index(drop=True)
+    return issues
+
+
+def load_or_find_issues(ws: Workspace, progress: Progress | None = None) -> pd.DataFrame:
+    """What the pages show: :func:`find_issues` without deleted images and images marked fine."""
+    return find_issues(ws, progress, include_reviewed=False)
+
+
+def compute_scores(ws: Workspace, progress: Progress | None = None) -> pd.DataFrame:
+    """Per readable, non-deleted image: :data:`SCORE_COLUMNS` (scores in [0, 1], higher = more suspicious)."""
+    return _load_or_analyse(ws, progress)[1]
+
+
+__all__ = ["ISSUE_COLUMNS", "QUEUE_COLUMNS", "SCORE_COLUMNS", "compute_scores", "find_issues", "is_stale",
+           "load_or_find_issues", "load_or_compute_pixels", "rank", "scan_key"]

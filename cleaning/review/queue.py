@@ -1,0 +1,202 @@
+"""The review queue: pure helpers that turn the scan's ranked issue table into what is left to review.
+
+Input shapes (no Streamlit, no disk):
+
+* ``issues`` — the ranked issue table of :func:`cleaning.review.analysis.load_or_find_issues`, one row per
+  (image, issue): ``item_id, path, label, issue, severity, suggested_label, related_path, reason``
+  (optional extras such as ``predicted_label``, ``confidence``, ``related_item_id`` are carried along).
+* ``items`` — :meth:`Workspace.items_frame` (``item_id, path, label, deleted, kept, source_query, ...``).
+
+:func:`build_queue` joins the two, drops what has been dealt with (deleted, marked fine, relabelled
+since the scan) and folds the rows into *entries*: one per image for per-image issues (label, outlier,
+corrupt, low quality; all of its reasons together) and one per pair for duplicates. Entries are ranked
+by severity. :func:`filter_queue` and :func:`page_of` then slice it for the page.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from .sources import UNKNOWN as UNKNOWN_SOURCE
+from .sources import normalise_query
+
+ISSUE_TYPES = ("label", "outlier", "duplicate", "near_duplicate", "corrupt", "low_quality")
+PAIR_TYPES = ("duplicate", "near_duplicate")
+ISSUE_NAMES = {"label": "wrong label?", "outlier": "off-topic / outlier", "duplicate": "exact duplicate",
+               "near_duplicate": "near duplicate", "corrupt": "unreadable file", "low_quality": "low quality"}
+
+#: Columns of the frame :func:`build_queue` returns.
+QUEUE_COLUMNS = ["key", "kind", "item_id", "related_item_id", "path", "related_path", "label", "issue",
+                 "issues", "severity", "suggested_label", "predicted_label", "confidence", "reason",
+                 "source_query", "source_url", "related_label", "related_source_query"]
+
+
+def _nan_to_none(v: object) -> object:
+    """None for every spelling of "missing" in these tables: None, NaN, pandas NA, ""."""
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v):
+        return None
+    return v
+
+
+def _related_ids(issues: pd.DataFrame, items: pd.DataFrame) -> pd.Series:
+    """The item id of each row's ``related_path`` (an explicit ``related_item_id`` column wins)."""
+    by_path = dict(zip(items["path"], items["item_id"]))
+    if "orig_path" in items.columns:  # after an apply, a scan's path may be the original one
+        for p, i in zip(items["orig_path"], items["item_id"]):
+            by_path.setdefault(p, i)
+    paths = issues["related_path"] if "related_path" in issues.columns else pd.Series(None, index=issues.index)
+    mapped = [by_path.get(p) if isinstance(p, str) else None for p in paths]
+    given = issues["related_item_id"] if "related_item_id" in issues.columns else [None] * len(issues)
+    return pd.Series([_nan_to_none(g) or m for g, m in zip(given, mapped)], index=issues.index, dtype=object)
+
+
+def open_issues(issues: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+    """The issue rows that still need a look, each with the item's current state joined on.
+
+    A row is dropped when its image is deleted or gone from the store; a per-image row also when the
+    image was marked fine (``kept``); a ``label`` row also when the image was relabelled since the scan
+    (to the suggestion or anything else: someone looked at it); a duplicate row when either copy is
+    deleted or both copies were marked fine. Rows without an ``item_id`` (a file the store does not track) stay.
+
+    Returns the issue columns plus ``cur_label, related_item_id, related_path, source_query, source_url``
+    (``related_*`` filled from each other where the scan gave only one).
+    """
+    if issues.empty:
+        return issues.assign(cur_label=[], related_item_id=[], related_path=[], source_query=[], source_url=[])
+    state = items.set_index("item_id")[["label", "deleted", "kept", "source_query", "source_url"]]
+    df = issues.copy()
+    df["related_item_id"] = _related_ids(df, items).values
+    rel_path = df["related_item_id"].map(dict(zip(items["item_id"], items["path"])))
+    if "related_path" in df.columns:
+        rel_path = [p if _nan_to_none(p) is not None else q for p, q in zip(df["related_path"], rel_path)]
+    df["related_path"] = pd.Series(rel_path, index=df.index, dtype=object).map(_nan_to_none)
+    known = df["item_id"].isin(state.index)
+    tracked = pd.Series([_nan_to_none(i) is not None for i in df["item_id"]], index=df.index)
+    df = df[known | ~tracked].copy()
+    known = df["item_id"].isin(state.index)
+    joined = state.reindex(df["item_id"])
+    df["cur_label"] = joined["label"].where(known.values, df["label"]).values
+    df["source_query"] = joined["source_query"].values
+    df["source_url"] = joined["source_url"].values
+    deleted = joined["deleted"].fillna(False).astype(bool).values
+    kept = joined["kept"].fillna(False).astype(bool).values
+    pair = df["issue"].isin(PAIR_TYPES).values
+    drop = deleted | (kept & ~pair)
+    drop |= ((df["issue"] == "label") & known & (df["cur_label"] != df["label"])).values
+    rel = state.reindex(df["related_item_id"].where(df["related_item_id"].notna(), ""))
+    rel_deleted = rel["deleted"].fillna(False).astype(bool).values
+    rel_kept = rel["kept"].fillna(False).astype(bool).values
+    drop |= pair & (rel_deleted | (kept & rel_kept))
+    return df[~drop].reset_index(drop=True)
+
+
+def build_queue(issues: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+    """Fold the open issue rows into ranked review entries (columns :data:`QUEUE_COLUMNS`).
+
+    ``kind`` is ``"item"`` (one image; ``issues`` lists all its issue types, ``reason`` all reasons,
+    ``issue``/``severity`` are those of its worst row) or ``"pair"`` (a duplicate pair, once however
+    many rows name it; ``item_id`` is the row's image, ``related_item_id`` the other copy). ``key`` is
+    stable across reruns (``item:<id>``, ``pair:<id>|<id>``, or ``file:<path>`` for a file the store
+    does not track). Sorted by severity, highest first.
+    """
+    df = open_issues(issues, items)
+    if df.empty:
+        return pd.DataFrame(columns=QUEUE_COLUMNS)
+    info = items.set_index("item_id")
+    entries: list[dict] = []
+    df = df.sort_values("severity", ascending=False, kind="stable")
+    pairs = df[df["issue"].isin(PAIR_TYPES)]
+    seen: set[tuple[str, str]] = set()
+    for r in pairs.itertuples(index=False):
+        a, b = str(r.item_id), str(_nan_to_none(r.related_item_id) or r.related_path)
+        pk = (min(a, b), max(a, b))
+        if pk in seen:
+            continue
+        seen.add(pk)
+        rel = _nan_to_none(r.related_item_id)
+        entries.append({
+            "key": f"pair:{pk[0]}|{pk[1]}", "kind": "pair", "item_id": r.item_id, "related_item_id": rel,
+            "path": r.path, "related_path": r.related_path, "label": r.cur_label, "issue": r.issue,
+            "issues": r.issue, "severity": float(r.severity), "suggested_label": None,
+            "predicted_label": _opt(r, "predicted_label"), "confidence": _opt(r, "confidence"),
+            "reason": r.reason, "source_query": _nan_to_none(r.source_query),
+            "source_url": _nan_to_none(r.source_url),
+            "related_label": info["label"].get(rel) if rel is not None else None,
+            "related_source_query": _nan_to_none(info["source_query"].get(rel)) if rel is not None else None,
+        })
+    singles = df[~df["issue"].isin(PAIR_TYPES)]
+    ident = [f"item:{i}" if _nan_to_none(i) is not None else f"file:{p}"
+             for i, p in zip(singles["item_id"], singles["path"])]
+    for key, g in singles.groupby(pd.Series(ident, index=singles.index), sort=False):
+        top = g.iloc[0]
+        sugg = g["suggested_label"].map(_nan_to_none).dropna()
+        entries.append({
+            "key": key, "kind": "item", "item_id": _nan_to_none(top["item_id"]),
+            "related_item_id": None, "path": top["path"], "related_path": None, "label": top["cur_label"],
+            "issue": top["issue"], "issues": ", ".join(dict.fromkeys(g["issue"])),
+            "severity": float(top["severity"]), "suggested_label": sugg.iloc[0] if len(sugg) else None,
+            "predicted_label": _first(g, "predicted_label"), "confidence": _first(g, "confidence"),
+            "reason": " · ".join(dict.fromkeys(str(x) for x in g["reason"] if _nan_to_none(x))),
+            "source_query": _nan_to_none(top["source_query"]), "source_url": _nan_to_none(top["source_url"]),
+            "related_label": None, "related_source_query": None,
+        })
+    out = pd.DataFrame(entries, columns=QUEUE_COLUMNS)
+    return out.sort_values(["severity", "key"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def _opt(r: object, col: str) -> object:
+    return _nan_to_none(getattr(r, col, None))
+
+
+def _first(g: pd.DataFrame, col: str) -> object:
+    if col not in g.columns:
+        return None
+    vals = g[col].map(_nan_to_none).dropna()
+    return vals.iloc[0] if len(vals) else None
+
+
+def filter_queue(queue: pd.DataFrame, issue_types: list[str] | None = None, classes: list[str] | None = None,
+                 queries: list[str] | None = None) -> pd.DataFrame:
+    """Entries matching every given filter (``None`` or empty = no filter on that field).
+
+    ``issue_types``: an entry matches if any of its issues is listed. ``classes``: its current label
+    (or, for a pair, either copy's). ``queries``: its source query, compared as
+    :func:`~cleaning.review.sources.normalise_query` does; :data:`UNKNOWN_SOURCE` matches images with no provenance.
+    """
+    keep = pd.Series(True, index=queue.index)
+    if issue_types:
+        wanted = set(issue_types)
+        keep &= queue["issues"].map(lambda s: bool(wanted & set(str(s).split(", "))))
+    if classes:
+        keep &= queue["label"].isin(classes) | queue["related_label"].isin(classes)
+    if queries:
+        keep &= queue["source_query"].map(normalise_query).isin({normalise_query(q) if q != UNKNOWN_SOURCE
+                                                                  else q for q in queries})
+    return queue[keep].reset_index(drop=True)
+
+
+def page_of(df: pd.DataFrame, page: int, page_size: int) -> tuple[pd.DataFrame, int, int]:
+    """Rows of page ``page`` (1-based, clamped into range) → ``(rows, page, n_pages)``; n_pages ≥ 1."""
+    if page_size < 1:
+        raise ValueError("page_size must be at least 1")
+    n_pages = max(1, math.ceil(len(df) / page_size))
+    page = min(max(1, int(page)), n_pages)
+    start = (page - 1) * page_size
+    return df.iloc[start:start + page_size], page, n_pages
+
+
+def entry_item_ids(entries: pd.DataFrame) -> list[str]:
+    """The tracked image ids of some entries (pairs contribute the row's image), in order, no repeats."""
+    ids = [str(i) for i in entries["item_id"] if _nan_to_none(i) is not None]
+    return list(dict.fromkeys(ids))
+
+
+def queue_counts(queue: pd.DataFrame) -> dict[str, int]:
+    """How many open entries name each issue type (an entry with two issues counts for both)."""
+    counts = dict.fromkeys(ISSUE_TYPES, 0)
+    for s in queue["issues"]:
+        for t in str(s).split(", "):
+            counts[t] = counts.get(t, 0) + 1
+    return counts
