@@ -67,7 +67,7 @@ class Neighbours:
 def compute_neighbours(embeddings: np.ndarray, k: int = 10, groups: np.ndarray | None = None,
                        block: int = 1024) -> Neighbours:
     """k-nearest-neighbour search: exact (blocked matrix products, O(N²·D) time, O(block·N) memory) up
-    to :data:`cleaning.detect.index.EXACT_MAX` rows, approximate above (a cached NN-descent graph,
+    to :data:`cleaning.detect.index.EXACT_MAX` rows, approximate above (a cached HNSW graph,
     :mod:`cleaning.detect.index`).
 
     Args:
