@@ -33,3 +33,13 @@ def test_bar_with_eta_on_a_terminal(monkeypatch) -> None:  # noqa: ANN001
     p("embedding 25/100", 0.25)  # 25 % in 10 s: 30 s left
     assert "30 s left" in out.getvalue() and "█████" in out.getvalue()
     assert fmt_seconds(125) == "2 min 5 s" and fmt_seconds(7300) == "2 h 1 min"
+
+
+def test_eta_of_a_stage() -> None:
+    from cleaning.progress import Eta
+
+    e = Eta()
+    assert e.update("embedding 0/100 new images", 0.0, now=0.0)
+    assert not e.update("embedding 40/100 new images", 0.2, now=8.0)
+    assert e.text("embedding 40/100 new images", 0.2, now=8.0) == "embedding 40/100 new images — 32 s left"
+    assert e.update("looking for duplicates", 0.7, now=9.0) and e.seconds_left(0.7, now=9.0) is None

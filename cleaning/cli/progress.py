@@ -13,21 +13,11 @@ import sys
 import time
 from typing import TextIO
 
+from ..progress import fmt_seconds, stage_of
+
+__all__ = ["BAR", "StageProgress", "counting", "fmt_seconds"]
+
 BAR = 20
-
-
-def _stage(what: str) -> str:
-    return " ".join("".join(c for c in what if not (c.isdigit() or c == "/")).split())
-
-
-def fmt_seconds(s: float) -> str:
-    """``"42 s"``, ``"3 min 5 s"``, ``"2 h 4 min"``."""
-    s = max(0.0, s)
-    if s < 60:
-        return f"{s:.0f} s"
-    if s < 3600:
-        return f"{int(s // 60)} min {int(s % 60)} s"
-    return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
 
 
 class StageProgress:
@@ -54,7 +44,7 @@ class StageProgress:
         if self.quiet:
             return
         now = time.monotonic()
-        stage = _stage(what)
+        stage = stage_of(what)
         if stage != self.stage:
             self._end(now)
             self.stage, self.t_stage, self.f_stage = stage, now, frac
