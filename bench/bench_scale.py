@@ -39,13 +39,23 @@ def run_child(args: list[str]) -> tuple[float, float]:
     """(wall seconds, peak RSS MB) of ``python args...`` in a fresh wrapper process."""
     code = ("import resource, subprocess, sys, time; t = time.time(); "
             "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
-            "print(time.time() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, r.returncode)")
+            "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+            "print(time.time() - t, u.ru_maxrss / 1024, r.returncode, u.ru_utime + u.ru_stime)")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run([PY, "-c", code, PY, *args], capture_output=True, text=True, env=env, check=True)
-    wall, rss, rc = out.stdout.split()
+    wall, rss, rc, cpu = out.stdout.split()
     if rc != "0":
         raise SystemExit(f"failed: {args}")
+    CPU[tuple(args)] = float(cpu)
     return float(wall), float(rss)
+
+
+#: CPU seconds (user + system) of each child run, by its arguments: fairer than wall time on a shared machine.
+CPU: dict[tuple[str, ...], float] = {}
+
+
+def last_cpu() -> float:
+    return list(CPU.values())[-1]
 
 
 def tree(data: Path, n: int, seed: int) -> Path:
@@ -112,9 +122,25 @@ def ray_speedup(data: Path, n_images: int) -> dict:
         shutil.rmtree(state, ignore_errors=True)
         wall, rss = run_child(["-m", "cleaning", "embed", str(root), "--state-dir", str(state), "--create",
                                "--projection", "none", "--engine", "ray", "--workers", str(w)])
-        out[f"workers_{w}"] = {"wall_s": wall, "load": load()}
+        out[f"workers_{w}"] = {"wall_s": wall, "cpu_s_driver": last_cpu(), "load": load()}
     out["speedup"] = out["workers_1"]["wall_s"] / out["workers_2"]["wall_s"]
     return out
+
+
+def incremental(data: Path, n: int, add: int) -> dict:
+    """Scan a copy of the size-``n`` tree from nothing, add ``add`` new images, scan again."""
+    from bench.scale_tree import make_tree
+
+    root, state = data / f"inc-{n}", data / f"inc-state-{n}"
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(state, ignore_errors=True)
+    make_tree(root, n, seed=11)
+    first = scan(root, state)
+    make_tree(root, add, seed=12, start=n)
+    first_cpu = last_cpu()
+    second = scan(root, state)
+    return {"n": n, "added": add, "first_wall_s": first[0], "second_wall_s": second[0],
+            "ratio": second[0] / first[0], "first_cpu_s": first_cpu, "second_cpu_s": last_cpu(), "first_rss_mb": first[1], "second_rss_mb": second[1], "load": load()}
 
 
 def main() -> None:
@@ -122,10 +148,11 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
     ap.add_argument("--ray-images", type=int, default=300)
+    ap.add_argument("--inc-size", type=int, default=1000, help="incremental scan: first size (adds a quarter)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["scan", "ann", "ray", "incremental"])
     a = ap.parse_args()
     res: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-                 "date": time.strftime("%Y-%m-%d %H:%M"), "scans": [], "ann": [], "ray": None}
+                 "date": time.strftime("%Y-%m-%d %H:%M"), "scans": [], "ann": [], "ray": None, "incremental": None}
     if "scan" not in a.skip:
         for i, n in enumerate(a.sizes):
             root = tree(a.data, n, seed=i + 1 if n != 1000 else 3)
@@ -133,13 +160,15 @@ def main() -> None:
             state = fresh_state(a.data, n, cached)
             l0 = load()
             wall, rss = scan(root, state)
-            row = {"n": n, "embeddings_cached": cached, "wall_s": wall, "peak_rss_mb": rss, "load": f"{l0} → {load()}"}
+            row = {"n": n, "embeddings_cached": cached, "wall_s": wall, "cpu_s": last_cpu(), "peak_rss_mb": rss,
+                   "load": f"{l0} → {load()}"}
             if not cached:  # the same scan again with its embeddings now cached: the rest alone
                 shutil.rmtree(state / "cache" / "scan", ignore_errors=True)
                 for f in (state / "cache").glob("*.npz"):
                     if not f.name.startswith("emb-"):
                         f.unlink()
                 row["rest_wall_s"], row["rest_peak_rss_mb"] = scan(root, state)
+                row["rest_cpu_s"] = last_cpu()
             res["scans"].append(row)
             print(json.dumps(row), flush=True)
         rest = [(r["n"], r.get("rest_wall_s", r["wall_s"]), r.get("rest_peak_rss_mb", r["peak_rss_mb"]))
@@ -151,11 +180,23 @@ def main() -> None:
             if (a.data / f"seed{n // 1000}k" / "cache").is_dir():
                 res["ann"].append(ann_recall(a.data, n))
                 print(json.dumps(res["ann"][-1]), flush=True)
+    if "incremental" not in a.skip:
+        res["incremental"] = incremental(a.data, a.inc_size, a.inc_size // 4)
+        print(json.dumps(res["incremental"]), flush=True)
     if "ray" not in a.skip:
         res["ray"] = ray_speedup(a.data, a.ray_images)
         print(json.dumps(res["ray"]), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "scale.json").write_text(json.dumps(res, indent=2), encoding="utf-8")
+    old = json.loads((RESULTS / "scale.json").read_text()) if (RESULTS / "scale.json").exists() else {}
+    if res["scans"]:  # parts run separately (--skip) keep the other parts' last results
+        old["scans"] = [r for r in old.get("scans", []) if r["n"] not in {x["n"] for x in res["scans"]}]
+        res["scans"] = sorted(old["scans"] + res["scans"], key=lambda r: r["n"])
+        rest = [(r["n"], r.get("rest_wall_s", r["wall_s"]), r.get("rest_peak_rss_mb", r["peak_rss_mb"]))
+                for r in res["scans"]]
+        res["exponent_time_rest"] = fit_exponent([r[0] for r in rest], [r[1] for r in rest])
+        res["exponent_rss_rest"] = fit_exponent([r[0] for r in rest], [r[2] for r in rest])
+    merged = {**old, **{k: v for k, v in res.items() if v not in (None, [])}}
+    (RESULTS / "scale.json").write_text(json.dumps(merged, indent=2), encoding="utf-8")
     print(f"peak RSS of this driver: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
