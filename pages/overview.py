@@ -6,14 +6,28 @@ import pandas as pd
 import streamlit as st
 
 from cleaning.review.figures import class_counts_figure
-from pages._common import get_workspace, is_demo, run_page, thumb
+from pages._common import NoDataset, get_workspace, hosted, is_demo, run_page, thumb
+from pages._data_in import data_in_panel
+
+
+def bad_files_frame(bad: list) -> pd.DataFrame:
+    """kind, file, reason: one row per file the scan could not use."""
+    return pd.DataFrame([{"kind": b.kind, "file": b.path, "reason": b.reason} for b in bad],
+                        columns=["kind", "file", "reason"])
 
 
 def render() -> None:
-    ws = get_workspace()
     st.title("Overview")
-    st.caption(f"`{ws.root}` — state (store, quarantine, caches) in `{ws.state_dir}`")
-    if is_demo(ws):
+    try:
+        ws = get_workspace()
+    except NoDataset:
+        ws = None
+    data_in_panel(ws)
+    if ws is None:
+        return
+    if not hosted():
+        st.caption(f"`{ws.root}` — state (store, quarantine, caches) in `{ws.state_dir}`")
+    if is_demo(ws) and not hosted():
         st.info("This is a writable copy of the **bundled demo**: 4 classes of real photos with planted problems "
                 "(wrong folders, off-topic photos, duplicates, a broken file, a blank one). "
                 "Open your own data set from the sidebar, or run `streamlit run dashboard.py -- ROOT`.")
@@ -29,17 +43,16 @@ def render() -> None:
     if items.empty:
         st.warning("No images found. The folder must be laid out as ROOT/<label>/<image>.")
         return
-    left, right = st.columns([3, 2])
-    with left:
-        st.subheader("Images per class")
-        st.plotly_chart(class_counts_figure(items), key="class_counts")
-    with right:
-        st.subheader("Files that are not usable images")
-        if bad:
-            st.dataframe(pd.DataFrame([{"file": b.path, "reason": b.reason, "kind": b.kind} for b in bad]),
-                         hide_index=True, height=min(400, 38 + 35 * len(bad)))
-        else:
-            st.success("Every file is a readable image.")
+    st.subheader("Images per class")
+    st.plotly_chart(class_counts_figure(items), key="class_counts")
+    st.subheader("Files that are not usable images")
+    if bad:  # full width, the kind first: a narrow column cut the reason off and hid the kind
+        st.dataframe(bad_files_frame(bad), hide_index=True, width="stretch", height=min(400, 38 + 35 * len(bad)),
+                     column_config={"kind": st.column_config.TextColumn("kind", width="small"),
+                                    "file": st.column_config.TextColumn("file", width="medium"),
+                                    "reason": st.column_config.TextColumn("reason", width="large")})
+    else:
+        st.success("Every file is a readable image.")
     st.subheader("A look at each class")
     for label in sorted(live["label"].unique()):
         sample = live[live["label"] == label].head(8)

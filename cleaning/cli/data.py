@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from ..data.labels import check_new_label
 from ..data.workspace import Workspace
 from . import add_root_command
 from . import say as _say
@@ -48,12 +49,18 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+_ALREADY = {"delete": "deleted", "restore": "restored", "keep": "marked as fine"}
+
+
 def _decide(args: argparse.Namespace, action: str, label: str | None = None) -> int:
     ws = _ws(args)
     ids = [ws.store.find_item(p) for p in args.paths]
+    if label is not None:
+        check_new_label(label, set(ws.vocab) | set(ws.items_frame()["orig_label"]), args.new_class)
     batch = ws.store.record(ids, action, label=label, source="cli", note=args.note)
     if batch is None:
-        _say(f"nothing to change: {', '.join(args.paths)} already {'labelled ' + label if label else action + 'd'}")
+        _say(f"nothing to change: {', '.join(args.paths)} already "
+             f"{'labelled ' + label if label else _ALREADY.get(action, action)}")
     else:
         _say(f"recorded {action}{' → ' + label if label else ''} for {len(args.paths)} image(s) (batch {batch}); "
              "files move on `apply`")
@@ -63,6 +70,10 @@ def _decide(args: argparse.Namespace, action: str, label: str | None = None) -> 
 def cmd_relabel(args: argparse.Namespace) -> int:
     args.paths = [args.path]
     return _decide(args, "relabel", args.new_label)
+
+
+def cmd_keep(args: argparse.Namespace) -> int:
+    return _decide(args, "keep")
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -145,9 +156,13 @@ def register(sub: Any) -> None:
     p.add_argument("path", metavar="PATH", help="image path relative to ROOT, e.g. dog/img_01.jpg")
     p.add_argument("new_label", metavar="NEW_LABEL")
     p.add_argument("--note", default="", help="why (shown in the history)")
+    p.add_argument("--new-class", action="store_true",
+                   help="start NEW_LABEL as a class even if one differs from it only in case, spacing or accents")
     p.set_defaults(func=cmd_relabel)
     for name, func, what in (("delete", cmd_delete, "record: delete the images (quarantined on apply)"),
-                             ("restore", cmd_restore, "record: bring deleted images back")):
+                             ("restore", cmd_restore, "record: bring deleted images back"),
+                             ("keep", cmd_keep, "record: the images look fine (off the review queue; "
+                                                "shown as `keep` in the history)")):
         p = add_root_command(sub, name, what)
         p.add_argument("paths", metavar="PATH", nargs="+", help="image path(s) relative to ROOT")
         p.add_argument("--note", default="", help="why (shown in the history)")

@@ -248,6 +248,26 @@ def _types(issues: pd.DataFrame, scores: pd.DataFrame) -> tuple[pd.DataFrame, pd
     return issues, scores
 
 
+def _with_model_opinion(ws: Workspace, issues: pd.DataFrame) -> pd.DataFrame:
+    """Add the user's own model's confident disagreements (``predict --model``) as ``label`` rows for images
+    the scan did not already flag as label errors (not cached: loading or dropping the model shows at once)."""
+    from ..model.predict import model_opinion_rows
+
+    items = ws.items_frame()
+    live = items[~items["deleted"]]
+    label = dict(zip(live["item_id"], live["label"]))
+    rows = model_opinion_rows(ws, label)
+    flagged = set(issues[issues["issue"] == "label"]["item_id"]) if len(issues) else set()
+    rows = [r for r in rows if r["item_id"] not in flagged]
+    if not rows:
+        return issues
+    path = dict(zip(live["item_id"], live["path"]))
+    extra = pd.DataFrame([{**r, "path": path[r["item_id"]], "label": label[r["item_id"]],
+                           "related_path": "", "predicted_label": r["suggested_label"],
+                           "confidence": 2 * r["severity"]} for r in rows], columns=QUEUE_COLUMNS)
+    return rank(pd.concat([issues, extra], ignore_index=True))
+
+
 def find_issues(ws: Workspace, progress: Progress | None = None, include_reviewed: bool = True) -> pd.DataFrame:
     """The ranked issue queue of the workspace's non-deleted images (computed, or from the cache).
 
@@ -258,6 +278,7 @@ def find_issues(ws: Workspace, progress: Progress | None = None, include_reviewe
         CleaningError: from the model side (backbone unavailable, ...).
     """
     issues, _ = _load_or_analyse(ws, progress)
+    issues = _with_model_opinion(ws, issues)
     if not include_reviewed and len(issues):
         kept = set(ws.items_frame().query("kept")["item_id"])
         issues = issues[~issues["item_id"].isin(kept)].reset_index(drop=True)

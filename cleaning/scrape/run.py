@@ -38,6 +38,7 @@ from .search import (
     DdgsProvider,
     SearchError,
     SearchProvider,
+    describe_search_error,
     plan_queries,
     search_candidates,
 )
@@ -262,7 +263,9 @@ def run_in_background(fn: Callable[[ScrapeProgress], ScrapeReport],
     return progress
 
 
-def _scraped_counts(ws: Workspace) -> dict[str, int]:
+def scraped_counts(ws: Workspace) -> dict[str, int]:
+    """Images per class that came from a scrape (have a source URL) and are not deleted: what a run
+    tops up to its per-class target."""
     df = ws.items_frame()
     live = df[~df["deleted"].astype(bool) & df["source_url"].notna()]
     return {str(k): int(v) for k, v in live["label"].value_counts().items()}
@@ -313,9 +316,9 @@ def scrape_classes(ws: Workspace, labels: Sequence[str], *, per_class: int,
     plan = plan_queries([validate_label(lb) for lb in labels], templates, negative_terms)
     progress = progress or ScrapeProgress()
     provider = provider or DdgsProvider(on_retry=lambda n, delay, e: progress.note(
-        f"search failed ({str(e)[:120]}); retry {n} in {delay:.0f} s"))
+        f"search failed: {describe_search_error(e)}; retry {n} in {delay:.0f} s"))
     known, log = _setup(ws, config)
-    have = _scraped_counts(ws)
+    have = scraped_counts(ws)
     report = ScrapeReport()
     try:
         for label, queries in plan.items():
