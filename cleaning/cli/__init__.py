@@ -69,12 +69,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CleaningError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except Exception as e:  # a full disk, a read-only folder, a corrupt store: one line; bugs stay loud
-        env = environment_error(e)
-        if env is None:
-            raise
-        print(f"error: {env}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted: decisions recorded so far are kept", file=sys.stderr)
         return 130
@@ -82,3 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not complain either
         return 141  # 128 + SIGPIPE, as a shell tool stopped by a closed pipe
+    except Exception as e:  # a full disk, a read-only folder, a corrupt store: one line; bugs stay loud
+        env = environment_error(e)
+        if env is None:
+            raise
+        print(f"error: {env}", file=sys.stderr)
+        return 2
