@@ -69,9 +69,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CleaningError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: decisions recorded so far are kept", file=sys.stderr)
-        return 130
     except BrokenPipeError:  # `... | head`: the reader left; stop quietly (no traceback, nothing on stderr)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not complain either
@@ -82,3 +79,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {env}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: decisions recorded so far are kept", file=sys.stderr)
+        return 130
