@@ -147,12 +147,15 @@ class OnnxEngine:
 
 
 def onnx_file(arch: str, size: int) -> Path:
-    """The backbone exported to ONNX (dynamic batch), exported once and cached under ``cache_root()``."""
-    import torch
+    """The backbone exported to ONNX (dynamic batch), exported once and cached under ``cache_root()``.
 
+    torch is imported only to export (≈ 450 MB of resident memory a scan does not need otherwise).
+    """
     out = cache_root() / "onnx" / f"{model_id(arch).replace('@', '-')}-{size}.onnx"
     if out.exists():
         return out
+    import torch
+
     out.parent.mkdir(parents=True, exist_ok=True)
     model = create_backbone(arch)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -314,14 +317,30 @@ def embedding_model_key(arch: str = DEFAULT_ARCH, size: int | None = None) -> st
     return fingerprint("emb", model_id(arch), size or arch_spec(arch).input_size, PREPROCESS_VERSION)
 
 
+#: New images are embedded and written to the cache in chunks of this many (bounded memory, resumable).
+CHUNK = 2048
+ENGINES = ("local", "ray")
+
+
 def load_or_compute_embeddings(ws: Workspace, arch: str = DEFAULT_ARCH, size: int | None = None,
                                include_deleted: bool = False, method: str = "auto",
-                               progress: Progress | None = None) -> Embedded:
+                               progress: Progress | None = None, engine: str = "local",
+                               address: str | None = None, workers: int | None = None) -> Embedded:
     """Embeddings of the workspace's images, computing only contents (sha256) not cached yet.
 
     Rows follow ``ws.items_frame()`` order, deleted items left out unless ``include_deleted``;
-    unreadable files are left out and listed in ``errors``.
+    unreadable files are left out and listed in ``errors``. New rows are written to the cache every
+    :data:`CHUNK` images, so an interrupted run resumes where it stopped.
+
+    Args:
+        engine: ``"local"`` (this process) or ``"ray"`` (a Ray Data job, :mod:`cleaning.model.ray_embed`:
+            one backbone per worker actor; ``address`` of a running cluster, default a local one;
+            ``workers`` actors, default one per CPU). Both write the same cache.
+    Raises:
+        CleaningError: unknown engine, Ray missing or unreachable; BackboneUnavailable from the backbone.
     """
+    if engine not in ENGINES:
+        raise CleaningError(f"unknown engine {engine!r}", hint=f"use one of {', '.join(ENGINES)}")
     df = ws.items_frame()
     if not include_deleted:
         df = df[~df["deleted"]]
@@ -330,9 +349,25 @@ def load_or_compute_embeddings(ws: Workspace, arch: str = DEFAULT_ARCH, size: in
     todo = table.missing(df["sha256"])
     if todo:
         first_path = dict(zip(df["sha256"][::-1], df["abs_path"][::-1]))
-        res = embed_images([first_path[s] for s in todo], arch, size, method=method, progress=progress)
-        ok = [s for i, s in enumerate(todo) if i not in res.errors]
-        table.add(ok, res.embeddings[res.ok], failed={todo[i]: r for i, r in res.errors.items()})
+        paths = [first_path[s] for s in todo]
+        if engine == "ray":
+            from .ray_embed import embed_with_ray
+
+            embed_with_ray(table, todo, paths, arch, size, address=address, workers=workers, progress=progress,
+                           chunk=CHUNK)
+        else:
+            for c in range(0, len(todo), CHUNK):
+                shas = todo[c:c + CHUNK]
+                done = c
+
+                def chunk_progress(d: int, n: int, done: int = done) -> None:
+                    if progress:
+                        progress(done + d, len(todo))
+
+                res = embed_images(paths[c:c + CHUNK], arch, size, method=method, progress=chunk_progress)
+                ok = [s for i, s in enumerate(shas) if i not in res.errors]
+                table.add(ok, res.embeddings[res.ok], failed={shas[i]: r for i, r in res.errors.items()})
+                table.save_part()
         table.save()
     good = df["sha256"].isin(list(table.rows)).to_numpy()
     errors = {iid: table.failed.get(sha, "not embedded")
