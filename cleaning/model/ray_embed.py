@@ -35,13 +35,13 @@ class _Embedder:
     """A Ray Data actor: loads the backbone once, then embeds batches of paths."""
 
     def __init__(self, arch: str, size: int | None) -> None:
-        from .embed import get_engine
+        from .engines import get_engine
 
         self.arch, self.size = arch, size
         get_engine(arch, size, threads=1)  # one session per actor, loaded once
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from .embed import embed_images
+        from .engines import embed_images
 
         res = embed_images([str(p) for p in batch["path"]], self.arch, self.size, threads=1, workers=1)
         err = np.array([res.errors.get(i, "") for i in range(len(batch["path"]))], dtype=object)
