@@ -72,7 +72,7 @@ def report(res: dict) -> str:
               "| Datalab label F1 | Datalab near-dup P / R | CleanVision dup P / R |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, g in pd.DataFrame(dg).groupby("set", sort=False):
         rows = g.to_dict("records")
-        peers = [r["peers"] for r in rows if "peers" in r]
+        peers = [r["peers"] for r in rows if isinstance(r.get("peers"), dict)]
         def pp(key: str, peers: list = peers) -> str:
             p = [x[key] for x in peers if x.get(key)]
             return f"{_m([x['precision'] for x in p])} / {_m([x['recall'] for x in p])}" if p else "–"
