@@ -59,7 +59,7 @@ def load_zip(name: str, data: object) -> None:
     rep = mgr.install(tok, build)
     left = f"; {len(rep.left_out)} file(s) left out" if rep.left_out else ""
     st.session_state[f"{K}_left_out"] = rep.left_out
-    _switched(f"Loaded **{name}**: {rep.n_images} images in {len(rep.per_label)} classes{left}.")
+    _switched(f"Loaded **{name}**: {rep.n_images} image files in {len(rep.per_label)} classes{left}.")
 
 
 def load_demo() -> None:

@@ -55,7 +55,7 @@ def test_upload_a_zip_and_see_the_data_set(scratch: Path) -> None:
     assert not at.metric  # no data set yet: only the way in
     assert any("none yet" in c.value for c in at.sidebar.caption)
     upload(at, "pets.zip", zip_bytes({f"pets/{k}": v for k, v in good_members(4).items()}))
-    assert any("Loaded **pets.zip**: 8 images in 2 classes" in s.value for s in at.success)
+    assert any("Loaded **pets.zip**: 8 image files in 2 classes" in s.value for s in at.success)
     m = metrics(at)
     assert m["Images"] == "8" and m["Classes"] == "2"
     shown = " ".join(md.value for md in at.markdown)
