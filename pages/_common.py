@@ -14,11 +14,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from cleaning.data.hosted import SessionWorkspaces, default_scratch_root, detect_mode
+from cleaning.data.hosted import SessionWorkspaces, default_scratch_root, detect_mode, limit_malloc_arenas, trim_memory
 from cleaning.data.workspace import Workspace
 from cleaning.errors import CleaningError
 
 ROOT_KEY = "dataset_root"
+limit_malloc_arenas(2)  # once per process: every script run is a new thread (see cleaning.data.hosted)
 TOKEN_KEY = "ws_token"  # hosted mode: this browser session's workspace token (also in the URL as ?ws=)
 
 
@@ -197,6 +198,7 @@ def _open_other(ws: Workspace) -> None:
 
 def sidebar_frame() -> None:
     """The shared frame: which data set is open, a way to open another, rescan, undo/redo."""
+    trim_memory()  # hand back what earlier runs (training, embedding) freed
     with st.sidebar:
         try:
             ws = get_workspace()

@@ -120,7 +120,7 @@ def _images_tab(ws: Workspace | None) -> None:
             show_error(e)
             return
         with st.spinner("Reading the new images…"):
-            ws.scan()
+            ws.refresh()
         left = f"; left out: {', '.join(n for n, _ in rep.left_out)}" if rep.left_out else ""
         st.session_state[_DONE] = f"Added {rep.n_images} image(s) to **{label}**{left}."
         _bump()

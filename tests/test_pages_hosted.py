@@ -141,3 +141,21 @@ def test_export_page_offers_the_zip_and_it_equals_the_export(scratch: Path, tmp_
     assert rows[0][:2] == ["path", "label"] and len(rows) == 1 + 5
     leftovers = [p for p in session_root(at).parent.iterdir() if p.name.startswith(".")]
     assert leftovers == []  # the temporary export and zip are gone
+
+
+def test_images_dropped_onto_a_class(scratch: Path) -> None:
+    from tests.zips import small_jpeg
+
+    at = new_session()
+    upload(at, "pets.zip", zip_bytes(good_members(2)))
+    at.selectbox(key="datain_cls").set_value("coffee").run()
+    drop = [u for u in at.get("file_uploader") if u.proto.label == "Drop images here"][0]
+    drop.set_value([("new.jpg", small_jpeg("coffee", 40), "image/jpeg"),
+                    ("../../x.jpg", small_jpeg("coffee", 44), "image/jpeg")]).run()
+    at.button(key="datain_add").click().run()
+    assert not at.exception
+    assert any("Added 2 image(s) to **coffee**" in s.value for s in at.success)
+    assert metrics(at)["Images"] == "6"
+    names = sorted(p.name for p in (session_root(at) / "coffee").iterdir())
+    assert names == ["coffee_0.jpg", "coffee_1.jpg", "new.jpg", "x.jpg"]
+    assert not (scratch / "x.jpg").exists()
