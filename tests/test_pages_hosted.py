@@ -159,3 +159,11 @@ def test_images_dropped_onto_a_class(scratch: Path) -> None:
     names = sorted(p.name for p in (session_root(at) / "coffee").iterdir())
     assert names == ["coffee_0.jpg", "coffee_1.jpg", "new.jpg", "x.jpg"]
     assert not (scratch / "x.jpg").exists()
+
+
+@pytest.mark.parametrize("page", ["pages/issues.py", "pages/train.py", "pages/export.py", "pages/history.py"])
+def test_pages_before_any_data_say_where_to_start(page: str, scratch: Path) -> None:
+    at = new_session()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("no data set yet" in e.value for e in at.error)
