@@ -23,6 +23,7 @@ PAGES = [
     ("pages/confusion.py", "Confusion matrix", "confusion", ":material/grid_on:", "Review"),
     ("pages/embedding.py", "Embedding", "embedding", ":material/scatter_plot:", "Review"),
     ("pages/sources.py", "Sources", "sources", ":material/link:", "Review"),
+    ("pages/deleted.py", "Deleted", "deleted", ":material/restore_from_trash:", "Review"),
     ("pages/export.py", "Export", "export", ":material/output:", "Finish"),
     ("pages/history.py", "History", "history", ":material/history:", "Finish"),
 ]
@@ -31,8 +32,13 @@ st.set_page_config(page_title="Image data cleaning", page_icon="🧹", layout="w
 
 sections: dict[str, list] = {}
 for file, title, url, icon, section in PAGES:
+    default = url == "overview"  # served at "/" (its own url_path is only reserved, never served)
     sections.setdefault(section, []).append(
-        st.Page(file, title=title, url_path=url, icon=icon, default=(url == "overview")))
+        st.Page(file, title=title, url_path="home" if default else url, icon=icon, default=default))
+# ... so "/overview" would answer "Page not found": the same file again under that name, hidden from the
+# menu, makes the deep link work too.
+sections["Data set"].append(st.Page("pages/overview.py", title="Overview", url_path="overview",
+                                    visibility="hidden"))
 nav = st.navigation(sections)
 sidebar_frame()
 nav.run()

@@ -56,6 +56,10 @@ def session_token() -> str:
         st.query_params["ws"] = tok
     mgr.create(tok)  # sweeps idle workspaces (at most once a minute) and marks this one as seen
     return str(tok)
+#: Every thumbnail gets a thin grey frame: a blank white image is otherwise invisible on a white card.
+FRAME_PX, FRAME_COLOUR = 2, (170, 176, 186)
+#: The sidebar's rescan button (other pages name it in their hints, so the words must match).
+RESCAN_LABEL = "⟳ Rescan folder"
 
 
 def root_from_argv(argv: list[str] | None = None) -> str | None:
@@ -159,10 +163,13 @@ def run_page(render: Callable[[], None]) -> None:
 @st.cache_data(show_spinner=False, max_entries=5000)
 def thumbnail(abs_path: str, mtime_ns: int, size: int = 256) -> bytes:
     """JPEG bytes of a small copy of an image (grey placeholder if unreadable); keyed by mtime."""
+    from PIL import ImageOps
+
     from cleaning.data.images import make_thumbnail
 
     buf = io.BytesIO()
-    make_thumbnail(abs_path, size).save(buf, "JPEG", quality=85)
+    framed = ImageOps.expand(make_thumbnail(abs_path, size).convert("RGB"), border=FRAME_PX, fill=FRAME_COLOUR)
+    framed.save(buf, "JPEG", quality=85)
     return buf.getvalue()
 
 
@@ -228,10 +235,13 @@ def sidebar_frame() -> None:
             done = ws.store.redo()
             st.toast(f"Redid {len(done)} decision(s)")
             st.rerun()
-        if st.button("⟳ Rescan folder", key="frame_rescan", width="stretch",
+        if st.button(RESCAN_LABEL, key="frame_rescan", width="stretch",
                      help="Look at the folder again for new, moved or removed files"):
             with st.spinner("Scanning…"):
                 rep = ws.refresh()
             st.toast(f"{rep.n_images} images, {len(rep.new)} new, {len(rep.missing)} missing")
             st.rerun()
         st.caption(f"{ws.store.decision_count()} decisions recorded · nothing is deleted for good")
+        from pages._training import sidebar_status
+
+        sidebar_status(ws)

@@ -28,8 +28,7 @@ def _runs(ws: Workspace) -> list | None:
 
 def decisions_since(ws: Workspace, last_seq: int) -> int:
     """Active decisions recorded after decision ``last_seq`` (0 = since the start)."""
-    return int(ws.store.query("SELECT COUNT(*) FROM decisions WHERE seq > ? AND state='active'",
-                              (last_seq,))[0][0])
+    return ws.store.active_decisions_since(last_seq)
 
 
 def retrain_box(ws: Workspace, key: str) -> None:

@@ -16,9 +16,11 @@ from urllib.parse import urlparse
 import pandas as pd
 import streamlit as st
 
+from cleaning.data.labels import similar_label
 from cleaning.data.workspace import Workspace
 from cleaning.errors import CleaningError
 from cleaning.review.selection import Predictions, drop_stale, issues_by_item
+from cleaning.review.state import analysis_of
 from pages._common import open_workspace, show_error, thumb
 
 _RESET = "_review_reset_key"  # which counter the open dialog bumps when dismissed
@@ -28,9 +30,7 @@ _FLASH = "_review_flash"
 # ---- shared data (read-only; one copy per data-set version for the whole server) ---------------------
 def data_version(ws: Workspace) -> str:
     """Changes whenever a decision is recorded, undone or redone, or the folder is rescanned."""
-    scan = ws.store.query("SELECT value FROM meta WHERE key='last_scan'")
-    moves = ws.store.query("SELECT COUNT(*) FROM file_ops WHERE status='done'")[0][0]
-    return f"{ws.store.version_key()}|{scan[0][0] if scan else ''}|{moves}"
+    return ws.store.files_key()
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -43,47 +43,35 @@ def items(ws: Workspace) -> pd.DataFrame:
     return _items_at(str(ws.root), data_version(ws))
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)  # hosted: one per visitor's data set; evicted = reloaded from disk
-def _latest(root: str) -> dict:
-    return {}
-
-
 def predictions(ws: Workspace, refresh: bool = False) -> Predictions | None:
     """The latest out-of-sample predictions of this data set (computed on first use, then kept until
     ``refresh``, so reviewing never waits for a model). None, with the reason in :func:`model_error`,
     when they cannot be computed."""
-    held = _latest(str(ws.root))
-    if refresh or "preds" not in held:
-        from cleaning.model.oos import load_or_compute_oos
+    state = analysis_of(ws)
+    if refresh or not state.has_predictions:
+        with st.spinner("Computing out-of-sample predictions (the first time embeds every image: "
+                        "about 10–30 s per 100 images on a CPU)…"):
+            return state.predictions(refresh=True)
+    return state.predictions()
 
-        try:
-            with st.spinner("Computing out-of-sample predictions (the first time embeds every image: "
-                            "about 10–30 s per 100 images on a CPU)…"):
-                oos = load_or_compute_oos(ws)
-        except CleaningError as e:
-            held["preds"], held["preds_error"] = None, e
-        else:
-            held["preds"] = Predictions(list(oos.item_ids), list(oos.vocab), oos.pred_probs,
-                                        ws.store.decision_count())
-            held["preds_at"] = ws.store.version_key()
-            held.pop("preds_error", None)
-    return held["preds"]
+
+def held_predictions(ws: Workspace) -> Predictions | None:
+    """The predictions in memory, if any (never computes them)."""
+    return analysis_of(ws).held_predictions
 
 
 def predictions_stale(ws: Workspace) -> bool:
     """True when decisions were made since the predictions in use were computed."""
-    held = _latest(str(ws.root))
-    return "preds_at" in held and held["preds_at"] != ws.store.version_key()
+    return analysis_of(ws).predictions_stale()
 
 
 def model_token(ws: Workspace) -> str:
     """Identifies the predictions and issue table in use (for caches built from them)."""
-    held = _latest(str(ws.root))
-    return f"{held.get('preds_at')}|{id(held.get('preds'))}|{id(held.get('issues'))}"
+    return analysis_of(ws).token()
 
 
 def model_error(ws: Workspace) -> CleaningError | None:
-    return _latest(str(ws.root)).get("preds_error")
+    return analysis_of(ws).predictions_error
 
 
 #: Pages may run the scan by themselves for data sets up to this size (seconds); above, only on request.
@@ -110,7 +98,7 @@ def images_to_embed(ws: Workspace) -> int:
 def model_gate(ws: Workspace, key: str) -> bool:
     """True when predictions are in memory or cheap to get; otherwise explains the cost and offers a
     Compute button (pages call this before :func:`predictions`)."""
-    if "preds" in _latest(str(ws.root)) or st.session_state.get("_review_compute"):
+    if analysis_of(ws).has_predictions or st.session_state.get("_review_compute"):
         return True
     n = images_to_embed(ws)
     if n <= AUTO_EMBED_UP_TO:
@@ -126,19 +114,16 @@ def model_gate(ws: Workspace, key: str) -> bool:
 
 def issues(ws: Workspace, refresh: bool = False, compute: bool = True) -> pd.DataFrame | None:
     """The latest ranked issue table of the scan (None when it has not been loaded yet and ``compute`` is
-    False, or when the scan failed)."""
-    held = _latest(str(ws.root))
-    if not compute and "issues" not in held:
-        return None
-    if refresh or "issues" not in held:
-        from cleaning.review.analysis import load_or_find_issues
+    False, or when the scan failed: the reason in :func:`issues_error`)."""
+    state = analysis_of(ws)
+    if compute and (refresh or not state.has_issues):
+        with st.spinner("Looking for issues…"):
+            return state.issues(refresh=True)
+    return state.issues(compute=False)
 
-        try:
-            with st.spinner("Looking for issues…"):
-                held["issues"] = load_or_find_issues(ws)
-        except CleaningError as e:
-            held["issues"], held["issues_error"] = None, e
-    return held["issues"]
+
+def issues_error(ws: Workspace) -> CleaningError | None:
+    return analysis_of(ws).issues_error
 
 
 # ---- writing ----------------------------------------------------------------------------------------
@@ -159,6 +144,43 @@ def write(ws: Workspace, item_ids: Sequence[str], action: str, label: str | None
     bump(reset_key)
     st.session_state[_FLASH] = (done or f"{action}: {len(item_ids)} image(s)") if batch else "Nothing changed."
     st.rerun()
+
+
+def known_labels(ws: Workspace) -> set[str]:
+    """Every class name in use now or that an image came in with."""
+    frame = items(ws)
+    return set(frame["label"]) | set(frame["orig_label"])
+
+
+def relabel_or_ask(ws: Workspace, item_ids: Sequence[str], new: str, key: str, **kw: object) -> None:
+    """Record a relabel to ``new``, unless ``new`` only looks different from an existing class (``Fruit``
+    beside ``fruit``): then :func:`ask_alike` asks first, in this run and the next ones."""
+    new = str(new).strip()
+    other = similar_label(new, known_labels(ws))
+    if other is None:
+        write(ws, item_ids, "relabel", label=new, **kw)  # type: ignore[arg-type]
+        return
+    st.session_state[f"{key}_alike"] = (new, other, list(item_ids))
+
+
+def ask_alike(ws: Workspace, key: str, **kw: object) -> None:
+    """The pending question of :func:`relabel_or_ask`: use the existing class, start the new one, or cancel."""
+    pending = st.session_state.get(f"{key}_alike")
+    if not pending:
+        return
+    new, other, ids = pending
+    st.warning(f"A class **“{other}”** already exists; “{new}” differs from it only in case, spacing or accents. "
+               "Starting it would split one class in two.", icon=":material/warning:")
+    a, b, c = st.columns(3)
+    if a.button(f"Use “{other}”", key=f"{key}_alike_use", type="primary", width="stretch"):
+        st.session_state.pop(f"{key}_alike", None)
+        write(ws, ids, "relabel", label=other, **kw)  # type: ignore[arg-type]
+    if b.button(f"Start “{new}” anyway", key=f"{key}_alike_new", width="stretch"):
+        st.session_state.pop(f"{key}_alike", None)
+        write(ws, ids, "relabel", label=new, **kw)  # type: ignore[arg-type]
+    if c.button("Cancel", key=f"{key}_alike_cancel", width="stretch"):
+        st.session_state.pop(f"{key}_alike", None)
+        st.rerun()
 
 
 def flash() -> None:
@@ -183,7 +205,7 @@ def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | No
         st.warning("This image is no longer in the data set (it was removed from disk). Rescan from the sidebar.")
         return
     r = rows.iloc[0]
-    preds = predictions(ws)
+    preds = held_predictions(ws) if r["deleted"] else predictions(ws)
     its = issues_by_item(issues(ws, compute=False)).get(item_id, [])
     k = f"{key_prefix}_{item_id}"
     left, right = st.columns([1, 1], gap="medium")
@@ -219,8 +241,8 @@ def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | No
                            key=f"{k}_new", accept_new_options=True, placeholder="choose or type a label")
         if st.button("Relabel", key=f"{k}_relabel", type="primary", width="stretch",
                      disabled=not new or new == r["label"]):
-            write(ws, [item_id], "relabel", label=str(new).strip(), reset_key=reset_key,
-                  done=f"Relabelled {r['path']} → {new}")
+            relabel_or_ask(ws, [item_id], str(new), k, reset_key=reset_key, done=f"Relabelled {r['path']} → {new}")
+        ask_alike(ws, k, reset_key=reset_key, done=f"Relabelled {r['path']}")
         c1, c2 = st.columns(2)
         if c1.button("Delete", key=f"{k}_delete", width="stretch", icon=":material/delete:"):
             write(ws, [item_id], "delete", reset_key=reset_key, done=f"Deleted {r['path']}")
@@ -266,7 +288,7 @@ def bulk_bar(ws: Workspace, item_ids: Sequence[str], key_prefix: str, reset_key:
     with st.container(border=True):
         st.markdown(f"**{len(ids)} image(s) selected**" + (f" · {len(gone)} of them deleted" if gone else ""))
         c = st.columns([3, 1, 1, 1], vertical_alignment="bottom")
-        new = c[0].selectbox("New label for all", _label_options(ws, predictions(ws)), index=None,
+        new = c[0].selectbox("New label for all", _label_options(ws, held_predictions(ws)), index=None,
                              accept_new_options=True, key=f"{key_prefix}_label", placeholder="choose or type")
         if c[1].button(f"Relabel {len(live)}", key=f"{key_prefix}_relabel", disabled=not (new and live),
                        width="stretch"):
@@ -285,6 +307,11 @@ def bulk_bar(ws: Workspace, item_ids: Sequence[str], key_prefix: str, reset_key:
                 "delete": f"Delete {len(todo)} image(s)", "restore": f"Restore {len(todo)} image(s)"}[action]
         st.warning(f"{what}? This is one decision: one undo takes it all back. "
                    "Files only move when you apply or export.")
+        other = similar_label(label, known_labels(ws)) if action == "relabel" and label else None
+        if other and st.button(f"Use the existing class “{other}” instead (“{label}” differs only in case, "
+                               "spacing or accents)", key=f"{key_prefix}_alike_use"):
+            st.session_state.pop(pkey, None)
+            write(ws, todo, action, label=other, source="bulk", reset_key=reset_key, done=f"Relabelled to {other}")
         y, n, _ = st.columns([1, 1, 3])
         if y.button(f"Yes, {what[0].lower()}{what[1:]}", key=f"{key_prefix}_confirm", type="primary"):
             st.session_state.pop(pkey, None)
@@ -292,6 +319,12 @@ def bulk_bar(ws: Workspace, item_ids: Sequence[str], key_prefix: str, reset_key:
         if n.button("Cancel", key=f"{key_prefix}_cancel"):
             st.session_state.pop(pkey, None)
             st.rerun()
+
+
+def file_name(path: str, width: int = 28) -> str:
+    """The file name of a ROOT-relative path, shortened in the middle to ``width`` characters."""
+    name = str(path).rsplit("/", 1)[-1]
+    return name if len(name) <= width else name[: width // 2 - 1] + "…" + name[-(width - width // 2):]
 
 
 def _toggle(store_key: str, item_id: str, widget_key: str) -> None:
@@ -326,9 +359,10 @@ def _pick_many(key_prefix: str, item_ids: list[str], on: bool) -> None:
 
 def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size: int = 24, columns: int = 6,
               selectable: bool = True, card_extra: Callable[[str], None] | None = None,
-              reset_key: str | None = None) -> list[str]:
+              reset_key: str | None = None, compute_predictions: bool = True) -> list[str]:
     """A paged grid of image cards (thumbnail, label, prediction, Open / Delete or Restore / Looks fine,
-    a pick box). ``card_extra(item_id)`` may add widgets to a card. Returns the picked ids (all pages)."""
+    a pick box). ``card_extra(item_id)`` may add widgets to a card. Returns the picked ids (all pages).
+    With ``compute_predictions=False`` predictions are shown only when already in memory."""
     flash()
     frame = items(ws).set_index("item_id", drop=False)
     ids = drop_stale(item_ids, frame)
@@ -350,7 +384,7 @@ def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size
         c[2].caption(f"Page {page} of {n_pages} · {len(ids)} images")
     st.session_state[page_key] = page
     shown = ids[(page - 1) * page_size: page * page_size]
-    preds = predictions(ws)
+    preds = predictions(ws) if compute_predictions else held_predictions(ws)
     open_id = None
     cols = st.columns(columns)
     for n, iid in enumerate(shown):
@@ -360,19 +394,19 @@ def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size
             p = preds.for_item(iid) if preds else None
             pred = f" → **{p[0]}** {p[1]:.0%}" if p and p[0] != r["label"] else ""
             st.caption(f"`{r['label']}`{pred}" + (" · **deleted**" if r["deleted"] else "")
-                       + (" · fine" if r["kept"] else ""), help=str(r["path"]))
+                       + (" · fine" if r["kept"] else "") + f"  \n{file_name(r['path'])}", help=str(r["path"]))
+            # every button says what it does in words (screen readers read the label, not the icon)
             b = st.columns(3, gap="small")
-            if b[0].button("", key=f"{key_prefix}_open_{iid}", icon=":material/open_in_full:", width="stretch",
-                           help="Open: review this image"):
+            if b[0].button("Open", key=f"{key_prefix}_open_{iid}", width="stretch",
+                           help=f"Open: review {r['path']}"):
                 open_id = iid
             if r["deleted"]:
-                if b[1].button("", key=f"{key_prefix}_restore_{iid}", icon=":material/restore_from_trash:",
-                               help="Restore", width="stretch"):
+                if b[1].button("Restore", key=f"{key_prefix}_restore_{iid}", help=f"Restore {r['path']}",
+                               width="stretch"):
                     write(ws, [iid], "restore", reset_key=reset_key, done=f"Restored {r['path']}")
-            elif b[1].button("", key=f"{key_prefix}_del_{iid}", icon=":material/delete:", help="Delete",
-                             width="stretch"):
+            elif b[1].button("Delete", key=f"{key_prefix}_del_{iid}", help=f"Delete {r['path']}", width="stretch"):
                 write(ws, [iid], "delete", reset_key=reset_key, done=f"Deleted {r['path']}")
-            if b[2].button("", key=f"{key_prefix}_fine_{iid}", icon=":material/check:", help="Looks fine",
+            if b[2].button("Fine", key=f"{key_prefix}_fine_{iid}", help=f"Looks fine: keep {r['path']} as it is",
                            width="stretch", disabled=bool(r["kept"] or r["deleted"])):
                 write(ws, [iid], "keep", reset_key=reset_key, done=f"Marked {r['path']} as fine")
             if selectable:

@@ -31,6 +31,13 @@ def default_export_dir(ws: Workspace) -> Path:
     return cand
 
 
+def resolve_export_path(ws: Workspace, text: str) -> Path:
+    """The folder the user means: ``~`` expanded; a relative path is taken next to the data set (beside
+    ROOT), never inside the app's own folder (the server's working directory)."""
+    p = Path(text.strip()).expanduser()
+    return p if p.is_absolute() else (ws.root.parent / p).resolve()
+
+
 def render() -> None:
     ws = get_workspace()
     head, side = st.columns([3, 1])
@@ -110,12 +117,15 @@ def _export_section(ws: Workspace, items: pd.DataFrame) -> None:
         st.success(res, icon=":material/check_circle:")
     if f"{K}_out" not in st.session_state:
         st.session_state[f"{K}_out"] = str(default_export_dir(ws))
-    out = st.text_input("Export to this folder (new or empty, outside the data set)", key=f"{K}_out")
+    out = st.text_input("Export to this folder (new or empty, outside the data set; a relative path is "
+                        f"taken next to the data set, in `{ws.root.parent}`)", key=f"{K}_out")
     try:
-        target = check_export_target(ws, out.strip()) if out.strip() else None
+        target = check_export_target(ws, str(resolve_export_path(ws, out))) if out.strip() else None
     except ExportError as e:
         show_error(e)
         target = None
+    if target is not None and str(target) != out.strip():
+        st.caption(f"Will write to `{target}`")
     live = items[~items["deleted"]]
     dead = items[items["deleted"]]
     per = (live.assign(moved=live["label"] != live["orig_label"]).groupby("label")
@@ -124,6 +134,12 @@ def _export_section(ws: Workspace, items: pd.DataFrame) -> None:
     st.markdown(f"**{len(live)} image(s)** in {len(per)} class folder(s) will be copied with their current "
                 f"labels, plus `labels.csv` (path, label, item id, original path and label, sha256, source). "
                 f"**{len(dead)} deleted image(s)** are left out. The data set itself is not touched.")
+    bad = [b for b in ws.bad_files() if b.kind != "skipped"]
+    if bad:
+        st.warning(f"**{len(bad)} unusable file(s)** are not images the app can read and are left out of the "
+                   "export too: " + ", ".join(f"`{b.path}` ({b.reason})" for b in bad[:10])
+                   + (" …" if len(bad) > 10 else "") + ". Fix or remove them in the folder, then rescan.",
+                   icon=":material/broken_image:")
     left, right = st.columns([1, 2])
     left.dataframe(per, hide_index=True, width="stretch")
     with right:

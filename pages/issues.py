@@ -21,8 +21,9 @@ from cleaning.review.queue import (
     queue_counts,
 )
 from cleaning.review.sources import normalise_query, source_host
+from pages import _keyboard
 from pages import _review as review
-from pages._common import get_workspace, run_page, show_error, thumb
+from pages._common import RESCAN_LABEL, get_workspace, run_page, show_error, thumb
 from pages._retrain import retrain_box
 
 PAGE_SIZES = (10, 25, 50, 100)
@@ -70,6 +71,10 @@ def render() -> None:
         st.page_link("pages/export.py", label="Export / apply the decisions", icon=":material/output:")
         return
     shown = _filters(ws, queue, items)
+    if st.toggle("⌨ Keyboard review", key=f"{K}_keys", help="One image at a time: → / ← next / previous, "
+                 "Enter or f looks fine, d or Del delete, a accept the suggestion, 1–9 relabel, u or Ctrl+Z undo"):
+        _keyboard.review_queue(ws, shown, items, review.predictions(ws), K)
+        return
     _bulk(ws, shown)
     if shown.empty:
         st.info("No entries match these filters.")
@@ -92,7 +97,7 @@ def render() -> None:
 
 
 def _no_queue(ws: Workspace) -> None:
-    err = review._latest(str(ws.root)).get("issues_error")  # _review keeps the scan's error there
+    err = review.issues_error(ws)
     if err is not None:
         show_error(err)
     st.warning("No issue queue yet: the scan has not run" + (", or it failed (above)." if err else "."))
@@ -219,9 +224,10 @@ def _item_card(ws: Workspace, e: dict, r: pd.Series, preds: review.Predictions |
                                placeholder="choose or type a label", label_visibility="collapsed")
             b = st.columns(2)
             if b[0].button("Relabel", key=f"{k}_relabel", width="stretch", disabled=not new):
-                review.write(ws, [iid], "relabel", label=str(new).strip(), done=f"Relabelled {r['path']} → {new}")
+                review.relabel_or_ask(ws, [iid], str(new), k, done=f"Relabelled {r['path']} → {new}")
             if b[1].button("Open", key=f"{k}_open", width="stretch", icon=":material/open_in_full:"):
                 review.review_dialog(ws, iid, key_prefix=f"{K}_dlg")
+            review.ask_alike(ws, k, done=f"Relabelled {r['path']}")
 
 
 def _pair_card(ws: Workspace, e: dict, frame: pd.DataFrame) -> None:
@@ -257,7 +263,7 @@ def _file_card(e: dict) -> None:
     with st.container(border=True):
         st.markdown(_headline(e) + f" · `{e['path']}`")
         st.caption(f"{e['reason']} — the app cannot show or track this file. Replace or remove it in the folder, "
-                   "then **⟳ Scan** in the sidebar.")
+                   f"then **{RESCAN_LABEL}** in the sidebar.")
 
 
 if __name__ == "__main__":

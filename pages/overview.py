@@ -10,6 +10,12 @@ from pages._common import NoDataset, get_workspace, hosted, is_demo, run_page, t
 from pages._data_in import data_in_panel
 
 
+def bad_files_frame(bad: list) -> pd.DataFrame:
+    """kind, file, reason: one row per file the scan could not use."""
+    return pd.DataFrame([{"kind": b.kind, "file": b.path, "reason": b.reason} for b in bad],
+                        columns=["kind", "file", "reason"])
+
+
 def render() -> None:
     st.title("Overview")
     try:
@@ -37,17 +43,16 @@ def render() -> None:
     if items.empty:
         st.warning("No images found. The folder must be laid out as ROOT/<label>/<image>.")
         return
-    left, right = st.columns([3, 2])
-    with left:
-        st.subheader("Images per class")
-        st.plotly_chart(class_counts_figure(items), key="class_counts")
-    with right:
-        st.subheader("Files that are not usable images")
-        if bad:
-            st.dataframe(pd.DataFrame([{"file": b.path, "reason": b.reason, "kind": b.kind} for b in bad]),
-                         hide_index=True, height=min(400, 38 + 35 * len(bad)))
-        else:
-            st.success("Every file is a readable image.")
+    st.subheader("Images per class")
+    st.plotly_chart(class_counts_figure(items), key="class_counts")
+    st.subheader("Files that are not usable images")
+    if bad:  # full width, the kind first: a narrow column cut the reason off and hid the kind
+        st.dataframe(bad_files_frame(bad), hide_index=True, width="stretch", height=min(400, 38 + 35 * len(bad)),
+                     column_config={"kind": st.column_config.TextColumn("kind", width="small"),
+                                    "file": st.column_config.TextColumn("file", width="medium"),
+                                    "reason": st.column_config.TextColumn("reason", width="large")})
+    else:
+        st.success("Every file is a readable image.")
     st.subheader("A look at each class")
     for label in sorted(live["label"].unique()):
         sample = live[live["label"] == label].head(8)

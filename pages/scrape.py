@@ -20,6 +20,7 @@ from cleaning.scrape.run import (
     download_url_list,
     run_in_background,
     scrape_classes,
+    scraped_counts,
 )
 from cleaning.scrape.search import DEFAULT_TEMPLATES, SearchProvider, parse_classes, plan_queries
 from pages._common import get_workspace, run_page, show_error, thumb
@@ -60,6 +61,12 @@ def report_frame(report: ScrapeReport) -> pd.DataFrame:
         columns=["status", "class", "url", "saved as / duplicate of", "reason", "query"])
 
 
+def top_up_text(classes: list[str] | dict, have: dict[str, int], per_class: int) -> str:
+    """One line saying how many images a run would add per class (the target is a total, not an increment)."""
+    parts = [f"{lab} {max(0, per_class - have.get(lab, 0))} more (has {have.get(lab, 0)})" for lab in classes]
+    return "This run adds up to: " + "; ".join(parts)
+
+
 def _search_form(running: bool) -> None:
     ws = get_workspace()
     classes_text = st.text_area("Classes (comma-separated or one per line)", value=", ".join(ws.vocab),
@@ -69,8 +76,10 @@ def _search_form(running: bool) -> None:
                                   value="\n".join(DEFAULT_TEMPLATES), key="scrape_templates")
     negative_text = c2.text_input("Negative terms (excluded from every query)", key="scrape_negative",
                                   placeholder="drawing, cartoon, sun")
-    per_class = int(c2.number_input("Scraped images wanted per class", 1, 1000, 30, key="scrape_per_class",
-                                    help="A rerun tops a class up to this number instead of adding as many again"))
+    per_class = int(c2.number_input("Scraped images per class, in total (not how many to add)", 1, 1000, 30,
+                                    key="scrape_per_class",
+                                    help="A class is topped up to this number of scraped images: one that "
+                                         "already has 20 from earlier runs gets at most 10 more for 30"))
     if not classes_text.strip():
         st.info("Type the class names to search for.")
         return
@@ -81,6 +90,7 @@ def _search_form(running: bool) -> None:
     except CleaningError as e:
         show_error(e)
         return
+    c2.caption(top_up_text(plan, scraped_counts(ws), per_class))
     st.caption("These exact queries will be searched:")
     st.dataframe(pd.DataFrame([{"class": k, "query": q} for k, qs in plan.items() for q in qs]),
                  hide_index=True, width="stretch", height=min(300, 38 + 35 * sum(map(len, plan.values()))))

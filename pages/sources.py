@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from cleaning.data.workspace import Workspace
 from cleaning.review.figures import sources_figure
 from cleaning.review.sources import (
     BY,
@@ -22,6 +23,9 @@ K = "src"
 MIN_FOR_CALLOUT = 3  # a source needs this many images before the page points at it
 CHANCE = 0.05  # ... and a share this unlikely to be chance
 MAX_THUMBS = 48
+CHANCE_TEXT = ("**by chance**: if problems fell on every image alike, how often a source of this size would "
+               "get at least this many of them anyway — near 0 means the source itself is the cause, near 1 "
+               "means it is just bad luck.")
 
 
 def render() -> None:
@@ -67,7 +71,8 @@ def render() -> None:
                 "by chance, if problems fell on every image alike (small = a real pattern)"),
             "labels": st.column_config.TextColumn("came in as"),
         })
-    _drill_down(items, table, summary, by)
+    st.caption(CHANCE_TEXT)
+    _drill_down(ws, items, table, summary, by)
 
 
 def _callout(summary: pd.DataFrame, by: str, rank: str) -> None:
@@ -91,7 +96,7 @@ def _callout(summary: pd.DataFrame, by: str, rank: str) -> None:
                 f"many by chance {p:.0%} of the time.", icon=":material/travel_explore:")
 
 
-def _drill_down(items: pd.DataFrame, table: pd.DataFrame | None, summary: pd.DataFrame, by: str) -> None:
+def _drill_down(ws: Workspace, items: pd.DataFrame, table: pd.DataFrame | None, summary: pd.DataFrame, by: str) -> None:
     st.subheader("Look at one source")
     options = list(summary["source"])
     key = f"{K}_pick_{by}"
@@ -111,12 +116,18 @@ def _drill_down(items: pd.DataFrame, table: pd.DataFrame | None, summary: pd.Dat
     if len(mine) > MAX_THUMBS:
         st.caption(f"The {MAX_THUMBS} worst of its {len(mine)} images.")
     cols = st.columns(8)
+    opened = None
     for n, r in enumerate(shown.itertuples()):
         o = out.loc[r.Index]
         state = ("deleted" if o["deleted"] else f"→ {r.label}" if o["relabelled"] else
                  "flagged" if o["flagged"] else "ok")
         cols[n % 8].image(thumb(r.abs_path, 160), width="stretch",
                           caption=f"{r.orig_label} · {state}")
+        if cols[n % 8].button("Open", key=f"{K}_open_{r.item_id}", width="stretch",
+                              help=f"Review {r.path}: relabel, delete, restore or mark as fine"):
+            opened = str(r.item_id)
+    if opened:
+        review.review_dialog(ws, opened, key_prefix=f"{K}_dlg")
 
 
 if __name__ == "__main__":

@@ -147,3 +147,11 @@ def test_cli_has_one_root_parser_and_no_import_hooks() -> None:
     text = "\n".join(p.read_text(encoding="utf-8") for p in LIB_FILES)
     assert text.count("argparse.ArgumentParser(") == 1
     assert text.count('add_argument("--state-dir"') == 1
+
+
+def test_pages_hold_no_sql() -> None:
+    """The pages ask the library; only the store speaks SQL."""
+    for path in sorted((REPO / "pages").glob("*.py")) + [REPO / "dashboard.py"]:
+        text = path.read_text(encoding="utf-8")
+        for needle in ("store.query(", "store.conn", ".execute(", "SELECT ", "INSERT ", "UPDATE "):
+            assert needle not in text, f"{path.relative_to(REPO)} has SQL ({needle.strip()})"

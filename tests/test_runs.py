@@ -93,3 +93,19 @@ def test_old_runs_table_gains_new_columns(ws) -> None:  # noqa: ANN001
                           "model_path TEXT NOT NULL, seconds REAL)")
     record_run(ws, "r", _metrics([0, 1], [0, 1], ["a", "b"]), "/m", batch_losses=[0.3])
     assert get_run(ws, "r").batch_losses == [0.3]
+
+
+def test_comparison_counts_only_decisions_active_at_one_of_the_runs(ws) -> None:  # noqa: ANN001
+    ids = list(ws.items_frame()["item_id"])
+    ws.store.record([ids[0]], "delete")  # active at both runs: not a change
+    record_run(ws, "a", _metrics([0, 1], [0, 1], ["bird", "fruit"]), "/m1", created_at="2026-01-01T00:00:00.000+00:00")
+    ws.store.record([ids[1]], "relabel", label="fruit")
+    ws.store.record([ids[2]], "delete")
+    ws.store.undo()  # the delete of ids[2] is undone before run b: it counts nowhere
+    ws.store.record([ids[3]], "delete")  # discards the undone batch
+    record_run(ws, "b", _metrics([0, 1], [0, 1], ["bird", "fruit"]), "/m2", created_at="2026-01-02T00:00:00.000+00:00")
+    ws.store.undo()  # after run b: does not change what either run saw
+    cmp = compare_runs(ws, "a", "b")
+    assert [(d.action, d.item_id) for d in cmp.decisions] == [("relabel", ids[1]), ("delete", ids[3])]
+    assert cmp.undone == []
+    assert get_run(ws, "b").active_seqs == [1, 2, 4]

@@ -350,3 +350,24 @@ def test_scrape_page_runs_a_scrape_in_the_background(srv: ImageServer, ws, monke
     assert not at.exception
     assert any("1 downloaded" in s.value for s in at.success)
     assert (ws.items_frame()["label"] == "rocket").sum() == 1
+
+
+def test_offline_search_error_is_one_plain_sentence(ddgs_images) -> None:
+    """What ddgs really raises offline: ``DNSError('error sending request for url (…)')`` — the page and the
+    retry notes must not show that raw text (issue 12)."""
+    from ddgs.exceptions import DDGSException
+
+    from cleaning.scrape.search import describe_search_error
+
+    raw = DDGSException("DNSError('error sending request for url (https://duckduckgo.com/?q=bear&iax=images)')")
+    assert describe_search_error(raw) == "cannot reach the search service (DNSError; offline?)"
+    _, script = ddgs_images
+    script += [raw] * 2
+    notes: list[str] = []
+    p = DdgsProvider(retries=1, base_delay=0, sleep=lambda s: None,
+                     on_retry=lambda n, d, e: notes.append(describe_search_error(e)))
+    with pytest.raises(SearchError) as e:
+        p.search_images("bear", 5)
+    assert "error sending request" not in str(e.value) and "(https" not in str(e.value)
+    assert "cannot reach the search service" in str(e.value)
+    assert notes == ["cannot reach the search service (DNSError; offline?)"]

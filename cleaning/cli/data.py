@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
+from ..data.labels import check_new_label
 from ..data.workspace import Workspace
 from . import add_root_command
 from . import say as _say
+
+#: How long a command waits for another process's apply / export / rescan before it refuses (seconds).
+CLI_WAIT = 600.0
+
+
+def _waiting(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 def _ws(args: argparse.Namespace) -> Workspace:
@@ -18,33 +27,40 @@ def _ws(args: argparse.Namespace) -> Workspace:
 
 def cmd_info(args: argparse.Namespace) -> int:
     ws = _ws(args)
-    rep = ws.refresh()
+    # a read-only state folder: show what was recorded at the last rescan
+    bad = ws.bad_files() if ws.readonly else ws.refresh(wait=CLI_WAIT, on_wait=_waiting).bad
     df = ws.items_frame()
     live = df[~df["deleted"]]
     info = {
         "root": str(ws.root), "state_dir": str(ws.state_dir), "images": int(len(df)),
         "deleted": int(df["deleted"].sum()), "per_label": {k: int(v) for k, v in live["label"].value_counts().sort_index().items()},
-        "bad_files": [{"path": b.path, "reason": b.reason} for b in rep.bad],
+        "bad_files": [{"path": b.path, "reason": b.reason} for b in bad],
         "decisions": ws.store.decision_count(),
     }
     if args.json:
         _say(json.dumps(info, indent=2, ensure_ascii=False))
     else:
         _say(f"{info['root']}: {info['images']} images, {info['deleted']} deleted, "
-             f"{len(rep.bad)} unusable files, {info['decisions']} decisions")
+             f"{len(bad)} unusable files, {info['decisions']} decisions")
         for k, v in info["per_label"].items():
             _say(f"  {k}: {v}")
-        for b in rep.bad:
+        for b in bad:
             _say(f"  unusable: {b.path}: {b.reason}")
     return 0
+
+
+_ALREADY = {"delete": "deleted", "restore": "restored", "keep": "marked as fine"}
 
 
 def _decide(args: argparse.Namespace, action: str, label: str | None = None) -> int:
     ws = _ws(args)
     ids = [ws.store.find_item(p) for p in args.paths]
+    if label is not None:
+        check_new_label(label, set(ws.vocab) | set(ws.items_frame()["orig_label"]), args.new_class)
     batch = ws.store.record(ids, action, label=label, source="cli", note=args.note)
     if batch is None:
-        _say(f"nothing to change: {', '.join(args.paths)} already {'labelled ' + label if label else action + 'd'}")
+        _say(f"nothing to change: {', '.join(args.paths)} already "
+             f"{'labelled ' + label if label else _ALREADY.get(action, action)}")
     else:
         _say(f"recorded {action}{' → ' + label if label else ''} for {len(args.paths)} image(s) (batch {batch}); "
              "files move on `apply`")
@@ -54,6 +70,10 @@ def _decide(args: argparse.Namespace, action: str, label: str | None = None) -> 
 def cmd_relabel(args: argparse.Namespace) -> int:
     args.paths = [args.path]
     return _decide(args, "relabel", args.new_label)
+
+
+def cmd_keep(args: argparse.Namespace) -> int:
+    return _decide(args, "keep")
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -110,7 +130,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
                 _say(f"{what}: {path} → {to}")
         _say(f"{plan.n_changes} file(s) would change")
         return 0
-    plan = apply_decisions(ws)
+    plan = apply_decisions(ws, wait=CLI_WAIT, on_wait=_waiting)
     _say(f"quarantined {len(plan.quarantine)}, restored {len(plan.restore)}, moved {len(plan.move)} "
          f"(quarantine: {ws.quarantine_dir})")
     return 0
@@ -120,7 +140,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..data.files import export_dataset
 
     ws = _ws(args)
-    rep = export_dataset(ws, args.to)
+    rep = export_dataset(ws, args.to, wait=CLI_WAIT, on_wait=_waiting)
     _say(f"exported {rep.n_images} images ({rep.n_deleted} deleted left out) to {rep.out}")
     for k, v in rep.per_label.items():
         _say(f"  {k}: {v}")
@@ -136,9 +156,13 @@ def register(sub: Any) -> None:
     p.add_argument("path", metavar="PATH", help="image path relative to ROOT, e.g. dog/img_01.jpg")
     p.add_argument("new_label", metavar="NEW_LABEL")
     p.add_argument("--note", default="", help="why (shown in the history)")
+    p.add_argument("--new-class", action="store_true",
+                   help="start NEW_LABEL as a class even if one differs from it only in case, spacing or accents")
     p.set_defaults(func=cmd_relabel)
     for name, func, what in (("delete", cmd_delete, "record: delete the images (quarantined on apply)"),
-                             ("restore", cmd_restore, "record: bring deleted images back")):
+                             ("restore", cmd_restore, "record: bring deleted images back"),
+                             ("keep", cmd_keep, "record: the images look fine (off the review queue; "
+                                                "shown as `keep` in the history)")):
         p = add_root_command(sub, name, what)
         p.add_argument("paths", metavar="PATH", nargs="+", help="image path(s) relative to ROOT")
         p.add_argument("--note", default="", help="why (shown in the history)")

@@ -25,12 +25,18 @@ SCORES_CSV_COLUMNS = ["path", "label", "predicted_label", "label_issue_score", "
 
 
 def write_csv(df: pd.DataFrame, columns: list[str], out: str) -> None:
-    """Write ``df[columns]`` as UTF-8 CSV to ``out`` ("-" = standard output).
+    """Write ``df[columns]`` as UTF-8 CSV to ``out`` ("-" = standard output), text cells escaped
+    against spreadsheet formulas (:func:`cleaning.files.safe_cell`).
 
     Raises:
         CleaningError: the file cannot be written.
     """
+    from ..data.export import safe_cell
+
     frame = df.reindex(columns=columns)
+    for c in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[c]):  # text cells a spreadsheet would run as formulas get an apostrophe
+            frame[c] = frame[c].map(safe_cell)
     if out == "-":
         frame.to_csv(sys.stdout, index=False, float_format="%.4f")
         return

@@ -5,6 +5,9 @@
   into their new class folder under a collision-safe name.
 * :func:`export_dataset` writes a clean copy ``OUT/<label>/<file>`` plus ``OUT/labels.csv``.
 
+Concurrency (see docs/DESIGN.md, "Concurrency"): apply holds the workspace lock exclusively, export
+holds it shared, :func:`recover` runs only when nobody holds it, so it never touches a live process's work.
+
 Crash safety: every move is written to the ``file_ops`` journal (pending) before it happens and
 marked done in the same transaction that updates the item's path; :func:`recover` (run whenever a
 workspace opens) settles pending moves by looking at which side of the move exists. Exports are
@@ -14,18 +17,20 @@ no half-written OUT.
 
 from __future__ import annotations
 
-import csv
 import errno
+import hashlib
 import os
+import re
 import shutil
-import uuid
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ExportError
+from .lock import DEFAULT_WAIT, pid_alive
 from .store import now_iso
+from .tree import free_name as _free_name
 
 if TYPE_CHECKING:
     from .workspace import Workspace
@@ -58,20 +63,6 @@ def plan_apply(ws: Workspace) -> ApplyPlan:
     return plan
 
 
-def _free_name(folder: Path, name: str, item_id: str) -> Path:
-    """``folder/name`` if free, else ``stem-<id8>.ext``, else ``stem-<id8>-N.ext``."""
-    cand = folder / name
-    if not cand.exists():
-        return cand
-    stem, ext = os.path.splitext(name)
-    cand = folder / f"{stem}-{item_id[:8]}{ext}"
-    n = 2
-    while cand.exists():
-        cand = folder / f"{stem}-{item_id[:8]}-{n}{ext}"
-        n += 1
-    return cand
-
-
 def _move(src: Path, dst: Path) -> None:
     """Move a file; across file systems copy to a temporary name, fsync, rename, then drop the source."""
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +76,11 @@ def _move(src: Path, dst: Path) -> None:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.rename(tmp, dst)
-        os.remove(src)  # the bytes now live at dst: this completes a move, it destroys nothing
+        try:
+            os.remove(src)  # the bytes now live at dst: this completes a move, it destroys nothing
+        except OSError:
+            os.remove(dst)  # e.g. a read-only ROOT: take our copy back so the file exists exactly once
+            raise
 
 
 def _do_op(ws: Workspace, item_id: str, src: Path, dst: Path, location: str, path: str,
@@ -103,46 +98,134 @@ def _do_op(ws: Workspace, item_id: str, src: Path, dst: Path, location: str, pat
 
 
 def recover(ws: Workspace) -> int:
-    """Settle moves a killed process left pending; returns how many were found."""
-    pending = ws.store.query("SELECT * FROM file_ops WHERE status='pending'")
-    for op in pending:
-        src, dst = Path(op["src"]), Path(op["dst"])
-        partial = dst.with_name(dst.name + ".partial")
-        if partial.exists():
-            partial.unlink()  # our own half-written copy; the source is intact
-        if dst.exists() and not src.exists():
-            with ws.store.transaction() as c:
-                c.execute("UPDATE items SET location=?, path=?, qpath=? WHERE item_id=?",
-                          (op["new_location"], op["new_path"], op["new_qpath"], op["item_id"]))
-                c.execute("UPDATE file_ops SET status='done' WHERE op_id=?", (op["op_id"],))
-        else:  # the move never happened (or both exist after a cross-device copy: keep the source)
-            with ws.store.transaction() as c:
-                c.execute("UPDATE file_ops SET status='abandoned' WHERE op_id=?", (op["op_id"],))
-    _clean_stale_exports(ws)
-    return len(pending)
+    """Settle moves a dead process left pending and remove its unfinished exports.
+
+    Runs only when the workspace lock is free (taken exclusively for the time it runs): a pending
+    move or a temporary export folder of a live process is never touched. Returns how many pending
+    moves were settled (0 when another process is working).
+    """
+    with ws.lock.try_exclusive() as free:
+        if not free:
+            return 0
+        pending = ws.store.query("SELECT * FROM file_ops WHERE status='pending'")
+        for op in pending:
+            _settle(ws, op)
+        from .export import clean_stale_exports
+
+        clean_stale_exports(ws)
+        remove_stale_part_files(ws.root)
+        return len(pending)
 
 
-def apply_decisions(ws: Workspace, progress: Callable[[int, int], None] | None = None) -> ApplyPlan:
+def _settle(ws: Workspace, op: object) -> None:
+    src, dst = Path(op["src"]), Path(op["dst"])  # type: ignore[index]
+    partial = dst.with_name(dst.name + ".partial")
+    if partial.exists():
+        partial.unlink()  # our own half-written copy; the source is intact
+    done = dst.exists() and not src.exists()
+    if dst.exists() and src.exists() and _same_bytes(src, dst):
+        # a cross-device move died between the copy (complete: it was fsynced, then renamed into
+        # place) and removing the source: finish it, or the source stays as an untracked second copy
+        try:
+            os.remove(src)
+            done = True
+        except OSError:
+            os.remove(dst)  # the source cannot go (read-only): drop our identical copy instead
+    with ws.store.transaction() as c:
+        if done:
+            c.execute("UPDATE items SET location=?, path=?, qpath=?, mtime_ns=? WHERE item_id=?",
+                      (op["new_location"], op["new_path"], op["new_qpath"], dst.stat().st_mtime_ns,  # type: ignore[index]
+                       op["item_id"]))  # type: ignore[index]
+            c.execute("UPDATE file_ops SET status='done' WHERE op_id=?", (op["op_id"],))  # type: ignore[index]
+        else:  # the move never happened: keep the source
+            c.execute("UPDATE file_ops SET status='abandoned' WHERE op_id=?", (op["op_id"],))  # type: ignore[index]
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    return a.stat().st_size == b.stat().st_size and _sha256(a) == _sha256(b)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+#: Temporary download files: ``.<name>.<pid>-<thread>.part`` (older versions: ``.<name>.<thread>.part``).
+PART_RE = re.compile(r"^\..+\.(?:(\d+)-)?\d+\.part$")
+#: A part file of the old naming (no pid) is removed once it is this old (seconds).
+PART_MAX_AGE = 600.0
+
+
+def remove_stale_part_files(root: Path) -> int:
+    """Remove temporary download files in ROOT's class folders left by a killed scrape.
+
+    A part file whose writer (pid in its name) is alive is left alone. Returns how many were removed.
+    """
+    n = 0
+    try:
+        folders = [e for e in os.scandir(root) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return 0
+    for d in folders:
+        try:
+            entries = list(os.scandir(d.path))
+        except OSError:
+            continue
+        for e in entries:
+            m = PART_RE.match(e.name)
+            if not m or not e.is_file(follow_symlinks=False):
+                continue
+            pid = m.group(1)
+            try:
+                stale = (not pid_alive(int(pid))) if pid else time.time() - e.stat().st_mtime > PART_MAX_AGE
+                if stale:
+                    os.remove(e.path)  # our own unfinished download, never a user's image
+                    n += 1
+            except OSError:
+                continue
+    return n
+
+
+def apply_decisions(ws: Workspace, progress: Callable[[int, int], None] | None = None,
+                    wait: float | None = DEFAULT_WAIT, on_wait: Callable[[str], None] | None = None
+                    ) -> ApplyPlan:
     """Make the folders match the decisions (quarantine deletes, restore, move relabels).
 
-    Returns the plan that was carried out. Idempotent: a second call moves nothing.
+    Holds the workspace lock exclusively: a second apply (or an export, rescan or scan) waits for
+    this one, up to ``wait`` seconds, then refuses. Returns the plan that was carried out.
+    Idempotent: a second call moves nothing.
+
+    Raises:
+        WorkspaceBusy: another process held the workspace for longer than ``wait`` seconds.
     """
+    with ws.lock.hold("apply", exclusive=True, wait=wait, on_wait=on_wait):
+        return _apply_locked(ws, progress)
+
+
+def _apply_locked(ws: Workspace, progress: Callable[[int, int], None] | None) -> ApplyPlan:
     plan = plan_apply(ws)
     df = ws.items_frame().set_index("item_id")
+    taken = {ws.root / r["path"] for r in ws.store.query("SELECT path FROM items WHERE location='root'")}
     total, done = plan.n_changes, 0
     for item_id, _, _ in plan.quarantine:
         r = df.loc[item_id]
         name = Path(r["path"]).name
         qpath = f"quarantine/{item_id}/{name}"
         _do_op(ws, item_id, Path(r["abs_path"]), ws.state_dir / qpath, "quarantine", r["path"], qpath)
+        taken.discard(Path(r["abs_path"]))
         done += 1
         if progress:
             progress(done, total)
     for item_id, _, _ in plan.restore + plan.move:
         r = df.loc[item_id]
         folder = ws.root / r["label"]
-        dst = _free_name(folder, Path(r["path"]).name, item_id)
+        dst = _free_name(folder, Path(r["path"]).name, item_id, taken)
         _do_op(ws, item_id, Path(r["abs_path"]), dst, "root", dst.relative_to(ws.root).as_posix(), None)
+        taken.discard(Path(r["abs_path"]))
+        taken.add(dst)
         done += 1
         if progress:
             progress(done, total)
@@ -152,79 +235,15 @@ def apply_decisions(ws: Workspace, progress: Callable[[int, int], None] | None =
     return plan
 
 
-# ---- export ------------------------------------------------------------------------------------
-EXPORT_PARTIAL = ".cleaning-export-partial-"
+# the export lives in its own module; these names stay importable from here
+from .export import (  # noqa: E402
+    EXPORT_PARTIAL,
+    ExportReport,
+    check_export_target,
+    export_dataset,
+    safe_cell,
+    write_safe_csv,
+)
 
-
-def _clean_stale_exports(ws: Workspace) -> None:
-    marker = ws.state_dir / "exports-in-progress.txt"
-    if not marker.exists():
-        return
-    for line in marker.read_text().splitlines():
-        p = Path(line)
-        if p.name.startswith(EXPORT_PARTIAL) and p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)  # our own unfinished copy
-    marker.unlink()
-
-
-def check_export_target(ws: Workspace, out: str | Path) -> Path:
-    """Resolve OUT and refuse unsafe targets (inside ROOT or the state folder, or not empty)."""
-    o = Path(out).expanduser().resolve()
-    for inside, what in ((ws.root, "the data set"), (ws.state_dir, "the state folder")):
-        if o == inside or inside in o.parents:
-            raise ExportError(f"export folder {str(o)!r} is inside {what}", "choose a folder outside ROOT")
-    if o in ws.root.parents:
-        raise ExportError(f"export folder {str(o)!r} contains the data set", "choose an empty or new folder")
-    if o.exists() and (not o.is_dir() or any(o.iterdir())):
-        raise ExportError(f"export folder {str(o)!r} exists and is not empty", "choose a new or empty folder")
-    return o
-
-
-@dataclass
-class ExportReport:
-    out: Path
-    n_images: int
-    per_label: dict[str, int]
-    n_deleted: int
-
-
-def export_dataset(ws: Workspace, out: str | Path, progress: Callable[[int, int], None] | None = None
-                   ) -> ExportReport:
-    """Write a clean copy of the data set with the current labels: ``OUT/<label>/<file>`` and
-    ``OUT/labels.csv`` (path,label,item_id,orig_path,orig_label,sha256,source_query,source_url).
-    Deleted images are left out. The data set itself is not touched.
-
-    Raises:
-        ExportError: OUT is inside ROOT / the state folder, or exists and is not empty.
-    """
-    o = check_export_target(ws, out)
-    o.parent.mkdir(parents=True, exist_ok=True)
-    tmp = o.parent / f"{EXPORT_PARTIAL}{o.name}-{uuid.uuid4().hex[:8]}"
-    marker = ws.state_dir / "exports-in-progress.txt"
-    with open(marker, "a") as f:
-        f.write(f"{tmp}\n")
-    df = ws.items_frame()
-    keep = df[~df["deleted"]]
-    tmp.mkdir()
-    per_label: dict[str, int] = {}
-    rows = []
-    for n, r in enumerate(keep.itertuples(index=False), 1):
-        dst = _free_name(tmp / r.label, Path(r.path).name, r.item_id)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(r.abs_path, dst)
-        rel = dst.relative_to(tmp).as_posix()
-        rows.append([rel, r.label, r.item_id, r.path, r.orig_label, r.sha256, r.source_query or "",
-                     r.source_url or ""])
-        per_label[r.label] = per_label.get(r.label, 0) + 1
-        if progress:
-            progress(n, len(keep))
-    with open(tmp / "labels.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "label", "item_id", "orig_path", "orig_label", "sha256", "source_query",
-                    "source_url"])
-        w.writerows(rows)
-    if o.exists():
-        o.rmdir()  # checked empty above
-    os.rename(tmp, o)
-    marker.unlink(missing_ok=True)
-    return ExportReport(o, len(rows), dict(sorted(per_label.items())), int(df["deleted"].sum()))
+__all__ = ["EXPORT_PARTIAL", "ApplyPlan", "ExportReport", "apply_decisions", "check_export_target",
+           "export_dataset", "plan_apply", "recover", "remove_stale_part_files", "safe_cell", "write_safe_csv"]

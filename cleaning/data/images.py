@@ -20,7 +20,9 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from ..errors import CleaningError
 
 #: Pillow formats we accept as images of a data set.
-SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "MPO"})
+#: PPM covers the Netpbm family (PBM, PGM, PPM); the last ones are rarer formats Pillow decodes fully.
+SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "MPO", "PPM", "TGA", "PCX", "SGI",
+                               "ICO", "JPEG2000", "QOI"})
 #: Images larger than this many pixels are refused before decoding (decompression-bomb guard).
 MAX_PIXELS = 40_000_000
 #: Files larger than this are refused without decoding.

@@ -9,6 +9,7 @@ deleted). Recording a decision never touches image files: :mod:`cleaning.data.fi
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -17,12 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..errors import CleaningError, ItemNotFound
+from ..errors import CleaningError, ItemNotFound, store_error
 from .tree import validate_label
 
 ACTIONS = ("relabel", "delete", "restore", "keep")
 SOURCES = ("user", "suggestion", "bulk", "cli", "disk")
-SCHEMA_VERSION = 1
+#: Version 2: at most one item per ROOT path on disk (a partial UNIQUE index; duplicates repaired).
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -39,7 +41,11 @@ CREATE TABLE IF NOT EXISTS items(
     first_seen TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS items_path ON items(path);
+-- (schema 2) CREATE UNIQUE INDEX items_root_path ON items(path) WHERE location='root'  -- see store_migrate
 CREATE INDEX IF NOT EXISTS items_sha ON items(sha256);
+-- provenance of a file that landed (a download) before a rescan made it an item; keyed by ROOT path
+CREATE TABLE IF NOT EXISTS pending_provenance(path TEXT PRIMARY KEY, source_query TEXT, source_url TEXT,
+                                              added_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS bad_files(path TEXT PRIMARY KEY, reason TEXT NOT NULL, kind TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS decisions(
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -64,6 +70,23 @@ CREATE TABLE IF NOT EXISTS file_ops(
     new_qpath  TEXT,
     status     TEXT NOT NULL DEFAULT 'pending' CHECK(status IN ('pending','done','abandoned')),
     created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS eval_sets(
+    eval_id    TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    fraction   REAL NOT NULL,
+    seed       INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS eval_items(
+    eval_id TEXT NOT NULL REFERENCES eval_sets(eval_id),
+    item_id TEXT NOT NULL,
+    PRIMARY KEY(eval_id, item_id)
+);
+CREATE TABLE IF NOT EXISTS run_predictions(     -- a run's probabilities (JSON list, run vocab order)
+    run_id  TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    probs   TEXT NOT NULL,
+    PRIMARY KEY(run_id, item_id)
 );
 """
 
@@ -98,21 +121,72 @@ class ItemState:
 class Store:
     """SQLite store of one data set (WAL journal, safe to share between threads)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
+        """Open (creating and migrating if needed) the store at ``path``.
+
+        With ``readonly`` (a read-only state folder) nothing is created or migrated and every write
+        raises :class:`CleaningError`.
+
+        Raises:
+            CleaningError: not an SQLite file / corrupt, a newer schema, or the folder is not writable.
+        """
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-        except sqlite3.Error as e:
-            raise CleaningError(f"cannot open the store {str(self.path)!r}: {e}") from e
-        self.conn.row_factory = sqlite3.Row
+        self.readonly = readonly
         self.lock = threading.RLock()
-        with self.lock:
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=FULL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.executescript(SCHEMA)
-            self.conn.execute("INSERT OR IGNORE INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
+        try:
+            if readonly:
+                if not self.path.exists():
+                    raise CleaningError(f"the state folder {str(self.path.parent)!r} is read-only and has no store",
+                                        "make it writable or pass --state-dir to a writable folder")
+                self.conn = self._connect_readonly()
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
+            with self.lock:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=FULL")
+                self.conn.execute("PRAGMA foreign_keys=ON")
+                self.conn.executescript(SCHEMA)
+                self._migrate()
+        except sqlite3.Error as e:
+            raise store_error(e, self.path) from e
+        except OSError as e:
+            raise store_error(e, self.path) from e
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """Read-only: with the WAL (if its files are there), else as an immutable file (nothing created)."""
+        base = self.path.resolve().as_uri()
+        err: sqlite3.Error | None = None
+        for query in ("mode=ro", "mode=ro&immutable=1"):
+            try:
+                conn = sqlite3.connect(f"{base}?{query}", uri=True, timeout=30, check_same_thread=False,
+                                       isolation_level=None)
+                conn.row_factory = sqlite3.Row
+                conn.execute("SELECT COUNT(*) FROM items").fetchone()
+                return conn
+            except sqlite3.Error as e:
+                err = e
+        assert err is not None
+        raise err
+
+    def _migrate(self) -> None:
+        """Bring an older store up to :data:`SCHEMA_VERSION` (each step in one transaction)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise CleaningError(f"the store {str(self.path)!r} was written by a newer version (schema {version})",
+                                "upgrade this program")
+        if version >= SCHEMA_VERSION:
+            return
+        from .store_migrate import MIGRATIONS
+
+        for step in range(max(version, 1), SCHEMA_VERSION):
+            with self.transaction() as c:
+                MIGRATIONS[step](c)
+                c.execute("INSERT OR REPLACE INTO meta VALUES('schema_version', ?)", (str(step + 1),))
+        with self.transaction() as c:
+            c.execute("INSERT OR IGNORE INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         with self.lock:
@@ -121,18 +195,49 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic write: BEGIN IMMEDIATE … COMMIT (rolled back on any exception)."""
+        if self.readonly:
+            raise CleaningError(f"the state folder {str(self.path.parent)!r} is read-only",
+                                "make it writable or pass --state-dir to a writable folder")
         with self.lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise store_error(e, self.path) from e
             try:
                 yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
+            except BaseException as e:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                if isinstance(e, sqlite3.Error) and not isinstance(e, sqlite3.IntegrityError):
+                    raise store_error(e, self.path) from e
                 raise
-            self.conn.execute("COMMIT")
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise store_error(e, self.path) from e
+
+    @contextmanager
+    def read_transaction(self) -> Iterator[None]:
+        """Reads inside see one consistent state of the store (a deferred transaction in WAL mode)."""
+        with self.lock:
+            if self.conn.in_transaction:
+                yield
+                return
+            self.conn.execute("BEGIN")
+            try:
+                yield
+            finally:
+                if self.conn.in_transaction:
+                    self.conn.execute("COMMIT")
 
     def query(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
         with self.lock:
-            return self.conn.execute(sql, tuple(params)).fetchall()
+            try:
+                return self.conn.execute(sql, tuple(params)).fetchall()
+            except sqlite3.Error as e:
+                raise store_error(e, self.path) from e
 
     # ---- items -------------------------------------------------------------------------------
     def item(self, item_id: str) -> sqlite3.Row:
@@ -169,6 +274,18 @@ class Store:
             if cur.rowcount == 0:
                 raise ItemNotFound(f"no item with id {item_id!r}")
 
+    def note_provenance(self, path: str, query: str | None, url: str | None) -> None:
+        """Remember where the file that just landed at ROOT-relative ``path`` came from.
+
+        Written per image as it lands (a killed scrape loses nothing); the rescan that makes the file
+        an item copies it over (never overwriting provenance an item already has). If the item
+        exists already, it is updated now.
+        """
+        ts = now_iso()
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO pending_provenance VALUES(?,?,?,?)", (path, query, url, ts))
+            settle_provenance(c)
+
     # ---- decisions ---------------------------------------------------------------------------
     def current(self) -> dict[str, ItemState]:
         """``{item_id: ItemState}`` for every item, after all active decisions (in seq order)."""
@@ -199,7 +316,7 @@ class Store:
         if source not in SOURCES:
             raise CleaningError(f"unknown decision source {source!r}", f"use one of {', '.join(SOURCES)}")
         if action == "relabel":
-            validate_label(label or "")
+            label = validate_label(label or "", self.path.parent)
         else:
             label = None
         ids = list(dict.fromkeys(item_ids))
@@ -253,6 +370,38 @@ class Store:
         return [Decision(r["seq"], r["batch"], r["item_id"], r["action"], r["label"], r["source"],
                          r["note"], r["created_at"], r["state"], r["path"]) for r in rows]
 
+    def active_seqs(self) -> list[int]:
+        """Sequence numbers of the decisions active now (undone and discarded ones left out)."""
+        return [int(r[0]) for r in self.query("SELECT seq FROM decisions WHERE state='active' ORDER BY seq")]
+
+    # ---- evaluation sets and run outputs (cleaning.evalset) ------------------------------------
+    def eval_set(self) -> tuple[str, list[str]] | None:
+        """The data set's evaluation set (the first one chosen): (eval_id, item ids), or None."""
+        rows = self.query("SELECT eval_id FROM eval_sets ORDER BY created_at, eval_id LIMIT 1")
+        if not rows:
+            return None
+        eid = str(rows[0][0])
+        return eid, [str(r[0]) for r in self.query("SELECT item_id FROM eval_items WHERE eval_id=? "
+                                                   "ORDER BY item_id", (eid,))]
+
+    def create_eval_set(self, eval_id: str, item_ids: Iterable[str], fraction: float, seed: int) -> None:
+        """Store a new evaluation set (its items never change afterwards)."""
+        with self.transaction() as c:
+            c.execute("INSERT INTO eval_sets(eval_id, created_at, fraction, seed) VALUES(?,?,?,?)",
+                      (eval_id, now_iso(), float(fraction), int(seed)))
+            c.executemany("INSERT INTO eval_items(eval_id, item_id) VALUES(?,?)", [(eval_id, i) for i in item_ids])
+
+    def save_run_predictions(self, run_id: str, probs: dict[str, list[float]]) -> None:
+        """Add (or replace) a run's per-item probabilities (in the run's vocab order)."""
+        with self.transaction() as c:
+            c.executemany("INSERT OR REPLACE INTO run_predictions(run_id, item_id, probs) VALUES(?,?,?)",
+                          [(run_id, i, json.dumps([round(float(p), 6) for p in ps])) for i, ps in probs.items()])
+
+    def run_predictions(self, run_id: str) -> dict[str, list[float]]:
+        """``{item_id: probabilities}`` a run stored (its evaluation-set predictions)."""
+        return {str(r[0]): json.loads(r[1]) for r in
+                self.query("SELECT item_id, probs FROM run_predictions WHERE run_id=?", (run_id,))}
+
     def decision_count(self) -> int:
         """The data-set version: how many decisions are active now."""
         return int(self.query("SELECT COUNT(*) FROM decisions WHERE state='active'")[0][0])
@@ -261,6 +410,29 @@ class Store:
         """Changes whenever any decision is recorded, undone or redone (for cache keys)."""
         r = self.query("SELECT COUNT(*), COALESCE(MAX(seq),0), COALESCE(MAX(changed_at),'') FROM decisions")[0]
         return f"{r[0]}-{r[1]}-{r[2]}"
+
+    def files_key(self) -> str:
+        """Changes whenever the decisions change, the folder is refreshed or a file move completes
+        (for caches of the items' paths)."""
+        last = self.query("SELECT value FROM meta WHERE key='last_scan'")
+        moves = self.query("SELECT COUNT(*) FROM file_ops WHERE status='done'")[0][0]
+        return f"{self.version_key()}|{last[0][0] if last else ''}|{moves}"
+
+    def active_decisions_since(self, seq: int) -> int:
+        """Active decisions recorded after decision ``seq`` (0 = since the start)."""
+        return int(self.query("SELECT COUNT(*) FROM decisions WHERE seq > ? AND state='active'", (seq,))[0][0])
+
+
+def settle_provenance(c: sqlite3.Connection) -> None:
+    """Inside a transaction: copy pending provenance onto the items now at those paths (only into empty
+    fields) and forget what was copied."""
+    c.execute("UPDATE items SET "
+              "source_query=COALESCE(source_query, (SELECT p.source_query FROM pending_provenance p "
+              "WHERE p.path=items.path)), "
+              "source_url=COALESCE(source_url, (SELECT p.source_url FROM pending_provenance p WHERE p.path=items.path)), "
+              "added_at=COALESCE(added_at, (SELECT p.added_at FROM pending_provenance p WHERE p.path=items.path)) "
+              "WHERE location='root' AND path IN (SELECT path FROM pending_provenance)")
+    c.execute("DELETE FROM pending_provenance WHERE path IN (SELECT path FROM items WHERE location='root')")
 
 
 def _apply(s: ItemState, action: str, label: str | None) -> ItemState:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,24 +49,93 @@ class TreeWalk:
         return sorted({im.label for im in self.images})
 
 
-def validate_label(label: str) -> str:
-    """Return ``label`` if it can be a class folder name, else raise :class:`LabelError`.
+#: Unicode categories refused in labels: controls, format characters (bidi overrides such as U+202E,
+#: zero-width spaces and joiners, BOM), surrogates, line and paragraph separators.
+FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+#: The usual file-name limit in bytes (ext4, XFS, btrfs, APFS, NTFS in UTF-16 units).
+DEFAULT_NAME_MAX = 255
+#: Bytes a file name inside a class folder needs beyond its label-derived part: none; but a class
+#: folder name must leave room for the collision suffix ``-<id8>-NNN`` when it is used as a file stem.
+COLLISION_SUFFIX_BYTES = len("-01234567-999")
 
-    Refuses empty names, names with slashes or NUL/control characters, ``.``/``..``, hidden names
-    (leading dot), surrounding white space, and names longer than 100 characters.
+
+def name_max(folder: str | Path | None = None) -> int:
+    """The longest file name (in bytes) the file system of ``folder`` (or its nearest existing parent) allows."""
+    p = Path(folder) if folder is not None else Path(".")
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return min(int(os.pathconf(p, "PC_NAME_MAX")), DEFAULT_NAME_MAX)
+    except (OSError, ValueError, AttributeError):
+        return DEFAULT_NAME_MAX
+
+
+def validate_label(label: str, root: str | Path | None = None, existing: bool = False) -> str:
+    """Return ``label`` NFC-normalised if it can be a class folder name, else raise :class:`LabelError`.
+
+    Refuses empty names, names with slashes, ``.``/``..``, hidden names (leading dot), surrounding
+    white space, control / bidi / zero-width characters, names longer than 100 characters, and names
+    whose UTF-8 bytes plus a collision suffix do not fit the file system's name limit (of ``root``
+    when given, else 255 bytes; ``existing``: a folder already on disk, no room for a suffix needed).
+    "café" typed as e + combining accent and as é is one label.
     """
     if not isinstance(label, str) or not label:
         raise LabelError("label is empty", "give a class name such as 'cat'")
+    label = unicodedata.normalize("NFC", label)
     if label != label.strip():
         raise LabelError(f"label {label!r} has leading or trailing spaces", "remove the spaces")
     if label in (".", "..") or label.startswith("."):
         raise LabelError(f"label {label!r} is hidden or a relative path", "use a plain class name")
-    if any(c in label for c in "/\\\x00") or any(unicodedata.category(c) == "Cc" for c in label):
-        raise LabelError(f"label {label!r} contains a path separator or control character",
-                         "use a plain class name without '/', '\\' or control characters")
+    if any(c in label for c in "/\\\x00"):
+        raise LabelError(f"label {label!r} contains a path separator", "use a plain class name without '/' or '\\'")
+    bad = [c for c in label if unicodedata.category(c) in FORBIDDEN_CATEGORIES]
+    if bad:
+        raise LabelError(f"label {label!r} contains an invisible or control character (U+{ord(bad[0]):04X})",
+                         "type the class name again without control, bidi or zero-width characters")
     if len(label) > MAX_LABEL_LENGTH:
         raise LabelError(f"label is longer than {MAX_LABEL_LENGTH} characters")
+    limit = name_max(root) - (0 if existing else COLLISION_SUFFIX_BYTES)
+    if len(label.encode("utf-8")) > limit:
+        raise LabelError(f"label is {len(label.encode('utf-8'))} bytes long in UTF-8; folder names may have at most "
+                         f"{limit}", "use a shorter class name")
     return label
+
+
+def fit_name(name: str, limit: int) -> str:
+    """``name`` shortened (in its stem, on a character boundary) to at most ``limit`` UTF-8 bytes."""
+    if len(name.encode()) <= limit:
+        return name
+    stem, ext = os.path.splitext(name)
+    if len(ext.encode()) > 16:
+        stem, ext = name, ""
+    room = max(limit - len(ext.encode()), 1)
+    return stem.encode()[:room].decode("utf-8", "ignore") + ext
+
+
+def free_name(folder: Path, name: str, item_id: str, taken: Iterable[Path] = ()) -> Path:
+    """``folder/name`` if free, else ``stem-<id8>.ext``, else ``stem-<id8>-N.ext``.
+
+    Every candidate fits the file system's name limit in bytes (the stem is shortened to leave room
+    for the suffix); paths in ``taken`` (held by items in the store) count as used.
+    """
+    used = set(taken)
+    limit = name_max(folder)
+
+    def free(p: Path) -> bool:
+        return p not in used and not os.path.lexists(p)
+
+    cand = folder / fit_name(name, limit)
+    if free(cand):
+        return cand
+    stem, ext = os.path.splitext(name)
+    n = 1
+    while True:
+        suffix = f"-{item_id[:8]}" + (f"-{n}" if n > 1 else "") + ext
+        room = limit - len(suffix.encode())
+        cand = folder / (stem.encode()[:room].decode("utf-8", "ignore") + suffix)
+        if free(cand):
+            return cand
+        n += 1
 
 
 def check_root(root: str | Path) -> Path:
@@ -105,7 +174,7 @@ def list_files(root: Path) -> tuple[list[tuple[str, str, os.stat_result]], list[
             skipped.append(BadFile(entry.name, "file directly in ROOT, not in a class folder", "skipped"))
         elif entry.is_dir():
             try:
-                validate_label(entry.name)
+                label = validate_label(entry.name, existing=True)
             except LabelError as e:
                 skipped.append(BadFile(entry.name + "/", f"folder name cannot be a label: {e.message}", "skipped"))
                 continue
@@ -124,7 +193,7 @@ def list_files(root: Path) -> tuple[list[tuple[str, str, os.stat_result]], list[
                         skipped.append(BadFile(rel, f"in a nested folder; move it into {entry.name}/", "skipped"))
                     else:
                         try:
-                            candidates.append((rel, entry.name, os.stat(full)))
+                            candidates.append((rel, label, os.lstat(full)))
                         except OSError as e:
                             skipped.append(BadFile(rel, f"cannot read file: {e.strerror}", "corrupt"))
                 dirnames[:] = [d for d in dirnames if not _is_hidden(d)]

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +19,9 @@ import pandas as pd
 
 from ..errors import DatasetError
 from .images import ImageInfo
-from .store import Store, now_iso
-from .tree import BadFile, check_root, walk_tree
+from .lock import DEFAULT_WAIT, WorkspaceLock
+from .store import Store, now_iso, settle_provenance
+from .tree import BadFile, ScannedImage, check_root, walk_tree
 
 STATE_SUFFIX = ".cleaning"
 
@@ -43,8 +47,21 @@ class RefreshReport:
     bad: list[BadFile] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent view of the data set: the items frame and unusable files at store version ``version``."""
+
+    version: str
+    items: pd.DataFrame
+    bad: list[BadFile]
+
+
 class Workspace:
-    """ROOT, its state folder and store. Open with :meth:`Workspace.open`."""
+    """ROOT, its state folder and store. Open with :meth:`Workspace.open`.
+
+    A state folder that cannot be written opens read-only: views and the history work, anything that
+    records or moves raises :class:`~cleaning.errors.CleaningError`.
+    """
 
     def __init__(self, root: Path, state_dir: Path) -> None:
         self.root = root
@@ -57,11 +74,18 @@ class Workspace:
         except OSError as e:
             raise DatasetError(f"cannot create the state folder {str(state_dir)!r}: {e.strerror}",
                                "pass --state-dir to a writable folder outside ROOT") from e
-        self.store = Store(state_dir / "store.sqlite")
+        self.readonly = not os.access(state_dir, os.W_OK) or (
+            (state_dir / "store.sqlite").exists() and not os.access(state_dir / "store.sqlite", os.W_OK))
+        self.lock = WorkspaceLock(state_dir)
+        self.store = Store(state_dir / "store.sqlite", readonly=self.readonly)
+        self._pin = threading.local()
 
     @classmethod
     def open(cls, root: str | Path, state_dir: str | Path | None = None, refresh: bool = False) -> Workspace:
         """Open (creating the state folder if needed) the workspace of data set ``root``.
+
+        Settles what a dead process left half done (only when no live process holds the workspace
+        lock: the work of a live process is never touched), then rescans if asked or never scanned.
 
         Raises:
             DatasetError: ROOT missing / not a folder, or a state folder inside ROOT.
@@ -72,6 +96,8 @@ class Workspace:
             raise DatasetError("the state folder must not be inside the data set",
                                "choose a --state-dir outside ROOT")
         ws = cls(r, sd)
+        if ws.readonly:
+            return ws
         from .files import recover  # files is the only module that moves files
 
         recover(ws)
@@ -79,62 +105,70 @@ class Workspace:
             ws.refresh()
         return ws
 
-    # ---- refreshing from disk ----------------------------------------------------------------------------
-    def refresh(self, progress: Callable[[int, int], None] | None = None) -> RefreshReport:
-        """Reconcile the files on disk with the store: new files become items, files moved by hand
-        are followed (a move to another class folder is recorded as a relabel with source ``disk``),
-        vanished files are marked missing, unusable files are listed with their reason."""
-        st = self.store
-        rows = st.query("SELECT * FROM items")
-        known = {r["path"]: (r["size"], r["mtime_ns"], _info(r)) for r in rows if r["location"] == "root"}
-        result = walk_tree(self.root, known, progress)
-        by_path = {r["path"]: r for r in rows if r["location"] != "quarantine"}
-        seen = {im.path for im in result.images}
-        lost = {r["item_id"]: r for p, r in by_path.items() if p not in seen}
-        lost_by_sha: dict[str, list[str]] = {}
-        for iid, r in lost.items():
-            lost_by_sha.setdefault(r["sha256"], []).append(iid)
-        report = RefreshReport(len(result.images), bad=result.bad)
-        relabels: list[tuple[str, str]] = []
-        state = st.current()
-        ts = now_iso()
-        with st.transaction() as c:
-            for im in result.images:
-                i = im.info
-                vals = (im.size, im.mtime_ns, i.width, i.height, i.format, i.mode, i.n_frames, i.sha256, i.phash)
-                old = by_path.get(im.path)
-                if old is not None:
-                    c.execute("UPDATE items SET size=?, mtime_ns=?, width=?, height=?, format=?, mode=?, "
-                              "n_frames=?, sha256=?, phash=?, location='root' WHERE item_id=?",
-                              (*vals, old["item_id"]))
-                    continue
-                candidates = lost_by_sha.get(i.sha256) or []
-                if candidates:  # moved or renamed by hand
-                    iid = candidates.pop(0)
-                    lost.pop(iid, None)
-                    c.execute("UPDATE items SET path=?, location='root', qpath=NULL, size=?, mtime_ns=?, "
-                              "width=?, height=?, format=?, mode=?, n_frames=?, sha256=?, phash=? "
-                              "WHERE item_id=?", (im.path, *vals, iid))
-                    report.moved.append(im.path)
-                    if state[iid].label != im.label:
-                        relabels.append((iid, im.label))
-                    continue
-                iid = make_item_id(im.path, i.sha256)
-                c.execute("INSERT OR REPLACE INTO items(item_id, path, location, orig_path, orig_label, size, "
-                          "mtime_ns, width, height, format, mode, n_frames, sha256, phash, first_seen) "
-                          "VALUES(?,?, 'root', ?,?,?,?,?,?,?,?,?,?,?,?)",
-                          (iid, im.path, im.path, im.label, *vals, ts))
-                report.new.append(im.path)
-            for iid, r in lost.items():
-                c.execute("UPDATE items SET location='missing' WHERE item_id=?", (iid,))
-                report.missing.append(r["path"])
-            c.execute("DELETE FROM bad_files")
-            c.executemany("INSERT OR REPLACE INTO bad_files VALUES(?,?,?)",
-                          [(b.path, b.reason, b.kind) for b in result.bad])
-            c.execute("INSERT OR REPLACE INTO meta VALUES('last_scan', ?)", (ts,))
-        for iid, label in relabels:
-            st.record([iid], "relabel", label=label, source="disk", note="moved to another folder outside the app")
+    # ---- scanning ----------------------------------------------------------------------------
+    def refresh(self, progress: Callable[[int, int], None] | None = None, wait: float | None = DEFAULT_WAIT,
+                on_wait: Callable[[str], None] | None = None) -> RefreshReport:
+        """Reconcile the files on disk with the store (the folder rescan).
+
+        New files become items, files moved by hand are followed (a move to another class folder is
+        recorded as a relabel with source ``disk``), vanished files are marked missing, unusable files
+        are listed with their reason. Runs under the shared workspace lock (never during an apply, so
+        no file is seen mid-move) and writes in one transaction that re-reads the items, so two
+        rescans at once cannot add an image twice. Provenance is never overwritten.
+
+        Raises:
+            WorkspaceBusy: an apply held the workspace for longer than ``wait`` seconds.
+        """
+        from .files import remove_stale_part_files
+
+        with self.lock.hold("rescan", exclusive=False, wait=wait, on_wait=on_wait):
+            remove_stale_part_files(self.root)
+            st = self.store
+            known = {r["path"]: (r["size"], r["mtime_ns"], _info(r))
+                     for r in st.query("SELECT * FROM items WHERE location='root'")}
+            result = walk_tree(self.root, known, progress)
+            report = RefreshReport(len(result.images), bad=result.bad)
+            relabels: list[tuple[str, str]] = []
+            ts = now_iso()
+            with st.transaction() as c:
+                relabels = _reconcile(c, self.root, result.images, report, ts)
+                settle_provenance(c)
+                c.execute("DELETE FROM bad_files")
+                c.executemany("INSERT OR REPLACE INTO bad_files VALUES(?,?,?)",
+                              [(b.path, b.reason, b.kind) for b in result.bad])
+                c.execute("INSERT OR REPLACE INTO meta VALUES('last_scan', ?)", (ts,))
+            for iid, label in relabels:
+                st.record([iid], "relabel", label=label, source="disk",
+                          note="moved to another folder outside the app")
         return report
+
+    # ---- one consistent view -----------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """The items frame, unusable files and store version read in one read transaction."""
+        pinned = getattr(self._pin, "snap", None)
+        if pinned is not None:
+            return pinned
+        with self.store.read_transaction():
+            return Snapshot(self.store.version_key(), self._items_frame(), self._bad_files())
+
+    @contextmanager
+    def pinned(self) -> Iterator[Snapshot]:
+        """While inside, this thread's :meth:`items_frame`, :meth:`bad_files`, :attr:`vocab` and
+        :meth:`version_key` answer from one snapshot, so a long computation (a scan) sees one data-set
+        version even while decisions are recorded; its result is labelled with that version."""
+        if getattr(self._pin, "snap", None) is not None:
+            yield self._pin.snap
+            return
+        self._pin.snap = self.snapshot()
+        try:
+            yield self._pin.snap
+        finally:
+            self._pin.snap = None
+
+    def version_key(self) -> str:
+        """The store version (or the pinned snapshot's)."""
+        pinned = getattr(self._pin, "snap", None)
+        return pinned.version if pinned is not None else self.store.version_key()
 
     # ---- views -------------------------------------------------------------------------------
     def abs_path(self, row: dict | pd.Series) -> Path:
@@ -147,8 +181,15 @@ class Workspace:
 
         Columns: item_id, path, abs_path, label (current), orig_label, folder_label, deleted, kept,
         location, width, height, format, sha256, phash, source_query, source_url, added_at.
-        Sorted by path.
+        Sorted by path. Inside :meth:`pinned`, the pinned snapshot's rows.
         """
+        pinned = getattr(self._pin, "snap", None)
+        df = pinned.items.copy() if pinned is not None else self._items_frame()
+        if not include_deleted:
+            df = df[~df["deleted"]].reset_index(drop=True)
+        return df
+
+    def _items_frame(self) -> pd.DataFrame:
         rows = self.store.query("SELECT * FROM items WHERE location != 'missing' ORDER BY path")
         state = self.store.current()
         recs = []
@@ -165,18 +206,23 @@ class Workspace:
         cols = ["item_id", "path", "abs_path", "label", "orig_label", "folder_label", "deleted", "kept",
                 "location", "width", "height", "format", "n_frames", "sha256", "phash", "source_query",
                 "source_url", "added_at"]
-        df = pd.DataFrame.from_records(recs, columns=cols)
-        if not include_deleted:
-            df = df[~df["deleted"]].reset_index(drop=True)
-        return df
+        return pd.DataFrame.from_records(recs, columns=cols)
 
     def bad_files(self) -> list[BadFile]:
+        """Files below ROOT that are not usable images, from the last rescan."""
+        pinned = getattr(self._pin, "snap", None)
+        return list(pinned.bad) if pinned is not None else self._bad_files()
+
+    def _bad_files(self) -> list[BadFile]:
         return [BadFile(r["path"], r["reason"], r["kind"])
                 for r in self.store.query("SELECT * FROM bad_files ORDER BY path")]
 
     @property
     def vocab(self) -> list[str]:
         """Sorted labels of the images on disk that are not deleted."""
+        pinned = getattr(self._pin, "snap", None)
+        if pinned is not None:
+            return sorted(set(pinned.items.loc[~pinned.items["deleted"], "label"]))
         live = {r[0] for r in self.store.query("SELECT item_id FROM items WHERE location!='missing'")}
         return sorted({s.label for i, s in self.store.current().items() if i in live and not s.deleted})
 
@@ -187,3 +233,81 @@ class Workspace:
 def _info(r: object) -> ImageInfo:
     return ImageInfo(r["width"], r["height"], r["format"], r["mode"], r["sha256"], r["phash"],  # type: ignore[index]
                      r["n_frames"] or 1)  # type: ignore[index]
+
+
+def _reconcile(c: sqlite3.Connection, root: Path, images: list[ScannedImage], report: RefreshReport,
+               ts: str) -> list[tuple[str, str]]:
+    """Write one rescan into the store inside the caller's transaction; returns (item_id, folder label)
+    pairs of images moved by hand into another class folder (recorded as relabels afterwards).
+
+    The items are read here, inside the transaction, so what another process committed meanwhile is
+    seen: a path already held by an item is updated, never inserted twice; paths of moves that a dead
+    process left pending are left alone (``recover`` settles them); an existing row is never replaced.
+    """
+    rows = c.execute("SELECT * FROM items").fetchall()
+    limbo: set[str] = set()
+    for op in c.execute("SELECT src, dst FROM file_ops WHERE status='pending'"):
+        for p in (op["src"], op["dst"]):
+            try:
+                limbo.add(Path(p).relative_to(root).as_posix())
+            except ValueError:
+                pass
+    on_disk = {r["path"]: r for r in rows if r["location"] == "root"}
+    gone: dict[str, list[sqlite3.Row]] = {}
+    for r in rows:
+        if r["location"] == "missing":
+            gone.setdefault(r["path"], []).append(r)
+    ids = {r["item_id"] for r in rows}
+    label_now = _current_labels(c)
+    seen = {im.path for im in images}
+    lost = {r["item_id"]: r for p, r in on_disk.items() if p not in seen and p not in limbo}
+    lost_by_sha: dict[str, list[str]] = {}
+    for iid, r in lost.items():
+        lost_by_sha.setdefault(r["sha256"], []).append(iid)
+    relabels: list[tuple[str, str]] = []
+    for im in images:
+        if im.path in limbo:
+            continue
+        i = im.info
+        vals = (im.size, im.mtime_ns, i.width, i.height, i.format, i.mode, i.n_frames, i.sha256, i.phash)
+        old = on_disk.get(im.path)
+        if old is None and im.path in gone:
+            cands = gone[im.path]
+            old = next((r for r in cands if r["sha256"] == i.sha256), cands[-1])  # it came back
+        if old is not None:
+            c.execute("UPDATE items SET size=?, mtime_ns=?, width=?, height=?, format=?, mode=?, "
+                      "n_frames=?, sha256=?, phash=?, location='root', qpath=NULL WHERE item_id=?",
+                      (*vals, old["item_id"]))
+            continue
+        if lost_by_sha.get(i.sha256):
+            iid = lost_by_sha[i.sha256].pop(0)
+            del lost[iid]
+            c.execute("UPDATE items SET path=?, location='root', qpath=NULL, size=?, mtime_ns=?, "
+                      "width=?, height=?, format=?, mode=?, n_frames=?, sha256=?, phash=? "
+                      "WHERE item_id=?", (im.path, *vals, iid))
+            report.moved.append(im.path)
+            if label_now.get(iid) != im.label:
+                relabels.append((iid, im.label))
+            continue
+        iid, n = make_item_id(im.path, i.sha256), 1
+        while iid in ids:  # the same bytes came back at a path an item (e.g. in quarantine) came from
+            n += 1
+            iid = make_item_id(im.path, f"{i.sha256}#{n}")
+        ids.add(iid)
+        c.execute("INSERT INTO items(item_id, path, location, orig_path, orig_label, size, "
+                  "mtime_ns, width, height, format, mode, n_frames, sha256, phash, first_seen) "
+                  "VALUES(?,?, 'root', ?,?,?,?,?,?,?,?,?,?,?,?)",
+                  (iid, im.path, im.path, im.label, *vals, ts))
+        report.new.append(im.path)
+    for iid, r in lost.items():
+        c.execute("UPDATE items SET location='missing' WHERE item_id=? AND location='root'", (iid,))
+        report.missing.append(r["path"])
+    return relabels
+
+
+def _current_labels(c: sqlite3.Connection) -> dict[str, str]:
+    labels = {r[0]: r[1] for r in c.execute("SELECT item_id, orig_label FROM items")}
+    for iid, label in c.execute("SELECT item_id, label FROM decisions WHERE state='active' "
+                                "AND action='relabel' ORDER BY seq"):
+        labels[iid] = label
+    return labels

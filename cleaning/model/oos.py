@@ -86,6 +86,50 @@ def _head(c: float, seed: int):  # noqa: ANN202 — an sklearn pipeline
     return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=300, random_state=seed))
 
 
+@dataclass
+class LinearProbe:
+    """A linear head on raw features: ``softmax(((x - mean) / scale) @ weight.T + bias)``."""
+
+    mean: np.ndarray  # D
+    scale: np.ndarray  # D, floored (see :func:`fit_linear_probe`)
+    weight: np.ndarray  # K×D
+    bias: np.ndarray  # K
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.scale) @ self.weight.T + self.bias
+
+
+def fit_linear_probe(features: np.ndarray, y: np.ndarray, n_classes: int, c: float = DEFAULT_C,
+                     seed: int = 0) -> LinearProbe:
+    """Fit this module's head (standardise + logistic regression, ``C=c``) on ``features`` (N×D).
+
+    The standard deviations are floored at a tenth of their median: a feature that barely varies in the
+    training images would otherwise be multiplied by a huge factor, harmless for a fixed network but
+    explosive once fine-tuning shifts it. Classes absent from ``y`` get a very low bias.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    x = np.asarray(features, np.float64)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    floor = 0.1 * float(np.median(scale)) if np.median(scale) > 0 else 1e-6
+    scale = np.maximum(scale, max(floor, 1e-8))
+    weight = np.zeros((n_classes, x.shape[1]), np.float64)
+    bias = np.full(n_classes, -30.0)
+    present = np.unique(y)
+    if len(present) == 1:
+        bias[present[0]] = 0.0
+    else:
+        with threadpool_limits(1):
+            clf = LogisticRegression(C=c, max_iter=300, random_state=seed).fit((x - mean) / scale, y)
+        coef, intercept = clf.coef_, clf.intercept_
+        if len(clf.classes_) == 2:  # sklearn's binary form: one row for the positive class
+            coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+        weight[clf.classes_], bias[clf.classes_] = coef, intercept
+    f32 = np.float32
+    return LinearProbe(mean.astype(f32), scale.astype(f32), weight.astype(f32), bias.astype(f32))
+
+
 def cross_val_pred_probs(embeddings: np.ndarray, labels: np.ndarray, n_classes: int, folds: np.ndarray,
                          c: float = DEFAULT_C, seed: int = 0,
                          progress: Callable[[int, int], None] | None = None) -> np.ndarray:

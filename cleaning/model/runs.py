@@ -40,11 +40,23 @@ CREATE TABLE IF NOT EXISTS runs(
     history         TEXT NOT NULL DEFAULT '[]',
     batch_losses    TEXT NOT NULL DEFAULT '[]',
     model_path      TEXT NOT NULL,
-    seconds         REAL
+    seconds         REAL,
+    status          TEXT NOT NULL DEFAULT 'done',
+    mode            TEXT NOT NULL DEFAULT 'full',
+    probe_accuracy  REAL,
+    chosen          TEXT,
+    eval_id         TEXT,
+    active_seqs     TEXT
 )"""
 
+#: Columns added after the first version: (name, SQL type and default), added to old tables on first use.
+_ADDED = (("batch_losses", "TEXT NOT NULL DEFAULT '[]'"), ("status", "TEXT NOT NULL DEFAULT 'done'"),
+          ("mode", "TEXT NOT NULL DEFAULT 'full'"), ("probe_accuracy", "REAL"), ("chosen", "TEXT"),
+          ("eval_id", "TEXT"), ("active_seqs", "TEXT"))
+
 _COLUMNS = ("run_id", "created_at", "dataset_version", "last_seq", "arch", "settings", "accuracy", "valid_loss",
-            "n_train", "n_valid", "vocab", "per_class", "confusion", "history", "batch_losses", "model_path", "seconds")
+            "n_train", "n_valid", "vocab", "per_class", "confusion", "history", "batch_losses", "model_path", "seconds",
+            "status", "mode", "probe_accuracy", "chosen", "eval_id", "active_seqs")
 
 
 class RunNotFound(CleaningError):
@@ -68,8 +80,14 @@ class RunRecord:
     confusion: list[list[int]]  # K×K, rows = true label, columns = predicted, in ``vocab`` order
     history: list[dict[str, Any]] = field(default_factory=list)  # one dict per epoch (cleaning.model.train.TrainEvent)
     batch_losses: list[float] = field(default_factory=list)  # training loss of every batch
-    model_path: str = ""
+    model_path: str = ""  # empty for a run stopped before any model existed
     seconds: float | None = None
+    status: str = "done"  # "done" or "stopped" (stopped early: the best model so far, if any, is kept)
+    mode: str = "full"  # "quick" (linear probe) or "full" (fine-tuned from the probe)
+    probe_accuracy: float | None = None  # the linear probe's accuracy on the same validation images
+    chosen: str | None = None  # which model the run kept: "probe" or "finetune"
+    eval_id: str | None = None  # the fixed evaluation set the run was validated on
+    active_seqs: list[int] | None = None  # decisions active when the run started (None: not recorded)
 
 
 @dataclass
@@ -84,7 +102,13 @@ class RunComparison:
     confusion_after: np.ndarray
     confusion_diff: np.ndarray  # after − before (counts; validation sets may differ in size)
     recall_delta: dict[str, float | None]
-    decisions: list[Any]  # store Decisions recorded (or undone/redone) between the two runs
+    decisions: list[Any]  # store Decisions active at exactly one of the two runs (what changed), oldest first
+    undone: list[Any] = field(default_factory=list)  # those of them active at ``before`` only (taken back)
+
+    @property
+    def active_decisions(self) -> list[Any]:
+        """The decisions in between that are in effect now (not undone, not discarded after an undo)."""
+        return [d for d in self.decisions if getattr(d, "state", "active") == "active"]
 
 
 def _lock(ws: Workspace) -> Any:
@@ -97,9 +121,9 @@ def ensure_table(ws: Workspace) -> None:
         conn = ws.store.conn
         conn.execute(SCHEMA)
         have = {tuple(r)[1] for r in conn.execute("PRAGMA table_info(runs)")}
-        for col in ("batch_losses",):
+        for col, decl in _ADDED:
             if col not in have:
-                conn.execute(f"ALTER TABLE runs ADD COLUMN {col} TEXT NOT NULL DEFAULT '[]'")
+                conn.execute(f"ALTER TABLE runs ADD COLUMN {col} {decl}")
 
 
 def _last_seq(ws: Workspace) -> int:
@@ -112,8 +136,13 @@ def _now() -> str:
 
 def record_run(ws: Workspace, run_id: str, metrics: dict[str, Any], model_path: str | Path,
                history: list[dict[str, Any]] | None = None, dataset_version: int | None = None,
-               created_at: str | None = None, batch_losses: list[float] | None = None) -> RunRecord:
-    """Store a finished run (``metrics`` as returned by :func:`cleaning.model.train.train_classifier`)."""
+               created_at: str | None = None, batch_losses: list[float] | None = None,
+               status: str = "done", eval_id: str | None = None,
+               active_seqs: list[int] | None = None) -> RunRecord:
+    """Store a run (``metrics`` as returned by :func:`cleaning.model.train.train_classifier`).
+
+    ``active_seqs``: the decisions active when the run started (default: those active now).
+    """
     ensure_table(ws)
     rec = RunRecord(
         run_id=run_id, created_at=created_at or _now(),
@@ -123,7 +152,10 @@ def record_run(ws: Workspace, run_id: str, metrics: dict[str, Any], model_path: 
         n_train=int(metrics.get("n_train", 0)), n_valid=int(metrics.get("n_valid", 0)),
         vocab=list(metrics.get("vocab", [])), per_class=dict(metrics.get("per_class", {})),
         confusion=[list(map(int, r)) for r in metrics.get("confusion", [])], history=list(history or []),
-        batch_losses=[float(x) for x in batch_losses or []], model_path=str(model_path), seconds=metrics.get("seconds"),
+        batch_losses=[float(x) for x in batch_losses or []], model_path=str(model_path or ""),
+        seconds=metrics.get("seconds"), status=status, mode=str(metrics.get("mode", "full")),
+        probe_accuracy=metrics.get("probe_accuracy"), chosen=metrics.get("chosen"), eval_id=eval_id,
+        active_seqs=list(ws.store.active_seqs() if active_seqs is None else active_seqs),
     )
     values = [getattr(rec, c) for c in _COLUMNS]
     values = [json.dumps(v) if isinstance(v, dict | list) else v for v in values]
@@ -137,8 +169,8 @@ def record_run(ws: Workspace, run_id: str, metrics: dict[str, Any], model_path: 
 
 def _from_row(row: Any) -> RunRecord:
     d = dict(zip(_COLUMNS, tuple(row)))
-    for k in ("settings", "vocab", "per_class", "confusion", "history", "batch_losses"):
-        d[k] = json.loads(d[k])
+    for k in ("settings", "vocab", "per_class", "confusion", "history", "batch_losses", "active_seqs"):
+        d[k] = json.loads(d[k]) if d[k] is not None else None
     return RunRecord(**d)
 
 
@@ -177,12 +209,20 @@ def _recall(cm: np.ndarray) -> np.ndarray:
         return np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
 
 
+def _active_at(run: RunRecord, history: list[Any]) -> set[int]:
+    if run.active_seqs is not None:
+        return set(run.active_seqs)
+    return {d.seq for d in history if d.seq <= run.last_seq and d.state == "active"}
+
+
 def compare_runs(ws: Workspace, a: str, b: str) -> RunComparison:
     """Compare run ``b`` (after) with run ``a`` (before).
 
     Returns the accuracy delta, both confusion matrices over the union of labels and their difference,
-    per-class recall deltas, and the decisions recorded between the runs (``seq`` in
-    ``(a.last_seq, b.last_seq]``, whatever their state now; the runs may be given in either order).
+    per-class recall deltas, the decisions active at one run but not the other (``decisions``; the runs
+    may be given in either order) and which of them were active at ``a`` only (``undone``). Undone and discarded decisions count only where
+    they were active. Runs recorded before active decisions were kept fall back to "active now and at
+    most the run's last seq".
 
     Raises:
         RunNotFound: either run id is unknown.
@@ -193,8 +233,10 @@ def compare_runs(ws: Workspace, a: str, b: str) -> RunComparison:
     cm_b = _reindex(after.confusion, after.vocab, union)
     ra, rb = _recall(cm_a), _recall(cm_b)
     recall_delta = {v: (None if np.isnan(x) or np.isnan(y) else float(y - x)) for v, x, y in zip(union, ra, rb)}
-    lo_seq, hi_seq = sorted((before.last_seq, after.last_seq))
-    decisions = [d for d in ws.store.history() if lo_seq < d.seq <= hi_seq]
+    history = ws.store.history()
+    at_a, at_b = _active_at(before, history), _active_at(after, history)
+    decisions = [d for d in history if d.seq in at_a ^ at_b]
+    undone = [d for d in history if d.seq in at_a - at_b]
     delta = (after.accuracy - before.accuracy
              if after.accuracy is not None and before.accuracy is not None else None)
-    return RunComparison(before, after, delta, union, cm_a, cm_b, cm_b - cm_a, recall_delta, decisions)
+    return RunComparison(before, after, delta, union, cm_a, cm_b, cm_b - cm_a, recall_delta, decisions, undone)

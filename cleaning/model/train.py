@@ -10,68 +10,91 @@ records the run.
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..errors import CleaningError
 from .backbone import DEFAULT_ARCH, fastai_arch
 from .embed import open_for_model
-from .oos import assign_folds, encode_labels, make_groups
+from .oos import DEFAULT_C, assign_folds, encode_labels, fit_linear_probe
+from .steps import (  # noqa: F401 — TrainEvent, TrainingStopped, DEFAULT_LR, LR_RANGE: re-exported
+    DEFAULT_LR,
+    LR_RANGE,
+    TrainEvent,
+    TrainingStopped,
+    auto_size,
+    image_sizes,
+    pick_lr,
+    probe_features,
+    progress_callback,
+    scores,
+    softmax,
+)
 
-if TYPE_CHECKING:
-    from ..data.workspace import Workspace
-    from .runs import RunRecord
+#: Training modes: "quick" fits the linear probe only (seconds); "full" fine-tunes from it (minutes).
+MODES = ("quick", "full")
 
 
 @dataclass
 class TrainSettings:
-    """What a training run does; defaults keep CPU training bearable (≈ 20–60 img/s at 128 px)."""
+    """What a training run does.
+
+    ``mode="quick"``: the pretrained body stays as it is and a linear probe (the out-of-sample step's
+    head: standardised L2-normalised pooled features + logistic regression, ``C=probe_c``) is fitted on
+    the training images and copied into the network's final linear layer. ``mode="full"``: the same
+    probe is the warm start, then the whole network is fine-tuned for at most ``epochs`` epochs, stopping
+    when the validation loss has not improved for ``patience`` epochs; the epoch with the lowest
+    validation loss is kept, and the run's model is whichever of probe and fine-tune scores the higher
+    validation accuracy (ties: lower validation loss).
+
+    Learning rate: ``lr`` if given; else with ``lr_find=True`` a short fastai ``lr_find`` sweep (its
+    "valley", clamped to :data:`LR_RANGE`); else the rule :data:`DEFAULT_LR` for the head and a tenth
+    of it for the body. Why a rule by default: the head starts at the probe's optimum, so the step
+    size only has to move a pretrained network a little; 1e-3 with Adam is fastai's own fine-tuning
+    rate after its head-only epoch (``fine_tune``: base 2e-3, halved), and a sweep costs about as
+    much as two epochs on a CPU. The body gets a tenth (fastai uses a hundredth) so that classes far
+    from ImageNet (digits, sketches) can still reshape its features.
+    ``size=None`` trains at the images' typical size, between 64 and 128 px (upsampling small images
+    further costs time and adds no detail).
+    """
 
     arch: str = DEFAULT_ARCH
-    epochs: int = 2  # epochs with the whole network unfrozen
-    freeze_epochs: int = 1  # epochs training the new head only, before that
-    size: int = 128  # square input side in pixels
+    mode: str = "full"
+    epochs: int = 8  # most fine-tuning epochs (full mode); early stopping usually ends sooner
+    freeze_epochs: int = 0  # extra epochs training the warm-started head alone before unfreezing
+    patience: int = 2  # epochs without a better validation loss before stopping
+    size: int | None = None  # square input side in pixels; None: see the class docstring
     batch_size: int = 32
-    valid_pct: float = 0.2
-    lr: float = 2e-3
+    valid_pct: float = 0.2  # only used without a fixed evaluation set
+    lr: float | None = None  # None: DEFAULT_LR, or lr_find when ``lr_find``
+    lr_find: bool = False
+    probe_c: float = DEFAULT_C
     seed: int = 0
     channels_last: bool = True  # faster convolutions on the CPU
-    train_bn: bool = False  # False: the head-only epochs back-propagate through the head alone (fast)
-
-
-@dataclass
-class TrainEvent:
-    """One progress report: ``kind`` is "batch" (training batch done) or "epoch" (epoch validated)."""
-
-    kind: str
-    epoch: int  # 0-based over all stages
-    n_epochs: int
-    stage: str  # "head" (frozen body) or "all"
-    batch: int = 0
-    n_batches: int = 0
-    loss: float = float("nan")  # last training batch loss, or the epoch's smoothed training loss
-    valid_loss: float = float("nan")
-    accuracy: float = float("nan")
-    seconds: float = 0.0
+    train_bn: bool = False  # False: head-only epochs back-propagate through the head alone (fast)
 
 
 @dataclass
 class TrainResult:
-    """Validation metrics and where the model went; ``history`` has one dict per epoch."""
+    """Validation metrics and where the model went; ``history`` has one dict per epoch.
+
+    ``valid_probs`` (V×K, ``metrics["vocab"]`` order) are the chosen model's probabilities for the
+    validation images ``valid_index`` (positions in the ``paths`` given to :func:`train_classifier`).
+    """
 
     metrics: dict[str, Any]
-    model_path: Path
+    model_path: Path | None
     history: list[dict[str, Any]] = field(default_factory=list)
     batch_losses: list[float] = field(default_factory=list)
+    valid_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    valid_probs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    stopped: bool = False
 
 
 def load_training_image(path: str | Path, min_side: int = 128) -> Any:
@@ -116,61 +139,62 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, vocab: Sequen
     return {"accuracy": acc, "per_class": per_class, "confusion": cm.tolist(), "vocab": list(vocab)}
 
 
-def _progress_callback(report: Callable[[TrainEvent], None] | None, n_epochs: int,
-                       should_stop: Callable[[], bool] | None, stage_of: Callable[[], str],
-                       losses: list[float], history: list[dict[str, Any]]) -> Any:
-    from fastai.callback.core import Callback, CancelFitException
-
-    class Progress(Callback):
-        order = 90  # after the Recorder has the epoch's values
-
-        def __init__(self) -> None:
-            self.epoch_no, self.t0 = 0, time.time()
-
-        def before_epoch(self) -> None:
-            self.t0 = time.time()
-
-        def after_batch(self) -> None:
-            if not self.training:
-                return
-            loss = float(self.loss.detach())
-            losses.append(loss)
-            if report:
-                report(TrainEvent("batch", self.epoch_no, n_epochs, stage_of(), self.iter + 1, self.n_iter, loss))
-            if should_stop and should_stop():
-                raise CancelFitException()
-
-        def after_epoch(self) -> None:
-            vals = self.recorder.values[-1] if self.recorder.values else []
-            ev = TrainEvent("epoch", self.epoch_no, n_epochs, stage_of(),
-                            loss=float(vals[0]) if len(vals) > 0 else float("nan"),
-                            valid_loss=float(vals[1]) if len(vals) > 1 else float("nan"),
-                            accuracy=float(vals[2]) if len(vals) > 2 else float("nan"),
-                            seconds=time.time() - self.t0)
-            history.append(asdict(ev))
-            self.epoch_no += 1
-            if report:
-                report(ev)
-
-    return Progress()
-
-
 def train_classifier(paths: Sequence[str], labels: Sequence[str], out_dir: Path,
                      settings: TrainSettings | None = None, groups: np.ndarray | None = None,
                      on_progress: Callable[[TrainEvent], None] | None = None,
-                     should_stop: Callable[[], bool] | None = None) -> TrainResult:
-    """Fine-tune ``settings.arch`` on (path, label) pairs; export to ``out_dir/model.pkl``.
+                     should_stop: Callable[[], bool] | None = None,
+                     valid: np.ndarray | None = None) -> TrainResult:
+    """Warm-start from a linear probe, optionally fine-tune, keep the better; export ``out_dir/model.pkl``.
 
     Args:
         groups: N group ids kept on one side of the validation split (default: every image alone).
-        on_progress: called with a :class:`TrainEvent` after every training batch and every epoch.
-        should_stop: polled after every batch; returning True ends training early (metrics still computed).
+        on_progress: called with a :class:`TrainEvent` after every probe-feature batch, training batch
+            and epoch.
+        should_stop: polled after every batch; True ends training early (the best model so far is kept).
+        valid: N booleans, the validation images (e.g. the data set's fixed evaluation set); default a
+            stratified ``settings.valid_pct`` split keeping ``groups`` together.
     Returns:
-        :class:`TrainResult`; ``metrics`` holds accuracy (validation, current labels), n_train, n_valid,
-        arch, per_class, confusion, vocab, valid_loss, seconds.
+        :class:`TrainResult`; ``metrics`` holds accuracy (validation, current labels), probe_accuracy,
+        finetune_accuracy, chosen ("probe" or "finetune"), n_train, n_valid, arch, mode, per_class,
+        confusion, vocab, valid_loss, lr, seconds, settings.
     Raises:
-        CleaningError: fewer than 4 images or 2 classes; BackboneUnavailable: weights not available.
+        CleaningError: fewer than 4 images or 2 classes, bad mode; TrainingStopped: stopped before the
+        probe existed (nothing exported, ``out_dir`` not created); BackboneUnavailable.
     """
+    import gc
+
+    import torch
+
+    s = settings or TrainSettings()
+    if s.mode not in MODES:
+        raise CleaningError(f"unknown training mode {s.mode!r}", hint=f"use one of {', '.join(MODES)}")
+    arch, arch_kwargs = fastai_arch(s.arch)  # fail fast when the weights cannot be had
+    paths, labels = [str(p) for p in paths], [str(v) for v in labels]
+    vocab = sorted(set(labels))
+    if len(paths) < 4 or len(vocab) < 2:
+        raise CleaningError(f"too little to train on: {len(paths)} image(s) in {len(vocab)} class(es)",
+                            hint="training needs at least 4 images in at least 2 classes")
+    y = encode_labels(labels, vocab)
+    groups = np.arange(len(paths)) if groups is None else np.asarray(groups)
+    valid = split_valid(y, groups, s.valid_pct, s.seed) if valid is None else np.asarray(valid, bool)
+    if valid.all() or not valid.any():
+        raise CleaningError("cannot split the images into training and validation sets",
+                            hint="add more distinct images")
+    if s.size is None:
+        s = replace(s, size=auto_size(*image_sizes(paths)))
+    torch.manual_seed(s.seed)
+    t0 = time.time()
+    learn = _learner(paths, labels, vocab, valid, s, arch, arch_kwargs, out_dir)
+    try:
+        return _run(learn, y, valid, vocab, s, out_dir, on_progress, should_stop, t0)
+    finally:
+        learn.dls, learn.model, learn.opt = None, None, None  # break cycles so memory is freed now
+        del learn
+        gc.collect()
+
+
+def _learner(paths: list[str], labels: list[str], vocab: list[str], valid: np.ndarray, s: TrainSettings,
+             arch: Any, arch_kwargs: dict[str, Any], out_dir: Path) -> Any:
     import torch
     from fastai.callback.channelslast import ChannelsLast
     from fastai.vision.all import (
@@ -184,85 +208,84 @@ def train_classifier(paths: Sequence[str], labels: Sequence[str], out_dir: Path,
         vision_learner,
     )
 
-    s = settings or TrainSettings()
-    arch, arch_kwargs = fastai_arch(s.arch)  # fail fast when the weights cannot be had
-    paths, labels = [str(p) for p in paths], [str(v) for v in labels]
-    vocab = sorted(set(labels))
-    if len(paths) < 4 or len(vocab) < 2:
-        raise CleaningError(f"too little to train on: {len(paths)} image(s) in {len(vocab)} class(es)",
-                            hint="training needs at least 4 images in at least 2 classes")
-    y = encode_labels(labels, vocab)
-    groups = np.arange(len(paths)) if groups is None else np.asarray(groups)
-    valid = split_valid(y, groups, s.valid_pct, s.seed)
-    if valid.all() or not valid.any():
-        raise CleaningError("cannot split the images into training and validation sets",
-                            hint="add more distinct images")
-    torch.manual_seed(s.seed)
+    from .backbone import arch_spec
+
     lookup = _Labels(dict(zip(paths, labels)))
     block = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=vocab)),
                       get_x=partial(load_training_image, min_side=s.size), get_y=lookup,
                       splitter=IndexSplitter(np.flatnonzero(valid).tolist()),
                       item_tfms=Resize(s.size), batch_tfms=aug_transforms(size=s.size, min_scale=0.75))
     dls = block.dataloaders(paths, bs=s.batch_size, num_workers=0, device=torch.device("cpu"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    learn = vision_learner(dls, arch, metrics=accuracy, path=out_dir, train_bn=s.train_bn, **arch_kwargs)
+    from .heads import ProbeHead
+
+    head = ProbeHead(arch_spec(s.arch).dim, len(vocab))
+    learn = vision_learner(dls, arch, metrics=accuracy, path=out_dir, train_bn=s.train_bn, custom_head=head,
+                           **arch_kwargs)
+    learn.model = learn.model.to(memory_format=torch.channels_last)
     if s.channels_last:
         learn.add_cb(ChannelsLast())
+    learn._lookup, learn._all_paths = lookup, paths
+    return learn
+
+
+def _run(learn: Any, y: np.ndarray, valid: np.ndarray, vocab: list[str], s: TrainSettings, out_dir: Path,
+         on_progress: Callable[[TrainEvent], None] | None, should_stop: Callable[[], bool] | None,
+         t0: float) -> TrainResult:
+    import copy
+
+
+    train_idx, valid_idx = np.flatnonzero(~valid), np.flatnonzero(valid)
+    done = [0]
+    feats = [probe_features(learn, learn.dls.test_dl([learn._all_paths[i] for i in idx]), s.arch, s.size, should_stop,
+                       on_progress, done, len(y)) for idx in (train_idx, valid_idx)]
+    probe = fit_linear_probe(feats[0], y[train_idx], len(vocab), s.probe_c, s.seed)
+    learn.model[1].load_probe(probe)
+    targets = y[valid_idx]
+    probe_probs = softmax(probe.logits(feats[1]))
+    probe_loss = float(-np.log(np.maximum(probe_probs[np.arange(len(targets)), targets], 1e-12)).mean())
+    del feats
+    probe_acc = float((probe_probs.argmax(1) == targets).mean())
+    if on_progress:
+        on_progress(TrainEvent("probe", 0, 0, "probe", loss=probe_loss, valid_loss=probe_loss,
+                               accuracy=probe_acc, seconds=time.time() - t0))
     losses: list[float] = []
-    history: list[dict[str, Any]] = []
-    stage = ["head"]
-    n_epochs = s.freeze_epochs + s.epochs
-    cb = _progress_callback(on_progress, n_epochs, should_stop, lambda: stage[0], losses, history)
-    t0 = time.time()
-    with learn.no_bar(), learn.no_logging():
-        if s.freeze_epochs > 0:
-            learn.freeze()
-            learn.fit_one_cycle(s.freeze_epochs, slice(s.lr), pct_start=0.99, cbs=[cb])
-        if s.epochs > 0 and not (should_stop and should_stop()):
-            stage[0] = "all"
-            learn.unfreeze()
-            lr = s.lr / 2 if s.freeze_epochs > 0 else s.lr
-            learn.fit_one_cycle(s.epochs, slice(lr / 100, lr), pct_start=0.3, div=5.0, cbs=[cb])
-        probs, targets = learn.get_preds(dl=dls.valid)
+    history: list[dict[str, Any]] = [{"kind": "probe", "epoch": -1, "stage": "probe", "valid_loss": probe_loss,
+                                      "accuracy": probe_acc, "seconds": round(time.time() - t0, 2)}]
+    chosen, probs, loss, ft_acc, lr = "probe", probe_probs, probe_loss, None, None
+    stopped = bool(should_stop and should_stop())
+    if s.mode == "full" and not stopped and (s.epochs > 0 or s.freeze_epochs > 0):
+        probe_state = copy.deepcopy(learn.model.state_dict())
+        best: dict[str, Any] = {"loss": float("inf"), "state": None, "epoch": None, "stopped": False}
+        stage = ["head"]
+        cb = progress_callback(on_progress, s.freeze_epochs + s.epochs, should_stop, lambda: stage[0], losses,
+                                history, s.patience, best)
+        with learn.no_bar(), learn.no_logging():
+            if s.freeze_epochs > 0:
+                learn.freeze()
+                learn.fit_one_cycle(s.freeze_epochs, 1e-3, pct_start=0.3, cbs=[cb])
+            if s.epochs > 0 and not best["stopped"]:
+                stage[0] = "all"
+                learn.unfreeze()
+                lr = pick_lr(learn, s)
+                learn.fit_one_cycle(s.epochs, slice(lr / 10, lr), pct_start=0.25, cbs=[cb])
+            stopped = bool(best["stopped"])
+            if best["state"] is not None:
+                learn.model.load_state_dict(best["state"])
+                ft_probs, _, ft_loss = scores(learn, learn.dls.valid)
+                ft_acc = float((ft_probs.argmax(1) == targets).mean())
+                if ft_acc > probe_acc or (ft_acc == probe_acc and ft_loss < probe_loss):
+                    chosen, probs, loss = "finetune", ft_probs, ft_loss
+            if chosen == "probe":
+                learn.model.load_state_dict(probe_state)
+        best.clear()
+        del probe_state
     seconds = time.time() - t0
-    metrics = classification_metrics(targets.numpy().astype(np.int64), probs.argmax(1).numpy(), vocab)
-    valid_loss = float(torch.nn.functional.nll_loss(torch.log(probs.clamp_min(1e-12)), targets.long()))
-    metrics.update(n_train=int((~valid).sum()), n_valid=int(valid.sum()), arch=s.arch, valid_loss=valid_loss,
+    metrics = classification_metrics(targets, probs.argmax(1), vocab)
+    metrics.update(n_train=len(train_idx), n_valid=len(valid_idx), arch=s.arch, mode=s.mode, valid_loss=loss,
+                   probe_accuracy=probe_acc, finetune_accuracy=ft_acc, chosen=chosen, lr=lr,
                    seconds=round(seconds, 2), settings=asdict(s))
-    lookup.mapping = {}  # the exported model should not carry the data set's file list
+    learn._lookup.mapping = {}  # the exported model should not carry the data set's file list
+    del learn._lookup, learn._all_paths
+    out_dir.mkdir(parents=True, exist_ok=True)
     learn.export("model.pkl")
-    return TrainResult(metrics, out_dir / "model.pkl", history, losses)
-
-
-def new_run_id() -> str:
-    """A sortable unique run id: UTC time + 6 random hex digits."""
-    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-
-
-def train_workspace(ws: Workspace, settings: TrainSettings | None = None,
-                    on_progress: Callable[[TrainEvent], None] | None = None,
-                    should_stop: Callable[[], bool] | None = None) -> tuple[RunRecord, TrainResult]:
-    """Train on the workspace's current labels (deleted images out), export and record the run.
-
-    Returns:
-        (the recorded :class:`cleaning.model.runs.RunRecord`, the :class:`TrainResult`).
-    Raises:
-        CleaningError: too few images/classes; BackboneUnavailable: weights not available.
-    """
-    from .runs import record_run
-
-    s = settings or TrainSettings()
-    df = ws.items_frame()
-    df = df[~df["deleted"]]
-    version = ws.store.decision_count()
-    run_id = new_run_id()
-    out_dir = Path(ws.state_dir) / "runs" / run_id
-    groups = make_groups(list(df["sha256"]), list(df["phash"]))
-    result = train_classifier(list(df["abs_path"]), list(df["label"]), out_dir, s, groups, on_progress,
-                              should_stop)
-    result.metrics["run_id"] = run_id
-    (out_dir / "metrics.json").write_text(json.dumps(
-        {**result.metrics, "history": result.history}, indent=2), encoding="utf-8")
-    record = record_run(ws, run_id, result.metrics, result.model_path, history=result.history,
-                        dataset_version=version, batch_losses=result.batch_losses)
-    return record, result
+    return TrainResult(metrics, out_dir / "model.pkl", history, losses, valid_idx, probs, stopped)

@@ -194,24 +194,42 @@ def scan_key(ws: Workspace) -> str:
     from ..model.embed import embedding_model_key
 
     df = ws.items_frame()
-    return fingerprint("scan", SCAN_VERSION, ws.store.version_key(), embedding_model_key(),
+    return fingerprint("scan", SCAN_VERSION, ws.version_key(), embedding_model_key(),
                        list(zip(df["item_id"], df["sha256"], df["path"], df["deleted"])),
                        [(b.path, b.reason, b.kind) for b in ws.bad_files()])
 
 
 def _load_or_analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    key = scan_key(ws)
-    cached = load_arrays(ws.cache_dir, "scan", key)
-    if cached is not None:
-        issues = pd.DataFrame({c: cached[f"i_{c}"] for c in QUEUE_COLUMNS})
-        scores = pd.DataFrame({c: cached[f"s_{c}"] for c in SCORE_COLUMNS})
-        return _types(issues, scores)
-    issues, scores = _analyse(ws, progress)
-    arrays = {f"i_{c}": _array(issues[c]) for c in QUEUE_COLUMNS}
-    arrays.update({f"s_{c}": _array(scores[c]) for c in SCORE_COLUMNS})
-    save_arrays(ws.cache_dir, "scan", key, **arrays)
+    """The analysis of one snapshot of the data set (one store version), from the cache or computed.
+
+    Runs under the shared workspace lock (no apply moves a file while it is read) and pinned to one
+    snapshot: decisions recorded meanwhile are kept and make the result stale (see :func:`is_stale`),
+    never inconsistent. Both frames carry ``attrs["data_version"]``.
+    """
+    with ws.lock.hold("scan", exclusive=False), ws.pinned() as snap:
+        key = scan_key(ws)
+        cached = load_arrays(ws.cache_dir, "scan", key)
+        if cached is not None:
+            issues = pd.DataFrame({c: cached[f"i_{c}"] for c in QUEUE_COLUMNS})
+            scores = pd.DataFrame({c: cached[f"s_{c}"] for c in SCORE_COLUMNS})
+            return _label(_types(issues, scores), snap.version)
+        issues, scores = _analyse(ws, progress)
+        arrays = {f"i_{c}": _array(issues[c]) for c in QUEUE_COLUMNS}
+        arrays.update({f"s_{c}": _array(scores[c]) for c in SCORE_COLUMNS})
+        save_arrays(ws.cache_dir, "scan", key, **arrays)
     _say(progress, "done", 1.0)
-    return _types(issues, scores)
+    return _label(_types(issues, scores), snap.version)
+
+
+def _label(frames: tuple[pd.DataFrame, pd.DataFrame], version: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    for f in frames:
+        f.attrs["data_version"] = version
+    return frames
+
+
+def is_stale(ws: Workspace, result: pd.DataFrame) -> bool:
+    """True when decisions were recorded (or undone) since the snapshot ``result`` was computed on."""
+    return str(result.attrs.get("data_version", "")) != ws.store.version_key()
 
 
 def _array(col: pd.Series) -> np.ndarray:
@@ -230,6 +248,26 @@ def _types(issues: pd.DataFrame, scores: pd.DataFrame) -> tuple[pd.DataFrame, pd
     return issues, scores
 
 
+def _with_model_opinion(ws: Workspace, issues: pd.DataFrame) -> pd.DataFrame:
+    """Add the user's own model's confident disagreements (``predict --model``) as ``label`` rows for images
+    the scan did not already flag as label errors (not cached: loading or dropping the model shows at once)."""
+    from ..model.predict import model_opinion_rows
+
+    items = ws.items_frame()
+    live = items[~items["deleted"]]
+    label = dict(zip(live["item_id"], live["label"]))
+    rows = model_opinion_rows(ws, label)
+    flagged = set(issues[issues["issue"] == "label"]["item_id"]) if len(issues) else set()
+    rows = [r for r in rows if r["item_id"] not in flagged]
+    if not rows:
+        return issues
+    path = dict(zip(live["item_id"], live["path"]))
+    extra = pd.DataFrame([{**r, "path": path[r["item_id"]], "label": label[r["item_id"]],
+                           "related_path": "", "predicted_label": r["suggested_label"],
+                           "confidence": 2 * r["severity"]} for r in rows], columns=QUEUE_COLUMNS)
+    return rank(pd.concat([issues, extra], ignore_index=True))
+
+
 def find_issues(ws: Workspace, progress: Progress | None = None, include_reviewed: bool = True) -> pd.DataFrame:
     """The ranked issue queue of the workspace's non-deleted images (computed, or from the cache).
 
@@ -240,6 +278,7 @@ def find_issues(ws: Workspace, progress: Progress | None = None, include_reviewe
         CleaningError: from the model side (backbone unavailable, ...).
     """
     issues, _ = _load_or_analyse(ws, progress)
+    issues = _with_model_opinion(ws, issues)
     if not include_reviewed and len(issues):
         kept = set(ws.items_frame().query("kept")["item_id"])
         issues = issues[~issues["item_id"].isin(kept)].reset_index(drop=True)
@@ -256,5 +295,5 @@ def compute_scores(ws: Workspace, progress: Progress | None = None) -> pd.DataFr
     return _load_or_analyse(ws, progress)[1]
 
 
-__all__ = ["ISSUE_COLUMNS", "QUEUE_COLUMNS", "SCORE_COLUMNS", "compute_scores", "find_issues",
+__all__ = ["ISSUE_COLUMNS", "QUEUE_COLUMNS", "SCORE_COLUMNS", "compute_scores", "find_issues", "is_stale",
            "load_or_find_issues", "load_or_compute_pixels", "rank", "scan_key"]

@@ -21,6 +21,9 @@ from .sources import BY_NAMES, PROBLEMS
 #: Above this many points the scatter is drawn with WebGL (``Scattergl``).
 WEBGL_ABOVE = 2000
 
+#: Top margin (px) of the map: room for plotly's toolbar above the plot and its legend.
+MODEBAR_MARGIN = 44
+
 COLOUR_COLUMNS = {"label": "given label", "pred": "prediction", "issue": "issue"}
 
 
@@ -75,10 +78,12 @@ def embedding_figure(points: pd.DataFrame, colour_by: str = "label", height: int
             marker=dict(color=colour, size=5 if big else 9, line=dict(width=0 if big else 0.5, color="white")),
             selected=dict(marker=dict(size=8 if big else 13)),
             unselected=dict(marker=dict(opacity=1 if big else 0.35))))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), dragmode=dragmode,
+    # the top margin holds plotly's toolbar (mode bar), so it never covers the legend title below it
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=MODEBAR_MARGIN, b=10), dragmode=dragmode,
                       hovermode="closest", clickmode="event+select", plot_bgcolor="#fafafa",
                       xaxis=dict(visible=False), yaxis=dict(visible=False), uirevision="embedding",
-                      legend=dict(title=dict(text=COLOUR_COLUMNS[colour_by]), itemsizing="constant"))
+                      legend=dict(title=dict(text=COLOUR_COLUMNS[colour_by]), itemsizing="constant",
+                                  y=1, yanchor="top"))
     return fig
 
 

@@ -115,13 +115,43 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
+NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Address]]:
+    """IPv4 addresses an IPv6 address carries and routes to: IPv4-mapped, 6to4 (2002::/16), Teredo
+    (2001::/32: server and client) and NAT64 (64:ff9b::/96), each with the form's name."""
+    out: list[tuple[str, ipaddress.IPv4Address]] = []
+    if ip.ipv4_mapped is not None:
+        out.append(("IPv4-mapped", ip.ipv4_mapped))
+    if ip.sixtofour is not None:
+        out.append(("6to4", ip.sixtofour))
+    if ip.teredo is not None:
+        out += [("Teredo server", ip.teredo[0]), ("Teredo client", ip.teredo[1])]
+    if ip in NAT64_WELL_KNOWN:
+        out.append(("NAT64", ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)))
+    return out
+
+
 def blocked_reason(
     ip: ipaddress.IPv4Address | ipaddress.IPv6Address, *, allow_private: bool = False,
     allowed_networks: Sequence[str] = (),
 ) -> str | None:
-    """Why the guard refuses ``ip`` (e.g. ``"private"``, ``"cloud metadata"``), or None if allowed."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    """Why the guard refuses ``ip`` (e.g. ``"private"``, ``"cloud metadata"``), or None if allowed.
+
+    An IPv6 address that embeds an IPv4 one (mapped, 6to4, Teredo, NAT64) is judged by that IPv4
+    address too; NAT64 local-use addresses (64:ff9b:1::/48) are refused.
+    """
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return blocked_reason(ip.ipv4_mapped, allow_private=allow_private, allowed_networks=allowed_networks)
+        for form, v4 in embedded_ipv4(ip):
+            why = blocked_reason(v4, allow_private=allow_private, allowed_networks=allowed_networks)
+            if why:
+                return f"{form} address of {v4}: {why}"
+        if ip in NAT64_LOCAL_USE and not allow_private:
+            return "NAT64 local-use"
     if ip in METADATA_ADDRESSES:
         return "cloud metadata"
     if allow_private or any(ip in ipaddress.ip_network(n, strict=False) for n in allowed_networks):
@@ -264,7 +294,10 @@ def _get_once(url: str, config: DownloadConfig, resolver: Resolver,
     timer.daemon = True
     timer.start()
     try:
-        return _exchange(conn, target, config)
+        result = _exchange(conn, target, config)
+        if expired.is_set():  # headers or body cut off by the watchdog: a timeout, not an empty answer
+            raise Rejected(f"timed out (over {config.total_timeout:g} s in total)", transient=True)
+        return result
     except Rejected:
         raise
     except (http.client.HTTPException, OSError) as e:

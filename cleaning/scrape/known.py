@@ -150,6 +150,11 @@ class FetchLog:
             return None
         return e
 
+    def entries(self) -> list[dict[str, object]]:
+        """A copy of every logged outcome (one per URL, the newest)."""
+        with self._lock:
+            return [dict(e) for e in self._entries.values()]
+
     def count(self, label: str) -> int:
         """How many URLs of class ``label`` the log holds."""
         with self._lock:

@@ -38,6 +38,7 @@ from .search import (
     DdgsProvider,
     SearchError,
     SearchProvider,
+    describe_search_error,
     plan_queries,
     search_candidates,
 )
@@ -130,7 +131,7 @@ def download_all(jobs: Iterable[DownloadJob], dest_root: Path, *, config: Downlo
                            reason=f"{m.kind} duplicate of {m.ref}" + (" (deleted)" if m.deleted else ""),
                            seconds=time.monotonic() - t0)
         _write_atomic(dest_root / rel, img.jpeg)
-        log.record(job.url, "downloaded", label=job.label, path=rel)
+        log.record(job.url, "downloaded", label=job.label, path=rel, query=job.query)
         return Outcome(job.url, job.label, "downloaded", path=rel, query=job.query,
                        seconds=time.monotonic() - t0)
 
@@ -161,7 +162,8 @@ def _s(v: object) -> str | None:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{threading.get_ident()}.part"  # hidden: the scanner skips it
+    # hidden (the scanner skips it); the pid lets the next run remove it if this process was killed
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{threading.get_ident()}.part"
     tmp.write_bytes(data)
     os.replace(tmp, path)
 
@@ -261,23 +263,44 @@ def run_in_background(fn: Callable[[ScrapeProgress], ScrapeReport],
     return progress
 
 
-def _scraped_counts(ws: Workspace) -> dict[str, int]:
+def scraped_counts(ws: Workspace) -> dict[str, int]:
+    """Images per class that came from a scrape (have a source URL) and are not deleted: what a run
+    tops up to its per-class target."""
     df = ws.items_frame()
     live = df[~df["deleted"].astype(bool) & df["source_url"].notna()]
     return {str(k): int(v) for k, v in live["label"].value_counts().items()}
 
 
 def _finish(ws: Workspace, outcomes: Sequence[Outcome]) -> None:
-    """Scan the new files into the store and record their provenance."""
-    ws.refresh()
+    """Scan the new files into the store (their provenance was noted as each one landed)."""
     for o in outcomes:
         if o.status == "downloaded" and o.path:
-            ws.store.set_provenance(ws.item_id_for_path(o.path), query=o.query, url=o.url)
+            ws.store.note_provenance(o.path, o.query, o.url)
+    ws.refresh()
+
+
+def _noting(ws: Workspace, then: Callable[[Outcome], None]) -> Callable[[Outcome], None]:
+    """An ``on_outcome`` that records each downloaded image's query and URL in the store as it lands."""
+    def on_outcome(o: Outcome) -> None:
+        if o.status == "downloaded" and o.path:
+            ws.store.note_provenance(o.path, o.query, o.url)
+        then(o)
+    return on_outcome
+
+
+def _backfill(ws: Workspace, log: FetchLog) -> None:
+    """Provenance of images an earlier, killed run downloaded (from its log) for items that lack it."""
+    have = {r[0] for r in ws.store.query("SELECT path FROM items WHERE source_url IS NOT NULL")}
+    for e in log.entries():
+        path = e.get("path")
+        if e.get("status") == "downloaded" and isinstance(path, str) and path not in have:
+            ws.store.note_provenance(path, _s(e.get("query")), _s(e.get("url")))
 
 
 def _setup(ws: Workspace, config: DownloadConfig) -> tuple[KnownImages, FetchLog]:
-    ws.refresh()
+    ws.refresh()  # also removes part files a killed run left behind
     log = FetchLog(Path(ws.state_dir) / LOG_NAME)
+    _backfill(ws, log)
     known = KnownImages.from_frame(ws.items_frame(), config.phash_max_distance)
     return known, log
 
@@ -293,9 +316,9 @@ def scrape_classes(ws: Workspace, labels: Sequence[str], *, per_class: int,
     plan = plan_queries([validate_label(lb) for lb in labels], templates, negative_terms)
     progress = progress or ScrapeProgress()
     provider = provider or DdgsProvider(on_retry=lambda n, delay, e: progress.note(
-        f"search failed ({str(e)[:120]}); retry {n} in {delay:.0f} s"))
+        f"search failed: {describe_search_error(e)}; retry {n} in {delay:.0f} s"))
     known, log = _setup(ws, config)
-    have = _scraped_counts(ws)
+    have = scraped_counts(ws)
     report = ScrapeReport()
     try:
         for label, queries in plan.items():
@@ -322,7 +345,7 @@ def scrape_classes(ws: Workspace, labels: Sequence[str], *, per_class: int,
             jobs = [DownloadJob(h.url, label, h.query, h.source_page) for h in hits]
             report.outcomes += download_all(jobs, ws.root, config=config, known=known, log=log,
                                             resolver=resolver, targets={label: target},
-                                            on_outcome=progress.on_outcome, stop=progress.stop)
+                                            on_outcome=_noting(ws, progress.on_outcome), stop=progress.stop)
             progress.update_class(label, phase="done")
     finally:
         _finish(ws, report.outcomes)
@@ -341,7 +364,7 @@ def download_url_list(ws: Workspace, label: str, urls: Sequence[str], *, config:
     try:
         report.outcomes = download_all([DownloadJob(u, label) for u in urls], ws.root, config=config,
                                        known=known, log=log, resolver=resolver,
-                                       on_outcome=progress.on_outcome, stop=progress.stop)
+                                       on_outcome=_noting(ws, progress.on_outcome), stop=progress.stop)
         progress.update_class(label, phase="done")
     finally:
         _finish(ws, report.outcomes)

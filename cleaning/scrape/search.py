@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import re
 import string
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -224,13 +225,35 @@ class DdgsProvider:
             if "no results" in msg.lower():
                 logger.warning("no results for %r (the search engine may be rate limiting)", query)
                 return []
-            if any(w in msg for w in ("DNS", "Connect", "connect", "resolve")):
-                raise SearchError(f"image search for {query!r} failed: cannot reach the search service "
-                                  f"({msg.split(':', 1)[0]}; offline?)",
+            if _is_network(msg):
+                raise SearchError(f"image search for {query!r} failed: {describe_search_error(e)}",
                                   "check the internet connection and run again") from e
             raise SearchError(f"image search for {query!r} failed: {msg[:200]}",
                               "check the internet connection (or wait if rate limited) and run again") from e
         return results_from_records(records, query)[:max_results]
+
+
+def _is_network(msg: str) -> bool:
+    return any(w in msg for w in ("DNS", "Connect", "connect", "resolve", "error sending request"))
+
+
+def describe_search_error(e: BaseException) -> str:
+    """One plain sentence for a failed search call, without the raw exception text of the HTTP client.
+
+    ``DNSError('error sending request for url (…)')`` → ``cannot reach the search service (DNSError;
+    offline?)``; a time-out and a rate limit say so; anything else keeps its first 120 characters.
+    """
+    msg = str(e)
+    name = type(e).__name__
+    if "ratelimit" in (name + msg).lower():
+        return "the search service is rate limiting"
+    if "timeout" in (name + msg).lower() or "timed out" in msg.lower():
+        return "the search service did not answer in time"
+    if _is_network(msg):
+        m = re.match(r"\s*([A-Za-z_]\w*)", msg)
+        kind = m.group(1) if m and m.group(1).endswith("Error") else "network error"
+        return f"cannot reach the search service ({kind}; offline?)"
+    return f"{name}: {msg[:120]}"
 
 
 class FakeProvider:

@@ -93,6 +93,32 @@ def precompute(root: Path, state_dir: Path) -> None:
     ws.store.close()
 
 
+#: Streamlit 1.67 has no ``stStatusWidget`` while a script runs (waiting for it to vanish never waits); the
+#: app root carries the script-run state instead, and the tests also wait for the content they expect.
+IDLE_JS = """() => {
+  const app = document.querySelector('[data-testid=stApp]');
+  if (!app) return false;
+  const s = app.getAttribute('data-test-script-state');
+  return s === 'notRunning' || s === 'compilationError';
+}"""
+
+
+def wait_idle(page, expect_text: str | None = None, timeout: float = 90) -> None:  # noqa: ANN001 — a Page
+    """Until the script run triggered by the last action has finished (the app root says ``notRunning``
+    twice in a row, 150 ms apart, so a rerun that had not started yet is not missed), and, when given,
+    until ``expect_text`` is on the page."""
+    deadline = time.monotonic() + timeout
+    time.sleep(0.15)
+    calm = 0
+    while calm < 2:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the app was still running after {timeout} s")
+        calm = calm + 1 if page.evaluate(IDLE_JS) else 0
+        time.sleep(0.15)
+    if expect_text is not None:
+        page.get_by_text(expect_text).first.wait_for(state="visible", timeout=timeout * 1000)
+
+
 @dataclass
 class App:
     base: str

@@ -13,7 +13,7 @@ import time
 
 from playwright.sync_api import Page, expect
 
-from .conftest import App
+from .conftest import App, wait_idle
 
 # the plot that carries item ids (the map) or cells (the confusion matrix), and pixel positions of its points
 POINTS_JS = """() => {
@@ -32,12 +32,6 @@ POINTS_JS = """() => {
   }
   return out;
 }"""
-
-
-def wait_idle(page: Page) -> None:
-    """Until the script run triggered by the last action has finished."""
-    time.sleep(0.3)
-    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=90_000)
 
 
 def points(page: Page) -> list[dict]:
