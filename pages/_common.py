@@ -100,8 +100,10 @@ def current_root() -> str:
             start_warming(mgr.root)  # the demo's embeddings etc., once per server, in the background
         root = mgr.dataset_root(tok)
         if root is None:
-            raise NoDataset("no data set yet", "upload a zip of ROOT/<label>/<image> or open the demo on the "
-                            "Overview page")
+            st.session_state.pop(ROOT_KEY, None)
+            gone = f"your data set was removed after {mgr.idle_seconds / 3600:g} h without a visit; " if asked else ""
+            raise NoDataset("no data set yet", f"{gone}upload a zip of ROOT/<label>/<image> or open the demo "
+                            "on the Overview page")
         st.session_state[ROOT_KEY] = str(root)
         return str(root)
     if ROOT_KEY not in st.session_state:
@@ -209,8 +211,8 @@ def sidebar_frame() -> None:
     with st.sidebar:
         try:
             ws = get_workspace()
-        except NoDataset:
-            st.caption("**Data set:** none yet — upload one or open the demo on the Overview page")
+        except NoDataset as e:
+            st.caption(f"**Data set:** none yet — {e.hint}")
             return
         except CleaningError as e:
             show_error(e)

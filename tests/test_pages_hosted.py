@@ -167,3 +167,17 @@ def test_pages_before_any_data_say_where_to_start(page: str, scratch: Path) -> N
     at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("no data set yet" in e.value for e in at.error)
+
+
+def test_a_swept_workspace_says_so(scratch: Path) -> None:
+    import shutil
+
+    at = new_session()
+    upload(at, "pets.zip", zip_bytes(good_members(2)))
+    shutil.rmtree(session_root(at).parent)  # what the idle sweep does
+    at.run()
+    assert not at.metric and not at.exception
+    assert any("removed after 2 h without a visit" in c.value for c in at.sidebar.caption)
+    at.run()
+    assert any("none yet" in c.value for c in at.sidebar.caption)
+    assert not any("removed after" in c.value for c in at.sidebar.caption)  # said once
