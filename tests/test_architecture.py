@@ -155,3 +155,15 @@ def test_pages_hold_no_sql() -> None:
         text = path.read_text(encoding="utf-8")
         for needle in ("store.query(", "store.conn", ".execute(", "SELECT ", "INSERT ", "UPDATE "):
             assert needle not in text, f"{path.relative_to(REPO)} has SQL ({needle.strip()})"
+
+
+def test_only_the_store_speaks_sql() -> None:
+    """SQL lives in the store modules (data/store*.py); the rest of the library calls their methods."""
+    import re
+
+    sql = re.compile(r"\.execute(many|script)?\(|\.query\(\s*f?[\"'](SELECT|INSERT|UPDATE|DELETE|PRAGMA)|store\.conn\b")
+    for path in LIB_FILES:
+        if path.parent.name == "data" and path.name.startswith("store"):
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            assert not sql.search(line), f"{path.relative_to(REPO)}:{n} speaks SQL: {line.strip()}"

@@ -16,6 +16,7 @@ import pytest
 
 from cleaning.data.files import apply_decisions, export_dataset
 from cleaning.data.lock import WorkspaceBusy
+from cleaning.data.store import SCHEMA_VERSION
 from cleaning.data.workspace import Workspace
 from tests.hostile import make_image_tree
 
@@ -209,7 +210,7 @@ def test_migration_repairs_duplicate_rows_and_adds_the_unique_index(tmp_path: Pa
     state.mkdir()
     _v1_store_with_duplicates(state / "store.sqlite", root)
     ws = Workspace.open(root, state_dir=state)
-    assert ws.store.query("SELECT value FROM meta WHERE key='schema_version'")[0][0] == "2"
+    assert ws.store.query("SELECT value FROM meta WHERE key='schema_version'")[0][0] == str(SCHEMA_VERSION)
     idx = ws.store.query("SELECT sql FROM sqlite_master WHERE name='items_root_path'")
     assert idx and "UNIQUE" in idx[0][0].upper()
     store_integrity(ws)

@@ -63,7 +63,7 @@ def test_overview_counts_the_demo(demo_root: Path, monkeypatch: pytest.MonkeyPat
     at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=120).run()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Images"] == "129" and metrics["Classes"] == "4" and metrics["Unusable files"] == "1"
-    assert any("mammal_0035.jpg" in str(df.value) for df in at.dataframe)
+    assert any("mammal_0035.jpg" in df.value.to_string() for df in at.dataframe)
 
 
 def test_history_undo_from_the_page(demo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -38,10 +38,9 @@ def _tables(ws) -> set[str]:  # noqa: ANN001
     return {r[0] for r in ws.store.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
 
-def test_runs_table_is_created_on_first_use(ws) -> None:  # noqa: ANN001
-    assert "runs" not in _tables(ws)
-    assert list_runs(ws) == []
+def test_runs_table_is_part_of_the_store(ws) -> None:  # noqa: ANN001
     assert "runs" in _tables(ws)
+    assert list_runs(ws) == []
     with sqlite3.connect(ws.state_dir / "store.sqlite") as other:  # it is in the workspace file
         assert other.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
 
@@ -84,15 +83,34 @@ def test_compare_runs_before_and_after_cleaning(ws) -> None:  # noqa: ANN001
         compare_runs(ws, "before", "missing")
 
 
-def test_old_runs_table_gains_new_columns(ws) -> None:  # noqa: ANN001
-    ws.store.conn.execute("CREATE TABLE runs(run_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, "
-                          "dataset_version INTEGER NOT NULL, last_seq INTEGER NOT NULL, arch TEXT NOT NULL, "
-                          "settings TEXT NOT NULL, accuracy REAL, valid_loss REAL, n_train INTEGER NOT NULL, "
-                          "n_valid INTEGER NOT NULL, vocab TEXT NOT NULL, per_class TEXT NOT NULL, "
-                          "confusion TEXT NOT NULL, history TEXT NOT NULL DEFAULT '[]', "
-                          "model_path TEXT NOT NULL, seconds REAL)")
+def test_a_store_with_an_old_runs_table_is_migrated(tmp_path) -> None:  # noqa: ANN001
+    """A version-2 store holding the runs table as earlier code created it on first use (fewer columns,
+    one run in it) opens at version 3 with the run intact and the new columns filled with defaults."""
+    from cleaning.data.store import SCHEMA_VERSION, Store
+    from cleaning.data.workspace import Workspace
+
+    root = tmp_path / "data"
+    (root / "a").mkdir(parents=True)
+    ws0 = Workspace.open(root)
+    path = ws0.state_dir / "store.sqlite"
+    ws0.store.close()
+    with sqlite3.connect(path) as c:
+        c.execute("DROP TABLE runs")
+        c.execute("CREATE TABLE runs(run_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, "
+                  "dataset_version INTEGER NOT NULL, last_seq INTEGER NOT NULL, arch TEXT NOT NULL, "
+                  "settings TEXT NOT NULL, accuracy REAL, valid_loss REAL, n_train INTEGER NOT NULL, "
+                  "n_valid INTEGER NOT NULL, vocab TEXT NOT NULL, per_class TEXT NOT NULL, "
+                  "confusion TEXT NOT NULL, history TEXT NOT NULL DEFAULT '[]', "
+                  "model_path TEXT NOT NULL, seconds REAL)")
+        c.execute("INSERT INTO runs VALUES('old', '2026-01-01T00:00:00', 0, 0, 'tf_efficientnet_lite0', '{}', 0.75, "
+                  "0.5, 10, 4, '[\"a\", \"b\"]', '{}', '[[2, 0], [1, 1]]', '[]', '/m.pkl', 3.0)")
+        c.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    assert Store(path).query("SELECT value FROM meta WHERE key='schema_version'")[0][0] == str(SCHEMA_VERSION) == "3"
+    ws = Workspace.open(root)
+    run = get_run(ws, "old")
+    assert run.accuracy == 0.75 and run.vocab == ["a", "b"] and run.batch_losses == [] and run.status == "done"
     record_run(ws, "r", _metrics([0, 1], [0, 1], ["a", "b"]), "/m", batch_losses=[0.3])
-    assert get_run(ws, "r").batch_losses == [0.3]
+    assert get_run(ws, "r").batch_losses == [0.3] and [r.run_id for r in list_runs(ws)][-1] == "old"
 
 
 def test_comparison_counts_only_decisions_active_at_one_of_the_runs(ws) -> None:  # noqa: ANN001

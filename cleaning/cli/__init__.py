@@ -69,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CleaningError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `... | head`: the reader left; stop quietly (no traceback, nothing on stderr)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not complain either
+        return 141  # 128 + SIGPIPE, as a shell tool stopped by a closed pipe
     except Exception as e:  # a full disk, a read-only folder, a corrupt store: one line; bugs stay loud
         env = environment_error(e)
         if env is None:
@@ -78,7 +82,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: decisions recorded so far are kept", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `... | head`: the reader left; stop quietly (no traceback, nothing on stderr)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not complain either
-        return 141  # 128 + SIGPIPE, as a shell tool stopped by a closed pipe

@@ -31,12 +31,9 @@ def write_csv(df: pd.DataFrame, columns: list[str], out: str) -> None:
     Raises:
         CleaningError: the file cannot be written.
     """
-    from ..data.export import safe_cell
+    from ..data.export import safe_frame
 
-    frame = df.reindex(columns=columns)
-    for c in frame.columns:
-        if not pd.api.types.is_numeric_dtype(frame[c]):  # text cells a spreadsheet would run as formulas get an apostrophe
-            frame[c] = frame[c].map(safe_cell)
+    frame = safe_frame(df.reindex(columns=columns))  # text a spreadsheet would run as a formula: escaped
     if out == "-":
         frame.to_csv(sys.stdout, index=False, float_format="%.4f")
         return

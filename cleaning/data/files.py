@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .lock import DEFAULT_WAIT, pid_alive
-from .store import now_iso
 from .tree import free_name as _free_name
 
 if TYPE_CHECKING:
@@ -85,16 +84,9 @@ def _move(src: Path, dst: Path) -> None:
 
 def _do_op(ws: Workspace, item_id: str, src: Path, dst: Path, location: str, path: str,
            qpath: str | None) -> None:
-    st = ws.store
-    with st.transaction() as c:
-        op = c.execute("INSERT INTO file_ops(item_id, src, dst, new_location, new_path, new_qpath, created_at) "
-                       "VALUES(?,?,?,?,?,?,?)", (item_id, str(src), str(dst), location, path, qpath, now_iso())
-                       ).lastrowid
+    op = ws.store.journal_move(item_id, src, dst, location, path, qpath)
     _move(src, dst)
-    with st.transaction() as c:
-        c.execute("UPDATE items SET location=?, path=?, qpath=?, mtime_ns=? WHERE item_id=?",
-                  (location, path, qpath, dst.stat().st_mtime_ns, item_id))
-        c.execute("UPDATE file_ops SET status='done' WHERE op_id=?", (op,))
+    ws.store.finish_move(op, item_id, location, path, qpath, dst.stat().st_mtime_ns)
 
 
 def recover(ws: Workspace) -> int:
@@ -107,7 +99,7 @@ def recover(ws: Workspace) -> int:
     with ws.lock.try_exclusive() as free:
         if not free:
             return 0
-        pending = ws.store.query("SELECT * FROM file_ops WHERE status='pending'")
+        pending = ws.store.pending_moves()
         for op in pending:
             _settle(ws, op)
         from .export import clean_stale_exports
@@ -131,14 +123,11 @@ def _settle(ws: Workspace, op: object) -> None:
             done = True
         except OSError:
             os.remove(dst)  # the source cannot go (read-only): drop our identical copy instead
-    with ws.store.transaction() as c:
-        if done:
-            c.execute("UPDATE items SET location=?, path=?, qpath=?, mtime_ns=? WHERE item_id=?",
-                      (op["new_location"], op["new_path"], op["new_qpath"], dst.stat().st_mtime_ns,  # type: ignore[index]
-                       op["item_id"]))  # type: ignore[index]
-            c.execute("UPDATE file_ops SET status='done' WHERE op_id=?", (op["op_id"],))  # type: ignore[index]
-        else:  # the move never happened: keep the source
-            c.execute("UPDATE file_ops SET status='abandoned' WHERE op_id=?", (op["op_id"],))  # type: ignore[index]
+    if done:
+        ws.store.finish_move(op["op_id"], op["item_id"], op["new_location"], op["new_path"],  # type: ignore[index]
+                             op["new_qpath"], dst.stat().st_mtime_ns)  # type: ignore[index]
+    else:  # the move never happened: keep the source
+        ws.store.abandon_move(op["op_id"])  # type: ignore[index]
 
 
 def _same_bytes(a: Path, b: Path) -> bool:
@@ -208,7 +197,7 @@ def apply_decisions(ws: Workspace, progress: Callable[[int, int], None] | None =
 def _apply_locked(ws: Workspace, progress: Callable[[int, int], None] | None) -> ApplyPlan:
     plan = plan_apply(ws)
     df = ws.items_frame().set_index("item_id")
-    taken = {ws.root / r["path"] for r in ws.store.query("SELECT path FROM items WHERE location='root'")}
+    taken = {ws.root / p for p in ws.store.root_paths()}
     total, done = plan.n_changes, 0
     for item_id, _, _ in plan.quarantine:
         r = df.loc[item_id]

@@ -1,4 +1,6 @@
-"""The store: one SQLite file per data set holding items, provenance and decisions.
+"""The store: one SQLite file per data set holding items, provenance, decisions, the file-move journal,
+training runs and evaluation sets. The store modules (``store.py``, ``store_items.py``, ``store_runs.py``,
+``store_migrate.py``) are the only code that speaks SQL; everything else calls their methods.
 
 Decisions are data. Every relabel / delete / restore / keep is a row with time, source and a batch
 number; the current label of an item is its last *active* relabel (else the label it came with).
@@ -9,22 +11,23 @@ deleted). Recording a decision never touches image files: :mod:`cleaning.data.fi
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import CleaningError, ItemNotFound, store_error
+from .store_items import ItemsSQL, now_iso, settle_provenance
+from .store_runs import RunsSQL
 from .tree import validate_label
 
 ACTIONS = ("relabel", "delete", "restore", "keep")
 SOURCES = ("user", "suggestion", "bulk", "cli", "disk")
 #: Version 2: at most one item per ROOT path on disk (a partial UNIQUE index; duplicates repaired).
-SCHEMA_VERSION = 2
+#: Version 3: the ``runs`` table of training runs is part of the schema (it was created on first use).
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -91,10 +94,6 @@ CREATE TABLE IF NOT EXISTS run_predictions(     -- a run's probabilities (JSON l
 """
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
 @dataclass(frozen=True)
 class Decision:
     seq: int
@@ -118,7 +117,7 @@ class ItemState:
     kept: bool
 
 
-class Store:
+class Store(ItemsSQL, RunsSQL):
     """SQLite store of one data set (WAL journal, safe to share between threads)."""
 
     def __init__(self, path: str | Path, readonly: bool = False) -> None:
@@ -374,34 +373,6 @@ class Store:
         """Sequence numbers of the decisions active now (undone and discarded ones left out)."""
         return [int(r[0]) for r in self.query("SELECT seq FROM decisions WHERE state='active' ORDER BY seq")]
 
-    # ---- evaluation sets and run outputs (cleaning.evalset) ------------------------------------
-    def eval_set(self) -> tuple[str, list[str]] | None:
-        """The data set's evaluation set (the first one chosen): (eval_id, item ids), or None."""
-        rows = self.query("SELECT eval_id FROM eval_sets ORDER BY created_at, eval_id LIMIT 1")
-        if not rows:
-            return None
-        eid = str(rows[0][0])
-        return eid, [str(r[0]) for r in self.query("SELECT item_id FROM eval_items WHERE eval_id=? "
-                                                   "ORDER BY item_id", (eid,))]
-
-    def create_eval_set(self, eval_id: str, item_ids: Iterable[str], fraction: float, seed: int) -> None:
-        """Store a new evaluation set (its items never change afterwards)."""
-        with self.transaction() as c:
-            c.execute("INSERT INTO eval_sets(eval_id, created_at, fraction, seed) VALUES(?,?,?,?)",
-                      (eval_id, now_iso(), float(fraction), int(seed)))
-            c.executemany("INSERT INTO eval_items(eval_id, item_id) VALUES(?,?)", [(eval_id, i) for i in item_ids])
-
-    def save_run_predictions(self, run_id: str, probs: dict[str, list[float]]) -> None:
-        """Add (or replace) a run's per-item probabilities (in the run's vocab order)."""
-        with self.transaction() as c:
-            c.executemany("INSERT OR REPLACE INTO run_predictions(run_id, item_id, probs) VALUES(?,?,?)",
-                          [(run_id, i, json.dumps([round(float(p), 6) for p in ps])) for i, ps in probs.items()])
-
-    def run_predictions(self, run_id: str) -> dict[str, list[float]]:
-        """``{item_id: probabilities}`` a run stored (its evaluation-set predictions)."""
-        return {str(r[0]): json.loads(r[1]) for r in
-                self.query("SELECT item_id, probs FROM run_predictions WHERE run_id=?", (run_id,))}
-
     def decision_count(self) -> int:
         """The data-set version: how many decisions are active now."""
         return int(self.query("SELECT COUNT(*) FROM decisions WHERE state='active'")[0][0])
@@ -421,18 +392,6 @@ class Store:
     def active_decisions_since(self, seq: int) -> int:
         """Active decisions recorded after decision ``seq`` (0 = since the start)."""
         return int(self.query("SELECT COUNT(*) FROM decisions WHERE seq > ? AND state='active'", (seq,))[0][0])
-
-
-def settle_provenance(c: sqlite3.Connection) -> None:
-    """Inside a transaction: copy pending provenance onto the items now at those paths (only into empty
-    fields) and forget what was copied."""
-    c.execute("UPDATE items SET "
-              "source_query=COALESCE(source_query, (SELECT p.source_query FROM pending_provenance p "
-              "WHERE p.path=items.path)), "
-              "source_url=COALESCE(source_url, (SELECT p.source_url FROM pending_provenance p WHERE p.path=items.path)), "
-              "added_at=COALESCE(added_at, (SELECT p.added_at FROM pending_provenance p WHERE p.path=items.path)) "
-              "WHERE location='root' AND path IN (SELECT path FROM pending_provenance)")
-    c.execute("DELETE FROM pending_provenance WHERE path IN (SELECT path FROM items WHERE location='root')")
 
 
 def _apply(s: ItemState, action: str, label: str | None) -> ItemState:

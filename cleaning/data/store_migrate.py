@@ -8,6 +8,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from .store_runs import create_runs_table
+
 ROOT_PATH_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS items_root_path ON items(path) WHERE location='root'"
 
 
@@ -62,4 +64,8 @@ def _v1_to_v2(c: sqlite3.Connection) -> None:
     c.execute(ROOT_PATH_INDEX)
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2}
+def _v2_to_v3(c: sqlite3.Connection) -> None:
+    create_runs_table(c)  # the runs table (created on first use before) is part of the schema
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}

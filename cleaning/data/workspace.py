@@ -6,9 +6,7 @@ folder-per-class tree that fastai and torchvision read as they always did.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,8 +18,9 @@ import pandas as pd
 from ..errors import DatasetError
 from .images import ImageInfo
 from .lock import DEFAULT_WAIT, WorkspaceLock
-from .store import Store, now_iso, settle_provenance
-from .tree import BadFile, ScannedImage, check_root, walk_tree
+from .store import Store, now_iso
+from .store_items import make_item_id  # noqa: F401  (re-exported)
+from .tree import BadFile, check_root, walk_tree
 
 STATE_SUFFIX = ".cleaning"
 
@@ -31,11 +30,6 @@ def default_state_dir(root: Path) -> Path:
     if env:
         return Path(env).expanduser().resolve() / (root.name + STATE_SUFFIX)
     return root.parent / (root.name + STATE_SUFFIX)
-
-
-def make_item_id(orig_path: str, sha256: str) -> str:
-    """A stable id for an image: it never changes when the file is relabelled, moved or quarantined."""
-    return hashlib.sha1(f"{orig_path}\0{sha256}".encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -101,7 +95,7 @@ class Workspace:
         from .files import recover  # files is the only module that moves files
 
         recover(ws)
-        if refresh or not ws.store.query("SELECT 1 FROM meta WHERE key='last_scan'"):
+        if refresh or not ws.store.has_refreshed():
             ws.refresh()
         return ws
 
@@ -125,18 +119,11 @@ class Workspace:
             remove_stale_part_files(self.root)
             st = self.store
             known = {r["path"]: (r["size"], r["mtime_ns"], _info(r))
-                     for r in st.query("SELECT * FROM items WHERE location='root'")}
+                     for r in st.item_rows("root")}
             result = walk_tree(self.root, known, progress)
-            report = RefreshReport(len(result.images), bad=result.bad)
-            relabels: list[tuple[str, str]] = []
-            ts = now_iso()
-            with st.transaction() as c:
-                relabels = _reconcile(c, self.root, result.images, report, ts)
-                settle_provenance(c)
-                c.execute("DELETE FROM bad_files")
-                c.executemany("INSERT OR REPLACE INTO bad_files VALUES(?,?,?)",
-                              [(b.path, b.reason, b.kind) for b in result.bad])
-                c.execute("INSERT OR REPLACE INTO meta VALUES('last_scan', ?)", (ts,))
+            done = st.write_refresh(self.root, result.images, result.bad, now_iso())
+            report = RefreshReport(len(result.images), done.new, done.moved, done.missing, bad=result.bad)
+            relabels = done.relabels
             for iid, label in relabels:
                 st.record([iid], "relabel", label=label, source="disk",
                           note="moved to another folder outside the app")
@@ -190,7 +177,7 @@ class Workspace:
         return df
 
     def _items_frame(self) -> pd.DataFrame:
-        rows = self.store.query("SELECT * FROM items WHERE location != 'missing' ORDER BY path")
+        rows = self.store.item_rows("known")
         state = self.store.current()
         recs = []
         for r in rows:
@@ -215,7 +202,7 @@ class Workspace:
 
     def _bad_files(self) -> list[BadFile]:
         return [BadFile(r["path"], r["reason"], r["kind"])
-                for r in self.store.query("SELECT * FROM bad_files ORDER BY path")]
+                for r in self.store.bad_file_rows()]
 
     @property
     def vocab(self) -> list[str]:
@@ -223,7 +210,7 @@ class Workspace:
         pinned = getattr(self._pin, "snap", None)
         if pinned is not None:
             return sorted(set(pinned.items.loc[~pinned.items["deleted"], "label"]))
-        live = {r[0] for r in self.store.query("SELECT item_id FROM items WHERE location!='missing'")}
+        live = {r["item_id"] for r in self.store.item_rows("known")}
         return sorted({s.label for i, s in self.store.current().items() if i in live and not s.deleted})
 
     def item_id_for_path(self, path: str) -> str:
@@ -233,81 +220,3 @@ class Workspace:
 def _info(r: object) -> ImageInfo:
     return ImageInfo(r["width"], r["height"], r["format"], r["mode"], r["sha256"], r["phash"],  # type: ignore[index]
                      r["n_frames"] or 1)  # type: ignore[index]
-
-
-def _reconcile(c: sqlite3.Connection, root: Path, images: list[ScannedImage], report: RefreshReport,
-               ts: str) -> list[tuple[str, str]]:
-    """Write one rescan into the store inside the caller's transaction; returns (item_id, folder label)
-    pairs of images moved by hand into another class folder (recorded as relabels afterwards).
-
-    The items are read here, inside the transaction, so what another process committed meanwhile is
-    seen: a path already held by an item is updated, never inserted twice; paths of moves that a dead
-    process left pending are left alone (``recover`` settles them); an existing row is never replaced.
-    """
-    rows = c.execute("SELECT * FROM items").fetchall()
-    limbo: set[str] = set()
-    for op in c.execute("SELECT src, dst FROM file_ops WHERE status='pending'"):
-        for p in (op["src"], op["dst"]):
-            try:
-                limbo.add(Path(p).relative_to(root).as_posix())
-            except ValueError:
-                pass
-    on_disk = {r["path"]: r for r in rows if r["location"] == "root"}
-    gone: dict[str, list[sqlite3.Row]] = {}
-    for r in rows:
-        if r["location"] == "missing":
-            gone.setdefault(r["path"], []).append(r)
-    ids = {r["item_id"] for r in rows}
-    label_now = _current_labels(c)
-    seen = {im.path for im in images}
-    lost = {r["item_id"]: r for p, r in on_disk.items() if p not in seen and p not in limbo}
-    lost_by_sha: dict[str, list[str]] = {}
-    for iid, r in lost.items():
-        lost_by_sha.setdefault(r["sha256"], []).append(iid)
-    relabels: list[tuple[str, str]] = []
-    for im in images:
-        if im.path in limbo:
-            continue
-        i = im.info
-        vals = (im.size, im.mtime_ns, i.width, i.height, i.format, i.mode, i.n_frames, i.sha256, i.phash)
-        old = on_disk.get(im.path)
-        if old is None and im.path in gone:
-            cands = gone[im.path]
-            old = next((r for r in cands if r["sha256"] == i.sha256), cands[-1])  # it came back
-        if old is not None:
-            c.execute("UPDATE items SET size=?, mtime_ns=?, width=?, height=?, format=?, mode=?, "
-                      "n_frames=?, sha256=?, phash=?, location='root', qpath=NULL WHERE item_id=?",
-                      (*vals, old["item_id"]))
-            continue
-        if lost_by_sha.get(i.sha256):
-            iid = lost_by_sha[i.sha256].pop(0)
-            del lost[iid]
-            c.execute("UPDATE items SET path=?, location='root', qpath=NULL, size=?, mtime_ns=?, "
-                      "width=?, height=?, format=?, mode=?, n_frames=?, sha256=?, phash=? "
-                      "WHERE item_id=?", (im.path, *vals, iid))
-            report.moved.append(im.path)
-            if label_now.get(iid) != im.label:
-                relabels.append((iid, im.label))
-            continue
-        iid, n = make_item_id(im.path, i.sha256), 1
-        while iid in ids:  # the same bytes came back at a path an item (e.g. in quarantine) came from
-            n += 1
-            iid = make_item_id(im.path, f"{i.sha256}#{n}")
-        ids.add(iid)
-        c.execute("INSERT INTO items(item_id, path, location, orig_path, orig_label, size, "
-                  "mtime_ns, width, height, format, mode, n_frames, sha256, phash, first_seen) "
-                  "VALUES(?,?, 'root', ?,?,?,?,?,?,?,?,?,?,?,?)",
-                  (iid, im.path, im.path, im.label, *vals, ts))
-        report.new.append(im.path)
-    for iid, r in lost.items():
-        c.execute("UPDATE items SET location='missing' WHERE item_id=? AND location='root'", (iid,))
-        report.missing.append(r["path"])
-    return relabels
-
-
-def _current_labels(c: sqlite3.Connection) -> dict[str, str]:
-    labels = {r[0]: r[1] for r in c.execute("SELECT item_id, orig_label FROM items")}
-    for iid, label in c.execute("SELECT item_id, label FROM decisions WHERE state='active' "
-                                "AND action='relabel' ORDER BY seq"):
-        labels[iid] = label
-    return labels

@@ -1,14 +1,13 @@
 """Training-run history in the workspace's SQLite file, and before/after comparison of two runs.
 
-The ``runs`` table is created on first use (``CREATE TABLE IF NOT EXISTS``) through
-``ws.store.conn``. A run records when it happened, the data-set version (``decision_count()``) and the
+The runs live in the ``runs`` table of the workspace's store (its SQL is in
+:mod:`cleaning.data.store_runs`). A run records when it happened, the data-set version (``decision_count()``) and the
 last decision sequence number at that moment, its settings, validation accuracy, per-class metrics,
 confusion matrix (JSON) and the exported model file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,46 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..data.store_runs import RUN_COLUMNS
 from ..errors import CleaningError
 
 if TYPE_CHECKING:
     from ..data.workspace import Workspace
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs(
-    run_id          TEXT PRIMARY KEY,
-    created_at      TEXT NOT NULL,
-    dataset_version INTEGER NOT NULL,
-    last_seq        INTEGER NOT NULL,
-    arch            TEXT NOT NULL,
-    settings        TEXT NOT NULL,
-    accuracy        REAL,
-    valid_loss      REAL,
-    n_train         INTEGER NOT NULL,
-    n_valid         INTEGER NOT NULL,
-    vocab           TEXT NOT NULL,
-    per_class       TEXT NOT NULL,
-    confusion       TEXT NOT NULL,
-    history         TEXT NOT NULL DEFAULT '[]',
-    batch_losses    TEXT NOT NULL DEFAULT '[]',
-    model_path      TEXT NOT NULL,
-    seconds         REAL,
-    status          TEXT NOT NULL DEFAULT 'done',
-    mode            TEXT NOT NULL DEFAULT 'full',
-    probe_accuracy  REAL,
-    chosen          TEXT,
-    eval_id         TEXT,
-    active_seqs     TEXT
-)"""
+_COLUMNS = RUN_COLUMNS
 
-#: Columns added after the first version: (name, SQL type and default), added to old tables on first use.
-_ADDED = (("batch_losses", "TEXT NOT NULL DEFAULT '[]'"), ("status", "TEXT NOT NULL DEFAULT 'done'"),
-          ("mode", "TEXT NOT NULL DEFAULT 'full'"), ("probe_accuracy", "REAL"), ("chosen", "TEXT"),
-          ("eval_id", "TEXT"), ("active_seqs", "TEXT"))
-
-_COLUMNS = ("run_id", "created_at", "dataset_version", "last_seq", "arch", "settings", "accuracy", "valid_loss",
-            "n_train", "n_valid", "vocab", "per_class", "confusion", "history", "batch_losses", "model_path", "seconds",
-            "status", "mode", "probe_accuracy", "chosen", "eval_id", "active_seqs")
 
 
 class RunNotFound(CleaningError):
@@ -111,23 +78,13 @@ class RunComparison:
         return [d for d in self.decisions if getattr(d, "state", "active") == "active"]
 
 
-def _lock(ws: Workspace) -> Any:
-    return getattr(ws.store, "lock", None) or contextlib.nullcontext()
-
-
 def ensure_table(ws: Workspace) -> None:
-    """Create the ``runs`` table if this workspace has none yet (and add columns newer versions use)."""
-    with _lock(ws):
-        conn = ws.store.conn
-        conn.execute(SCHEMA)
-        have = {tuple(r)[1] for r in conn.execute("PRAGMA table_info(runs)")}
-        for col, decl in _ADDED:
-            if col not in have:
-                conn.execute(f"ALTER TABLE runs ADD COLUMN {col} {decl}")
+    """Kept for callers of older versions: the ``runs`` table is part of the store's schema (version 3)."""
+    return None
 
 
 def _last_seq(ws: Workspace) -> int:
-    return max((d.seq for d in ws.store.history()), default=0)
+    return ws.store.last_seq()
 
 
 def _now() -> str:
@@ -143,7 +100,6 @@ def record_run(ws: Workspace, run_id: str, metrics: dict[str, Any], model_path: 
 
     ``active_seqs``: the decisions active when the run started (default: those active now).
     """
-    ensure_table(ws)
     rec = RunRecord(
         run_id=run_id, created_at=created_at or _now(),
         dataset_version=ws.store.decision_count() if dataset_version is None else dataset_version,
@@ -157,18 +113,12 @@ def record_run(ws: Workspace, run_id: str, metrics: dict[str, Any], model_path: 
         probe_accuracy=metrics.get("probe_accuracy"), chosen=metrics.get("chosen"), eval_id=eval_id,
         active_seqs=list(ws.store.active_seqs() if active_seqs is None else active_seqs),
     )
-    values = [getattr(rec, c) for c in _COLUMNS]
-    values = [json.dumps(v) if isinstance(v, dict | list) else v for v in values]
-    with _lock(ws):
-        ws.store.conn.execute(f"INSERT OR REPLACE INTO runs({', '.join(_COLUMNS)}) "
-                              f"VALUES({', '.join('?' * len(_COLUMNS))})", values)
-        if ws.store.conn.in_transaction:  # a connection not in autocommit mode
-            ws.store.conn.commit()
+    ws.store.save_run({c: getattr(rec, c) for c in _COLUMNS})
     return rec
 
 
 def _from_row(row: Any) -> RunRecord:
-    d = dict(zip(_COLUMNS, tuple(row)))
+    d = dict(row)
     for k in ("settings", "vocab", "per_class", "confusion", "history", "batch_losses", "active_seqs"):
         d[k] = json.loads(d[k]) if d[k] is not None else None
     return RunRecord(**d)
@@ -176,19 +126,13 @@ def _from_row(row: Any) -> RunRecord:
 
 def list_runs(ws: Workspace) -> list[RunRecord]:
     """Every recorded run, newest first."""
-    ensure_table(ws)
-    with _lock(ws):
-        rows = ws.store.conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs "
-                                     "ORDER BY created_at DESC, run_id DESC").fetchall()
-    return [_from_row(r) for r in rows]
+    return [_from_row(r) for r in ws.store.run_rows()]
 
 
 def get_run(ws: Workspace, run_id: str) -> RunRecord:
     """The run ``run_id``. Raises :class:`RunNotFound`."""
-    ensure_table(ws)
-    with _lock(ws):
-        row = ws.store.conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE run_id=?",
-                                    (run_id,)).fetchone()
+    rows = ws.store.run_rows(run_id)
+    row = rows[0] if rows else None
     if row is None:
         raise RunNotFound(f"no training run {run_id!r}", hint="list runs on the Train page or in runs/")
     return _from_row(row)

@@ -61,7 +61,7 @@ def demo_template(scratch_root: str | Path, steps: Callable[[str], None] | None 
         except CleaningError:
             return root  # no model here: the demo still opens and the review pages say why
         finally:
-            ws.store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            ws.store.checkpoint()
             ws.store.close()
         ready.write_text(time.strftime("%Y-%m-%dT%H:%M:%S"), encoding="utf-8")
         return root

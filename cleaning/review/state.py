@@ -58,10 +58,12 @@ class Analysis:
             if refresh or not self._tried_preds:
                 from ..model.oos import load_or_compute_oos
 
-                version = self.ws.store.version_key()
                 try:
-                    oos = load_or_compute_oos(self.ws)
+                    with self.ws.pinned() as snap:  # one data-set version for embeddings and labels
+                        version = snap.version
+                        oos = load_or_compute_oos(self.ws)
                 except CleaningError as e:
+                    version = self.ws.store.version_key()
                     self._preds, self.predictions_error = None, e
                 else:
                     self._preds = Predictions(list(oos.item_ids), list(oos.vocab), oos.pred_probs,
@@ -92,6 +94,7 @@ class Analysis:
                 version = self.ws.store.version_key()
                 try:
                     self._issues, self.issues_error = load_or_find_issues(self.ws), None
+                    version = str(self._issues.attrs.get("data_version", version))  # the scan's snapshot
                 except CleaningError as e:
                     self._issues, self.issues_error = None, e
                 self._issues_at, self._tried_issues = version, True

@@ -290,7 +290,7 @@ def _noting(ws: Workspace, then: Callable[[Outcome], None]) -> Callable[[Outcome
 
 def _backfill(ws: Workspace, log: FetchLog) -> None:
     """Provenance of images an earlier, killed run downloaded (from its log) for items that lack it."""
-    have = {r[0] for r in ws.store.query("SELECT path FROM items WHERE source_url IS NOT NULL")}
+    have = ws.store.scraped_paths()
     for e in log.entries():
         path = e.get("path")
         if e.get("status") == "downloaded" and isinstance(path, str) and path not in have:
