@@ -58,7 +58,7 @@ def precompute(root: Path) -> None:
     ws = Workspace.open(root)
     load_or_compute_oos(ws)
     load_or_find_issues(ws)
-    ws.store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    ws.store.checkpoint()
     ws.store.close()
 
 
