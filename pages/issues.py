@@ -21,7 +21,7 @@ from cleaning.review.queue import (
     queue_counts,
 )
 from cleaning.review.sources import normalise_query, source_host
-from pages import _keyboard
+from pages import _autofix, _keyboard
 from pages import _review as review
 from pages._common import RESCAN_LABEL, get_workspace, run_page, show_error, thumb
 from pages._retrain import retrain_box
@@ -66,6 +66,7 @@ def render() -> None:
                    help="Run the detectors again with the current labels (reuses cached embeddings)"):
         review.issues(ws, refresh=True)
         st.rerun()
+    _autofix.autofix_box(ws, table, items)
     if queue.empty:
         st.success("Nothing left to review. Retrain to see what the cleaning did, or export the clean data set.")
         st.page_link("pages/export.py", label="Export / apply the decisions", icon=":material/output:")

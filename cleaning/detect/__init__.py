@@ -66,7 +66,9 @@ class Neighbours:
 
 def compute_neighbours(embeddings: np.ndarray, k: int = 10, groups: np.ndarray | None = None,
                        block: int = 1024) -> Neighbours:
-    """Exact k-nearest-neighbour search (blocked matrix products, O(N²·D) time, O(block·N) memory).
+    """k-nearest-neighbour search: exact (blocked matrix products, O(N²·D) time, O(block·N) memory) up
+    to :data:`cleaning.detect.index.EXACT_MAX` rows, approximate above (a cached HNSW graph,
+    :mod:`cleaning.detect.index`).
 
     Args:
         embeddings: N×D, rows L2-normalised.
@@ -83,6 +85,10 @@ def compute_neighbours(embeddings: np.ndarray, k: int = 10, groups: np.ndarray |
     g = np.arange(n) if groups is None else np.asarray(groups)
     if k == 0:
         return Neighbours(np.full((n, 0), -1, np.int64), np.zeros((n, 0), np.float32))
+    from . import index as _index
+
+    if n > _index.EXACT_MAX:
+        return Neighbours(*_index.approximate_neighbours(x, k, groups))
     sizes = np.bincount(np.unique(g, return_inverse=True)[1])
     extra = int(min(sizes.max() - 1, n - 1 - k)) if groups is not None else 0
     m = k + max(extra, 0)

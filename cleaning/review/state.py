@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -81,10 +82,11 @@ class Analysis:
     def has_issues(self) -> bool:
         return self._tried_issues
 
-    def issues(self, refresh: bool = False, compute: bool = True) -> pd.DataFrame | None:
+    def issues(self, refresh: bool = False, compute: bool = True,
+               progress: Callable[[str, float], None] | None = None) -> pd.DataFrame | None:
         """The ranked issue table (:func:`cleaning.review.analysis.load_or_find_issues`), kept until
         ``refresh``. None when it was not computed yet and ``compute`` is False, or when the scan failed
-        (the reason in :attr:`issues_error`)."""
+        (the reason in :attr:`issues_error`). ``progress(what, fraction)`` is called while computing."""
         with self._lock:
             if not compute and not self._tried_issues:
                 return None
@@ -93,7 +95,7 @@ class Analysis:
 
                 version = self.ws.store.version_key()
                 try:
-                    self._issues, self.issues_error = load_or_find_issues(self.ws), None
+                    self._issues, self.issues_error = load_or_find_issues(self.ws, progress), None
                     version = str(self._issues.attrs.get("data_version", version))  # the scan's snapshot
                 except CleaningError as e:
                     self._issues, self.issues_error = None, e
