@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +9,7 @@ import pytest
 
 from cleaning.data.workspace import Workspace
 from cleaning.review.autofix import LEVELS, plan_autofix, record_autofix
-from tests.hostile import make_image_tree
+from tests.hostile import cli, make_image_tree
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -76,11 +74,6 @@ def test_one_batch_one_undo_and_reviewed_items_are_skipped(ws: Workspace) -> Non
     assert all(d.note.startswith("autofix balanced:") for d in hist)
     ws.store.undo()
     assert ws.store.current() == before
-
-
-def cli(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cleaning", *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True, timeout=600)
 
 
 def test_cli_dry_run_prints_the_plan_and_records_nothing(tmp_path: Path) -> None:

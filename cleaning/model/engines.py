@@ -131,12 +131,21 @@ class TorchEngine:
 
 @dataclass
 class OnnxEngine:
+    """ONNX Runtime session. Its CPU memory arena is shrunk back after every batch: without that the arena
+    keeps its high-water mark (≈ 820 MB for a batch of 32 at 224 px) for the life of the server process."""
+
     session: Any
     method: str = "onnx"
     input_name: str = field(default="x")
+    run_options: Any = None
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        out = self.session.run(None, {self.input_name: batch})[0]
+        if self.run_options is None:
+            import onnxruntime as ort
+
+            self.run_options = ort.RunOptions()
+            self.run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        out = self.session.run(None, {self.input_name: batch}, self.run_options)[0]
         return np.asarray(out, dtype=np.float32)
 
 
