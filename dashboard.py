@@ -20,6 +20,7 @@ PAGES = [
     ("pages/scrape.py", "Scrape", "scrape", ":material/travel_explore:", "Data set"),
     ("pages/train.py", "Train", "train", ":material/model_training:", "Model"),
     ("pages/issues.py", "Issues", "issues", ":material/report:", "Review"),
+    ("pages/grid.py", "Grid review", "grid", ":material/grid_view:", "Review"),
     ("pages/confusion.py", "Confusion matrix", "confusion", ":material/grid_on:", "Review"),
     ("pages/embedding.py", "Embedding", "embedding", ":material/scatter_plot:", "Review"),
     ("pages/sources.py", "Sources", "sources", ":material/link:", "Review"),

@@ -9,7 +9,8 @@ A sampler thread reads ``VmRSS`` every 0.1 s. Steps, per visitor session:
 1. upload the bundled demo as a zip (Overview's uploader → hostile-file checks → scan);
 2. Issues page (embeddings via the ONNX backbone, out-of-sample predictions, the issue table);
 3. Embedding page (the UMAP map); delete three images;
-4. Train page: ``--runs`` training runs (EfficientNet-Lite0, ``--size`` px, ``--epochs`` full epochs);
+4. Train page: ``--runs`` "full" training runs (EfficientNet-Lite0 probe, then fine-tune at ``--size`` px
+   for at most ``--epochs`` epochs), each in the page's background thread, waited for;
 5. Export page and the download zip.
 
 Reports the peak RSS, the RSS after each step and each run's growth; writes ``bench/results/hosted.md``
@@ -106,12 +107,21 @@ def visitor_loop(args: argparse.Namespace, sampler: Sampler, steps: list[dict], 
     ws.store.record(ids, "delete", note="bench")
     at.switch_page("pages/train.py").run()
     check(at)
+    from cleaning.model.runs import list_runs
+
     for k in range(args.runs):
         t = time.perf_counter()
+        at.radio(key="train_mode").set_value("full")
         at.select_slider(key="train_size").set_value(args.size)
-        at.number_input(key="train_freeze").set_value(1)
         at.number_input(key="train_epochs").set_value(args.epochs)
         [b for b in at.button if b.proto.label == "Train"][0].click().run()
+        check(at)
+        while len(list_runs(ws)) < k + 1:  # training runs in the background (a thread of this process)
+            time.sleep(2)
+            if time.perf_counter() - t > 1800:
+                raise RuntimeError("training run did not finish in 30 min")
+        time.sleep(2)
+        at.run()  # the page after the run (and the next script run's memory trim)
         check(at)
         mark(f"training run {k + 1}", t)
     t = time.perf_counter()
@@ -125,7 +135,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--size", type=int, default=64)
-    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--sessions", type=int, default=1, help="visitors, one after the other")
     ap.add_argument("--out", default="hosted")
     args = ap.parse_args()

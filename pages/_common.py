@@ -14,11 +14,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from cleaning.data.hosted import SessionWorkspaces, default_scratch_root, detect_mode
+from cleaning.data.hosted import SessionWorkspaces, default_scratch_root, detect_mode, limit_malloc_arenas, trim_memory
 from cleaning.data.workspace import Workspace
 from cleaning.errors import CleaningError
 
 ROOT_KEY = "dataset_root"
+limit_malloc_arenas(2)  # once per process: every script run is a new thread (see cleaning.data.hosted)
 TOKEN_KEY = "ws_token"  # hosted mode: this browser session's workspace token (also in the URL as ?ws=)
 
 
@@ -99,8 +100,10 @@ def current_root() -> str:
             start_warming(mgr.root)  # the demo's embeddings etc., once per server, in the background
         root = mgr.dataset_root(tok)
         if root is None:
-            raise NoDataset("no data set yet", "upload a zip of ROOT/<label>/<image> or open the demo on the "
-                            "Overview page")
+            st.session_state.pop(ROOT_KEY, None)
+            gone = f"your data set was removed after {mgr.idle_seconds / 3600:g} h without a visit; " if asked else ""
+            raise NoDataset("no data set yet", f"{gone}upload a zip of ROOT/<label>/<image> or open the demo "
+                            "on the Overview page")
         st.session_state[ROOT_KEY] = str(root)
         return str(root)
     if ROOT_KEY not in st.session_state:
@@ -204,11 +207,12 @@ def _open_other(ws: Workspace) -> None:
 
 def sidebar_frame() -> None:
     """The shared frame: which data set is open, a way to open another, rescan, undo/redo."""
+    trim_memory()  # hand back what earlier runs (training, embedding) freed
     with st.sidebar:
         try:
             ws = get_workspace()
-        except NoDataset:
-            st.caption("**Data set:** none yet — upload one or open the demo on the Overview page")
+        except NoDataset as e:
+            st.caption(f"**Data set:** none yet — {e.hint}")
             return
         except CleaningError as e:
             show_error(e)

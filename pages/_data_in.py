@@ -59,7 +59,7 @@ def load_zip(name: str, data: object) -> None:
     rep = mgr.install(tok, build)
     left = f"; {len(rep.left_out)} file(s) left out" if rep.left_out else ""
     st.session_state[f"{K}_left_out"] = rep.left_out
-    _switched(f"Loaded **{name}**: {rep.n_images} images in {len(rep.per_label)} classes{left}.")
+    _switched(f"Loaded **{name}**: {rep.n_images} image files in {len(rep.per_label)} classes{left}.")
 
 
 def load_demo() -> None:
@@ -120,7 +120,7 @@ def _images_tab(ws: Workspace | None) -> None:
             show_error(e)
             return
         with st.spinner("Reading the new images…"):
-            ws.scan()
+            ws.refresh()
         left = f"; left out: {', '.join(n for n, _ in rep.left_out)}" if rep.left_out else ""
         st.session_state[_DONE] = f"Added {rep.n_images} image(s) to **{label}**{left}."
         _bump()

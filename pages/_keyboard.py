@@ -24,7 +24,9 @@ from pages._common import show_error, thumb
 
 #: Images sent ahead of / behind the current one, and how close to the end of that window the browser asks
 #: for more (it keeps showing what it has while the next script run brings them).
-AHEAD, BEHIND, REFILL_AT = 12, 2, 6
+AHEAD, BEHIND, REFILL_AT = 20, 2, 10
+#: Decisions made in quick succession are sent to Python together once the keys rest this long.
+DEBOUNCE_MS = 350
 THUMB_PX = 420
 NOTE = "keyboard review"
 
@@ -119,6 +121,7 @@ def keyboard_review(ws: Workspace, ids: Sequence[str], details: Mapping[str, Map
     pos = int(st.session_state.get(f"{key}_pos", 0))
     start, stop = window(pos, len(ids))
     data = {"session": session, "pos": pos, "offset": start, "total": len(ids), "refill_at": REFILL_AT,
+            "debounce_ms": DEBOUNCE_MS,
             "classes": list(classes)[:9],
             "items": [_item(frame.loc[i], details.get(i, {})) for i in ids[start:stop]]}
     _COMPONENT(key=comp_key, data=data, default={"log": None}, on_log_change=lambda: _record(ws, key, comp_key))

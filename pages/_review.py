@@ -117,8 +117,18 @@ def issues(ws: Workspace, refresh: bool = False, compute: bool = True) -> pd.Dat
     False, or when the scan failed: the reason in :func:`issues_error`)."""
     state = analysis_of(ws)
     if compute and (refresh or not state.has_issues):
-        with st.spinner("Looking for issues…"):
-            return state.issues(refresh=True)
+        from cleaning.progress import Eta
+
+        bar, eta = st.progress(0.0, text="Looking for issues…"), Eta()
+
+        def progress(what: str, frac: float) -> None:  # one bar, the stage and its time left
+            eta.update(what, frac)
+            bar.progress(min(max(frac, 0.0), 1.0), text=eta.text(what, frac))
+
+        try:
+            return state.issues(refresh=True, progress=progress)
+        finally:
+            bar.empty()
     return state.issues(compute=False)
 
 
@@ -146,43 +156,6 @@ def write(ws: Workspace, item_ids: Sequence[str], action: str, label: str | None
     st.rerun()
 
 
-def known_labels(ws: Workspace) -> set[str]:
-    """Every class name in use now or that an image came in with."""
-    frame = items(ws)
-    return set(frame["label"]) | set(frame["orig_label"])
-
-
-def relabel_or_ask(ws: Workspace, item_ids: Sequence[str], new: str, key: str, **kw: object) -> None:
-    """Record a relabel to ``new``, unless ``new`` only looks different from an existing class (``Fruit``
-    beside ``fruit``): then :func:`ask_alike` asks first, in this run and the next ones."""
-    new = str(new).strip()
-    other = similar_label(new, known_labels(ws))
-    if other is None:
-        write(ws, item_ids, "relabel", label=new, **kw)  # type: ignore[arg-type]
-        return
-    st.session_state[f"{key}_alike"] = (new, other, list(item_ids))
-
-
-def ask_alike(ws: Workspace, key: str, **kw: object) -> None:
-    """The pending question of :func:`relabel_or_ask`: use the existing class, start the new one, or cancel."""
-    pending = st.session_state.get(f"{key}_alike")
-    if not pending:
-        return
-    new, other, ids = pending
-    st.warning(f"A class **“{other}”** already exists; “{new}” differs from it only in case, spacing or accents. "
-               "Starting it would split one class in two.", icon=":material/warning:")
-    a, b, c = st.columns(3)
-    if a.button(f"Use “{other}”", key=f"{key}_alike_use", type="primary", width="stretch"):
-        st.session_state.pop(f"{key}_alike", None)
-        write(ws, ids, "relabel", label=other, **kw)  # type: ignore[arg-type]
-    if b.button(f"Start “{new}” anyway", key=f"{key}_alike_new", width="stretch"):
-        st.session_state.pop(f"{key}_alike", None)
-        write(ws, ids, "relabel", label=new, **kw)  # type: ignore[arg-type]
-    if c.button("Cancel", key=f"{key}_alike_cancel", width="stretch"):
-        st.session_state.pop(f"{key}_alike", None)
-        st.rerun()
-
-
 def flash() -> None:
     """Show (once) what the last write did, with the way back. Called by the component on every page."""
     msg = st.session_state.pop(_FLASH, None)
@@ -196,9 +169,11 @@ def _label_options(ws: Workspace, preds: Predictions | None, exclude: str | None
     return sorted(lab for lab in labels if lab != exclude)
 
 
-def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | None = None) -> None:
+def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | None = None,
+               keys: bool = False) -> None:
     """The image large with everything known about it, and the actions: New label + Relabel, Delete /
-    Restore, Looks fine, and Accept suggestion when the scan suggests a label."""
+    Restore, Looks fine, and Accept suggestion when the scan suggests a label. With ``keys`` (the dialog),
+    single keys do the same (see :func:`dialog_keys`)."""
     frame = items(ws)
     rows = frame[frame["item_id"] == item_id]
     if rows.empty:
@@ -231,20 +206,25 @@ def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | No
             host = urlparse(str(r["source_url"])).netloc or "link"
             st.markdown(f"**Source:** [{host}]({r['source_url']})")
         st.divider()
+        classes = sorted(set(items(ws).query("~deleted")["label"]))[:9]
+        pressed = dialog_keys(f"{k}_keys") if keys else None
         if r["deleted"]:
-            if st.button("Restore", key=f"{k}_restore", type="primary", width="stretch"):
+            if st.button("Restore", key=f"{k}_restore", type="primary", width="stretch",
+                         help="Key: r") or pressed == "r":
                 write(ws, [item_id], "restore", reset_key=reset_key, done=f"Restored {r['path']}")
             return
+        off_topic = any(i.get("issue") == "outlier" for i in its)  # off-topic: Delete is the primary action
         options = _label_options(ws, preds, exclude=r["label"])
-        default = p[0] if p and p[0] in options else None
+        default = p[0] if p and p[0] in options and not off_topic else None
         new = st.selectbox("New label", options, index=options.index(default) if default else None,
                            key=f"{k}_new", accept_new_options=True, placeholder="choose or type a label")
-        if st.button("Relabel", key=f"{k}_relabel", type="primary", width="stretch",
+        if st.button("Relabel", key=f"{k}_relabel", type="secondary" if off_topic else "primary", width="stretch",
                      disabled=not new or new == r["label"]):
             relabel_or_ask(ws, [item_id], str(new), k, reset_key=reset_key, done=f"Relabelled {r['path']} → {new}")
         ask_alike(ws, k, reset_key=reset_key, done=f"Relabelled {r['path']}")
         c1, c2 = st.columns(2)
-        if c1.button("Delete", key=f"{k}_delete", width="stretch", icon=":material/delete:"):
+        if c1.button("Delete", key=f"{k}_delete", width="stretch", icon=":material/delete:",
+                     type="primary" if off_topic else "secondary"):
             write(ws, [item_id], "delete", reset_key=reset_key, done=f"Deleted {r['path']}")
         if c2.button("Looks fine", key=f"{k}_keep", width="stretch", disabled=bool(r["kept"]),
                      help="Keep it as it is and take it off the issue queue"):
@@ -254,6 +234,10 @@ def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | No
         if sugg and st.button(f"Accept suggestion → {sugg}", key=f"{k}_accept", width="stretch"):
             write(ws, [item_id], "relabel", label=sugg, source="suggestion", reset_key=reset_key,
                   done=f"Relabelled {r['path']} → {sugg}")
+        if pressed is not None:
+            st.caption("Keys: **f**/Enter looks fine · **d**/Del delete · **a** accept suggestion · **u** undo · "
+                       + " · ".join(f"**{n}** {c}" for n, c in enumerate(classes, 1)) + " · Esc closes")
+            _dialog_key(ws, item_id, str(r["path"]), str(r["label"]), pressed, sugg, classes, reset_key)
 
 
 def _dismissed() -> None:
@@ -262,7 +246,7 @@ def _dismissed() -> None:
 
 @st.dialog("Review image", width="medium", on_dismiss=_dismissed)
 def _dialog(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | None) -> None:
-    item_panel(ws, item_id, key_prefix, reset_key)
+    item_panel(ws, item_id, key_prefix, reset_key, keys=True)
 
 
 def review_dialog(ws: Workspace, item_id: str, reset_key: str | None = None, key_prefix: str = "dlg") -> None:
@@ -359,7 +343,7 @@ def _pick_many(key_prefix: str, item_ids: list[str], on: bool) -> None:
 
 def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size: int = 24, columns: int = 6,
               selectable: bool = True, card_extra: Callable[[str], None] | None = None,
-              reset_key: str | None = None, compute_predictions: bool = True) -> list[str]:
+              reset_key: str | None = None, compute_predictions: bool = True, thumb_px: int = 256) -> list[str]:
     """A paged grid of image cards (thumbnail, label, prediction, Open / Delete or Restore / Looks fine,
     a pick box). ``card_extra(item_id)`` may add widgets to a card. Returns the picked ids (all pages).
     With ``compute_predictions=False`` predictions are shown only when already in memory."""
@@ -390,7 +374,7 @@ def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size
     for n, iid in enumerate(shown):
         r = frame.loc[iid]
         with cols[n % columns].container(border=True):
-            st.image(square_thumb(r["abs_path"], 256), width="stretch")
+            st.image(square_thumb(r["abs_path"], thumb_px), width="stretch")
             p = preds.for_item(iid) if preds else None
             pred = f" → **{p[0]}** {p[1]:.0%}" if p and p[0] != r["label"] else ""
             st.caption(f"`{r['label']}`{pred}" + (" · **deleted**" if r["deleted"] else "")
@@ -425,3 +409,7 @@ def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size
     if open_id:
         review_dialog(ws, open_id, key_prefix=f"{key_prefix}_dlg")
     return [i for i in ids if i in picked]
+
+
+from pages._alike import ask_alike, known_labels, relabel_or_ask  # noqa: E402  (they call write/items above)
+from pages._dialog_keys import _dialog_key, dialog_keys  # noqa: E402

@@ -10,6 +10,7 @@ import streamlit as st
 from cleaning.review.figures import COLOUR_COLUMNS, embedding_figure
 from cleaning.review.selection import drop_stale, embedding_points, read_selection
 from pages._common import get_workspace, open_workspace, run_page, show_error
+from pages._hover import hover_items, hover_preview
 from pages._review import (
     ISSUES_EAGER_UP_TO,
     bulk_bar,
@@ -79,8 +80,8 @@ def render() -> None:
                                              help="Predictions are from before your latest decisions"):
         predictions(ws, refresh=True)
     small = len(items(ws)) <= ISSUES_EAGER_UP_TO  # else the scan runs only when asked for (colour by issue)
-    table = issues(ws, compute=small or colour == "issue")
-    if table is None and colour == "issue":
+    table = issues(ws, compute=small or colour in ("issue", "group"))
+    if table is None and colour in ("issue", "group"):
         st.caption("No issue table yet: the scan has not run (Issues page, or `python -m cleaning scan ROOT`).")
     with st.spinner(f"Computing the {METHODS[method]} map (once per data set)…"):
         pts, fig = points_and_figure(str(ws.root), data_version(ws), model_token(ws), method, colour, drag)
@@ -97,6 +98,7 @@ def render() -> None:
     if one:  # before the chart is sent, so the dialog shows as soon as possible
         review_dialog(ws, one[0], reset_key=GEN)
 
+    hover_preview(hover_items(str(ws.root), data_version(ws), model_token(ws), method, pts, frame))
     st.plotly_chart(fig, key=key, on_select="rerun",
                     selection_mode=("points", "box", "lasso"),
                     config={"displaylogo": False, "scrollZoom": True})

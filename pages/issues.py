@@ -21,7 +21,7 @@ from cleaning.review.queue import (
     queue_counts,
 )
 from cleaning.review.sources import normalise_query, source_host
-from pages import _keyboard
+from pages import _autofix, _keyboard
 from pages import _review as review
 from pages._common import RESCAN_LABEL, get_workspace, run_page, show_error, thumb
 from pages._retrain import retrain_box
@@ -66,6 +66,7 @@ def render() -> None:
                    help="Run the detectors again with the current labels (reuses cached embeddings)"):
         review.issues(ws, refresh=True)
         st.rerun()
+    _autofix.autofix_box(ws, table, items)
     if queue.empty:
         st.success("Nothing left to review. Retrain to see what the cleaning did, or export the clean data set.")
         st.page_link("pages/export.py", label="Export / apply the decisions", icon=":material/output:")
@@ -88,6 +89,8 @@ def render() -> None:
     for entry in rows.to_dict("records"):
         if entry["kind"] == "pair":
             _pair_card(ws, entry, by_id)
+        elif entry["kind"] == "group":
+            _group_card(ws, entry, by_id)
         elif _missing(entry["item_id"]):
             _file_card(entry)
         else:
@@ -169,7 +172,7 @@ def _pager(shown: pd.DataFrame) -> None:
     c[2].number_input("Page", 1, n_pages, key=f"{K}_page", label_visibility="collapsed")
     c[3].caption(f"Page {page} of {n_pages} · entries {start + 1}–{min(start + size, len(shown))} "
                  f"of {len(shown)}")
-    keys = [k for k in shown["key"].iloc[start:start + size] if not k.startswith("file:")]
+    keys = [k for k in shown["key"].iloc[start:start + size] if not k.startswith(("file:", "group:"))]
     c[4].button("Pick all on this page", key=f"{K}_pick_all", on_click=_pick_page, args=(keys, True),
                 width="stretch")
 
@@ -209,12 +212,16 @@ def _item_card(ws: Workspace, e: dict, r: pd.Series, preds: review.Predictions |
             st.caption(f"`{r['path']}` · {_source_line(r['source_query'], r['source_url'])}")
             st.checkbox("pick for a bulk action", key=f"{K}_pick_{e['key']}")
         with act:
-            if sugg and st.button(f"Accept → {sugg}", key=f"{k}_accept", type="primary", width="stretch",
-                                  icon=":material/done_all:"):
+            off_topic = is_off_topic(e)
+            if sugg and not off_topic and st.button(f"Accept → {sugg}", key=f"{k}_accept", type="primary",
+                                                    width="stretch", icon=":material/done_all:"):
                 review.write(ws, [iid], "relabel", label=sugg, source="suggestion",
                              done=f"Relabelled {r['path']} → {sugg}")
+            if off_topic and st.button("Delete (off-topic)", key=f"{k}_delete_off", type="primary", width="stretch",
+                                       icon=":material/delete:", help="It belongs to none of your classes"):
+                review.write(ws, [iid], "delete", note="off-topic", done=f"Deleted {r['path']}")
             b = st.columns(2)
-            if b[0].button("Delete", key=f"{k}_delete", width="stretch", icon=":material/delete:"):
+            if not off_topic and b[0].button("Delete", key=f"{k}_delete", width="stretch", icon=":material/delete:"):
                 review.write(ws, [iid], "delete", done=f"Deleted {r['path']}")
             if b[1].button("Fine", key=f"{k}_keep", width="stretch", icon=":material/check:",
                            help="Looks fine: keep it as it is and take it off the queue"):
@@ -257,6 +264,44 @@ def _pair_card(ws: Workspace, e: dict, frame: pd.DataFrame) -> None:
                                  done=f"Kept {rme['path']}, deleted {frame.loc[other, 'path']}")
         if st.button("Both are fine (not duplicates)", key=f"{K}_{e['key']}_both"):
             review.write(ws, [a, b], "keep", done="Marked both copies as fine")
+
+
+# ---- junk groups (issue 9) -----------------------------------------------------------------------------
+def is_off_topic(entry: dict) -> bool:
+    """An entry whose worst finding is off-topic: its primary action is Delete, never Accept → class."""
+    return "outlier" in str(entry.get("issues", "")).split(", ") and (
+        entry.get("issue") == "outlier" or _missing(entry.get("suggested_label")))
+
+
+def _group_card(ws: Workspace, e: dict, frame: pd.DataFrame) -> None:
+    """A junk group as one card: a strip of thumbnails, its classes and source queries, one "Delete all N"
+    (one undoable batch) and one "Looks fine" for the whole group. ``frame``: items indexed by item id."""
+    members = [m for m in e["members"] if m in frame.index]
+    n = len(members)
+    k = f"{K}_{e['key']}"
+    with st.container(border=True):
+        st.markdown(f"**junk group · {n} look-alike images** · severity {e['severity']:.2f}")
+        st.caption(str(e["reason"]))
+        classes = pd.Series(list(e["member_labels"])).value_counts()
+        queries = pd.Series([q for q in e["member_queries"] if not _missing(q)], dtype=object).value_counts()
+        st.markdown("Filed under " + ", ".join(f"`{c}` {v}" for c, v in classes.items())
+                    + (" · from " + ", ".join(f"“{q}” {v}" for q, v in queries.items()) if len(queries) else
+                       " · no provenance"))
+        strip = st.columns(min(max(n, 1), 8))
+        for j, m in enumerate(members[:16]):
+            strip[j % len(strip)].image(thumb(frame.loc[m, "abs_path"], 128), width="stretch",
+                                        caption=f"{frame.loc[m, 'label']}")
+        if n > 16:
+            st.caption(f"… and {n - 16} more")
+        b = st.columns([1, 1, 3])
+        if b[0].button(f"Delete all {n}", key=f"{k}_delete_all", type="primary", width="stretch",
+                       icon=":material/delete:", help="One decision for the whole group; Undo brings all back"):
+            review.write(ws, members, "delete", note=f"junk group {e['group']}",
+                         done=f"Deleted the {n} images of the junk group")
+        if b[1].button("Looks fine", key=f"{k}_keep_all", width="stretch", icon=":material/check:",
+                       help="Keep every image of the group and take the group off the queue"):
+            review.write(ws, members, "keep", note=f"junk group {e['group']}",
+                         done=f"Marked the {n} images of the group as fine")
 
 
 def _file_card(e: dict) -> None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import functools
 import io
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -206,3 +208,10 @@ def make_odd_files(folder: Path) -> dict[str, str]:
 
 if __name__ == "__main__":
     print(make_odd_files(Path(__file__).resolve().parent / "data" / "odd"))
+
+
+def cli(*args: object, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m cleaning ARGS`` in a real subprocess from the repository (output captured as text)."""
+    return subprocess.run([sys.executable, "-m", "cleaning", *map(str, args)], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, timeout=timeout)
+

@@ -3,7 +3,7 @@
 Wings of ``cleaning/``: ``data`` (tree walk, images, store — the only SQL —, workspace, files, caches),
 ``detect`` (pure detectors), ``model`` (backbone, embeddings, out-of-sample heads, training, runs,
 projection), ``scrape`` (search, fetch, dedupe, run), ``review`` (analysis, queue, selection, sources,
-figures) and ``cli``. ``errors`` and ``groups`` sit at the bottom and import no wing.
+figures) and ``cli``. ``errors``, ``groups`` and ``progress`` sit at the bottom and import no wing.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "review": {"data", "detect", "model"},
     "cli": {"data", "detect", "model", "scrape", "review"},
 }
-BOTTOM = {"errors", "groups"}
+BOTTOM = {"errors", "groups", "progress"}
 
 
 def _module_name(path: Path) -> str:

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.hostile import make_image_tree
+from tests.hostile import cli, make_image_tree
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def cli(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cleaning", *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
 
 
 @pytest.fixture

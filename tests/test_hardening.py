@@ -251,3 +251,11 @@ def test_server_dripping_its_headers_is_a_timeout_not_an_empty_body() -> None:
         srv.close()
     assert "timed out" in e.value.reason and e.value.transient
     assert time.monotonic() - t0 < 5
+
+
+def test_decisions_csv_download_escapes_formulas(ws: Workspace) -> None:
+    from cleaning.data.bundle import csv_bytes, decisions_frame
+
+    ws.store.record([ws.store.find_item("cat/img_2.jpg")], "delete", note="=cmd|' /C calc'!A0")
+    text = csv_bytes(decisions_frame(ws)).decode()
+    assert "'=cmd" in text and ",=cmd" not in text

@@ -159,3 +159,15 @@ def test_a_visitors_demo_is_a_copy_of_the_servers_template(tmp_path: Path) -> No
     ws.store.record([frame["item_id"].iloc[0]], "delete")
     assert Workspace.open(template).store.decision_count() == 0  # the template is never written to
     assert mgr.sweep(every=0) == []  # neither the template nor an active visitor is swept
+
+
+def test_memory_helpers_run_on_glibc() -> None:
+    import platform
+
+    from cleaning.data.hosted import limit_malloc_arenas, trim_memory
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    assert limit_malloc_arenas(2) is True
+    assert trim_memory(min_interval=0) in (True, False)  # 1 if memory was released
+    assert trim_memory(min_interval=3600) is False  # throttled

@@ -55,7 +55,7 @@ def test_upload_a_zip_and_see_the_data_set(scratch: Path) -> None:
     assert not at.metric  # no data set yet: only the way in
     assert any("none yet" in c.value for c in at.sidebar.caption)
     upload(at, "pets.zip", zip_bytes({f"pets/{k}": v for k, v in good_members(4).items()}))
-    assert any("Loaded **pets.zip**: 8 images in 2 classes" in s.value for s in at.success)
+    assert any("Loaded **pets.zip**: 8 image files in 2 classes" in s.value for s in at.success)
     m = metrics(at)
     assert m["Images"] == "8" and m["Classes"] == "2"
     shown = " ".join(md.value for md in at.markdown)
@@ -141,3 +141,43 @@ def test_export_page_offers_the_zip_and_it_equals_the_export(scratch: Path, tmp_
     assert rows[0][:2] == ["path", "label"] and len(rows) == 1 + 5
     leftovers = [p for p in session_root(at).parent.iterdir() if p.name.startswith(".")]
     assert leftovers == []  # the temporary export and zip are gone
+
+
+def test_images_dropped_onto_a_class(scratch: Path) -> None:
+    from tests.zips import small_jpeg
+
+    at = new_session()
+    upload(at, "pets.zip", zip_bytes(good_members(2)))
+    at.selectbox(key="datain_cls").set_value("coffee").run()
+    drop = [u for u in at.get("file_uploader") if u.proto.label == "Drop images here"][0]
+    drop.set_value([("new.jpg", small_jpeg("coffee", 40), "image/jpeg"),
+                    ("../../x.jpg", small_jpeg("coffee", 44), "image/jpeg")]).run()
+    at.button(key="datain_add").click().run()
+    assert not at.exception
+    assert any("Added 2 image(s) to **coffee**" in s.value for s in at.success)
+    assert metrics(at)["Images"] == "6"
+    names = sorted(p.name for p in (session_root(at) / "coffee").iterdir())
+    assert names == ["coffee_0.jpg", "coffee_1.jpg", "new.jpg", "x.jpg"]
+    assert not (scratch / "x.jpg").exists()
+
+
+@pytest.mark.parametrize("page", ["pages/issues.py", "pages/train.py", "pages/export.py", "pages/history.py"])
+def test_pages_before_any_data_say_where_to_start(page: str, scratch: Path) -> None:
+    at = new_session()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("no data set yet" in e.value for e in at.error)
+
+
+def test_a_swept_workspace_says_so(scratch: Path) -> None:
+    import shutil
+
+    at = new_session()
+    upload(at, "pets.zip", zip_bytes(good_members(2)))
+    shutil.rmtree(session_root(at).parent)  # what the idle sweep does
+    at.run()
+    assert not at.metric and not at.exception
+    assert any("removed after 2 h without a visit" in c.value for c in at.sidebar.caption)
+    at.run()
+    assert any("none yet" in c.value for c in at.sidebar.caption)
+    assert not any("removed after" in c.value for c in at.sidebar.caption)  # said once

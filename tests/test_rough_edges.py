@@ -113,7 +113,8 @@ def test_grid_cards_show_file_names_and_buttons_say_what_they_do(ws: Workspace) 
 
 
 @pytest.mark.parametrize("page", ["pages/overview.py", "pages/issues.py", "pages/confusion.py",
-                                  "pages/sources.py", "pages/export.py", "pages/history.py"])
+                                  "pages/sources.py", "pages/export.py", "pages/history.py", "pages/grid.py",
+                                  "pages/deleted.py"])
 def test_every_button_has_a_text_label(ws: Workspace, page: str) -> None:
     """Screen readers announce a button by its label: an icon-only button reads as "open_in_full icon"."""
     ws.store.record([ws.item_id_for_path("bird/bird_0004.jpg")], "delete")
@@ -223,3 +224,54 @@ def test_relabel_to_a_look_alike_class_asks_for_confirmation(ws: Workspace) -> N
     at.button(key=f"{k}_alike_use").click().run()
     assert ws.store.current()[iid].label == other  # the existing class, not a second one
     assert other.upper() not in ws.vocab
+
+
+# ---- autofix in the app ----------------------------------------------------------------------------------
+def test_autofix_box_shows_the_plan_then_records_one_batch(ws: Workspace) -> None:
+    from cleaning.review.analysis import load_or_find_issues
+    from cleaning.review.autofix import plan_autofix
+
+    plan = plan_autofix(load_or_find_issues(ws), ws.items_frame(), "balanced")
+    assert plan.n_images > 0
+    at = open_page("pages/issues.py")
+    at.select_slider(key="autofix_level").set_value("balanced").run()
+    assert ws.store.decision_count() == 0  # nothing before the click
+    assert any("expected precision" in m.value for m in at.markdown)
+    btn = at.button(key="autofix_apply")
+    assert btn.label == f"Apply these {plan.n_images} fixes as one batch"
+    btn.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    active = [d for d in ws.store.history() if d.state == "active"]
+    assert len(active) == plan.n_images and len({d.batch for d in active}) == 1
+    assert any("Autofix (balanced) recorded" in s.value for s in at.success)
+    ws.store.undo()
+    assert ws.store.decision_count() == 0
+
+
+# ---- grid review ----------------------------------------------------------------------------------------
+def test_grid_review_by_class_one_click_delete_is_recorded_and_undoable(ws: Workspace) -> None:
+    at = open_page("pages/grid.py")
+    at.selectbox(key="grid_class").set_value("bird").run()
+    opens = [b for b in at.button if b.key and b.key.startswith("grid_class_normal_open_")]
+    assert len(opens) == min(30, int((ws.items_frame()["label"] == "bird").sum()))
+    first = opens[0].key.removeprefix("grid_class_normal_open_")
+    assert first == ws.item_id_for_path("bird/bird_0004.jpg") or ws.store.current()[first].label == "bird"
+    at.button(key=f"grid_class_normal_del_{first}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert ws.store.current()[first].deleted
+    ws.store.undo()
+    assert not ws.store.current()[first].deleted
+    at.segmented_control(key="grid_size").set_value("large").run()
+    assert len([b for b in at.button if b.key and b.key.startswith("grid_class_large_open_")]) == 12
+
+
+def test_grid_review_by_issue_kind(ws: Workspace) -> None:
+    at = open_page("pages/grid.py")
+    at.segmented_control(key="grid_by").set_value("issue").run()
+    at.selectbox(key="grid_kind").set_value("label").run()
+    assert not at.exception, [e.value for e in at.exception]
+    ids = [b.key.removeprefix("grid_issue_normal_fine_") for b in at.button
+           if b.key and b.key.startswith("grid_issue_normal_fine_")]
+    assert ids
+    at.button(key=f"grid_issue_normal_fine_{ids[0]}").click().run()
+    assert ws.store.current()[ids[0]].kept

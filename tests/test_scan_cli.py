@@ -12,7 +12,7 @@ from PIL import Image
 from cleaning.cli import main
 from tests.hostile import jpeg_bytes, make_hostile_files, make_image_tree, photo_crop
 
-ISSUES = ["path", "label", "issue", "severity", "suggested_label", "related_path", "reason"]
+ISSUES = ["path", "label", "issue", "severity", "suggested_label", "related_path", "reason", "group"]
 SCORES = ["path", "label", "predicted_label", "label_issue_score", "outlier_score"]
 KINDS = {"label", "outlier", "duplicate", "near_duplicate", "corrupt", "low_quality"}
 
@@ -53,6 +53,9 @@ def test_issues_csv_contract(scanned: tuple) -> None:
     dup = issues[issues["issue"].isin(["duplicate", "near_duplicate"])]
     assert (dup["related_path"] != "").all() and all((root / p).exists() for p in dup["related_path"])
     assert (issues["reason"] != "").all()
+    out = issues[issues["issue"] == "outlier"]
+    assert (out["suggested_label"] == "").all()  # off-topic is not a label error: no class suggested
+    assert (issues.loc[issues["issue"] != "outlier", "group"] == "").all()  # only junk-group members have one
 
 
 def test_scores_csv_contract(scanned: tuple) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 from ..model.backbone import ARCHS, DEFAULT_ARCH
 from . import add_root_command
 from . import say as _say
+from .scan import add_engine_arguments
 
 
 def _open(args: argparse.Namespace) -> Any:
@@ -152,16 +153,15 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from ..model.embed import load_or_compute_embeddings
     from ..model.oos import load_or_compute_oos
     from ..model.projection import load_or_compute_projection
+    from .progress import StageProgress, counting
 
     ws = _open(args)
-    tty = sys.stderr.isatty()
-
-    def progress(done: int, total: int) -> None:
-        if tty:
-            print(f"\r  embedding {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
-
+    bar = StageProgress()
     t = time.time()
-    emb = load_or_compute_embeddings(ws, include_deleted=args.projection != "none", progress=progress)
+    emb = load_or_compute_embeddings(ws, include_deleted=args.projection != "none",
+                                     progress=counting(bar, "embedding" + (" on Ray" if args.engine == "ray" else "")),
+                                     engine=args.engine, address=args.address, workers=args.workers)
+    bar.close()
     live = load_or_compute_embeddings(ws)  # cached rows only: no new work
     _say(f"embeddings: {len(live.item_ids)} images × {live.embeddings.shape[1]} ({time.time() - t:.1f}s)")
     for iid, reason in emb.errors.items():
@@ -215,4 +215,5 @@ def register(sub: Any) -> None:
     p = add_root_command(sub, "embed", "compute and cache embeddings, out-of-sample probabilities and the 2-D map")
     p.add_argument("--projection", default="umap", choices=["umap", "tsne", "none"],
                    help="2-D map method (default umap)")
+    add_engine_arguments(p)
     p.set_defaults(func=cmd_embed)

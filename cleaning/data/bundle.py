@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .files import ExportReport, export_dataset
+from .export import ExportReport, export_dataset, safe_frame
 from .store import Decision
 
 if TYPE_CHECKING:
@@ -74,7 +74,8 @@ def decisions_frame(ws: Workspace) -> pd.DataFrame:
 
 
 def csv_bytes(df: pd.DataFrame) -> bytes:
-    """A frame as UTF-8 CSV bytes without the index (lists and dicts as JSON-ish text)."""
+    """A frame as UTF-8 CSV bytes without the index (lists and dicts as JSON-ish text; text cells escaped
+    against spreadsheet formulas)."""
     buf = io.StringIO()
-    df.to_csv(buf, index=False, quoting=csv.QUOTE_MINIMAL)
+    safe_frame(df).to_csv(buf, index=False, quoting=csv.QUOTE_MINIMAL)  # no cell runs as a spreadsheet formula
     return buf.getvalue().encode("utf-8")

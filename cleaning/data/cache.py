@@ -79,21 +79,48 @@ class EmbeddingTable:
     """Embeddings of one model, one row per distinct image content (sha256), saved as one ``.npz``.
 
     Files that could not be decoded are remembered too (``failed``: sha256 → reason) so they are not
-    retried on every call.
+    retried on every call. While a long embedding runs, :meth:`save_part` writes the rows added since
+    the last write as a small part file (``emb-KEY.parts/``): an interrupted run keeps its work, and
+    no step holds more than one chunk of new rows twice. :meth:`save` folds the parts into the one file.
     """
 
     def __init__(self, cache_dir: Path, model_key: str, dim: int) -> None:
         self.path = cache_path(cache_dir, "emb", model_key)
+        self.parts_dir = self.path.with_name(f"emb-{model_key}.parts")
         self.cache_dir, self.model_key, self.dim = Path(cache_dir), model_key, dim
         self.rows: dict[str, int] = {}
-        self.matrix = np.zeros((0, dim), dtype=np.float32)
+        self._blocks: list[np.ndarray] = []
+        self._n = 0
+        self._saved_rows = 0
+        self._saved_failed: set[str] = set()
         self.failed: dict[str, str] = {}
         arrays = load_arrays(self.cache_dir, "emb", model_key)
-        if arrays is not None and {"emb", "sha256", "failed_sha", "failed_reason"} <= set(arrays) \
-                and arrays["emb"].shape[1:] == (dim,):
-            self.matrix = arrays["emb"].astype(np.float32, copy=False)
-            self.rows = {str(s): i for i, s in enumerate(arrays["sha256"])}
-            self.failed = dict(zip(map(str, arrays["failed_sha"]), map(str, arrays["failed_reason"])))
+        if arrays is not None and self._usable(arrays):
+            self._load(arrays)
+        for part in sorted(self.parts_dir.glob("part-*.npz")) if self.parts_dir.is_dir() else []:
+            try:
+                with np.load(part, allow_pickle=False) as z:
+                    arrays = {k: z[k] for k in z.files}
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError):
+                continue  # a torn part: its rows are simply computed again
+            if self._usable(arrays):
+                self._load(arrays)
+        self._saved_rows = self._n
+        self._saved_failed = set(self.failed)
+
+    def _usable(self, arrays: dict[str, np.ndarray]) -> bool:
+        return {"emb", "sha256", "failed_sha", "failed_reason"} <= set(arrays) and arrays["emb"].shape[1:] == (self.dim,)
+
+    def _load(self, arrays: dict[str, np.ndarray]) -> None:
+        self.add(list(map(str, arrays["sha256"])), arrays["emb"],
+                 dict(zip(map(str, arrays["failed_sha"]), map(str, arrays["failed_reason"]))))
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """All rows, N×dim float32 (blocks added since the last access are joined once)."""
+        if len(self._blocks) != 1:
+            self._blocks = [np.concatenate(self._blocks) if self._blocks else np.zeros((0, self.dim), np.float32)]
+        return self._blocks[0]
 
     def missing(self, shas: Iterable[str]) -> list[str]:
         """Distinct shas with neither an embedding nor a recorded failure, in first-seen order."""
@@ -103,19 +130,51 @@ class EmbeddingTable:
         """Add rows (``embeddings`` is len(shas)×dim) and failures; call :meth:`save` to persist."""
         new = [i for i, s in enumerate(shas) if s not in self.rows]
         if new:
-            base = len(self.matrix)
-            self.matrix = np.concatenate([self.matrix, embeddings[new].astype(np.float32)])
+            self._blocks.append(np.asarray(embeddings, dtype=np.float32)[new])
             for j, i in enumerate(new):
-                self.rows[shas[i]] = base + j
+                self.rows[shas[i]] = self._n + j
+            self._n += len(new)
         self.failed.update(failed or {})
 
     def get(self, shas: Sequence[str]) -> np.ndarray:
         """len(shas)×dim rows. Raises KeyError for a sha without an embedding."""
         return self.matrix[[self.rows[s] for s in shas]] if shas else np.zeros((0, self.dim), np.float32)
 
+    def _order(self) -> list[str]:
+        return sorted(self.rows, key=self.rows.__getitem__)
+
+    def save_part(self) -> None:
+        """Write the rows and failures added since the last write as one part file (cheap, atomic)."""
+        new_failed = {s: r for s, r in self.failed.items() if s not in self._saved_failed}
+        if self._n == self._saved_rows and not new_failed:
+            return
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        order = self._order()[self._saved_rows:]
+        rows = self.matrix[self._saved_rows:]
+        path = self.parts_dir / f"part-{self._n:09d}-{len(new_failed):06d}.npz"
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, emb=rows, sha256=np.array(order, dtype="U64"),
+                 failed_sha=np.array(list(new_failed), dtype="U64"),
+                 failed_reason=np.array(list(new_failed.values()), dtype=str))
+        os.replace(tmp, path)
+        self._saved_rows = self._n
+        self._saved_failed.update(new_failed)
+
     def save(self) -> None:
-        order = sorted(self.rows, key=self.rows.__getitem__)
+        """Write everything as the one file and remove the parts it now holds."""
         save_arrays(self.cache_dir, "emb", self.model_key,
-                    emb=self.matrix, sha256=np.array(order, dtype="U64"),
+                    emb=self.matrix, sha256=np.array(self._order(), dtype="U64"),
                     failed_sha=np.array(list(self.failed), dtype="U64"),
                     failed_reason=np.array(list(self.failed.values()), dtype=str))
+        self._saved_rows = self._n
+        self._saved_failed = set(self.failed)
+        if self.parts_dir.is_dir():
+            for part in self.parts_dir.glob("*.npz"):
+                try:
+                    part.unlink()
+                except OSError:
+                    pass
+            try:
+                self.parts_dir.rmdir()
+            except OSError:
+                pass

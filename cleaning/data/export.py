@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from ..errors import ExportError
 from .lock import DEFAULT_WAIT, pid_alive
 from .tree import free_name as _free_name
@@ -67,6 +69,15 @@ def safe_cell(value: object) -> object:
     if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
     return value
+
+
+def safe_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` whose text cells are escaped with :func:`safe_cell` (numeric columns untouched)."""
+    out = df.copy()
+    for c in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[c]):
+            out[c] = out[c].map(safe_cell)
+    return out
 
 
 def write_safe_csv(path: Path, header: list[str], rows: Iterable[Iterable[object]]) -> None:

@@ -257,6 +257,48 @@ class SessionWorkspaces:
                              f"{self.idle_seconds / 3600:g} h), or run the app on your own machine")
 
 
+# ---- process memory --------------------------------------------------------------------------------------
+_M_ARENA_MAX = -8  # glibc mallopt parameter
+_last_trim = [0.0]
+
+
+def _libc() -> object | None:
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def limit_malloc_arenas(n: int = 2) -> bool:
+    """Cap glibc's malloc arenas for threads created from now on (like ``MALLOC_ARENA_MAX=n``).
+
+    Streamlit runs every script run on a new thread; glibc gives threads their own arenas (up to 8 per
+    core) and freed memory stays in them, so a long-lived server's RSS creeps up with every heavy run
+    (training). Returns False where this is not glibc."""
+    libc = _libc()
+    try:
+        return bool(libc and libc.mallopt(_M_ARENA_MAX, n))  # type: ignore[attr-defined]
+    except AttributeError:
+        return False
+
+
+def trim_memory(min_interval: float = 10.0) -> bool:
+    """Give memory freed by earlier script runs back to the system (glibc ``malloc_trim``), at most once
+    per ``min_interval`` seconds. Returns True when it trimmed."""
+    now = time.monotonic()
+    if now - _last_trim[0] < min_interval:
+        return False
+    _last_trim[0] = now
+    libc = _libc()
+    try:
+        return bool(libc and libc.malloc_trim(0))  # type: ignore[attr-defined]
+    except AttributeError:
+        return False
+
+
 # ---- copying a prepared workspace -----------------------------------------------------------------
 def copy_workspace(src_root: Path, dst_root: Path) -> Path:
     """Copy a data set and its state folder (``ROOT`` and ``ROOT.cleaning``) to ``dst_root``."""

@@ -310,32 +310,47 @@ class Store(ItemsSQL, RunsSQL):
         Raises:
             CleaningError: unknown action/source; LabelError: bad label; ItemNotFound: unknown item.
         """
-        if action not in ACTIONS:
-            raise CleaningError(f"unknown action {action!r}", f"use one of {', '.join(ACTIONS)}")
+        return self.record_mixed([(i, action, label, note) for i in dict.fromkeys(item_ids)], source)
+
+    def record_mixed(self, decisions: Iterable[tuple[str, str, str | None, str]], source: str = "bulk") -> int | None:
+        """Record ``(item_id, action, label, note)`` decisions of different kinds as ONE batch (one undo).
+
+        Like :meth:`record`, decisions that change nothing are left out (checked in order, so a later
+        decision sees the earlier ones). Returns the batch number, or None when nothing changed.
+
+        Raises:
+            CleaningError: unknown action/source; LabelError: bad label; ItemNotFound: unknown item.
+        """
         if source not in SOURCES:
             raise CleaningError(f"unknown decision source {source!r}", f"use one of {', '.join(SOURCES)}")
-        if action == "relabel":
-            label = validate_label(label or "", self.path.parent)
-        else:
-            label = None
-        ids = list(dict.fromkeys(item_ids))
+        rows = []
+        for item_id, action, label, note in decisions:
+            if action not in ACTIONS:
+                raise CleaningError(f"unknown action {action!r}", f"use one of {', '.join(ACTIONS)}")
+            if action == "relabel":
+                label = validate_label(label or "", self.path.parent)
+            rows.append((item_id, action, label if action == "relabel" else None, note))
         with self.lock:
             cur = self.current()
-            missing = [i for i in ids if i not in cur]
+            missing = [r[0] for r in rows if r[0] not in cur]
             if missing:
                 raise ItemNotFound(f"no item with id {missing[0]!r}")
-            changing = [i for i in ids if _apply(cur[i], action, label) != cur[i]]
+            changing = []
+            for item_id, action, label, note in rows:
+                after = _apply(cur[item_id], action, label)
+                if after != cur[item_id]:
+                    cur[item_id] = after
+                    changing.append((item_id, action, label, note))
             if not changing:
                 return None
             ts = now_iso()
             with self.transaction() as c:
                 c.execute("UPDATE decisions SET state='discarded', changed_at=? WHERE state='undone'", (ts,))
-                batch = (c.execute("SELECT COALESCE(MAX(batch), 0) + 1 FROM decisions").fetchone()[0])
+                batch = int(c.execute("SELECT COALESCE(MAX(batch), 0) + 1 FROM decisions").fetchone()[0])
                 c.executemany(
                     "INSERT INTO decisions(batch, item_id, action, label, source, note, created_at) "
-                    "VALUES(?,?,?,?,?,?,?)",
-                    [(batch, i, action, label, source, note, ts) for i in changing])
-            return int(batch)
+                    "VALUES(?,?,?,?,?,?,?)", [(batch, i, a, lab, source, n, ts) for i, a, lab, n in changing])
+            return batch
 
     def undo(self) -> list[Decision]:
         """Undo the newest active batch; returns its decisions (empty if there is nothing to undo)."""

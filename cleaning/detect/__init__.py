@@ -4,11 +4,12 @@ Every detector is three small steps — *measure* (a number per image), *score* 
 to [0, 1], higher = more suspicious) and *threshold* (which scores become issues) — and returns a
 DataFrame with :data:`ISSUE_COLUMNS`:
 
-``item_id, issue, severity, suggested_label, related_item_id, reason``
+``item_id, issue, severity, suggested_label, related_item_id, reason, group``
 
 ``issue`` is one of :data:`ISSUE_KINDS`; ``severity`` in [0, 1]; ``suggested_label`` is set for
-``label`` rows, ``related_item_id`` for duplicate rows (the copy to keep); ``reason`` is plain words
-with numbers. :mod:`cleaning.review.analysis` runs them over a workspace and merges the tables into one queue.
+``label`` rows (never on ``outlier`` rows: off-topic is not a label error), ``related_item_id`` for
+duplicate rows (the copy to keep), ``group`` for the members of one junk group (:mod:`.junk`, the same
+id on every member; empty otherwise); ``reason`` is plain words with numbers. :mod:`cleaning.review.analysis` runs them over a workspace and merges the tables into one queue.
 
 The nearest-neighbour search (:func:`compute_neighbours`) is shared by the label, outlier and
 duplicate detectors: encode once, query cheaply.
@@ -24,7 +25,7 @@ import pandas as pd
 
 from ..errors import CleaningError
 
-ISSUE_COLUMNS = ["item_id", "issue", "severity", "suggested_label", "related_item_id", "reason"]
+ISSUE_COLUMNS = ["item_id", "issue", "severity", "suggested_label", "related_item_id", "reason", "group"]
 ISSUE_KINDS = ("label", "outlier", "duplicate", "near_duplicate", "corrupt", "low_quality")
 
 
@@ -42,7 +43,7 @@ def issues_frame(rows: Iterable[Mapping[str, object]] = ()) -> pd.DataFrame:
         raise CleaningError(f"unknown issue kind(s) {sorted(bad)}", hint=f"use one of {', '.join(ISSUE_KINDS)}")
     if len(df) and not df["severity"].between(0.0, 1.0).all():
         raise CleaningError("issue severity outside [0, 1]")
-    for c in ("item_id", "suggested_label", "related_item_id", "reason"):
+    for c in ("item_id", "suggested_label", "related_item_id", "reason", "group"):
         df[c] = df[c].fillna("").astype(str)
     return df
 
@@ -66,7 +67,9 @@ class Neighbours:
 
 def compute_neighbours(embeddings: np.ndarray, k: int = 10, groups: np.ndarray | None = None,
                        block: int = 1024) -> Neighbours:
-    """Exact k-nearest-neighbour search (blocked matrix products, O(N²·D) time, O(block·N) memory).
+    """k-nearest-neighbour search: exact (blocked matrix products, O(N²·D) time, O(block·N) memory) up
+    to :data:`cleaning.detect.index.EXACT_MAX` rows, approximate above (a cached HNSW graph,
+    :mod:`cleaning.detect.index`).
 
     Args:
         embeddings: N×D, rows L2-normalised.
@@ -83,6 +86,10 @@ def compute_neighbours(embeddings: np.ndarray, k: int = 10, groups: np.ndarray |
     g = np.arange(n) if groups is None else np.asarray(groups)
     if k == 0:
         return Neighbours(np.full((n, 0), -1, np.int64), np.zeros((n, 0), np.float32))
+    from . import index as _index
+
+    if n > _index.EXACT_MAX:
+        return Neighbours(*_index.approximate_neighbours(x, k, groups))
     sizes = np.bincount(np.unique(g, return_inverse=True)[1])
     extra = int(min(sizes.max() - 1, n - 1 - k)) if groups is not None else 0
     m = k + max(extra, 0)

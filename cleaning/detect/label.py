@@ -33,6 +33,10 @@ MODEL_WEIGHT = 0.5
 K_NEIGHBOURS = 10
 #: Passes of clean-and-re-learn (1 = no re-learning).
 PASSES = 3
+#: Also flagged, whatever the estimate says: label-issue score at least SCORE_SURE with the suggested
+#: class at least SUGGEST_SURE in the blend (a clear error with a confident right prediction).
+SCORE_SURE = 0.85
+SUGGEST_SURE = 0.6
 #: Pseudo-count of the class prior added to the neighbour votes (keeps small-k votes from being 0/1).
 PRIOR_COUNT = 1.0
 
@@ -116,6 +120,8 @@ def compute_label_scores(labels: Sequence[int] | np.ndarray, pred_probs: np.ndar
     score = np.clip(1.0 - blend[rows, y], 0.0, 1.0)
     flagged = np.zeros(n, dtype=bool)
     flagged[np.argsort(-score, kind="stable")[:_estimated_count(y, blend)]] = True
+    # clear errors beyond the estimate: the given label is very unlikely and one other class is confident
+    flagged |= (score >= SCORE_SURE) & (blend[rows, suggested] >= SUGGEST_SURE)
     flagged &= score > 0.0
     valid = neighbours.valid
     nb = np.where(valid, y[np.clip(neighbours.index, 0, None)], -1)

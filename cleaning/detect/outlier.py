@@ -1,98 +1,186 @@
-"""Off-topic images and outliers: unlike the rest of their class in embedding space.
+"""Off-topic images: alone in the data set *and* unlike the class they are filed under.
 
-*Measure*: for each image, the mean cosine distance to its ``k`` nearest neighbours among the images
-with the same label (copies excluded), and the cosine distance to the class centre (the normalised
-mean embedding of the class). *Score*: the two distances as robust z-scores over the data set
-(median / MAD), averaged, mapped to [0, 1] by ``z² / (z² + Z_FLAG²)`` (0.5 exactly at the
-threshold). *Threshold*: ``z ≥ Z_FLAG``.
+*Measure* (embeddings, copies excluded from every neighbour list):
 
-Why per class and not the distance to the nearest images overall: off-topic images that came from
-one source (a batch of screenshots, logos, another data set) sit close to *each other*, so their
-nearest neighbours overall are near; within a class they are still a minority far from the rest.
-On the tuning split the overall distance ranked planted off-topic images at AUROC 0.53–0.93, the
-per-class blend at 0.99 (``bench/results/detect.md``).
+* ``lonely`` — the mean cosine similarity to the :data:`M_LONELY` nearest images of the whole data
+  set, as a robust z-score (median / MAD) over the data set: how much farther from *everything* the image
+  is than images usually are from their nearest ones. A data set of look-alike digits has close
+  neighbours everywhere and a small spread; varied photo classes have farther neighbours and a wider
+  spread — the z adapts to both.
+* ``own`` — unlike its own class: the mean distance to its :data:`K_OUTLIER` nearest images with the
+  same label and the distance to the class centre, each as a robust z against *that class's* members
+  (a varied class such as *animal* tolerates more than a tight one), averaged.
+
+*Score*: ``z = (lonely + own) / 2`` (``own`` counts only when positive, ``lonely`` is floored at 0),
+mapped to [0, 1] by ``z² / (z² + Z_FLAG²)`` (0.5 exactly at the threshold).
+*Threshold*: flagged when ``z ≥ Z_FLAG`` and ``lonely ≥ Z_LONELY`` — and, when the flagged scores show a
+natural break (:func:`natural_break`: a wide drop with a few per cent of the data set above it), only the
+images above the break. A large data set of look-alike images (4,000 handwritten digits) has a long tail of
+merely unusual members between ``Z_FLAG`` and the off-topic photos, which sit beyond a clear break; a
+varied photo set has no such break and keeps every flag. Both parts are needed: a wrongly
+labelled image is unlike its class but has close neighbours (its true class), so it stays a label
+error; an ordinary but unusual class member is a little lonely but not unlike its class. Members of a
+look-alike junk group are not lonely (they have each other): :mod:`.junk` finds them.
+
+An off-topic image gets an ``outlier`` row and never a suggested label; when the label detector would
+have moved it to another class (split evidence) the reason says so, and the person chooses.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from . import compute_neighbours, issues_frame, robust_z
+from . import compute_neighbours, issues_frame
 
-#: Neighbours (with the same label) averaged over.
+#: Neighbours (with the same label) averaged over for ``own``.
 K_OUTLIER = 20
-#: Combined robust z-score from which an image is flagged as an outlier (tuned on the tuning split).
+#: Neighbours (any label) averaged over for ``lonely``.
+M_LONELY = 5
+#: Combined z from which an image is flagged ...
 Z_FLAG = 2.5
+#: ... when it is also at least this lonely.
+Z_LONELY = 2.0
+#: The natural break (:func:`natural_break`): a drop of at least GAP_Z and at least 20 % between two
+#: consecutive flagged scores, with at least MIN_ABOVE images above it.
+GAP_Z = 1.5
+GAP_RATIO = 0.8
+MIN_ABOVE = 3
+#: Classes smaller than this are measured against the whole data set's spread.
+MIN_CLASS = 8
 
 
 @dataclass(frozen=True)
 class OutlierScores:
     score: np.ndarray  # N in [0, 1]
-    z: np.ndarray  # N combined robust z
+    z: np.ndarray  # N combined z
+    lonely: np.ndarray  # N robust z of the distance to the nearest images overall
+    own: np.ndarray  # N robust z of being unlike the own class
     dist_class: np.ndarray  # N mean cosine distance to the k nearest with the same label
     dist_centre: np.ndarray  # N cosine distance to the centre of its class
     flagged: np.ndarray  # N bool
+    break_z: float | None = None  # the data set's natural break in ``z`` (None: no break)
+
+
+def _robust_by_class(v: np.ndarray, y: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Robust z of ``v`` within each class, against the class members in ``ref`` (whole data set for
+    small classes)."""
+    def stats(w: np.ndarray) -> tuple[float, float]:
+        med = float(np.median(w))
+        return med, max(1.4826 * float(np.median(np.abs(w - med))), 1e-3 * max(abs(med), 1e-6), 1e-9)
+    out = np.zeros(len(v))
+    g_med, g_spr = stats(v[ref] if ref.any() else v)
+    for c in np.unique(y):
+        m = y == c
+        r = m & ref
+        med, spr = stats(v[r]) if r.sum() >= MIN_CLASS else (g_med, g_spr)
+        out[m] = (v[m] - med) / spr
+    return out
 
 
 def compute_outlier_scores(embeddings: np.ndarray, labels: Sequence[int] | np.ndarray,
-                           groups: np.ndarray | None = None, k: int = K_OUTLIER,
-                           z_flag: float = Z_FLAG) -> OutlierScores:
-    """Score every image for being unlike its class (N×D L2-normalised embeddings, N int labels).
+                           groups: np.ndarray | None = None, k: int = K_OUTLIER, z_flag: float = Z_FLAG,
+                           exclude: np.ndarray | None = None, pred_probs: np.ndarray | None = None) -> OutlierScores:
+    """Score every image for being off-topic (N×D L2-normalised embeddings, N int labels).
 
     ``groups`` (N ints, equal = copies) keeps copies from counting as each other's neighbours.
-    A class of one image gets distance 1 (nothing to compare with) before scoring.
+    ``exclude`` (N bool, e.g. likely label errors) are left out of each class's reference statistics.
+    ``pred_probs`` is accepted for the reason text only. A class of one image gets distance 1.
     """
     x = np.asarray(embeddings, dtype=np.float32)
     y = np.asarray(labels, dtype=np.int64)
     n = len(x)
     if n < 3:
         zeros = np.zeros(n)
-        return OutlierScores(zeros, zeros, zeros, zeros, np.zeros(n, dtype=bool))
+        return OutlierScores(zeros, zeros, zeros, zeros, zeros, zeros, np.zeros(n, dtype=bool), None)
     g = np.arange(n) if groups is None else np.asarray(groups)
-    d_knn = np.ones(n)
-    d_centre = np.ones(n)
+    ref = np.ones(n, dtype=bool) if exclude is None else ~np.asarray(exclude, dtype=bool)
+    d_knn, d_centre = np.ones(n), np.ones(n)
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
-        centre = x[idx].mean(axis=0)
+        core = idx[ref[idx]] if ref[idx].sum() >= 2 else idx
+        centre = x[core].mean(axis=0)
         norm = float(np.linalg.norm(centre))
         if len(idx) > 1 and norm > 0:
             d_centre[idx] = 1.0 - x[idx] @ (centre / norm)
             nb = compute_neighbours(x[idx], k, g[idx])
             sim = np.where(nb.valid, nb.sim, np.nan)
-            with np.errstate(invalid="ignore"):
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no neighbour
                 mean_sim = np.nanmean(sim, axis=1) if sim.shape[1] else np.full(len(idx), np.nan)
             d_knn[idx] = np.where(np.isfinite(mean_sim), 1.0 - mean_sim, 1.0)
-    z = 0.5 * (robust_z(d_knn) + robust_z(d_centre))
-    zp = np.clip(z, 0.0, None)
-    score = zp**2 / (zp**2 + z_flag**2)
-    return OutlierScores(score, z, d_knn, d_centre, z >= z_flag)
+    own = 0.5 * (_robust_by_class(d_knn, y, ref) + _robust_by_class(d_centre, y, ref))
+    nb_all = compute_neighbours(x, M_LONELY, g)
+    near = np.where(nb_all.valid, nb_all.sim, np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        b = np.nanmean(near, axis=1) if near.shape[1] else np.zeros(n)
+    b = np.where(np.isfinite(b), b, 0.0)
+    lonely = -_robust_by_class(b, np.zeros(n, np.int64), np.ones(n, dtype=bool))
+    z = 0.5 * (np.clip(lonely, 0.0, None) + np.clip(own, 0.0, None))
+    score = z**2 / (z**2 + z_flag**2)
+    first = (z >= z_flag) & (lonely >= Z_LONELY)
+    cut = natural_break(first, z)
+    flagged = first & (z >= cut) if cut is not None else first
+    return OutlierScores(score, z, lonely, own, d_knn, d_centre, flagged, cut)
+
+
+def natural_break(flagged: np.ndarray, z: np.ndarray) -> float | None:
+    """The data set's own break in the flagged scores (the lowest score kept), or None when there is none.
+
+    The flagged scores, sorted from the highest, are searched for the widest drop from one to the next
+    that is at least :data:`GAP_Z` wide *and* a fall of at least ``1 − GAP_RATIO`` — with at least
+    :data:`MIN_ABOVE` images (and 1 % of the data set) above it. If such a drop exists, only the images
+    above it stay flagged; otherwise the flags are kept as they are.
+    """
+    idx = np.flatnonzero(flagged)
+    if len(idx) < 2:
+        return None
+    v = np.sort(z[idx])[::-1]
+    first = max(MIN_ABOVE, int(0.01 * len(z))) - 1
+    gaps = v[:-1] - v[1:]
+    ok = (np.arange(len(gaps)) >= first) & (gaps >= GAP_Z) & (v[1:] <= GAP_RATIO * v[:-1])
+    if not ok.any():
+        return None
+    return float(v[int(np.flatnonzero(ok)[np.argmax(gaps[ok])])])
 
 
 def find_outliers(item_ids: Sequence[str], labels: Sequence[int] | np.ndarray, vocab: Sequence[str],
-                  scores: OutlierScores, given: Sequence[int] | np.ndarray | None = None) -> pd.DataFrame:
-    """Flagged images as ``outlier`` rows, with the similarities in the reason.
+                  scores: OutlierScores, label_scores: object | None = None,
+                  only: np.ndarray | None = None) -> pd.DataFrame:
+    """Flagged images (or the ``only`` mask) as ``outlier`` rows with the evidence in words; no suggested label.
 
-    ``labels`` are the classes the scores were measured against; ``given`` the labels the images
-    have, when those differ (a likely label error is compared with the class it resembles).
+    ``label_scores`` (:class:`cleaning.detect.label.LabelScores`) adds split evidence to the reason:
+    when the label detector would move the image to another class, the reason names that class and
+    leaves the choice to the person.
     """
     y = np.asarray(labels, dtype=np.int64)
-    g = y if given is None else np.asarray(given, dtype=np.int64)
+    mask = scores.flagged if only is None else np.asarray(only, dtype=bool)
     rows = []
-    for i in np.flatnonzero(scores.flagged):
+    for i in np.flatnonzero(mask):
         same = y == y[i]
         typical_knn = float(np.median(1 - scores.dist_class[same]))
-        typical_centre = float(np.median(1 - scores.dist_centre[same]))
-        rows.append({
-            "item_id": item_ids[i], "issue": "outlier", "severity": float(scores.score[i]),
-            "reason": (f"unlike the other *{vocab[y[i]]}* images"
-                       + (f" (the class it is closest to; labelled *{vocab[g[i]]}*)" if g[i] != y[i] else "")
-                       + f": similarity {1 - scores.dist_class[i]:.2f} to "
-                       f"its nearest ones (typical {typical_knn:.2f}) and {1 - scores.dist_centre[i]:.2f} to the "
-                       f"class as a whole (typical {typical_centre:.2f}); off-topic or unusual — "
-                       "delete it if it does not belong"),
-        })
+        reason = (f"alone in the data set and unlike the other *{vocab[y[i]]}* images: similarity "
+                  f"{1 - scores.dist_class[i]:.2f} to its nearest *{vocab[y[i]]}* images (typical {typical_knn:.2f}); "
+                  "probably not any of your classes — delete it if it does not belong")
+        reason += split_evidence(i, y, vocab, label_scores)
+        rows.append({"item_id": item_ids[i], "issue": "outlier", "severity": float(max(scores.score[i], 0.5)),
+                     "reason": reason})
     return issues_frame(rows)
+
+
+def split_evidence(i: int, y: np.ndarray, vocab: Sequence[str], label_scores: object | None) -> str:
+    """" (split evidence: the model's best guess is *cat* 0.81 — relabel if it is one)" or ""."""
+    if label_scores is None:
+        return ""
+    ls = label_scores
+    s = int(ls.suggested[i])  # type: ignore[attr-defined]
+    p = float(ls.pred_probs[i, s])  # type: ignore[attr-defined]
+    if not bool(ls.flagged[i]) or s == int(y[i]):  # type: ignore[attr-defined]
+        return ""
+    return (f" (split evidence: the label check would move it to *{vocab[s]}* ({p:.2f}); relabel it only if it "
+            "really is one)")

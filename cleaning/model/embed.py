@@ -12,291 +12,36 @@ Decoding and resizing run in a small thread pool one batch ahead of the model (P
 
 from __future__ import annotations
 
-import os
-import threading
-import warnings
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
 from ..data.cache import EmbeddingTable, fingerprint
-from ..data.images import MAX_PIXELS, SUPPORTED_FORMATS, load_image, normalise
 from ..errors import CleaningError
-from .backbone import DEFAULT_ARCH, arch_spec, cache_root, create_backbone, model_id
+from .backbone import DEFAULT_ARCH, arch_spec, model_id
+from .engines import (  # noqa: F401  (re-exported: the embedding API lives here for callers)
+    METHODS,
+    PREPROCESS_VERSION,
+    EmbedResult,
+    Engine,
+    OnnxEngine,
+    Progress,
+    TorchEngine,
+    compute_embeddings,
+    embed_images,
+    get_engine,
+    l2_normalise,
+    load_for_model,
+    n_cpus,
+    onnx_file,
+    open_for_model,
+    square,
+    to_array,
+)
 
 if TYPE_CHECKING:
     from ..data.workspace import Workspace
-
-#: Bump when the preprocessing changes so cached embeddings are recomputed.
-PREPROCESS_VERSION = 1
-METHODS = ("auto", "onnx", "channels_last", "eager")
-
-#: progress(done, total) — called after every batch.
-Progress = Callable[[int, int], None]
-
-
-def n_cpus() -> int:
-    """CPUs this process may use (affinity-aware)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _open_drafted(path: str | Path, size: int) -> Image.Image:
-    """Open with the same format and pixel limits as :mod:`cleaning.data.images`, letting JPEG decode at
-    a reduced scale (``draft``: 1/2, 1/4, 1/8, never below ``size``), then normalise to RGB."""
-    with Image.open(path) as im:
-        w, h = im.size
-        if im.format not in SUPPORTED_FORMATS or w * h > MAX_PIXELS or w < 1 or h < 1:
-            raise ValueError("not for the fast path")
-        if im.format == "JPEG":
-            im.draft("RGB", (size, size))
-        im.load()
-        return normalise(im)
-
-
-def square(im: Image.Image, size: int) -> Image.Image:
-    """Centre-crop ``im`` to a square and resize it to ``size``×``size`` (bilinear, antialiased)."""
-    w, h = im.size
-    s = min(w, h)
-    box = ((w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2)
-    return im.resize((size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=2.0)
-
-
-def open_for_model(path: str | Path, min_side: int) -> Image.Image:
-    """Decode ``path`` as normalised RGB (EXIF-rotated, alpha on white), JPEGs at reduced scale
-    (the shorter side stays ≥ ``min_side`` when the file allows).
-
-    A fast path decodes JPEGs with ``draft``; anything it cannot handle goes through
-    :func:`cleaning.data.images.load_image`, which gives the reason a file is unusable.
-
-    Raises:
-        cleaning.data.images.UnreadableImage: the file is not a usable image.
-    """
-    try:
-        return _open_drafted(path, min_side)
-    except Exception:  # noqa: BLE001 — the careful loader below re-decodes and names the problem
-        return load_image(path)
-
-
-def load_for_model(path: str | Path, size: int) -> Image.Image:
-    """Decode ``path`` (see :func:`open_for_model`), centre-crop to a square, resize to ``size``².
-
-    Raises:
-        cleaning.data.images.UnreadableImage: the file is not a usable image.
-    """
-    return square(open_for_model(path, size), size)
-
-
-def to_array(images: Sequence[Image.Image], mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """Stack equal-sized RGB images into a normalised float32 batch of shape B×3×H×W."""
-    x = np.stack([np.asarray(im, dtype=np.uint8) for im in images]).astype(np.float32)
-    x *= 1.0 / 255.0
-    x -= np.asarray(mean, dtype=np.float32)
-    x /= np.asarray(std, dtype=np.float32)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-
-
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero)."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
-class Engine(Protocol):
-    """Runs a batch B×3×H×W float32 through the backbone, returning B×D float32."""
-
-    method: str
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray: ...
-
-
-@dataclass
-class TorchEngine:
-    model: Any
-    method: str  # "eager" | "channels_last"
-    threads: int
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        import torch
-
-        if torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
-        x = torch.from_numpy(batch)
-        if self.method == "channels_last":
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            return self.model(x).float().numpy()
-
-
-@dataclass
-class OnnxEngine:
-    session: Any
-    method: str = "onnx"
-    input_name: str = field(default="x")
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        out = self.session.run(None, {self.input_name: batch})[0]
-        return np.asarray(out, dtype=np.float32)
-
-
-def onnx_file(arch: str, size: int) -> Path:
-    """The backbone exported to ONNX (dynamic batch), exported once and cached under ``cache_root()``."""
-    import torch
-
-    out = cache_root() / "onnx" / f"{model_id(arch).replace('@', '-')}-{size}.onnx"
-    if out.exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    model = create_backbone(arch)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
-        torch.onnx.export(model, (torch.zeros(1, 3, size, size),), str(tmp), input_names=["x"],
-                          output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
-                          opset_version=17, dynamo=False)
-    os.replace(tmp, out)
-    return out
-
-
-_ENGINES: dict[tuple[str, int, str, int], Engine] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
-def get_engine(arch: str = DEFAULT_ARCH, size: int | None = None, method: str = "auto",
-               threads: int | None = None) -> Engine:
-    """A ready backbone runner (cached per process).
-
-    Args:
-        method: "onnx" (ONNX Runtime), "channels_last" / "eager" (torch), or "auto" (onnx if available).
-        threads: intra-op threads; default all usable CPUs.
-    Raises:
-        CleaningError: unknown method, or ``onnx`` without onnxruntime; BackboneUnavailable from the backbone.
-    """
-    if method not in METHODS:
-        raise CleaningError(f"unknown embedding method {method!r}", hint=f"use one of {', '.join(METHODS)}")
-    size = size or arch_spec(arch).input_size
-    threads = threads or n_cpus()
-    if method == "auto":
-        try:
-            import onnxruntime  # noqa: F401
-
-            method = "onnx"
-        except ImportError:
-            method = "channels_last"
-    key = (arch, size, method, threads)
-    with _ENGINES_LOCK:
-        if key in _ENGINES:
-            return _ENGINES[key]
-        engine: Engine
-        if method == "onnx":
-            try:
-                import onnxruntime as ort
-            except ImportError as e:
-                raise CleaningError("ONNX Runtime is not installed", hint="pip install onnxruntime") from e
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-            # no busy-waiting between ops: on a shared 2-core machine spinning threads starve each other
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            sess = ort.InferenceSession(str(onnx_file(arch, size)), opts, providers=["CPUExecutionProvider"])
-            engine = OnnxEngine(sess, input_name=sess.get_inputs()[0].name)
-        else:
-            import torch
-
-            model = create_backbone(arch)
-            if method == "channels_last":
-                model = model.to(memory_format=torch.channels_last)
-            engine = TorchEngine(model, method, threads)
-        _ENGINES[key] = engine
-        return engine
-
-
-@dataclass
-class EmbedResult:
-    """Embeddings for the readable paths; ``errors`` maps the index of each unreadable path to why."""
-
-    embeddings: np.ndarray  # N×D float32; rows of unreadable paths are zero
-    errors: dict[int, str]
-
-    @property
-    def ok(self) -> np.ndarray:
-        """Boolean mask of the rows that hold a real embedding."""
-        mask = np.ones(len(self.embeddings), dtype=bool)
-        mask[list(self.errors)] = False
-        return mask
-
-
-def _batches(paths: Sequence[str | Path], size: int, batch_size: int,
-             pool: ThreadPoolExecutor) -> Iterator[tuple[int, list[Image.Image | str]]]:
-    """Yield (start, decoded images or error reasons) per batch, decoding one batch ahead."""
-
-    def load(p: str | Path) -> Image.Image | str:
-        try:
-            return load_for_model(p, size)
-        except CleaningError as e:
-            return e.message
-        except OSError as e:  # vanished or unreadable since the scan
-            return f"cannot read file: {e}"
-
-    starts = list(range(0, len(paths), batch_size))
-    pending = [pool.map(load, paths[s:s + batch_size]) for s in starts[:1]]
-    for i, s in enumerate(starts):
-        if i + 1 < len(starts):
-            nxt = starts[i + 1]
-            pending.append(pool.map(load, paths[nxt:nxt + batch_size]))
-        yield s, list(pending[i])
-
-
-def embed_images(paths: Sequence[str | Path], arch: str = DEFAULT_ARCH, size: int | None = None,
-                 batch_size: int = 32, method: str = "auto", threads: int | None = None,
-                 workers: int = 2, progress: Progress | None = None) -> EmbedResult:
-    """Embed images, collecting per-file failures instead of raising.
-
-    Returns:
-        :class:`EmbedResult` with N×D float32 L2-normalised rows (zero rows where the file failed).
-    """
-    spec = arch_spec(arch)
-    size = size or spec.input_size
-    engine = get_engine(arch, size, method, threads)
-    out = np.zeros((len(paths), spec.dim), dtype=np.float32)
-    errors: dict[int, str] = {}
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for start, loaded in _batches(paths, size, batch_size, pool):
-            good = [(start + j, im) for j, im in enumerate(loaded) if isinstance(im, Image.Image)]
-            errors.update({start + j: r for j, r in enumerate(loaded) if isinstance(r, str)})
-            if good:
-                idx = [i for i, _ in good]
-                feats = engine(to_array([im for _, im in good], spec.mean, spec.std))
-                out[idx] = l2_normalise(feats)
-            if progress:
-                progress(min(start + batch_size, len(paths)), len(paths))
-    return EmbedResult(out, errors)
-
-
-def compute_embeddings(paths: Sequence[str | Path], arch: str = DEFAULT_ARCH, size: int | None = None,
-                       batch_size: int = 32, method: str = "auto", threads: int | None = None,
-                       workers: int = 2, progress: Progress | None = None) -> np.ndarray:
-    """Embed every image: N×D float32, rows L2-normalised (D = 1280 for EfficientNet-Lite0).
-
-    Raises:
-        cleaning.data.images.UnreadableImage: a file is not a usable image (use :func:`embed_images` to
-            collect failures instead).
-    """
-    res = embed_images(paths, arch, size, batch_size, method, threads, workers, progress)
-    if res.errors:
-        from ..data.images import UnreadableImage
-
-        i, reason = next(iter(sorted(res.errors.items())))
-        raise UnreadableImage(f"{paths[i]}: {reason}", hint="fix or delete the file, then rescan")
-    return res.embeddings
 
 
 @dataclass
@@ -314,14 +59,30 @@ def embedding_model_key(arch: str = DEFAULT_ARCH, size: int | None = None) -> st
     return fingerprint("emb", model_id(arch), size or arch_spec(arch).input_size, PREPROCESS_VERSION)
 
 
+#: New images are embedded and written to the cache in chunks of this many (bounded memory, resumable).
+CHUNK = 2048
+ENGINES = ("local", "ray")
+
+
 def load_or_compute_embeddings(ws: Workspace, arch: str = DEFAULT_ARCH, size: int | None = None,
                                include_deleted: bool = False, method: str = "auto",
-                               progress: Progress | None = None) -> Embedded:
+                               progress: Progress | None = None, engine: str = "local",
+                               address: str | None = None, workers: int | None = None) -> Embedded:
     """Embeddings of the workspace's images, computing only contents (sha256) not cached yet.
 
     Rows follow ``ws.items_frame()`` order, deleted items left out unless ``include_deleted``;
-    unreadable files are left out and listed in ``errors``.
+    unreadable files are left out and listed in ``errors``. New rows are written to the cache every
+    :data:`CHUNK` images, so an interrupted run resumes where it stopped.
+
+    Args:
+        engine: ``"local"`` (this process) or ``"ray"`` (a Ray Data job, :mod:`cleaning.model.ray_embed`:
+            one backbone per worker actor; ``address`` of a running cluster, default a local one;
+            ``workers`` actors, default one per CPU). Both write the same cache.
+    Raises:
+        CleaningError: unknown engine, Ray missing or unreachable; BackboneUnavailable from the backbone.
     """
+    if engine not in ENGINES:
+        raise CleaningError(f"unknown engine {engine!r}", hint=f"use one of {', '.join(ENGINES)}")
     df = ws.items_frame()
     if not include_deleted:
         df = df[~df["deleted"]]
@@ -330,9 +91,25 @@ def load_or_compute_embeddings(ws: Workspace, arch: str = DEFAULT_ARCH, size: in
     todo = table.missing(df["sha256"])
     if todo:
         first_path = dict(zip(df["sha256"][::-1], df["abs_path"][::-1]))
-        res = embed_images([first_path[s] for s in todo], arch, size, method=method, progress=progress)
-        ok = [s for i, s in enumerate(todo) if i not in res.errors]
-        table.add(ok, res.embeddings[res.ok], failed={todo[i]: r for i, r in res.errors.items()})
+        paths = [first_path[s] for s in todo]
+        if engine == "ray":
+            from .ray_embed import embed_with_ray
+
+            embed_with_ray(table, todo, paths, arch, size, address=address, workers=workers, progress=progress,
+                           chunk=CHUNK)
+        else:
+            for c in range(0, len(todo), CHUNK):
+                shas = todo[c:c + CHUNK]
+                done = c
+
+                def chunk_progress(d: int, n: int, done: int = done) -> None:
+                    if progress:
+                        progress(done + d, len(todo))
+
+                res = embed_images(paths[c:c + CHUNK], arch, size, method=method, progress=chunk_progress)
+                ok = [s for i, s in enumerate(shas) if i not in res.errors]
+                table.add(ok, res.embeddings[res.ok], failed={shas[i]: r for i, r in res.errors.items()})
+                table.save_part()
         table.save()
     good = df["sha256"].isin(list(table.rows)).to_numpy()
     errors = {iid: table.failed.get(sha, "not embedded")

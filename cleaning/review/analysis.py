@@ -1,7 +1,7 @@
 """The scan: every detector over a workspace, merged into one ranked issue queue (cached).
 
 :func:`find_issues` returns one row per (image, issue) with ``item_id, path, label, issue, severity,
-suggested_label, related_path, reason`` (plus ``related_item_id, predicted_label, confidence``),
+suggested_label, related_path, reason`` (plus ``related_item_id, predicted_label, confidence, group``),
 sorted by severity, highest first; :func:`compute_scores` one row per readable image with
 ``item_id, path, label, predicted_label, label_issue_score, outlier_score``. Both come from one
 analysis that is saved in the workspace cache under a key made of the store's version (every
@@ -9,10 +9,11 @@ decision), the images' contents and the model, so the CLI and the pages share it
 recomputes it (seconds: the embeddings and probabilities have their own caches).
 
 Pipeline: embeddings (:mod:`cleaning.model.embed`) → out-of-sample probabilities (:mod:`cleaning.model.oos`) →
-pixel statistics and thumbnails (decoded once per content, cached) → duplicate groups → neighbours
-(copies excluded) → label errors (re-learning twice on corrected labels) → outliers → low quality →
-corrupt files from the folder scan. An image flagged both as a label error and as an outlier keeps
-both rows (off-topic images often look like *some* class); blank images get no label or outlier row.
+pixel statistics and thumbnails (decoded once per content, cached) → every detector over those arrays
+(:func:`cleaning.detect.run.run_detectors`: duplicates, label errors, off-topic images and junk groups,
+low quality) → corrupt files from the folder scan. Off-topic is not a label error: an ``outlier`` row
+(alone or in a junk group, ``group`` set) has no suggested label and the image gets no ``label`` row;
+blank images get no label or outlier row.
 """
 
 from __future__ import annotations
@@ -25,20 +26,19 @@ import pandas as pd
 
 from ..data.cache import fingerprint, load_arrays, save_arrays
 from ..data.images import load_image
-from ..detect import ISSUE_COLUMNS, compute_neighbours, issues_frame
-from ..detect.duplicates import compute_duplicate_groups, compute_thumbnail, find_duplicates
-from ..detect.label import K_NEIGHBOURS, compute_label_scores, find_label_issues
-from ..detect.outlier import compute_outlier_scores, find_outliers
-from ..detect.quality import STATS_COLUMNS, compute_quality_stats, find_low_quality
+from ..detect import ISSUE_COLUMNS, issues_frame
+from ..detect.duplicates import compute_thumbnail
+from ..detect.quality import STATS_COLUMNS, compute_quality_stats
+from ..detect.run import DetectorInputs, run_detectors
 from ..errors import CleaningError
 
 if TYPE_CHECKING:
     from ..data.workspace import Workspace
 
 #: Bump when the detectors change so cached scans are recomputed.
-SCAN_VERSION = 1
+SCAN_VERSION = 2
 QUEUE_COLUMNS = ["item_id", "path", "label", "issue", "severity", "suggested_label", "related_path", "reason",
-                 "related_item_id", "predicted_label", "confidence"]
+                 "related_item_id", "predicted_label", "confidence", "group"]
 SCORE_COLUMNS = ["item_id", "path", "label", "predicted_label", "label_issue_score", "outlier_score"]
 ISSUE_ORDER = {k: i for i, k in enumerate(("corrupt", "label", "outlier", "duplicate", "near_duplicate",
                                            "low_quality"))}
@@ -118,47 +118,30 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
     tables = [issues_frame(bad_rows)]
     scores = pd.DataFrame(columns=SCORE_COLUMNS)
     if len(ids):
-        _say(progress, "looking for duplicates", 0.72)
-        dups = compute_duplicate_groups(x, list(sub["sha256"]), list(sub["phash"]), thumbs)
-        nb = compute_neighbours(x, K_NEIGHBOURS, dups.group)
+        _say(progress, "looking for duplicates, label errors, off-topic images", 0.72)
         fold_groups = make_groups(list(sub["sha256"]), list(sub["phash"]))
 
         def relearn(labels: np.ndarray) -> np.ndarray:
             return compute_oos_pred_probs(x, labels, vocab, groups=fold_groups)
 
-        _say(progress, "looking for label errors", 0.78)
-        ls = compute_label_scores(y, oos.pred_probs, nb, relearn=relearn if len(vocab) > 1 else None)
-        _say(progress, "looking for outliers and low quality", 0.92)
-        # measured against the class the evidence supports: a mislabelled image is not an outlier
-        supported = np.where(ls.flagged, ls.suggested, y)
-        out = compute_outlier_scores(x, supported, groups=dups.group)
-        rows = np.arange(len(y))
-        own_support = ls.pred_probs[rows, y]
+        inputs = DetectorInputs(ids, paths, y, vocab, x, oos.pred_probs, list(sub["sha256"]), list(sub["phash"]),
+                                thumbs, stats, list(sub["width"]), list(sub["height"]))
+        res = run_detectors(inputs, relearn=relearn)
+        ls = res.labels
+        tables.append(res.issues)
         labels_ = [vocab[i] for i in y]
-        low = find_low_quality(ids, stats, list(sub["width"]), list(sub["height"]))
-        blank = set(low.loc[low["severity"] >= 0.9, "item_id"])
-        lab = find_label_issues(ids, y, vocab, ls)
-        outl = find_outliers(ids, supported, vocab, out, given=y)
-        pos = {iid: i for i, iid in enumerate(ids)}
-        lab = lab[~lab["item_id"].isin(blank)]
-        outl = outl[~outl["item_id"].isin(blank)]
-        outl = outl.assign(reason=[r + f"; best guess *{vocab[ls.suggested[pos[i]]]}* "
-                                   f"({ls.pred_probs[pos[i], ls.suggested[pos[i]]]:.2f})"
-                                   for i, r in zip(outl["item_id"], outl["reason"])])
-        dup = find_duplicates(ids, paths, labels_, dups, list(sub["sha256"]), list(sub["width"]),
-                              list(sub["height"]), support=own_support)
-        tables += [lab, outl, dup, low]
         pred = ls.pred_probs.argmax(axis=1)
         scores = pd.DataFrame({"item_id": ids, "path": paths, "label": labels_,
                                "predicted_label": [vocab[i] for i in pred],
-                               "label_issue_score": np.round(ls.score, 4), "outlier_score": np.round(out.score, 4)})
+                               "label_issue_score": np.round(ls.score, 4),
+                               "outlier_score": np.round(res.outliers.score, 4)})
     issues = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(len(t) for t in tables) \
         else issues_frame()
     conf = dict(zip(ids, ls.pred_probs.max(axis=1))) if len(ids) else {}
     issues = _decorate(issues, df, scores, conf)
     corrupt = [{"item_id": "", "path": b.path, "label": b.path.split("/", 1)[0] if "/" in b.path else "",
                 "issue": "corrupt", "severity": 1.0, "suggested_label": "", "related_path": "",
-                "reason": b.reason, "related_item_id": "", "predicted_label": "", "confidence": np.nan}
+                "reason": b.reason, "related_item_id": "", "predicted_label": "", "confidence": np.nan, "group": ""}
                for b in ws.bad_files() if b.kind != "skipped"]
     if corrupt:
         issues = pd.concat([issues, pd.DataFrame(corrupt, columns=QUEUE_COLUMNS)], ignore_index=True)

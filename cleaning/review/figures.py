@@ -24,7 +24,7 @@ WEBGL_ABOVE = 2000
 #: Top margin (px) of the map: room for plotly's toolbar above the plot and its legend.
 MODEBAR_MARGIN = 44
 
-COLOUR_COLUMNS = {"label": "given label", "pred": "prediction", "issue": "issue"}
+COLOUR_COLUMNS = {"label": "given label", "pred": "prediction", "issue": "issue", "group": "junk group"}
 
 
 def hover_texts(points: pd.DataFrame) -> list[str]:
@@ -53,14 +53,16 @@ def embedding_figure(points: pd.DataFrame, colour_by: str = "label", height: int
     Args:
         points: :func:`cleaning.review.selection.embedding_points` (item_id, x, y, path, label, deleted, pred,
             confidence, issue).
-        colour_by: ``"label"``, ``"pred"`` or ``"issue"``; deleted images are drawn as "deleted".
+        colour_by: ``"label"``, ``"pred"``, ``"issue"`` or ``"group"`` (junk groups; needs the ``group``
+            column); deleted images are drawn as "deleted".
         dragmode: plotly drag mode, ``"zoom"``, ``"pan"``, ``"select"`` (box) or ``"lasso"``.
     Raises:
         ValueError: unknown ``colour_by``.
     """
     if colour_by not in COLOUR_COLUMNS:
         raise ValueError(f"colour_by must be one of {list(COLOUR_COLUMNS)}, not {colour_by!r}")
-    values = points[colour_by].astype(str).where(~points["deleted"].astype(bool), "deleted")
+    col = points[colour_by] if colour_by in points.columns else pd.Series("no group", index=points.index)
+    values = col.astype(str).where(~points["deleted"].astype(bool), "deleted")
     codes, _, cats = colour_codes(list(values))
     colours = category_colours(cats)
     big = len(points) > WEBGL_ABOVE

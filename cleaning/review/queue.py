@@ -30,7 +30,8 @@ ISSUE_NAMES = {"label": "wrong label?", "outlier": "off-topic / outlier", "dupli
 #: Columns of the frame :func:`build_queue` returns.
 QUEUE_COLUMNS = ["key", "kind", "item_id", "related_item_id", "path", "related_path", "label", "issue",
                  "issues", "severity", "suggested_label", "predicted_label", "confidence", "reason",
-                 "source_query", "source_url", "related_label", "related_source_query"]
+                 "source_query", "source_url", "related_label", "related_source_query", "group", "members",
+                 "member_labels", "member_queries"]
 
 
 def _nan_to_none(v: object) -> object:
@@ -96,9 +97,12 @@ def build_queue(issues: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
     """Fold the open issue rows into ranked review entries (columns :data:`QUEUE_COLUMNS`).
 
     ``kind`` is ``"item"`` (one image; ``issues`` lists all its issue types, ``reason`` all reasons,
-    ``issue``/``severity`` are those of its worst row) or ``"pair"`` (a duplicate pair, once however
-    many rows name it; ``item_id`` is the row's image, ``related_item_id`` the other copy). ``key`` is
-    stable across reruns (``item:<id>``, ``pair:<id>|<id>``, or ``file:<path>`` for a file the store
+    ``issue``/``severity`` are those of its worst row), ``"pair"`` (a duplicate pair, once however
+    many rows name it; ``item_id`` is the row's image, ``related_item_id`` the other copy) or
+    ``"group"`` (a junk group: every open ``outlier`` row with the same ``group`` id, at least two
+    members; ``members`` the image ids, ``member_labels`` / ``member_queries`` their classes and source
+    queries, ``item_id`` the first member, ``label`` the commonest class). ``key`` is stable across
+    reruns (``item:<id>``, ``pair:<id>|<id>``, ``group:<id>``, or ``file:<path>`` for a file the store
     does not track). Sorted by severity, highest first.
     """
     df = open_issues(issues, items)
@@ -126,7 +130,9 @@ def build_queue(issues: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
             "related_label": info["label"].get(rel) if rel is not None else None,
             "related_source_query": _nan_to_none(info["source_query"].get(rel)) if rel is not None else None,
         })
-    singles = df[~df["issue"].isin(PAIR_TYPES)]
+    grouped = _group_rows(df)
+    entries += _group_entries(df[grouped], info)
+    singles = df[~df["issue"].isin(PAIR_TYPES) & ~grouped]
     ident = [f"item:{i}" if _nan_to_none(i) is not None else f"file:{p}"
              for i, p in zip(singles["item_id"], singles["path"])]
     for key, g in singles.groupby(pd.Series(ident, index=singles.index), sort=False):
@@ -144,6 +150,38 @@ def build_queue(issues: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
         })
     out = pd.DataFrame(entries, columns=QUEUE_COLUMNS)
     return out.sort_values(["severity", "key"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def _group_rows(df: pd.DataFrame) -> pd.Series:
+    """Open ``outlier`` rows of junk groups that still have at least two open members."""
+    if "group" not in df.columns:
+        return pd.Series(False, index=df.index)
+    gid = df["group"].map(_nan_to_none)
+    is_out = (df["issue"] == "outlier") & gid.notna()
+    sizes = gid[is_out].map(gid[is_out].value_counts())
+    return is_out & sizes.reindex(df.index).fillna(0).ge(2)
+
+
+def _group_entries(rows: pd.DataFrame, info: pd.DataFrame) -> list[dict]:
+    """One ``group`` entry per junk group (the rows are its members' outlier rows)."""
+    out: list[dict] = []
+    if rows.empty:
+        return out
+    for gid, g in rows.groupby("group", sort=False):
+        members = list(dict.fromkeys(str(i) for i in g["item_id"]))
+        labels = [str(v) for v in g.drop_duplicates("item_id")["cur_label"]]
+        queries = [_nan_to_none(v) for v in g.drop_duplicates("item_id")["source_query"]]
+        top = g.iloc[0]
+        out.append({
+            "key": f"group:{gid}", "kind": "group", "item_id": members[0], "related_item_id": None,
+            "path": top["path"], "related_path": None, "label": pd.Series(labels).mode().iloc[0],
+            "issue": "outlier", "issues": "outlier", "severity": float(g["severity"].max()), "suggested_label": None,
+            "predicted_label": None, "confidence": None, "reason": str(top["reason"]),
+            "source_query": _nan_to_none(top["source_query"]), "source_url": None, "related_label": None,
+            "related_source_query": None, "group": str(gid), "members": tuple(members),
+            "member_labels": tuple(labels), "member_queries": tuple(queries),
+        })
+    return out
 
 
 def _opt(r: object, col: str) -> object:
@@ -170,7 +208,9 @@ def filter_queue(queue: pd.DataFrame, issue_types: list[str] | None = None, clas
         wanted = set(issue_types)
         keep &= queue["issues"].map(lambda s: bool(wanted & set(str(s).split(", "))))
     if classes:
-        keep &= queue["label"].isin(classes) | queue["related_label"].isin(classes)
+        in_group = queue["member_labels"].map(lambda v: bool(set(v) & set(classes)) if isinstance(v, tuple) else False) \
+            if "member_labels" in queue.columns else False
+        keep &= queue["label"].isin(classes) | queue["related_label"].isin(classes) | in_group
     if queries:
         keep &= queue["source_query"].map(normalise_query).isin({normalise_query(q) if q != UNKNOWN_SOURCE
                                                                   else q for q in queries})
@@ -188,8 +228,11 @@ def page_of(df: pd.DataFrame, page: int, page_size: int) -> tuple[pd.DataFrame, 
 
 
 def entry_item_ids(entries: pd.DataFrame) -> list[str]:
-    """The tracked image ids of some entries (pairs contribute the row's image), in order, no repeats."""
-    ids = [str(i) for i in entries["item_id"] if _nan_to_none(i) is not None]
+    """The tracked image ids of some entries (pairs contribute the row's image, groups every member), in
+    order, no repeats."""
+    members = entries["members"] if "members" in entries.columns else [None] * len(entries)
+    ids = [str(m) for i, ms in zip(entries["item_id"], members)
+           for m in (ms if isinstance(ms, tuple) else [i]) if _nan_to_none(m) is not None]
     return list(dict.fromkeys(ids))
 
 

@@ -20,7 +20,7 @@ from ..errors import CleaningError
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
            "#bcbd22", "#393b79", "#e7969c", "#637939", "#7b4173", "#3182bd", "#e6550d", "#31a354"]
 #: Fixed colours for categories that mean "nothing to see" or "gone".
-NEUTRAL = {"no issue": "#c7ccd4", "no prediction": "#c7ccd4", "deleted": "#111827"}
+NEUTRAL = {"no issue": "#c7ccd4", "no prediction": "#c7ccd4", "no group": "#c7ccd4", "deleted": "#111827"}
 
 
 # ---- chart selections ------------------------------------------------------------------------------
@@ -156,7 +156,8 @@ def top_issue(issues: pd.DataFrame | None) -> pd.Series:
 def embedding_points(items: pd.DataFrame, item_ids: Sequence[str], xy: np.ndarray,
                      preds: Predictions | None = None, issues: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per projected item that still exists: item_id, x, y, path, label, deleted, pred,
-    confidence, issue. ``xy`` is N×2 aligned to ``item_ids``; ids no longer in ``items`` are dropped."""
+    confidence, issue, group (the junk group of an image, "no group" when none). ``xy`` is N×2 aligned to
+    ``item_ids``; ids no longer in ``items`` are dropped."""
     if len(xy) != len(item_ids):
         raise CleaningError(f"{len(xy)} projected points but {len(item_ids)} item ids")
     pts = pd.DataFrame({"item_id": list(item_ids), "x": np.asarray(xy)[:, 0] if len(xy) else [],
@@ -168,7 +169,20 @@ def embedding_points(items: pd.DataFrame, item_ids: Sequence[str], xy: np.ndarra
         pts["pred"], pts["confidence"] = None, np.nan
     pts["pred"] = pts["pred"].fillna("no prediction")
     pts["issue"] = pts["item_id"].map(top_issue(issues)).astype(object).fillna("no issue")
+    pts["group"] = pts["item_id"].map(junk_groups(issues)).astype(object).fillna(NO_GROUP)
     return pts.reset_index(drop=True)
+
+
+#: The colour-by-group category of images in no junk group.
+NO_GROUP = "no group"
+
+
+def junk_groups(issues: pd.DataFrame | None) -> dict[str, str]:
+    """{item_id: junk-group id} of the images in a junk group (the scan's ``group`` column)."""
+    if issues is None or "group" not in issues.columns or issues.empty:
+        return {}
+    g = issues[issues["group"].astype(str).str.len() > 0]
+    return dict(zip(g["item_id"].astype(str), g["group"].astype(str)))
 
 
 # ---- confusion matrix -------------------------------------------------------------------------------

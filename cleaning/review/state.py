@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,10 +59,12 @@ class Analysis:
             if refresh or not self._tried_preds:
                 from ..model.oos import load_or_compute_oos
 
-                version = self.ws.store.version_key()
                 try:
-                    oos = load_or_compute_oos(self.ws)
+                    with self.ws.pinned() as snap:  # one data-set version for embeddings and labels
+                        version = snap.version
+                        oos = load_or_compute_oos(self.ws)
                 except CleaningError as e:
+                    version = self.ws.store.version_key()
                     self._preds, self.predictions_error = None, e
                 else:
                     self._preds = Predictions(list(oos.item_ids), list(oos.vocab), oos.pred_probs,
@@ -79,10 +82,11 @@ class Analysis:
     def has_issues(self) -> bool:
         return self._tried_issues
 
-    def issues(self, refresh: bool = False, compute: bool = True) -> pd.DataFrame | None:
+    def issues(self, refresh: bool = False, compute: bool = True,
+               progress: Callable[[str, float], None] | None = None) -> pd.DataFrame | None:
         """The ranked issue table (:func:`cleaning.review.analysis.load_or_find_issues`), kept until
         ``refresh``. None when it was not computed yet and ``compute`` is False, or when the scan failed
-        (the reason in :attr:`issues_error`)."""
+        (the reason in :attr:`issues_error`). ``progress(what, fraction)`` is called while computing."""
         with self._lock:
             if not compute and not self._tried_issues:
                 return None
@@ -91,7 +95,8 @@ class Analysis:
 
                 version = self.ws.store.version_key()
                 try:
-                    self._issues, self.issues_error = load_or_find_issues(self.ws), None
+                    self._issues, self.issues_error = load_or_find_issues(self.ws, progress), None
+                    version = str(self._issues.attrs.get("data_version", version))  # the scan's snapshot
                 except CleaningError as e:
                     self._issues, self.issues_error = None, e
                 self._issues_at, self._tried_issues = version, True

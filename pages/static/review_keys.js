@@ -30,7 +30,11 @@ export default function (component) {
   }
   const $ = (c) => view.querySelector(c);
   const itemAt = (p) => { const i = p - data.offset; return i >= 0 && i < data.items.length ? data.items[i] : null; };
-  const send = () => setStateValue("log", { session: S.session, pos: S.pos, entries: S.log.slice() });
+  // Each send starts a script run (and interrupts one in progress), so keys in quick succession are sent
+  // together once the keyboard rests for a moment — or at once when the images sent ahead run low.
+  const sendNow = () => { clearTimeout(S.timer); S.timer = null; S.lastSent = S.pos;
+    setStateValue("log", { session: S.session, pos: S.pos, entries: S.log.slice() }); };
+  const send = () => { clearTimeout(S.timer); S.timer = setTimeout(sendNow, data.debounce_ms); };
   const show = (t0) => {
     const it = itemAt(S.pos);
     $(".rk-count").textContent = `Image ${Math.min(S.pos + 1, data.total)} of ${data.total}`;
@@ -85,6 +89,7 @@ export default function (component) {
   const onKey = (e) => {
     const t = e.target;
     if (typing(t)) return;  // keys typed into a text box are not review keys
+    if ((e.key === "Enter" || e.key === " ") && t && t.closest?.("button, a, [role=button]")) return;  // a focused button
     if (document.querySelector("[data-testid=stDialog]") && !root.closest?.("[data-testid=stDialog]")) return;
     const t0 = performance.now();
     const k = e.key;
@@ -113,7 +118,7 @@ export default function (component) {
       e.stopPropagation();
       // ask Python for the next images before they are needed (they come with the next script run)
       const end = data.offset + data.items.length;
-      if (S.pos >= end - data.refill_at && end < data.total && S.lastSent !== S.pos) { S.lastSent = S.pos; send(); }
+      if (S.pos >= end - data.refill_at && end < data.total && S.lastSent < end - data.refill_at) sendNow();
     }
   };
   if (S.handler) document.removeEventListener("keydown", S.handler, true);

@@ -58,18 +58,19 @@ def precompute(root: Path) -> None:
     ws = Workspace.open(root)
     load_or_compute_oos(ws)
     load_or_find_issues(ws)
-    ws.store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    ws.store.checkpoint()
     ws.store.close()
 
 
+@pytest.mark.timeout(900)
 def test_upload_delete_download(hosted_app: tuple[str, Path], page: Page, tmp_path: Path) -> None:
     base, scratch = hosted_app
     page.goto(base)
     expect(page.get_by_role("heading", name="Overview").first).to_be_visible(timeout=120_000)
     page.locator("[data-testid=stFileUploader] input[type=file]").first.set_input_files(
         str(demo_zip(tmp_path / "demo.zip")))
-    expect(page.get_by_text(re.compile(r"Loaded demo\.zip: 129 images in 4 classes"))).to_be_visible(timeout=120_000)
-    expect(page.get_by_text("bird · 36 images")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Loaded demo\.zip: 130 image files in 4 classes"))).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("bird · 37 images")).to_be_visible()
     assert re.search(r"[?&]ws=[0-9a-f]{32}", page.url), page.url  # the workspace token is in the URL
 
     roots = list(scratch.glob("*/*/data"))

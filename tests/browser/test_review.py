@@ -53,3 +53,124 @@ def test_deleted_view_restores_a_quarantined_file_byte_identical(app: App, page:
     assert (last.item_id, last.action, last.state) == (iid, "restore", "active")
     apply_decisions(ws)
     assert hashlib.sha256((app.root / path).read_bytes()).hexdigest() == before
+
+
+RK = ".rk"  # the keyboard-review view (Playwright's CSS selectors pierce the component's shadow root)
+
+
+def current(page: Page) -> str:
+    return page.locator(RK).get_attribute("data-item") or ""
+
+
+def press_and_wait_next(page: Page, key: str, before: str) -> str:
+    page.keyboard.press(key)
+    page.wait_for_function(f"""() => {{ const v = document.querySelector('[data-testid=stMain] {RK}') ||
+        [...document.querySelectorAll('*')].map(e => e.shadowRoot && e.shadowRoot.querySelector('{RK}'))
+        .find(Boolean); return v && v.dataset.item && v.dataset.item !== {before!r}; }}""", timeout=10_000)
+    return current(page)
+
+
+def focus_by_tab(page: Page, label: str, max_tabs: int = 80) -> None:
+    """Press Tab until the focused element is the switch (checkbox) named ``label`` (keyboard only)."""
+    for _ in range(max_tabs):
+        page.keyboard.press("Tab")
+        name = page.evaluate("""() => { const a = document.activeElement;
+            if (!a || a.type !== 'checkbox') return '';
+            const l = a.closest('label'); return (a.getAttribute('aria-label') || (l && l.innerText) || '').trim(); }""")
+        if label in name:
+            return
+    raise AssertionError(f"Tab never reached {label!r}")
+
+
+def test_keyboard_only_review_records_every_decision(app: App, page: Page) -> None:
+    ws = app.workspace()
+    before_n = len(ws.store.history())
+    page.goto(f"{app.base}/issues")
+    expect(page.get_by_role("heading", name="Issues").first).to_be_visible(timeout=120_000)
+    wait_idle(page)
+    focus_by_tab(page, "Keyboard review")
+    page.keyboard.press("Space")
+    expect(page.locator(RK)).to_be_visible(timeout=60_000)
+    expect(page.locator(".rk-count")).to_contain_text("Image 1 of")
+    wait_idle(page)
+    first = current(page)
+    second = press_and_wait_next(page, "f", first)  # looks fine
+    third = press_and_wait_next(page, "d", second)  # delete
+    fourth = press_and_wait_next(page, "ArrowRight", third)  # skip
+    assert press_and_wait_next(page, "ArrowLeft", fourth) == third  # back
+    label = ws.store.current()[third].label
+    classes = page.locator(".rk-classes li").all_inner_texts()
+    k, cls = next((n + 1, t.split(" ", 1)[1]) for n, t in enumerate(classes) if t.split(" ", 1)[1] != label)
+    press_and_wait_next(page, str(k), third)  # relabel by number
+    page.keyboard.press("u")  # undo the relabel: back on that image
+    page.wait_for_function("() => document.querySelector('[data-testid=stMain]') && true", timeout=5_000)
+    expect(page.locator(RK)).to_have_attribute("data-item", third)
+    wait_idle(page)
+    want = [(first, "keep", None, "active"), (second, "delete", None, "active"), (third, "relabel", cls, "undone")]
+    for _ in range(100):  # recorded by the script runs the keys triggered
+        got = [(d.item_id, d.action, d.label, d.state) for d in ws.store.history()[before_n:]]
+        if got == want:
+            break
+        page.wait_for_timeout(100)
+    assert got == want
+    assert all(d.note == "keyboard review" for d in ws.store.history()[before_n:])
+    lat = page.evaluate("window.__reviewLatency")
+    assert lat and len(lat) >= 5  # the view measured every key → image shown
+    for iid in (first, second):
+        ws.store.record([iid], "restore") if ws.store.current()[iid].deleted else None
+
+
+def test_hover_a_point_shows_its_image_without_a_rerun(app: App, page: Page) -> None:
+    from .test_clicks import isolated, points
+
+    ws = app.workspace()
+    frame = ws.items_frame()
+    paths = dict(zip(frame["item_id"], frame["path"]))
+    page.goto(f"{app.base}/embedding")
+    expect(page.get_by_role("heading", name="Embedding").first).to_be_visible(timeout=120_000)
+    wait_idle(page)
+    target = isolated(points(page), list(paths))
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(g => g.__hoverPreview)",
+                           timeout=30_000)  # the preview is hooked to the chart
+    runs = page.evaluate("() => performance.getEntriesByType('resource').length")
+    page.mouse.move(target["x"] - 30, target["y"] - 30)
+    page.mouse.move(target["x"], target["y"], steps=4)
+    box = page.locator(".cleaning-hover-preview")
+    expect(box).to_be_visible(timeout=5_000)
+    expect(box).to_have_attribute("data-item", target["id"])
+    expect(box).to_contain_text(paths[target["id"]])
+    src = box.locator("img").get_attribute("src") or ""
+    assert src.startswith("data:image/jpeg;base64,") and len(src) > 500  # the thumbnail itself
+    assert page.evaluate(IDLE_JS)  # hovering started no script run
+    assert page.evaluate("() => performance.getEntriesByType('resource').length") == runs  # and fetched nothing
+    page.mouse.move(5, 5)
+    expect(box).to_be_hidden()
+
+
+def test_review_dialog_without_a_mouse(app: App, page: Page) -> None:
+    """Tab to a card's Open button, Enter opens the dialog, a single key decides, the dialog closes."""
+    ws = app.workspace()
+    n0 = len(ws.store.history())
+    page.goto(f"{app.base}/issues")
+    expect(page.get_by_role("heading", name="Issues").first).to_be_visible(timeout=120_000)
+    wait_idle(page)
+    for _ in range(120):
+        page.keyboard.press("Tab")
+        if page.evaluate("""() => { const a = document.activeElement; return !!(a && a.tagName === 'BUTTON' &&
+                a.closest('[class*="st-key-iss_item"][class*="_open"]')); }"""):  # a card's Open button
+            break
+    else:
+        raise AssertionError("Tab never reached an Open button")
+    page.keyboard.press("Enter")
+    dlg = page.locator("[data-testid=stDialog]")
+    expect(dlg).to_be_visible(timeout=60_000)
+    expect(dlg).to_contain_text("Keys: f/Enter looks fine")
+    text = dlg.inner_text()
+    path = next(w.strip("`") for w in text.split() if "/" in w and w.strip("`").endswith((".jpg", ".png")))
+    expect(page.locator("[data-testid=stDialog][data-keys=ready]")).to_be_attached(timeout=30_000)
+    page.keyboard.press("d")
+    expect(dlg).to_be_hidden(timeout=60_000)
+    wait_idle(page)
+    new = ws.store.history()[n0:]
+    assert [(d.action, d.path) for d in new] == [("delete", path)]
+    ws.store.undo()

@@ -1,0 +1,191 @@
+"""Scoring for ``bench_photos.py``: the product's pipeline and the peers on one planted set, and the report."""
+
+from __future__ import annotations
+
+import itertools
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+
+def _prf(flag: np.ndarray, truth: np.ndarray) -> dict:
+    tp = int((flag & truth).sum())
+    p, r = tp / max(int(flag.sum()), 1), tp / max(int(truth.sum()), 1)
+    return {"precision": p, "recall": r, "f1": 2 * p * r / max(p + r, 1e-12), "flagged": int(flag.sum()),
+            "planted": int(truth.sum())}
+
+
+def _pairs(groups: np.ndarray) -> set[tuple[int, int]]:
+    out: set[tuple[int, int]] = set()
+    for gid in np.unique(groups):
+        m = np.flatnonzero(groups == gid)
+        out |= set(itertools.combinations(m.tolist(), 2))
+    return out
+
+
+def _pair_score(found: set, truth: set) -> dict:
+    tp = len(found & truth)
+    return {"precision": tp / max(len(found), 1), "recall": tp / max(len(truth), 1), "found": len(found)}
+
+
+def score_set(s: pd.DataFrame, embed: Callable, pixels: Callable, peers: bool = True) -> dict:
+    """Run the product's detectors on one planted set and score every issue kind (and the peers)."""
+    from cleaning.detect.run import DetectorInputs, run_detectors
+    from cleaning.model.oos import compute_oos_pred_probs, make_groups
+
+    paths = list(s["path"])
+    x, sha = embed(paths)
+    stats, thumbs, phash, w, h = pixels(paths)
+    vocab = sorted(set(s["given"]))
+    y = np.array([vocab.index(v) for v in s["given"]])
+    kind = s["kind"].to_numpy()
+    fold_groups = make_groups(sha, phash)
+    t0 = time.process_time()
+    probs = compute_oos_pred_probs(x, y, vocab, groups=fold_groups)
+    ids = [str(i) for i in range(len(y))]
+    inp = DetectorInputs(ids, paths, y, vocab, x, probs, sha, phash, thumbs, stats, w, h)
+    res = run_detectors(inp, relearn=lambda lab: compute_oos_pred_probs(x, lab, vocab, groups=fold_groups))
+    cpu = time.process_time() - t0
+    iss = res.issues
+    pos = {i: int(i) for i in ids}
+    def flagged(k: str) -> np.ndarray:
+        f = np.zeros(len(y), dtype=bool)
+        f[[pos[i] for i in iss.loc[iss["issue"] == k, "item_id"]]] = True
+        return f
+    f_out, f_lab = flagged("outlier"), flagged("label")
+    junk, single = kind == "junk_cluster", kind == "single"
+    offt = junk | single
+    wrong = kind == "wrong_label"
+    sugg = dict(zip(iss.loc[iss["issue"] == "label", "item_id"], iss.loc[iss["issue"] == "label", "suggested_label"]))
+    right = [sugg[str(i)] == s["true"].iloc[i] for i in np.flatnonzero(wrong & f_lab)]
+    out_sugg = iss.loc[iss["issue"] == "outlier", "suggested_label"].astype(str).str.len().gt(0).sum()
+    copy_truth = {tuple(sorted((int(r.copy_of), i))) for i, r in enumerate(s.itertuples()) if r.copy_of >= 0}
+    r: dict = {
+        "set": s["set"].iloc[0], "seed": int(s["seed"].iloc[0]), "n": len(y), "cpu_s": cpu,
+        "offtopic": _prf(f_out, offt),
+        "junk": {"planted": int(junk.sum()), "as_outlier": float((f_out[junk]).mean()) if junk.any() else None,
+                 "only_label": float((f_lab[junk] & ~f_out[junk]).mean()) if junk.any() else None,
+                 "missed": float((~f_lab[junk] & ~f_out[junk]).mean()) if junk.any() else None,
+                 "in_group": float((res.junk.group[junk] >= 0).mean()) if junk.any() else None},
+        "single": {"planted": int(single.sum()), "found": int(f_out[single].sum())},
+        "label": {**_prf(f_lab, wrong), "suggestion_right": float(np.mean(right)) if right else None},
+        "label_on_offtopic": int((f_lab & offt).sum()), "outlier_rows_with_suggestion": int(out_sugg),
+        "groups": [{"size": g["size"], "junk_members": int(junk[res.junk.group == n].sum())}
+                   for n, g in enumerate(res.junk.info)],
+        "near_dup": _pair_score(_pairs(res.duplicates.group), copy_truth),
+    }
+    if peers:
+        r["peers"] = _peers(s, x, y, probs, offt, wrong, copy_truth)
+    return r
+
+
+def _peers(s: pd.DataFrame, x: np.ndarray, y: np.ndarray, probs: np.ndarray, offt: np.ndarray, wrong: np.ndarray,
+           copy_truth: set) -> dict:
+    """cleanlab Datalab / OutOfDistribution on the same embeddings and probabilities; CleanVision on the files."""
+    from cleanlab import Datalab
+    from cleanlab.outlier import OutOfDistribution
+    from sklearn.metrics import roc_auc_score
+
+    out: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lab = Datalab(data={"label": y}, label_name="label", verbosity=0)
+        lab.find_issues(features=x, pred_probs=probs, issue_types={"label": {}, "outlier": {}, "near_duplicate": {}})
+        di = lab.get_issues()
+        out["datalab_label"] = _prf(di["is_label_issue"].to_numpy(), wrong)
+        out["datalab_outlier"] = _prf(di["is_outlier_issue"].to_numpy(), offt)
+        junk = (s["kind"] == "junk_cluster").to_numpy()
+        out["datalab_junk_as_outlier"] = float(di["is_outlier_issue"].to_numpy()[junk].mean()) if junk.any() else None
+        out["datalab_junk_as_label"] = float(di["is_label_issue"].to_numpy()[junk].mean()) if junk.any() else None
+        nd = lab.get_info("near_duplicate")["near_duplicate_sets"]
+        found = {tuple(sorted((i, int(j)))) for i, js in enumerate(nd) for j in js}
+        out["datalab_near_dup"] = _pair_score(found, copy_truth)
+        ood = OutOfDistribution().fit_score(features=x)
+        out["ood_auroc"] = float(roc_auc_score(offt, -ood))
+    out["cleanvision_dup"] = _cleanvision(list(s["path"]), copy_truth)
+    return out
+
+
+def _cleanvision(paths: list[str], truth: set) -> dict | None:
+    try:
+        from cleanvision import Imagelab
+    except ImportError:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lab = Imagelab(filepaths=paths)
+        lab.find_issues({"exact_duplicates": {}, "near_duplicates": {}}, verbose=False)
+    where = {p: i for i, p in enumerate(paths)}
+    found: set = set()
+    for kind in ("exact_duplicates", "near_duplicates"):
+        for grp in lab.info[kind]["sets"]:
+            found |= set(itertools.combinations(sorted(where[p] for p in grp), 2))
+    return _pair_score(found, truth)
+
+
+def run_all(sets: list[pd.DataFrame], digit: list, embed: Callable, pixels: Callable) -> dict:
+    res: dict = {"photos": [], "digits": [], "retrain": []}
+    for s in sets:
+        res["photos"].append(score_set(s, embed, pixels))
+        _say(res["photos"][-1])
+    for s, held in digit:
+        res["digits"].append(score_set(s, embed, pixels, peers=len(s) < 1000))
+        _say(res["digits"][-1])
+        res["retrain"].append(retrain(s, held, embed, pixels))
+        print("retrain", res["retrain"][-1], flush=True)
+    return res
+
+
+def _say(r: dict) -> None:
+    print(f"{r['set']} seed {r['seed']}: off-topic P {r['offtopic']['precision']:.2f} R {r['offtopic']['recall']:.2f}; "
+          f"junk as outlier {r['junk']['as_outlier']}; singles {r['single']['found']}/{r['single']['planted']}; "
+          f"label P {r['label']['precision']:.2f} R {r['label']['recall']:.2f}; near-dup P "
+          f"{r['near_dup']['precision']:.2f} R {r['near_dup']['recall']:.2f}; {r['cpu_s']:.0f} s", flush=True)
+
+
+def retrain(s: pd.DataFrame, held: pd.DataFrame, embed: Callable, pixels: Callable) -> dict:
+    """Acting on the flags: a logistic head (the product's) trained on the noisy set, on the oracle-clean
+    set, and after dropping every flagged file; scored on held-out clean digits."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
+
+    from cleaning.detect.run import DetectorInputs, run_detectors
+    from cleaning.model.oos import DEFAULT_C, compute_oos_pred_probs, make_groups
+
+    paths = list(s["path"])
+    x, sha = embed(paths)
+    stats, thumbs, phash, w, h = pixels(paths)
+    xe, _ = embed(list(held["path"]))
+    vocab = sorted(set(s["given"]))
+    y = np.array([vocab.index(v) for v in s["given"]])
+    ye = np.array([vocab.index(v) for v in held["label"]])
+    fg = make_groups(sha, phash)
+    probs = compute_oos_pred_probs(x, y, vocab, groups=fg)
+    ids = [str(i) for i in range(len(y))]
+    res = run_detectors(DetectorInputs(ids, paths, y, vocab, x, probs, sha, phash, thumbs, stats, w, h),
+                        relearn=lambda lab: compute_oos_pred_probs(x, lab, vocab, groups=fg))
+    drop = np.zeros(len(y), dtype=bool)
+    drop[[int(i) for i in res.issues["item_id"]]] = True
+    kind = s["kind"].to_numpy()
+    clean = np.isin(kind, ["clean", "exact_copy", "near_copy"])
+
+    def acc(mask: np.ndarray) -> float:
+        with threadpool_limits(1):
+            head = make_pipeline(StandardScaler(), LogisticRegression(C=DEFAULT_C, max_iter=300))
+            return float(head.fit(x[mask], y[mask]).score(xe, ye))
+    noisy, oracle, dropped = acc(np.ones(len(y), bool)), acc(clean), acc(~drop)
+    lost = oracle - noisy
+    return {"set": s["set"].iloc[0], "seed": int(s["seed"].iloc[0]), "noisy": noisy, "oracle": oracle,
+            "drop_flagged": dropped, "dropped": int(drop.sum()), "dropped_clean": int((drop & clean).sum()),
+            "recovered": (dropped - noisy) / lost if lost > 0 else float("nan")}
+
+
+def report(res: dict) -> str:  # filled in below
+    from bench_photos_report import report as rep
+
+    return rep(res)

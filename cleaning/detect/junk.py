@@ -1,0 +1,220 @@
+"""Junk groups: look-alike images that belong to none of the classes they are filed under.
+
+A web search for ``"{label} sun photo"`` brings photos of the sun into *every* class. They are not a
+scattering of lonely points: each has close neighbours (the other suns), so a distance-to-neighbours
+score stays low, and their labels are mixed, so a label detector calls them label errors. This
+detector looks for the group instead.
+
+*Measure* (on the nearest-neighbour lists, copies excluded):
+
+1. ``dominance`` — the largest share of one class among an image and its :data:`K_JUNK` nearest
+   neighbours. Inside a class it is high (neighbours share the label); in a junk group filed under
+   many classes it is low.
+2. Candidate groups — connected components of the *mutual* :data:`K_LINK`-nearest-neighbour graph
+   restricted to images with ``dominance ≤ DOM_MAX`` (labels spread), or with an own-class outlier z of
+   at least :data:`Z_ISLAND_MEMBER` (a possible island inside one class). Mutual links do not chain
+   through an image that merely sits between two groups.
+3. For each component ``G`` and member ``i``: ``apart`` — the mean similarity to its :data:`M_APART`
+   nearest images *of its own class outside* ``G``, as a robust z against that class's members' mean
+   similarity to their own nearest class mates (each class sets its own scale: varied photo classes
+   tolerate more than look-alike digits); ``fit`` — the same z against the best-fitting class (so a
+   muddle of mislabelled images that fit some other class is not junk); the classes of the members.
+
+*Score*: the group's median ``apart`` z, mapped to a severity in [0.6, 0.95].
+*Threshold*: a group of at least :data:`MIN_GROUP` distinct images (copies count once) is junk when
+its labels are spread (at least two classes, none with more than :data:`MAX_SHARE` of the members),
+its median ``apart`` z ≥ :data:`Z_APART` and median ``fit`` z ≥ :data:`Z_FIT`; or, filed under one
+class, when it is an island: median ``apart`` z ≥ :data:`Z_ISLAND` and ``fit`` z ≥ :data:`Z_ISLAND_FIT`.
+A tight legitimate sub-type of a class sits near the rest of its class, so its ``apart`` z stays low.
+
+Every member becomes an ``outlier`` row with the group's id in ``group`` and no suggested label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..groups import join_groups
+from . import Neighbours, compute_neighbours, issues_frame
+
+#: Neighbours whose labels are counted, and that link group members.
+K_JUNK = 10
+#: An image is a candidate when no class holds more than this share of it and its neighbours.
+DOM_MAX = 0.5
+#: Candidates are linked when each is among the other's K_LINK nearest (mutual: no chaining through
+#: one image that happens to sit between two groups).
+K_LINK = 5
+#: Fewest distinct images (copies count once) that make a group.
+MIN_GROUP = 3
+#: A spread group: no class holds more than this share of its members.
+MAX_SHARE = 0.6
+#: Nearest outside images averaged per member (apartness), and the length of the list searched.
+M_APART = 5
+K_WIDE = 40
+#: Median robust z of the members' similarity to the rest of their own classes from which a group is
+#: apart, and the least median z against the best-fitting class (not closer to some class than usual).
+Z_APART = 0.5
+Z_FIT = 0.0
+#: The same for a group filed under one class (an island must be farther away).
+Z_ISLAND = 2.5
+Z_ISLAND_FIT = 1.0
+#: Own-class outlier z from which an image may be part of a one-class island.
+Z_ISLAND_MEMBER = 2.0
+
+
+@dataclass(frozen=True)
+class JunkGroups:
+    """``group`` N ints (−1 = in no junk group; else 0..G−1), ``z`` N floats (the member's ``apart`` z),
+    ``info`` one dict per group: size, classes {label index: count}, apart z, tightness."""
+
+    group: np.ndarray
+    z: np.ndarray
+    info: list[dict] = field(default_factory=list)
+
+
+def _mean_first(sim: np.ndarray, keep: np.ndarray, m: int) -> np.ndarray:
+    """Per row, the mean of the first ``m`` kept similarities; missing ones are taken as the row's last
+    listed similarity (an upper bound: anything not listed is farther)."""
+    rows = np.arange(len(sim))
+    rank = np.cumsum(keep, axis=1)
+    take = keep & (rank <= m)
+    last = np.where(np.isfinite(sim[:, -1]), sim[:, -1], 0.0) if sim.shape[1] else np.zeros(len(sim))
+    total = np.where(take, sim, 0.0).sum(axis=1) + (m - take.sum(axis=1)) * last[rows]
+    return total / max(m, 1)
+
+
+def _class_stats(v: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per class: median and robust spread (1.4826·MAD) of ``v`` over its members (arrays indexed by class)."""
+    k = int(y.max()) + 1
+    med, spr = np.zeros(k), np.ones(k)
+    for c in np.unique(y):
+        w = v[y == c]
+        med[c] = float(np.median(w))
+        spr[c] = max(1.4826 * float(np.median(np.abs(w - med[c]))), 1e-3)
+    return med, spr
+
+
+def compute_junk_groups(embeddings: np.ndarray, labels: Sequence[int] | np.ndarray, own_z: np.ndarray,
+                        groups: np.ndarray | None = None, neighbours: Neighbours | None = None,
+                        outlier_z: np.ndarray | None = None, break_z: float | None = None) -> JunkGroups:
+    """Find junk groups (see the module doc).
+
+    Args:
+        embeddings: N×D L2-normalised.
+        labels: N ints (given labels).
+        own_z: N floats, each image's outlier z against its own class (:mod:`.outlier`).
+        groups: N copy-group ids (copies are not each other's neighbours and count once).
+        neighbours: a :func:`compute_neighbours` list with at least ``K_WIDE`` columns (computed if None).
+        outlier_z, break_z: the per-image off-topic z and the data set's natural break in it
+            (:class:`.outlier.OutlierScores`): when the data set shows a clear break between its unusual
+            members and its off-topic images, a group must reach it too (median ``outlier_z ≥ break_z``).
+    """
+    x = np.asarray(embeddings, dtype=np.float32)
+    y = np.asarray(labels, dtype=np.int64)
+    n = len(y)
+    none = JunkGroups(np.full(n, -1, np.int64), np.zeros(n))
+    if n < 2 * MIN_GROUP or len(np.unique(y)) < 1:
+        return none
+    g = np.arange(n) if groups is None else np.asarray(groups)
+    nb = neighbours if neighbours is not None and neighbours.index.shape[1] >= K_WIDE \
+        else compute_neighbours(x, K_WIDE, g)
+    idx, sim, valid = nb.index, nb.sim, nb.valid
+    k = min(K_JUNK, idx.shape[1])
+    near = np.where(valid[:, :k], y[np.clip(idx[:, :k], 0, None)], -1)
+    counts = np.stack([(near == c).sum(axis=1) for c in range(int(y.max()) + 1)], axis=1)
+    counts[np.arange(n), y] += 1
+    dominance = counts.max(axis=1) / (valid[:, :k].sum(axis=1) + 1)
+    own = np.asarray(own_z, dtype=np.float64)
+    cand = (dominance <= DOM_MAX) | (own >= Z_ISLAND_MEMBER)
+    m = min(M_APART, idx.shape[1])
+    nb_lab = np.where(valid, y[np.clip(idx, 0, None)], -1)
+    same = nb_lab == y[:, None]
+    typical = _mean_first(sim, same, m)
+    zref = _class_stats(typical, y)
+    kl = min(K_LINK, idx.shape[1])
+    top = [set(idx[i, :kl][idx[i, :kl] >= 0].tolist()) for i in range(n)]
+    edges = [(int(i), j) for i in np.flatnonzero(cand) for j in top[i] if cand[j] and i in top[j]]
+    comp = join_groups(n, [], edges)
+    out_group = np.full(n, -1, np.int64)
+    out_z = np.zeros(n)
+    info: list[dict] = []
+    for c_id in np.unique(comp[cand]):
+        members = np.flatnonzero((comp == c_id) & cand)
+        if len(np.unique(g[members])) < MIN_GROUP:
+            continue
+        inside = np.zeros(n, dtype=bool)
+        inside[members] = True
+        not_in = valid[members] & ~inside[np.clip(idx[members], 0, None)]
+        s_own = _mean_first(sim[members], not_in & (nb_lab[members] == y[members][:, None]), m)
+        z = (zref[0][y[members]] - s_own) / zref[1][y[members]]
+        fit = np.full(len(members), np.inf)
+        for c in np.unique(y):  # how well the best-fitting class takes each member
+            s_out = _mean_first(sim[members], not_in & (nb_lab[members] == c), m)
+            fit = np.minimum(fit, (zref[0][c] - s_out) / zref[1][c])
+        fellow = valid[members] & inside[np.clip(idx[members], 0, None)]
+        tight = np.where(fellow, sim[members], 0.0).sum(axis=1) / np.maximum(fellow.sum(axis=1), 1)
+        classes = np.bincount(y[members])
+        share = classes.max() / len(members)
+        spread_ok = (classes > 0).sum() >= 2 and share <= MAX_SHARE
+        z_med, fit_med = float(np.median(z)), float(np.median(fit))
+        if break_z is not None and outlier_z is not None and float(np.median(outlier_z[members])) < break_z:
+            continue
+        if z_med < (Z_APART if spread_ok else Z_ISLAND) or fit_med < (Z_FIT if spread_ok else Z_ISLAND_FIT):
+            continue
+        out_group[members] = len(info)
+        out_z[members] = z
+        info.append({"size": int(len(members)), "classes": {int(c): int(v) for c, v in enumerate(classes) if v},
+                     "z": z_med, "fit": fit_med, "tight": float(np.median(tight)), "spread": bool(spread_ok)})
+    return JunkGroups(out_group, out_z, info)
+
+
+def group_reason(size: int, classes: dict[int, int], vocab: Sequence[str], spread: bool) -> str:
+    """"12 look-alike images filed under 5 classes, unlike the rest of each class: ..." in plain words."""
+    names = ", ".join(f"*{vocab[c]}* {v}" for c, v in sorted(classes.items(), key=lambda kv: -kv[1]))
+    if spread:
+        return (f"{size} look-alike images filed under {len(classes)} classes ({names}), unlike the rest of each "
+                "class: probably not any of your classes — delete the group if so")
+    return (f"{size} look-alike images filed under *{vocab[next(iter(classes))]}*, an island far from the rest "
+            "of the class: probably off-topic — delete the group if so")
+
+
+def find_junk(item_ids: Sequence[str], labels: Sequence[int] | np.ndarray, vocab: Sequence[str],
+              junk: JunkGroups, group_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """One ``outlier`` row per member of every junk group: same ``group`` id, no suggested label.
+
+    ``group_ids`` names the groups (default :func:`group_id` of the members); severity grows with the group's ``apart`` z.
+    """
+    rows = []
+    for gi, inf in enumerate(junk.info):
+        members = np.flatnonzero(junk.group == gi)
+        gid = group_ids[gi] if group_ids is not None else group_id([item_ids[i] for i in members])
+        reason = group_reason(inf["size"], inf["classes"], vocab, inf["spread"])
+        sev = float(np.clip(0.6 + 0.1 * inf["z"], 0.6, 0.95))
+        for i in members:
+            rows.append({"item_id": item_ids[i], "issue": "outlier", "severity": sev, "reason": reason, "group": gid})
+    return issues_frame(rows)
+
+
+def group_id(member_ids: Sequence[str]) -> str:
+    """A stable name for a group: ``junk-`` and 8 hex digits of a hash of its sorted member ids."""
+    import hashlib
+
+    return "junk-" + hashlib.sha256("|".join(sorted(map(str, member_ids))).encode()).hexdigest()[:8]
+
+
+def compute_class_fit(labels: Sequence[int] | np.ndarray, target: Sequence[int] | np.ndarray,
+                      neighbours: Neighbours, m: int = M_APART) -> np.ndarray:
+    """Per image, how unlike the members of class ``target[i]`` it is: the robust z of its mean similarity to
+    its ``m`` nearest members of that class, against that class's members' own value (N floats; 0 = typical,
+    large = it does not look like that class at all). ``neighbours`` needs a wide list (``K_WIDE``)."""
+    y = np.asarray(labels, dtype=np.int64)
+    t = np.asarray(target, dtype=np.int64)
+    idx, sim, valid = neighbours.index, neighbours.sim, neighbours.valid
+    nb_lab = np.where(valid, y[np.clip(idx, 0, None)], -1)
+    med, spr = _class_stats(_mean_first(sim, nb_lab == y[:, None], m), y)
+    s_t = _mean_first(sim, nb_lab == t[:, None], m)
+    return (med[t] - s_t) / spr[t]

@@ -1,0 +1,98 @@
+"""Every detector over arrays, merged into one issue table: what the scan runs, without any disk or model.
+
+:func:`run_detectors` takes what the scan has computed (embeddings, out-of-sample ``pred_probs``,
+hashes, thumbnails, pixel statistics) and returns the issue rows (:data:`cleaning.detect.ISSUE_COLUMNS`)
+plus per-image scores. The benchmark (``bench/bench_photos.py``) calls the same function, so what is
+measured is what ships.
+
+Order: duplicate groups → neighbours (copies excluded) → label errors (re-learning on corrected labels)
+→ off-topic images and junk groups (:mod:`.outlier`, :mod:`.junk`) → low quality.
+
+Off-topic is not a label error: an image that fits no class (an ``outlier`` row, alone or as a member of
+a junk group) gets **no** ``label`` row and no suggested label, even when the label detector would
+have moved it (it then says so in the reason: split evidence, the person chooses). An image whose label
+is wrong but which fits another class well is a label error and not an outlier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from . import compute_neighbours, issues_frame
+from .duplicates import DuplicateGroups, compute_duplicate_groups, find_duplicates
+from .junk import K_WIDE, JunkGroups, compute_class_fit, compute_junk_groups, find_junk
+from .label import K_NEIGHBOURS, LabelScores, Relearn, compute_label_scores, find_label_issues
+from .outlier import OutlierScores, compute_outlier_scores, find_outliers
+from .quality import find_low_quality
+
+#: A label-flagged image at least this unlike the suggested class (and its own) is off-topic, not a label error.
+Z_UNFIT = 3.0
+
+
+@dataclass(frozen=True)
+class DetectorInputs:
+    """One row per readable image (N), labels as ints into ``vocab``."""
+
+    item_ids: Sequence[str]
+    paths: Sequence[str]
+    labels: np.ndarray  # N ints
+    vocab: Sequence[str]
+    embeddings: np.ndarray  # N×D, L2-normalised
+    pred_probs: np.ndarray  # N×K out-of-sample
+    sha256: Sequence[str]
+    phash: Sequence[str]
+    thumbs: np.ndarray | None  # N×32×32×3 uint8
+    stats: pd.DataFrame  # quality statistics, N rows
+    width: Sequence[int]
+    height: Sequence[int]
+
+
+@dataclass(frozen=True)
+class DetectorResult:
+    issues: pd.DataFrame  # ISSUE_COLUMNS
+    labels: LabelScores
+    outliers: OutlierScores
+    junk: JunkGroups
+    duplicates: DuplicateGroups
+
+
+def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None) -> DetectorResult:
+    """All detectors over one data set (see the module doc for the rules that join them)."""
+    ids, y, vocab, x = list(inp.item_ids), np.asarray(inp.labels, np.int64), list(inp.vocab), inp.embeddings
+    dups = compute_duplicate_groups(x, list(inp.sha256), list(inp.phash), inp.thumbs)
+    nb = compute_neighbours(x, K_NEIGHBOURS, dups.group)
+    ls = compute_label_scores(y, inp.pred_probs, nb, relearn=relearn if len(vocab) > 1 else None)
+    out = compute_outlier_scores(x, y, groups=dups.group, pred_probs=ls.pred_probs, exclude=ls.flagged)
+    junk = compute_junk_groups(x, y, out.own, dups.group, outlier_z=out.z, break_z=out.break_z)
+    low = find_low_quality(ids, inp.stats, list(inp.width), list(inp.height))
+    blank = set(low.loc[low["severity"] >= 0.9, "item_id"])
+    wide = compute_neighbours(x, K_WIDE, dups.group)
+    # split evidence: moved by the label check to a class it does not look like either -> off-topic
+    unfit = ls.flagged & (compute_class_fit(y, ls.suggested, wide) >= Z_UNFIT) & (out.own >= Z_UNFIT)
+    out = replace(out, flagged=out.flagged | unfit)
+    off = out.flagged | (junk.group >= 0)
+    label_ok = ls.flagged & ~off
+    lab = find_label_issues(ids, y, vocab, _only(ls, label_ok))
+    junk_rows = find_junk(ids, y, vocab, junk)
+    single = out.flagged & (junk.group < 0)
+    outl = find_outliers(ids, y, vocab, out, ls, only=single)
+    lab = lab[~lab["item_id"].isin(blank)]
+    outl = pd.concat([t for t in (outl, junk_rows) if len(t)], ignore_index=True) if len(outl) or len(junk_rows) \
+        else issues_frame()
+    outl = outl[~outl["item_id"].isin(blank)]
+    labels_ = [vocab[i] for i in y]
+    own_support = ls.pred_probs[np.arange(len(y)), y] if len(y) else np.zeros(0)
+    dup = find_duplicates(ids, list(inp.paths), labels_, dups, list(inp.sha256), list(inp.width),
+                          list(inp.height), support=own_support)
+    tables = [t for t in (lab, outl, dup, low) if len(t)]
+    issues = pd.concat(tables, ignore_index=True) if tables else issues_frame()
+    return DetectorResult(issues, ls, out, junk, dups)
+
+
+def _only(ls: LabelScores, keep: np.ndarray) -> LabelScores:
+    """The label scores with only ``keep`` flagged."""
+    return replace(ls, flagged=ls.flagged & keep)

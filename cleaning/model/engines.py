@@ -1,0 +1,305 @@
+"""Embedding engines: turn image files into N×D float32 L2-normalised rows (ONNX Runtime or torch).
+
+No caching here (:mod:`cleaning.model.embed` keeps the rows per image content) and no workspace: the
+local path and the Ray workers (:mod:`cleaning.model.ray_embed`) both call :func:`embed_images`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from ..data.images import MAX_PIXELS, SUPPORTED_FORMATS, load_image, normalise
+from ..errors import CleaningError
+from .backbone import DEFAULT_ARCH, arch_spec, cache_root, create_backbone, model_id
+
+if TYPE_CHECKING:
+    pass
+
+
+#: Bump when the preprocessing changes so cached embeddings are recomputed.
+PREPROCESS_VERSION = 1
+METHODS = ("auto", "onnx", "channels_last", "eager")
+
+#: progress(done, total) — called after every batch.
+Progress = Callable[[int, int], None]
+
+
+def n_cpus() -> int:
+    """CPUs this process may use (affinity-aware)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _open_drafted(path: str | Path, size: int) -> Image.Image:
+    """Open with the same format and pixel limits as :mod:`cleaning.data.images`, letting JPEG decode at
+    a reduced scale (``draft``: 1/2, 1/4, 1/8, never below ``size``), then normalise to RGB."""
+    with Image.open(path) as im:
+        w, h = im.size
+        if im.format not in SUPPORTED_FORMATS or w * h > MAX_PIXELS or w < 1 or h < 1:
+            raise ValueError("not for the fast path")
+        if im.format == "JPEG":
+            im.draft("RGB", (size, size))
+        im.load()
+        return normalise(im)
+
+
+def square(im: Image.Image, size: int) -> Image.Image:
+    """Centre-crop ``im`` to a square and resize it to ``size``×``size`` (bilinear, antialiased)."""
+    w, h = im.size
+    s = min(w, h)
+    box = ((w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2)
+    return im.resize((size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=2.0)
+
+
+def open_for_model(path: str | Path, min_side: int) -> Image.Image:
+    """Decode ``path`` as normalised RGB (EXIF-rotated, alpha on white), JPEGs at reduced scale
+    (the shorter side stays ≥ ``min_side`` when the file allows).
+
+    A fast path decodes JPEGs with ``draft``; anything it cannot handle goes through
+    :func:`cleaning.data.images.load_image`, which gives the reason a file is unusable.
+
+    Raises:
+        cleaning.data.images.UnreadableImage: the file is not a usable image.
+    """
+    try:
+        return _open_drafted(path, min_side)
+    except Exception:  # noqa: BLE001 — the careful loader below re-decodes and names the problem
+        return load_image(path)
+
+
+def load_for_model(path: str | Path, size: int) -> Image.Image:
+    """Decode ``path`` (see :func:`open_for_model`), centre-crop to a square, resize to ``size``².
+
+    Raises:
+        cleaning.data.images.UnreadableImage: the file is not a usable image.
+    """
+    return square(open_for_model(path, size), size)
+
+
+def to_array(images: Sequence[Image.Image], mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """Stack equal-sized RGB images into a normalised float32 batch of shape B×3×H×W."""
+    x = np.stack([np.asarray(im, dtype=np.uint8) for im in images]).astype(np.float32)
+    x *= 1.0 / 255.0
+    x -= np.asarray(mean, dtype=np.float32)
+    x /= np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+class Engine(Protocol):
+    """Runs a batch B×3×H×W float32 through the backbone, returning B×D float32."""
+
+    method: str
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class TorchEngine:
+    model: Any
+    method: str  # "eager" | "channels_last"
+    threads: int
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        x = torch.from_numpy(batch)
+        if self.method == "channels_last":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            return self.model(x).float().numpy()
+
+
+@dataclass
+class OnnxEngine:
+    """ONNX Runtime session. Its CPU memory arena is shrunk back after every batch: without that the arena
+    keeps its high-water mark (≈ 820 MB for a batch of 32 at 224 px) for the life of the server process."""
+
+    session: Any
+    method: str = "onnx"
+    input_name: str = field(default="x")
+    run_options: Any = None
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if self.run_options is None:
+            import onnxruntime as ort
+
+            self.run_options = ort.RunOptions()
+            self.run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        out = self.session.run(None, {self.input_name: batch}, self.run_options)[0]
+        return np.asarray(out, dtype=np.float32)
+
+
+def onnx_file(arch: str, size: int) -> Path:
+    """The backbone exported to ONNX (dynamic batch), exported once and cached under ``cache_root()``.
+
+    torch is imported only to export (≈ 450 MB of resident memory a scan does not need otherwise).
+    """
+    out = cache_root() / "onnx" / f"{model_id(arch).replace('@', '-')}-{size}.onnx"
+    if out.exists():
+        return out
+    import torch
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = create_backbone(arch)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
+        torch.onnx.export(model, (torch.zeros(1, 3, size, size),), str(tmp), input_names=["x"],
+                          output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
+                          opset_version=17, dynamo=False)
+    os.replace(tmp, out)
+    return out
+
+
+_ENGINES: dict[tuple[str, int, str, int], Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def get_engine(arch: str = DEFAULT_ARCH, size: int | None = None, method: str = "auto",
+               threads: int | None = None) -> Engine:
+    """A ready backbone runner (cached per process).
+
+    Args:
+        method: "onnx" (ONNX Runtime), "channels_last" / "eager" (torch), or "auto" (onnx if available).
+        threads: intra-op threads; default all usable CPUs.
+    Raises:
+        CleaningError: unknown method, or ``onnx`` without onnxruntime; BackboneUnavailable from the backbone.
+    """
+    if method not in METHODS:
+        raise CleaningError(f"unknown embedding method {method!r}", hint=f"use one of {', '.join(METHODS)}")
+    size = size or arch_spec(arch).input_size
+    threads = threads or n_cpus()
+    if method == "auto":
+        try:
+            import onnxruntime  # noqa: F401
+
+            method = "onnx"
+        except ImportError:
+            method = "channels_last"
+    key = (arch, size, method, threads)
+    with _ENGINES_LOCK:
+        if key in _ENGINES:
+            return _ENGINES[key]
+        engine: Engine
+        if method == "onnx":
+            try:
+                import onnxruntime as ort
+            except ImportError as e:
+                raise CleaningError("ONNX Runtime is not installed", hint="pip install onnxruntime") from e
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+            # no busy-waiting between ops: on a shared 2-core machine spinning threads starve each other
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            sess = ort.InferenceSession(str(onnx_file(arch, size)), opts, providers=["CPUExecutionProvider"])
+            engine = OnnxEngine(sess, input_name=sess.get_inputs()[0].name)
+        else:
+            import torch
+
+            model = create_backbone(arch)
+            if method == "channels_last":
+                model = model.to(memory_format=torch.channels_last)
+            engine = TorchEngine(model, method, threads)
+        _ENGINES[key] = engine
+        return engine
+
+
+@dataclass
+class EmbedResult:
+    """Embeddings for the readable paths; ``errors`` maps the index of each unreadable path to why."""
+
+    embeddings: np.ndarray  # N×D float32; rows of unreadable paths are zero
+    errors: dict[int, str]
+
+    @property
+    def ok(self) -> np.ndarray:
+        """Boolean mask of the rows that hold a real embedding."""
+        mask = np.ones(len(self.embeddings), dtype=bool)
+        mask[list(self.errors)] = False
+        return mask
+
+
+def _batches(paths: Sequence[str | Path], size: int, batch_size: int,
+             pool: ThreadPoolExecutor) -> Iterator[tuple[int, list[Image.Image | str]]]:
+    """Yield (start, decoded images or error reasons) per batch, decoding one batch ahead."""
+
+    def load(p: str | Path) -> Image.Image | str:
+        try:
+            return load_for_model(p, size)
+        except CleaningError as e:
+            return e.message
+        except OSError as e:  # vanished or unreadable since the scan
+            return f"cannot read file: {e}"
+
+    starts = list(range(0, len(paths), batch_size))
+    pending = [pool.map(load, paths[s:s + batch_size]) for s in starts[:1]]
+    for i, s in enumerate(starts):
+        if i + 1 < len(starts):
+            nxt = starts[i + 1]
+            pending.append(pool.map(load, paths[nxt:nxt + batch_size]))
+        yield s, list(pending[i])
+
+
+def embed_images(paths: Sequence[str | Path], arch: str = DEFAULT_ARCH, size: int | None = None,
+                 batch_size: int = 32, method: str = "auto", threads: int | None = None,
+                 workers: int = 2, progress: Progress | None = None) -> EmbedResult:
+    """Embed images, collecting per-file failures instead of raising.
+
+    Returns:
+        :class:`EmbedResult` with N×D float32 L2-normalised rows (zero rows where the file failed).
+    """
+    spec = arch_spec(arch)
+    size = size or spec.input_size
+    engine = get_engine(arch, size, method, threads)
+    out = np.zeros((len(paths), spec.dim), dtype=np.float32)
+    errors: dict[int, str] = {}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for start, loaded in _batches(paths, size, batch_size, pool):
+            good = [(start + j, im) for j, im in enumerate(loaded) if isinstance(im, Image.Image)]
+            errors.update({start + j: r for j, r in enumerate(loaded) if isinstance(r, str)})
+            if good:
+                idx = [i for i, _ in good]
+                feats = engine(to_array([im for _, im in good], spec.mean, spec.std))
+                out[idx] = l2_normalise(feats)
+            if progress:
+                progress(min(start + batch_size, len(paths)), len(paths))
+    return EmbedResult(out, errors)
+
+
+def compute_embeddings(paths: Sequence[str | Path], arch: str = DEFAULT_ARCH, size: int | None = None,
+                       batch_size: int = 32, method: str = "auto", threads: int | None = None,
+                       workers: int = 2, progress: Progress | None = None) -> np.ndarray:
+    """Embed every image: N×D float32, rows L2-normalised (D = 1280 for EfficientNet-Lite0).
+
+    Raises:
+        cleaning.data.images.UnreadableImage: a file is not a usable image (use :func:`embed_images` to
+            collect failures instead).
+    """
+    res = embed_images(paths, arch, size, batch_size, method, threads, workers, progress)
+    if res.errors:
+        from ..data.images import UnreadableImage
+
+        i, reason = next(iter(sorted(res.errors.items())))
+        raise UnreadableImage(f"{paths[i]}: {reason}", hint="fix or delete the file, then rescan")
+    return res.embeddings

@@ -1,0 +1,45 @@
+"""CLI progress: one line per stage when not a terminal, a bar with time left on a terminal."""
+
+from __future__ import annotations
+
+import io
+
+from cleaning.cli.progress import StageProgress, counting, fmt_seconds
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_one_line_per_stage_when_piped() -> None:
+    out = io.StringIO()
+    p = StageProgress(out)
+    step = counting(p, "embedding", 0.0, 0.5)
+    for d in range(0, 101, 10):
+        step(d, 100)
+    p("looking for duplicates", 0.7)
+    p.close()
+    lines = [ln for ln in out.getvalue().splitlines() if ln.startswith("[")]
+    assert lines == ["[  0%] embedding 0/100", "[ 70%] looking for duplicates"]
+
+
+def test_bar_with_eta_on_a_terminal(monkeypatch) -> None:  # noqa: ANN001
+    clock = iter([0.0, 0.0, 10.0, 10.0, 20.0, 20.0])
+    monkeypatch.setattr("cleaning.cli.progress.time.monotonic", lambda: next(clock))
+    out = _Tty()
+    p = StageProgress(out, min_interval=0.0)
+    p("embedding 0/100", 0.0)
+    p("embedding 25/100", 0.25)  # 25 % in 10 s: 30 s left
+    assert "30 s left" in out.getvalue() and "█████" in out.getvalue()
+    assert fmt_seconds(125) == "2 min 5 s" and fmt_seconds(7300) == "2 h 1 min"
+
+
+def test_eta_of_a_stage() -> None:
+    from cleaning.progress import Eta
+
+    e = Eta()
+    assert e.update("embedding 0/100 new images", 0.0, now=0.0)
+    assert not e.update("embedding 40/100 new images", 0.2, now=8.0)
+    assert e.text("embedding 40/100 new images", 0.2, now=8.0) == "embedding 40/100 new images — 32 s left"
+    assert e.update("looking for duplicates", 0.7, now=9.0) and e.seconds_left(0.7, now=9.0) is None
