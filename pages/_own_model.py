@@ -3,7 +3,6 @@ matrix here and an extra opinion in the scan. Said plainly: a model trained on t
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -14,15 +13,10 @@ from cleaning.errors import CleaningError
 from cleaning.model.predict import clear_foreign, foreign_predictions, load_foreign
 from cleaning.review.figures import confusion_figure
 from cleaning.review.selection import compute_confusion, selected_points
-from pages._common import show_error
+from pages._common import hosted, show_error
 from pages._review import item_grid, items
 
 CELL = "own_cell"
-
-
-def hosted() -> bool:
-    """Hosted mode (``CLEANING_MODE=hosted``): many visitors share one server process."""
-    return os.environ.get("CLEANING_MODE", "").strip().lower() == "hosted"
 
 
 def _mapping_text(text: str) -> dict[str, str]:
