@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from cleaning.data.workspace import Workspace
+from pages import _writes
 
 _DIALOG_KEYS = st.components.v2.component(
     "cleaning_dialog_keys", js=(Path(__file__).resolve().parent / "static" / "dialog_keys.js").read_text("utf-8"))
@@ -23,20 +24,18 @@ def dialog_keys(key: str) -> str:
 def _dialog_key(ws: Workspace, item_id: str, path: str, label: str, pressed: str, sugg: str | None,
                 classes: list[str], reset_key: str | None) -> None:
     """Do what a key pressed in the review dialog means (see ``static/dialog_keys.js``)."""
-    from pages import _review
-
     if pressed == "f":
-        _review.write(ws, [item_id], "keep", reset_key=reset_key, done=f"Marked {path} as fine")
+        _writes.write(ws, [item_id], "keep", reset_key=reset_key, done=f"Marked {path} as fine")
     elif pressed == "d":
-        _review.write(ws, [item_id], "delete", reset_key=reset_key, done=f"Deleted {path}")
+        _writes.write(ws, [item_id], "delete", reset_key=reset_key, done=f"Deleted {path}")
     elif pressed == "a" and sugg:
-        _review.write(ws, [item_id], "relabel", label=sugg, source="suggestion", reset_key=reset_key,
+        _writes.write(ws, [item_id], "relabel", label=sugg, source="suggestion", reset_key=reset_key,
               done=f"Relabelled {path} → {sugg}")
     elif pressed.isdigit() and 0 < int(pressed) <= len(classes) and classes[int(pressed) - 1] != label:
-        _review.write(ws, [item_id], "relabel", label=classes[int(pressed) - 1], reset_key=reset_key,
+        _writes.write(ws, [item_id], "relabel", label=classes[int(pressed) - 1], reset_key=reset_key,
               done=f"Relabelled {path} → {classes[int(pressed) - 1]}")
     elif pressed == "u" and ws.store.can_undo():
         done = ws.store.undo()
-        _review.bump(reset_key)
-        st.session_state[_review._FLASH] = f"Undid {len(done)} decision(s)"
+        _writes.bump(reset_key)
+        st.session_state[_writes._FLASH] = f"Undid {len(done)} decision(s)"
         st.rerun()

@@ -21,26 +21,12 @@ from cleaning.data.workspace import Workspace
 from cleaning.errors import CleaningError
 from cleaning.review.selection import Predictions, drop_stale, issues_by_item
 from cleaning.review.state import analysis_of
-from pages._common import open_workspace, show_error, thumb
+from pages._alike import ask_alike, known_labels, relabel_or_ask
+from pages._common import thumb
+from pages._dialog_keys import _dialog_key, dialog_keys
+from pages._writes import _FLASH, bump, data_version, flash, items, write  # noqa: F401  (re-exported)
 
 _RESET = "_review_reset_key"  # which counter the open dialog bumps when dismissed
-_FLASH = "_review_flash"
-
-
-# ---- shared data (read-only; one copy per data-set version for the whole server) ---------------------
-def data_version(ws: Workspace) -> str:
-    """Changes whenever a decision is recorded, undone or redone, or the folder is rescanned."""
-    return ws.store.files_key()
-
-
-@st.cache_resource(show_spinner=False, max_entries=16)
-def _items_at(root: str, version: str) -> pd.DataFrame:
-    return open_workspace(root).items_frame()
-
-
-def items(ws: Workspace) -> pd.DataFrame:
-    """``ws.items_frame()`` cached per data-set version (shared object: do not modify it)."""
-    return _items_at(str(ws.root), data_version(ws))
 
 
 def predictions(ws: Workspace, refresh: bool = False) -> Predictions | None:
@@ -134,33 +120,6 @@ def issues(ws: Workspace, refresh: bool = False, compute: bool = True) -> pd.Dat
 
 def issues_error(ws: Workspace) -> CleaningError | None:
     return analysis_of(ws).issues_error
-
-
-# ---- writing ----------------------------------------------------------------------------------------
-def bump(reset_key: str | None) -> None:
-    """Advance the counter ``reset_key`` (part of a chart's key): the chart comes back unselected."""
-    if reset_key:
-        st.session_state[reset_key] = int(st.session_state.get(reset_key, 0)) + 1
-
-
-def write(ws: Workspace, item_ids: Sequence[str], action: str, label: str | None = None,
-          source: str = "user", note: str = "", reset_key: str | None = None, done: str = "") -> None:
-    """Record one decision batch, then rerun the whole app (closing any dialog). Errors are shown."""
-    try:
-        batch = ws.store.record(list(item_ids), action, label=label, source=source, note=note)
-    except CleaningError as e:
-        show_error(e)
-        return
-    bump(reset_key)
-    st.session_state[_FLASH] = (done or f"{action}: {len(item_ids)} image(s)") if batch else "Nothing changed."
-    st.rerun()
-
-
-def flash() -> None:
-    """Show (once) what the last write did, with the way back. Called by the component on every page."""
-    msg = st.session_state.pop(_FLASH, None)
-    if msg:
-        st.toast(f"{msg} · undo in the sidebar", icon="✅")
 
 
 # ---- one image ----------------------------------------------------------------------------------------
@@ -411,5 +370,3 @@ def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size
     return [i for i in ids if i in picked]
 
 
-from pages._alike import ask_alike, known_labels, relabel_or_ask  # noqa: E402  (they call write/items above)
-from pages._dialog_keys import _dialog_key, dialog_keys  # noqa: E402
