@@ -339,7 +339,8 @@ def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size
             st.caption(f"`{r['label']}`{pred}" + (" · **deleted**" if r["deleted"] else "")
                        + (" · fine" if r["kept"] else "") + f"  \n{file_name(r['path'])}", help=str(r["path"]))
             # every button says what it does in words (screen readers read the label, not the icon)
-            b = st.columns(3, gap="small")
+            # stacked: three buttons side by side clip their words in a narrow card
+            b = [st.container(), st.container(), st.container()]
             if b[0].button("Open", key=f"{key_prefix}_open_{iid}", width="stretch",
                            help=f"Open: review {r['path']}"):
                 open_id = iid
