@@ -70,15 +70,21 @@ def press_and_wait_next(page: Page, key: str, before: str) -> str:
     return current(page)
 
 
-def focus_by_tab(page: Page, label: str, max_tabs: int = 80) -> None:
-    """Press Tab until the focused element is the switch (checkbox) named ``label`` (keyboard only)."""
-    for _ in range(max_tabs):
-        page.keyboard.press("Tab")
-        name = page.evaluate("""() => { const a = document.activeElement;
-            if (!a || a.type !== 'checkbox') return '';
-            const l = a.closest('label'); return (a.getAttribute('aria-label') || (l && l.innerText) || '').trim(); }""")
-        if label in name:
-            return
+def focus_by_tab(page: Page, label: str, max_tabs: int = 150, tries: int = 3) -> None:
+    """Press Tab until the focused element is the switch (checkbox) named ``label`` (keyboard only).
+
+    A rerun that replaces the focused element drops the focus back to the page; then the walk starts again
+    from the top of the page (at most ``tries`` walks)."""
+    for _ in range(tries):
+        page.evaluate("() => { if (document.activeElement) document.activeElement.blur(); }")
+        for _ in range(max_tabs):
+            page.keyboard.press("Tab")
+            name = page.evaluate("""() => { const a = document.activeElement;
+                if (!a || a.type !== 'checkbox') return '';
+                const l = a.closest('label'); return (a.getAttribute('aria-label') || (l && l.innerText) || '').trim(); }""")
+            if label in name:
+                return
+        wait_idle(page)
     raise AssertionError(f"Tab never reached {label!r}")
 
 
