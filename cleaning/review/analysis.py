@@ -106,7 +106,7 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
     emb = load_or_compute_embeddings(
         ws, progress=lambda d, n: _say(progress, f"embedding {d}/{n} new images", 0.5 * d / max(n, 1)))
     _say(progress, "out-of-sample predictions", 0.5)
-    oos = load_or_compute_oos(ws)
+    oos = load_or_compute_oos(ws, emb=emb)
     sub = df.set_index("item_id").loc[emb.item_ids].reset_index()
     stats, thumbs, pix_errors = load_or_compute_pixels(ws, sub, progress)
     bad_rows = [{"item_id": iid, "issue": "corrupt", "severity": 1.0, "reason": f"cannot be decoded: {why}"}
