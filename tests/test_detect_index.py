@@ -35,6 +35,31 @@ def test_approximate_neighbours_match_exact(monkeypatch: pytest.MonkeyPatch) -> 
     assert index.recall_at_k(compute_neighbours(x, 8).index, again.index) == 1.0
 
 
+def test_every_detector_is_served_by_one_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above EXACT_MAX the whole detector run builds the HNSW graph once (a second build is minutes at 100k)."""
+    import pandas as pd
+
+    from cleaning.detect.quality import STATS_COLUMNS
+    from cleaning.detect.run import DetectorInputs, run_detectors
+
+    x = _clustered(n=600, seed=3)
+    y = np.arange(len(x)) % 3
+    probs = np.full((len(x), 3), 0.1, np.float32)
+    probs[np.arange(len(x)), y] = 0.8
+    builds = []
+    real = index._hnsw
+    monkeypatch.setattr(index, "_hnsw", lambda *a, **k: builds.append(len(a[0])) or real(*a, **k))
+    monkeypatch.setattr(index, "EXACT_MAX", 100)
+    index._GRAPHS.clear()
+    n = len(x)
+    inp = DetectorInputs([str(i) for i in range(n)], [f"{i}.jpg" for i in range(n)], y, ["a", "b", "c"], x, probs,
+                         [f"{i:064x}" for i in range(n)], [f"{i:016x}" for i in range(n)], None,
+                         pd.DataFrame(np.full((n, len(STATS_COLUMNS)), 0.5), columns=STATS_COLUMNS),
+                         [64] * n, [64] * n)
+    run_detectors(inp)
+    assert builds.count(n) == 1, builds  # (the off-topic check's per-class matrices are others)
+
+
 def test_embedding_parts_survive_an_interrupted_run(tmp_path: Path) -> None:
     t = EmbeddingTable(tmp_path, "m", 4)
     t.add(["a", "b"], np.eye(4, dtype=np.float32)[:2])

@@ -24,14 +24,17 @@ import numpy as np
 
 #: Above this many rows the neighbours come from the approximate graph.
 EXACT_MAX = 10_000
-#: Graph width: enough for the widest request (outliers ask 20) plus copies to drop.
-GRAPH_K = 30
+#: Graph width: the widest request (junk groups ask 40, :data:`cleaning.detect.junk.K_WIDE`) plus 8 copies to
+#: drop, so every detector is served by ONE graph per matrix (a second, wider one cost a second build:
+#: minutes at 100,000 rows).
+GRAPH_K = 48
 #: HNSW settings (hnswlib): links per node, build and search beam widths.
 HNSW_M = 16
 EF_CONSTRUCTION = 100
 EF_SEARCH = 64
-#: How many built graphs are kept in memory (one per embedding matrix).
-KEEP_GRAPHS = 2
+#: Built graphs kept in memory (one per matrix: the whole set's and the off-topic check's per-class ones),
+#: oldest dropped first while they hold more rows than this in all (≈ 145 MB at width 48).
+KEEP_ROWS = 250_000
 
 _GRAPHS: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 _LOCK = threading.Lock()
@@ -87,9 +90,9 @@ def knn_graph(x: np.ndarray, k: int = GRAPH_K, seed: int = 0) -> tuple[np.ndarra
     idx, sim = np.take_along_axis(idx, order, axis=1), np.take_along_axis(sim, order, axis=1)
     idx[~np.isfinite(sim)] = -1
     with _LOCK:
-        while len(_GRAPHS) >= KEEP_GRAPHS:
-            _GRAPHS.pop(next(iter(_GRAPHS)))
         _GRAPHS[key] = (idx, sim)
+        while len(_GRAPHS) > 1 and sum(len(g[0]) for g in _GRAPHS.values()) > KEEP_ROWS:
+            _GRAPHS.pop(next(iter(_GRAPHS)))
     return idx, sim
 
 
