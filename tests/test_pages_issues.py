@@ -7,7 +7,6 @@ its caches live in the workspace's state folder, which every test copies along w
 from __future__ import annotations
 
 import csv
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,42 +20,22 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cleaning.data.demo import prepare_demo
 from cleaning.data.workspace import Workspace
 from cleaning.review import analysis
 from cleaning.review.queue import build_queue
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.apptest import REPO, demo_copy, open_page, scanned_demo
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo copy with provenance, scanned once: returns the folder holding ``data`` and its state."""
-    from cleaning.model.oos import load_or_compute_oos
-
-    root = prepare_demo(tmp_path_factory.mktemp("issues_app"))
-    ws = Workspace.open(root)
-    analysis.load_or_find_issues(ws)
-    load_or_compute_oos(ws)
-    ws.store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    ws.store.close()
-    return root.parent
+    return scanned_demo(tmp_path_factory.mktemp("issues_app"))
 
 
 @pytest.fixture
 def root(prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh copy of the scanned demo for one test; the app opens it."""
-    shutil.copytree(prepared, tmp_path / "w", ignore=shutil.ignore_patterns("*.partial"))
-    r = tmp_path / "w" / "data"
-    monkeypatch.setenv("CLEANING_ROOT", str(r))
-    return r
-
-
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=240).run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return demo_copy(prepared, tmp_path, monkeypatch)
 
 
 def queue_of(ws: Workspace) -> pd.DataFrame:

@@ -8,45 +8,23 @@ state folder is copied with the data set for every test.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cleaning.data.demo import prepare_demo
 from cleaning.data.workspace import Workspace
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.apptest import demo_copy, open_page, scanned_demo
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from cleaning.model.oos import load_or_compute_oos
-    from cleaning.model.projection import load_or_compute_projection
-
-    root = prepare_demo(tmp_path_factory.mktemp("review_app"))
-    ws = Workspace.open(root)
-    load_or_compute_oos(ws)
-    load_or_compute_projection(ws, "umap")
-    ws.store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    ws.store.close()
-    return root.parent
+    return scanned_demo(tmp_path_factory.mktemp("review_app"), issues=False, projection="umap")
 
 
 @pytest.fixture
 def ws(prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    shutil.copytree(prepared, tmp_path / "w", ignore=shutil.ignore_patterns("*.partial"))
-    root = tmp_path / "w" / "data"
-    monkeypatch.setenv("CLEANING_ROOT", str(root))
-    return Workspace.open(root)
-
-
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=240).run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return Workspace.open(demo_copy(prepared, tmp_path, monkeypatch))
 
 
 def click(item_id: str) -> dict:
