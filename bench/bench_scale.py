@@ -143,16 +143,43 @@ def incremental(data: Path, n: int, add: int) -> dict:
             "ratio": second[0] / first[0], "first_cpu_s": first_cpu, "second_cpu_s": last_cpu(), "first_rss_mb": first[1], "second_rss_mb": second[1], "load": load()}
 
 
+def head_memory(n: int = 100_000, d: int = 1280) -> dict:
+    """Peak memory (tracemalloc, above the inputs) and CPU of ONE out-of-sample fold at ``n`` rows.
+
+    Synthetic rows (random unit vectors, 10 random classes): what is measured is the fold's memory, which
+    depends on the matrix's size, not its content (random rows converge faster than real ones, so the CPU
+    seconds are a lower bound).
+    """
+    import tracemalloc
+
+    from cleaning.model import oos
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, d), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = rng.integers(0, 10, n)
+    folds = oos.assign_folds(y, 5)
+    out = np.zeros((n, 10))
+    tracemalloc.start()
+    c0 = time.process_time()
+    oos._fit_fold(x, y, folds, 0, out, oos.DEFAULT_C, 0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return {"rows": n, "dim": d, "fold_peak_mb": round(peak / 2**20), "fold_cpu_s": round(time.process_time() - c0, 1),
+            "inputs_mb": round(x.nbytes / 2**20)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
     ap.add_argument("--ray-images", type=int, default=300)
     ap.add_argument("--inc-size", type=int, default=1000, help="incremental scan: first size (adds a quarter)")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["scan", "ann", "ray", "incremental"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["scan", "ann", "ray", "incremental", "heads"])
     a = ap.parse_args()
     res: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-                 "date": time.strftime("%Y-%m-%d %H:%M"), "scans": [], "ann": [], "ray": None, "incremental": None}
+                 "date": time.strftime("%Y-%m-%d %H:%M"), "scans": [], "ann": [], "ray": None, "incremental": None,
+                 "heads": None}
     if "scan" not in a.skip:
         for i, n in enumerate(a.sizes):
             root = tree(a.data, n, seed=i + 1 if n != 1000 else 3)
@@ -180,6 +207,9 @@ def main() -> None:
             if (a.data / f"seed{n // 1000}k" / "cache").is_dir():
                 res["ann"].append(ann_recall(a.data, n))
                 print(json.dumps(res["ann"][-1]), flush=True)
+    if "heads" not in a.skip:
+        res["heads"] = head_memory()
+        print(json.dumps(res["heads"]), flush=True)
     if "incremental" not in a.skip:
         res["incremental"] = incremental(a.data, a.inc_size, a.inc_size // 4)
         print(json.dumps(res["incremental"]), flush=True)
