@@ -35,9 +35,6 @@ def test_every_wrong_class_image_is_found_with_the_right_suggestion(scanned: tup
         assert label.loc[p["path"], "suggested_label"] == p["true_label"], p
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9, not reached: the astronaut (mammal/mammal_0003.jpg) gets no row "
-                   "(it was an outlier row earlier in issue 9's work; cause not found — its embedding is unchanged, "
-                   "cosine 1.0 before/after the engines split); the Earth and the Moon come out as label rows")
 def test_every_off_topic_image_is_flagged(scanned: tuple) -> None:
     issues, _, manifest = scanned
     off = _planted(manifest, "off_topic")
