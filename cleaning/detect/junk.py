@@ -109,9 +109,10 @@ def compute_junk_groups(embeddings: np.ndarray, labels: Sequence[int] | np.ndarr
         own_z: N floats, each image's outlier z against its own class (:mod:`.outlier`).
         groups: N copy-group ids (copies are not each other's neighbours and count once).
         neighbours: a :func:`compute_neighbours` list with at least ``K_WIDE`` columns (computed if None).
-        outlier_z, break_z: the per-image off-topic z and the data set's natural break in it
-            (:class:`.outlier.OutlierScores`): when the data set shows a clear break between its unusual
-            members and its off-topic images, a group must reach it too (median ``outlier_z ≥ break_z``).
+        outlier_z, break_z: the per-image off-topic measure the break is found on (``unfit`` of
+            :class:`.outlier.OutlierScores`) and the data set's natural break in it: when the data set shows a
+            clear break between its unusual members and its off-topic images, a group must reach it too
+            (median ``outlier_z ≥ break_z``).
     """
     x = np.asarray(embeddings, dtype=np.float32)
     y = np.asarray(labels, dtype=np.int64)

@@ -1,25 +1,33 @@
-"""Off-topic images: alone in the data set *and* unlike the class they are filed under.
+"""Off-topic images: alone in the data set, unlike their own class, unlike *every* class, claimed by no class.
 
-*Measure* (embeddings, copies excluded from every neighbour list):
+*Measure* (embeddings, copies excluded from every neighbour list; each term a robust z, median / 1.4826·MAD):
 
 * ``lonely`` — the mean cosine similarity to the :data:`M_LONELY` nearest images of the whole data
-  set, as a robust z-score (median / MAD) over the data set: how much farther from *everything* the image
-  is than images usually are from their nearest ones. A data set of look-alike digits has close
-  neighbours everywhere and a small spread; varied photo classes have farther neighbours and a wider
-  spread — the z adapts to both.
+  set, as a z over the data set: how much farther from *everything* the image is than images usually are
+  from their nearest ones. Look-alike digits have close neighbours everywhere and a small spread; varied
+  photo classes have farther neighbours and a wider spread — the z adapts to both.
 * ``own`` — unlike its own class: the mean distance to its :data:`K_OUTLIER` nearest images with the
-  same label and the distance to the class centre, each as a robust z against *that class's* members
+  same label and the distance to the class centre, each as a z against *that class's* members
   (a varied class such as *animal* tolerates more than a tight one), averaged.
+* ``unfit`` — unlike the *nearest* class, whichever it is: for every class ``c`` the mean similarity to
+  its 5 nearest members of ``c`` as a z against how close ``c``'s own members are to each other
+  (:func:`.junk.compute_fit_to_classes`; likely label errors do not count as members), minimum over the
+  classes. A wrongly labelled image fits its true class (low ``unfit``); an off-topic image fits none.
+* ``unclaimed`` — the out-of-sample classifier's doubt, ``−logit`` of its highest probability over all
+  classes, as a z over the data set (:func:`unclaimed_z`): no class claims the image more than usual.
+  Used when ``pred_probs`` are given.
 
-*Score*: ``z = (lonely + own) / 2`` (``own`` counts only when positive, ``lonely`` is floored at 0),
-mapped to [0, 1] by ``z² / (z² + Z_FLAG²)`` (0.5 exactly at the threshold).
-*Threshold*: flagged when ``z ≥ Z_FLAG`` and ``lonely ≥ Z_LONELY`` — and, when the flagged scores show a
-natural break (:func:`natural_break`: a wide drop with a few per cent of the data set above it), only the
-images above the break. A large data set of look-alike images (4,000 handwritten digits) has a long tail of
-merely unusual members between ``Z_FLAG`` and the off-topic photos, which sit beyond a clear break; a
-varied photo set has no such break and keeps every flag. Both parts are needed: a wrongly
-labelled image is unlike its class but has close neighbours (its true class), so it stays a label
-error; an ordinary but unusual class member is a little lonely but not unlike its class. Members of a
+*Score*: ``z`` = the mean of the terms, each floored at 0, mapped to [0, 1] by ``z² / (z² + Z_FLAG²)``
+(0.5 exactly at the threshold).
+*Threshold*: flagged when ``z ≥ Z_FLAG`` and ``lonely ≥ Z_LONELY`` — and, when the flagged images' ``unfit``
+shows a natural break (:func:`natural_break`: the largest relative drop that is wide, with a few per cent
+of the data set above it), only the images above the break. A large set of look-alike images (4,000
+handwritten digits) has a long tail of merely unusual members below the off-topic photos, which sit far
+beyond every class; a varied photo set has no such break and keeps every flag. ``unfit`` is the
+measure for the break because it separates the two best (a digit, however odd, is near *some* digit
+class). ``lonely`` is required because a wrongly labelled image is unlike its class but has close
+neighbours (its true class), so it stays a label error; ``unclaimed`` tells an odd but recognisable member
+(a gorilla among animals: the classifier is sure) from an image that no class explains. Members of a
 look-alike junk group are not lonely (they have each other): :mod:`.junk` finds them.
 
 An off-topic image gets an ``outlier`` row and never a suggested label; when the label detector would
@@ -47,7 +55,7 @@ Z_FLAG = 2.0
 #: ... when it is also at least this lonely.
 Z_LONELY = 2.0
 #: The natural break (:func:`natural_break`): a drop of at least GAP_Z and at least 20 % between two
-#: consecutive flagged scores, with at least MIN_ABOVE images above it.
+#: consecutive flagged ``unfit`` values, with at least MIN_ABOVE images above it.
 GAP_Z = 1.5
 GAP_RATIO = 0.8
 MIN_ABOVE = 3

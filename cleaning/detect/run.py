@@ -6,7 +6,10 @@ plus per-image scores. The benchmark (``bench/bench_photos.py``) calls the same 
 measured is what ships.
 
 Order: duplicate groups → neighbours (copies excluded) → label errors (re-learning on corrected labels)
-→ off-topic images and junk groups (:mod:`.outlier`, :mod:`.junk`) → low quality.
+→ off-topic images and junk groups (:mod:`.outlier`, :mod:`.junk`; likely label errors are left out of
+the classes' references, the classifier's out-of-sample probabilities give the off-topic score its
+``unclaimed`` term, and junk groups must reach the data set's natural break in ``unfit`` when it has
+one) → low quality.
 
 Off-topic is not a label error: an image that fits no class (an ``outlier`` row, alone or as a member of
 a junk group) gets **no** ``label`` row and no suggested label, even when the label detector would
