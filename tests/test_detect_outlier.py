@@ -131,3 +131,21 @@ def test_many_look_alike_images_keep_only_the_far_off_topic_ones() -> None:
     assert sc.break_z is not None
     assert set(np.flatnonzero(sc.flagged)) == set(range(len(y), len(ys)))
     assert ((sc.z >= Z_FLAG) & (sc.lonely >= 2.0))[: len(y)].any()  # the odd members the break leaves out
+
+
+def test_the_reason_names_the_evidence() -> None:
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(7)
+    x, y = _clusters(rng)
+    far = np.zeros((1, x.shape[1]), np.float32)
+    far[0, -1] = 1.0
+    xs, ys = np.vstack([x, far]), np.append(y, 1)
+    probs = np.full((len(ys), 3), 0.01)
+    probs[np.arange(len(ys)), ys] = 0.98
+    probs[-1] = [0.45, 0.3, 0.25]
+    sc = compute_outlier_scores(xs, ys, pred_probs=probs)
+    ls = SimpleNamespace(model_probs=probs, flagged=np.zeros(len(ys), bool), suggested=ys, pred_probs=probs)
+    df = find_outliers([f"i{i}" for i in range(len(ys))], ys, ["a", "b", "c"], sc, ls).set_index("item_id")
+    reason = df.loc[f"i{len(ys) - 1}", "reason"]
+    assert "no other class fits it either" in reason and "best *a* 0.45" in reason

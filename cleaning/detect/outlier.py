@@ -198,12 +198,25 @@ def find_outliers(item_ids: Sequence[str], labels: Sequence[int] | np.ndarray, v
         same = y == y[i]
         typical_knn = float(np.median(1 - scores.dist_class[same]))
         reason = (f"alone in the data set and unlike the other *{vocab[y[i]]}* images: similarity "
-                  f"{1 - scores.dist_class[i]:.2f} to its nearest *{vocab[y[i]]}* images (typical {typical_knn:.2f}); "
-                  "probably not any of your classes — delete it if it does not belong")
+                  f"{1 - scores.dist_class[i]:.2f} to its nearest *{vocab[y[i]]}* images (typical {typical_knn:.2f})"
+                  f"{_doubt(i, vocab, scores, label_scores)}; probably not any of your classes — delete it if it "
+                  "does not belong")
         reason += split_evidence(i, y, vocab, label_scores)
         rows.append({"item_id": item_ids[i], "issue": "outlier", "severity": float(max(scores.score[i], 0.5)),
                      "reason": reason})
     return issues_frame(rows)
+
+
+def _doubt(i: int, vocab: Sequence[str], scores: OutlierScores, label_scores: object | None) -> str:
+    """", and no other class fits it either; the classifier is unsure of every class (best *cat* 0.41)" or less."""
+    out = ""
+    if scores.unfit is not None and scores.unfit[i] >= Z_LONELY:
+        out += ", and no other class fits it either"
+    probs = getattr(label_scores, "model_probs", None)
+    if scores.unclaimed is not None and scores.unclaimed[i] >= 1.0 and probs is not None:
+        k = int(np.argmax(probs[i]))
+        out += f"; the classifier is unsure of every class (best *{vocab[k]}* {float(probs[i, k]):.2f})"
+    return out
 
 
 def split_evidence(i: int, y: np.ndarray, vocab: Sequence[str], label_scores: object | None) -> str:
