@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cleaning.detect import ISSUE_COLUMNS
-from cleaning.detect.outlier import Z_FLAG, compute_outlier_scores, find_outliers
+from cleaning.detect.outlier import Z_FLAG, compute_outlier_scores, find_outliers, natural_break, unclaimed_z
 from tests.hostile import jpeg_bytes, make_image_tree, photo_crop
 
 
@@ -71,3 +71,81 @@ def test_planted_off_topic_photos_in_a_real_photo_tree(tmp_path: Path) -> None:
     off = {i for i, p in enumerate(paths) if p.name.startswith("off_")}
     assert set(np.argsort(-sc.score)[:2]) == off
     assert off <= set(np.flatnonzero(sc.flagged))
+
+
+def test_unfit_tells_an_image_of_no_class_from_a_mislabelled_one() -> None:
+    rng = np.random.default_rng(4)
+    x, y = _clusters(rng, n=30)
+    far = np.zeros((1, x.shape[1]), np.float32)
+    far[0, -1] = 1.0  # like no class
+    wrong = x[:1] + 0.05 * rng.standard_normal((1, x.shape[1])).astype(np.float32)  # a class-0 image ...
+    wrong /= np.linalg.norm(wrong)
+    xs, ys = np.vstack([x, far, wrong]), np.append(y, [1, 2])  # ... filed under class 2
+    exclude = np.zeros(len(ys), dtype=bool)
+    exclude[-1] = True  # the label check's suspect: not a member of class 2 for the references
+    sc = compute_outlier_scores(xs, ys, exclude=exclude)
+    assert sc.unfit is not None
+    assert sc.unfit[-2] >= 3.0 and sc.flagged[-2]  # far from every class
+    assert sc.unfit[-1] < 1.0 and not sc.flagged[-1]  # fits class 0: a label error, not off-topic
+    assert sc.own[-1] >= 3.0  # ... although it is unlike the class it is filed under
+
+
+def test_the_classifiers_doubt_raises_the_score_of_the_same_image() -> None:
+    rng = np.random.default_rng(5)
+    x, y = _clusters(rng)
+    odd = x[:1] * 0.6 + 0.8 * np.eye(1, x.shape[1], x.shape[1] - 1, dtype=np.float32)
+    xs, ys = np.vstack([x, odd / np.linalg.norm(odd)]), np.append(y, 0)
+    sure = np.full((len(ys), 3), 0.02)
+    sure[np.arange(len(ys)), ys] = 0.96
+    sure[:, :] += rng.uniform(0, 0.02, sure.shape)  # typical images: the classifier is sure, a little spread
+    sure /= sure.sum(axis=1, keepdims=True)
+    doubt = sure.copy()
+    doubt[-1] = [0.4, 0.3, 0.3]  # no class claims the odd image
+    assert unclaimed_z(doubt)[-1] > 3.0 and abs(float(np.median(unclaimed_z(doubt)))) < 1e-9
+    a = compute_outlier_scores(xs, ys, pred_probs=sure)
+    b = compute_outlier_scores(xs, ys, pred_probs=doubt)
+    assert b.z[-1] > a.z[-1] and np.allclose(a.z[:-1], b.z[:-1], atol=0.2)
+
+
+def test_natural_break_is_the_largest_relative_fall() -> None:
+    z = np.array([24.0, 22.0, 20.0, 13.0, 12.0, 11.0, 5.0, 4.8, 4.6, 4.4, 4.2, 4.0])
+    # widest drop is 20 -> 13 (7), but 11 -> 5 is the larger fall (55 % against 35 %)
+    assert natural_break(np.ones(len(z), dtype=bool), z) == 11.0
+    assert natural_break(np.ones(4, dtype=bool), np.array([4.0, 3.6, 3.3, 3.0])) is None  # no break
+
+
+def test_many_look_alike_images_keep_only_the_far_off_topic_ones() -> None:
+    """Ten tight classes with heavy-tailed noise (odd but recognisable members) and 3 % images far from every
+    class: the data set's break keeps exactly the far ones, however many odd members exceed ``Z_FLAG``."""
+    rng = np.random.default_rng(6)
+    dim, per = 64, 150
+    centres = np.eye(10, dim, dtype=np.float32) * 4.0
+    x = np.concatenate([c + rng.standard_t(5, (per, dim)).astype(np.float32) * 0.25 for c in centres])
+    y = np.repeat(np.arange(10), per)
+    off = rng.standard_normal((45, dim)).astype(np.float32) * 0.05
+    off[:, 40:] += rng.standard_normal((45, dim - 40)).astype(np.float32) * 4.0  # away from every class
+    xs = np.vstack([x, off])
+    xs /= np.linalg.norm(xs, axis=1, keepdims=True)
+    ys = np.append(y, rng.integers(0, 10, 45))
+    sc = compute_outlier_scores(xs, ys)
+    assert sc.break_z is not None
+    assert set(np.flatnonzero(sc.flagged)) == set(range(len(y), len(ys)))
+    assert ((sc.z >= Z_FLAG) & (sc.lonely >= 2.0))[: len(y)].any()  # the odd members the break leaves out
+
+
+def test_the_reason_names_the_evidence() -> None:
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(7)
+    x, y = _clusters(rng)
+    far = np.zeros((1, x.shape[1]), np.float32)
+    far[0, -1] = 1.0
+    xs, ys = np.vstack([x, far]), np.append(y, 1)
+    probs = np.full((len(ys), 3), 0.01)
+    probs[np.arange(len(ys)), ys] = 0.98
+    probs[-1] = [0.45, 0.3, 0.25]
+    sc = compute_outlier_scores(xs, ys, pred_probs=probs)
+    ls = SimpleNamespace(model_probs=probs, flagged=np.zeros(len(ys), bool), suggested=ys, pred_probs=probs)
+    df = find_outliers([f"i{i}" for i in range(len(ys))], ys, ["a", "b", "c"], sc, ls).set_index("item_id")
+    reason = df.loc[f"i{len(ys) - 1}", "reason"]
+    assert "no other class fits it either" in reason and "best *a* 0.45" in reason

@@ -109,9 +109,10 @@ def compute_junk_groups(embeddings: np.ndarray, labels: Sequence[int] | np.ndarr
         own_z: N floats, each image's outlier z against its own class (:mod:`.outlier`).
         groups: N copy-group ids (copies are not each other's neighbours and count once).
         neighbours: a :func:`compute_neighbours` list with at least ``K_WIDE`` columns (computed if None).
-        outlier_z, break_z: the per-image off-topic z and the data set's natural break in it
-            (:class:`.outlier.OutlierScores`): when the data set shows a clear break between its unusual
-            members and its off-topic images, a group must reach it too (median ``outlier_z ≥ break_z``).
+        outlier_z, break_z: the per-image off-topic measure the break is found on (``unfit`` of
+            :class:`.outlier.OutlierScores`) and the data set's natural break in it: when the data set shows a
+            clear break between its unusual members and its off-topic images, a group must reach it too
+            (median ``outlier_z ≥ break_z``).
     """
     x = np.asarray(embeddings, dtype=np.float32)
     y = np.asarray(labels, dtype=np.int64)
@@ -218,3 +219,32 @@ def compute_class_fit(labels: Sequence[int] | np.ndarray, target: Sequence[int] 
     med, spr = _class_stats(_mean_first(sim, nb_lab == y[:, None], m), y)
     s_t = _mean_first(sim, nb_lab == t[:, None], m)
     return (med[t] - s_t) / spr[t]
+
+
+def compute_fit_to_classes(labels: Sequence[int] | np.ndarray, neighbours: Neighbours, m: int = M_APART,
+                           exclude: np.ndarray | None = None, min_class: int = 8) -> np.ndarray:
+    """N×K: how unlike the members of each class every image is — the robust z of its mean similarity to its
+    ``m`` nearest members of class ``c``, against class ``c``'s own members' value (0 = typical, large = it looks
+    like nothing in that class). ``exclude`` (N bool, e.g. likely label errors) are neither counted as class
+    members nor used for the class's reference (a class with fewer than ``min_class`` others uses the whole data
+    set's). ``neighbours`` needs a wide list (``K_WIDE``); a class absent
+    from the list is taken at the list's last similarity (an upper bound, so the z is a lower bound)."""
+    y = np.asarray(labels, dtype=np.int64)
+    n = len(y)
+    if n == 0:
+        return np.zeros((0, 0))
+    idx, sim, valid = neighbours.index, neighbours.sim, neighbours.valid
+    keep = valid if exclude is None else valid & ~np.asarray(exclude, dtype=bool)[np.clip(idx, 0, None)]
+    nb_lab = np.where(keep, y[np.clip(idx, 0, None)], -1)
+    ref = np.ones(n, dtype=bool) if exclude is None else ~np.asarray(exclude, dtype=bool)
+    ref = ref if ref.any() else np.ones(n, dtype=bool)
+    own = _mean_first(sim, nb_lab == y[:, None], m)
+    g_med, g_spr = _class_stats(own[ref], np.zeros(int(ref.sum()), np.int64))
+    k = int(y.max()) + 1
+    out = np.full((n, k), np.inf)
+    for c in np.unique(y):
+        r = ref & (y == c)
+        med, spr = _class_stats(own[r], np.zeros(int(r.sum()), np.int64)) if r.sum() >= min_class else (g_med, g_spr)
+        out[:, c] = (med[0] - _mean_first(sim, nb_lab == c, m)) / spr[0]
+    return out
+

@@ -1,25 +1,33 @@
-"""Off-topic images: alone in the data set *and* unlike the class they are filed under.
+"""Off-topic images: alone in the data set, unlike their own class, unlike *every* class, claimed by no class.
 
-*Measure* (embeddings, copies excluded from every neighbour list):
+*Measure* (embeddings, copies excluded from every neighbour list; each term a robust z, median / 1.4826·MAD):
 
 * ``lonely`` — the mean cosine similarity to the :data:`M_LONELY` nearest images of the whole data
-  set, as a robust z-score (median / MAD) over the data set: how much farther from *everything* the image
-  is than images usually are from their nearest ones. A data set of look-alike digits has close
-  neighbours everywhere and a small spread; varied photo classes have farther neighbours and a wider
-  spread — the z adapts to both.
+  set, as a z over the data set: how much farther from *everything* the image is than images usually are
+  from their nearest ones. Look-alike digits have close neighbours everywhere and a small spread; varied
+  photo classes have farther neighbours and a wider spread — the z adapts to both.
 * ``own`` — unlike its own class: the mean distance to its :data:`K_OUTLIER` nearest images with the
-  same label and the distance to the class centre, each as a robust z against *that class's* members
+  same label and the distance to the class centre, each as a z against *that class's* members
   (a varied class such as *animal* tolerates more than a tight one), averaged.
+* ``unfit`` — unlike the *nearest* class, whichever it is: for every class ``c`` the mean similarity to
+  its 5 nearest members of ``c`` as a z against how close ``c``'s own members are to each other
+  (:func:`.junk.compute_fit_to_classes`; likely label errors do not count as members), minimum over the
+  classes. A wrongly labelled image fits its true class (low ``unfit``); an off-topic image fits none.
+* ``unclaimed`` — the out-of-sample classifier's doubt, ``−logit`` of its highest probability over all
+  classes, as a z over the data set (:func:`unclaimed_z`): no class claims the image more than usual.
+  Used when ``pred_probs`` are given.
 
-*Score*: ``z = (lonely + own) / 2`` (``own`` counts only when positive, ``lonely`` is floored at 0),
-mapped to [0, 1] by ``z² / (z² + Z_FLAG²)`` (0.5 exactly at the threshold).
-*Threshold*: flagged when ``z ≥ Z_FLAG`` and ``lonely ≥ Z_LONELY`` — and, when the flagged scores show a
-natural break (:func:`natural_break`: a wide drop with a few per cent of the data set above it), only the
-images above the break. A large data set of look-alike images (4,000 handwritten digits) has a long tail of
-merely unusual members between ``Z_FLAG`` and the off-topic photos, which sit beyond a clear break; a
-varied photo set has no such break and keeps every flag. Both parts are needed: a wrongly
-labelled image is unlike its class but has close neighbours (its true class), so it stays a label
-error; an ordinary but unusual class member is a little lonely but not unlike its class. Members of a
+*Score*: ``z`` = the mean of the terms, each floored at 0, mapped to [0, 1] by ``z² / (z² + Z_FLAG²)``
+(0.5 exactly at the threshold).
+*Threshold*: flagged when ``z ≥ Z_FLAG`` and ``lonely ≥ Z_LONELY`` — and, when the flagged images' ``unfit``
+shows a natural break (:func:`natural_break`: the largest relative drop that is wide, with a few per cent
+of the data set above it), only the images above the break. A large set of look-alike images (4,000
+handwritten digits) has a long tail of merely unusual members below the off-topic photos, which sit far
+beyond every class; a varied photo set has no such break and keeps every flag. ``unfit`` is the
+measure for the break because it separates the two best (a digit, however odd, is near *some* digit
+class). ``lonely`` is required because a wrongly labelled image is unlike its class but has close
+neighbours (its true class), so it stays a label error; ``unclaimed`` tells an odd but recognisable member
+(a gorilla among animals: the classifier is sure) from an image that no class explains. Members of a
 look-alike junk group are not lonely (they have each other): :mod:`.junk` finds them.
 
 An off-topic image gets an ``outlier`` row and never a suggested label; when the label detector would
@@ -35,18 +43,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import compute_neighbours, issues_frame
+from . import Neighbours, compute_neighbours, issues_frame
+from .junk import K_WIDE, compute_fit_to_classes
 
 #: Neighbours (with the same label) averaged over for ``own``.
 K_OUTLIER = 20
 #: Neighbours (any label) averaged over for ``lonely``.
 M_LONELY = 5
 #: Combined z from which an image is flagged ...
-Z_FLAG = 2.5
+Z_FLAG = 2.0
 #: ... when it is also at least this lonely.
 Z_LONELY = 2.0
 #: The natural break (:func:`natural_break`): a drop of at least GAP_Z and at least 20 % between two
-#: consecutive flagged scores, with at least MIN_ABOVE images above it.
+#: consecutive flagged ``unfit`` values, with at least MIN_ABOVE images above it.
 GAP_Z = 1.5
 GAP_RATIO = 0.8
 MIN_ABOVE = 3
@@ -63,7 +72,9 @@ class OutlierScores:
     dist_class: np.ndarray  # N mean cosine distance to the k nearest with the same label
     dist_centre: np.ndarray  # N cosine distance to the centre of its class
     flagged: np.ndarray  # N bool
-    break_z: float | None = None  # the data set's natural break in ``z`` (None: no break)
+    break_z: float | None = None  # the data set's natural break in ``unfit`` (None: no break)
+    unfit: np.ndarray | None = None  # N robust z of being unlike the nearest class (any class)
+    unclaimed: np.ndarray | None = None  # N robust z of the classifier's doubt (−logit of its best probability)
 
 
 def _robust_by_class(v: np.ndarray, y: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -82,21 +93,33 @@ def _robust_by_class(v: np.ndarray, y: np.ndarray, ref: np.ndarray) -> np.ndarra
     return out
 
 
+def unclaimed_z(pred_probs: np.ndarray) -> np.ndarray:
+    """Robust z (over the data set) of the classifier's doubt, ``−logit(max_k p_k)``: how much less sure than
+    usual the out-of-sample classifier is of *any* class (0 for the typical image; grows as no class claims it)."""
+    p = np.clip(np.asarray(pred_probs, dtype=np.float64).max(axis=1), 1e-4, 1 - 1e-4)
+    doubt = np.log((1 - p) / p)
+    return _robust_by_class(doubt, np.zeros(len(p), np.int64), np.ones(len(p), dtype=bool))
+
+
 def compute_outlier_scores(embeddings: np.ndarray, labels: Sequence[int] | np.ndarray,
                            groups: np.ndarray | None = None, k: int = K_OUTLIER, z_flag: float = Z_FLAG,
-                           exclude: np.ndarray | None = None, pred_probs: np.ndarray | None = None) -> OutlierScores:
+                           exclude: np.ndarray | None = None, pred_probs: np.ndarray | None = None,
+                           neighbours: Neighbours | None = None) -> OutlierScores:
     """Score every image for being off-topic (N×D L2-normalised embeddings, N int labels).
 
     ``groups`` (N ints, equal = copies) keeps copies from counting as each other's neighbours.
-    ``exclude`` (N bool, e.g. likely label errors) are left out of each class's reference statistics.
-    ``pred_probs`` is accepted for the reason text only. A class of one image gets distance 1.
+    ``exclude`` (N bool, e.g. likely label errors) are left out of each class's reference statistics and
+    do not count as class members for ``unfit``.
+    ``pred_probs`` (N×K out-of-sample probabilities) gives ``unclaimed``; without it the score averages three terms.
+    ``neighbours``: a :func:`compute_neighbours` list with at least ``K_WIDE`` columns (computed if None).
+    A class of one image gets distance 1.
     """
     x = np.asarray(embeddings, dtype=np.float32)
     y = np.asarray(labels, dtype=np.int64)
     n = len(x)
     if n < 3:
         zeros = np.zeros(n)
-        return OutlierScores(zeros, zeros, zeros, zeros, zeros, zeros, np.zeros(n, dtype=bool), None)
+        return OutlierScores(zeros, zeros, zeros, zeros, zeros, zeros, np.zeros(n, dtype=bool), None, zeros, zeros)
     g = np.arange(n) if groups is None else np.asarray(groups)
     ref = np.ones(n, dtype=bool) if exclude is None else ~np.asarray(exclude, dtype=bool)
     d_knn, d_centre = np.ones(n), np.ones(n)
@@ -114,28 +137,37 @@ def compute_outlier_scores(embeddings: np.ndarray, labels: Sequence[int] | np.nd
                 mean_sim = np.nanmean(sim, axis=1) if sim.shape[1] else np.full(len(idx), np.nan)
             d_knn[idx] = np.where(np.isfinite(mean_sim), 1.0 - mean_sim, 1.0)
     own = 0.5 * (_robust_by_class(d_knn, y, ref) + _robust_by_class(d_centre, y, ref))
-    nb_all = compute_neighbours(x, M_LONELY, g)
-    near = np.where(nb_all.valid, nb_all.sim, np.nan)
+    wide = neighbours if neighbours is not None and neighbours.index.shape[1] >= K_WIDE \
+        else compute_neighbours(x, K_WIDE, g)
+    near = np.where(wide.valid[:, :M_LONELY], wide.sim[:, :M_LONELY], np.nan)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         b = np.nanmean(near, axis=1) if near.shape[1] else np.zeros(n)
     b = np.where(np.isfinite(b), b, 0.0)
     lonely = -_robust_by_class(b, np.zeros(n, np.int64), np.ones(n, dtype=bool))
-    z = 0.5 * (np.clip(lonely, 0.0, None) + np.clip(own, 0.0, None))
+    unfit = compute_fit_to_classes(y, wide, exclude=~ref, min_class=MIN_CLASS).min(axis=1)
+    unfit = np.where(np.isfinite(unfit), unfit, 0.0)
+    terms = [lonely, own, unfit]
+    unclaimed = np.zeros(n)
+    if pred_probs is not None and len(pred_probs) == n and np.asarray(pred_probs).shape[1] > 1:
+        unclaimed = unclaimed_z(pred_probs)
+        terms.append(unclaimed)
+    z = np.mean([np.clip(t, 0.0, None) for t in terms], axis=0)
     score = z**2 / (z**2 + z_flag**2)
     first = (z >= z_flag) & (lonely >= Z_LONELY)
-    cut = natural_break(first, z)
-    flagged = first & (z >= cut) if cut is not None else first
-    return OutlierScores(score, z, lonely, own, d_knn, d_centre, flagged, cut)
+    cut = natural_break(first, unfit)
+    flagged = first & (unfit >= cut) if cut is not None else first
+    return OutlierScores(score, z, lonely, own, d_knn, d_centre, flagged, cut, unfit, unclaimed)
 
 
 def natural_break(flagged: np.ndarray, z: np.ndarray) -> float | None:
     """The data set's own break in the flagged scores (the lowest score kept), or None when there is none.
 
-    The flagged scores, sorted from the highest, are searched for the widest drop from one to the next
-    that is at least :data:`GAP_Z` wide *and* a fall of at least ``1 − GAP_RATIO`` — with at least
-    :data:`MIN_ABOVE` images (and 1 % of the data set) above it. If such a drop exists, only the images
-    above it stay flagged; otherwise the flags are kept as they are.
+    The flagged scores, sorted from the highest, are searched for drops from one to the next that are at
+    least :data:`GAP_Z` wide *and* a fall of at least ``1 − GAP_RATIO`` — with at least :data:`MIN_ABOVE`
+    images (and 1 % of the data set) above. Of these the largest *relative* fall is the break (scale-free: a
+    fall from 10 to 5 is a clearer break than one from 24 to 17 among off-topic images that differ among
+    themselves). If a break exists, only the images above it stay flagged; otherwise the flags are kept.
     """
     idx = np.flatnonzero(flagged)
     if len(idx) < 2:
@@ -143,10 +175,11 @@ def natural_break(flagged: np.ndarray, z: np.ndarray) -> float | None:
     v = np.sort(z[idx])[::-1]
     first = max(MIN_ABOVE, int(0.01 * len(z))) - 1
     gaps = v[:-1] - v[1:]
-    ok = (np.arange(len(gaps)) >= first) & (gaps >= GAP_Z) & (v[1:] <= GAP_RATIO * v[:-1])
+    ok = (np.arange(len(gaps)) >= first) & (gaps >= GAP_Z) & (v[1:] <= GAP_RATIO * v[:-1]) & (v[1:] > 0)
     if not ok.any():
         return None
-    return float(v[int(np.flatnonzero(ok)[np.argmax(gaps[ok])])])
+    fall = v[:-1] / np.maximum(v[1:], 1e-9)
+    return float(v[int(np.flatnonzero(ok)[np.argmax(fall[ok])])])
 
 
 def find_outliers(item_ids: Sequence[str], labels: Sequence[int] | np.ndarray, vocab: Sequence[str],
@@ -165,12 +198,25 @@ def find_outliers(item_ids: Sequence[str], labels: Sequence[int] | np.ndarray, v
         same = y == y[i]
         typical_knn = float(np.median(1 - scores.dist_class[same]))
         reason = (f"alone in the data set and unlike the other *{vocab[y[i]]}* images: similarity "
-                  f"{1 - scores.dist_class[i]:.2f} to its nearest *{vocab[y[i]]}* images (typical {typical_knn:.2f}); "
-                  "probably not any of your classes — delete it if it does not belong")
+                  f"{1 - scores.dist_class[i]:.2f} to its nearest *{vocab[y[i]]}* images (typical {typical_knn:.2f})"
+                  f"{_doubt(i, vocab, scores, label_scores)}; probably not any of your classes — delete it if it "
+                  "does not belong")
         reason += split_evidence(i, y, vocab, label_scores)
         rows.append({"item_id": item_ids[i], "issue": "outlier", "severity": float(max(scores.score[i], 0.5)),
                      "reason": reason})
     return issues_frame(rows)
+
+
+def _doubt(i: int, vocab: Sequence[str], scores: OutlierScores, label_scores: object | None) -> str:
+    """", and no other class fits it either; the classifier is unsure of every class (best *cat* 0.41)" or less."""
+    out = ""
+    if scores.unfit is not None and scores.unfit[i] >= Z_LONELY:
+        out += ", and no other class fits it either"
+    probs = getattr(label_scores, "model_probs", None)
+    if scores.unclaimed is not None and scores.unclaimed[i] >= 1.0 and probs is not None:
+        k = int(np.argmax(probs[i]))
+        out += f"; the classifier is unsure of every class (best *{vocab[k]}* {float(probs[i, k]):.2f})"
+    return out
 
 
 def split_evidence(i: int, y: np.ndarray, vocab: Sequence[str], label_scores: object | None) -> str:

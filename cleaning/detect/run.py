@@ -6,7 +6,10 @@ plus per-image scores. The benchmark (``bench/bench_photos.py``) calls the same 
 measured is what ships.
 
 Order: duplicate groups → neighbours (copies excluded) → label errors (re-learning on corrected labels)
-→ off-topic images and junk groups (:mod:`.outlier`, :mod:`.junk`) → low quality.
+→ off-topic images and junk groups (:mod:`.outlier`, :mod:`.junk`; likely label errors are left out of
+the classes' references, the classifier's out-of-sample probabilities give the off-topic score its
+``unclaimed`` term, and junk groups must reach the data set's natural break in ``unfit`` when it has
+one) → low quality.
 
 Off-topic is not a label error: an image that fits no class (an ``outlier`` row, alone or as a member of
 a junk group) gets **no** ``label`` row and no suggested label, even when the label detector would
@@ -24,13 +27,10 @@ import pandas as pd
 
 from . import compute_neighbours, issues_frame
 from .duplicates import DuplicateGroups, compute_duplicate_groups, find_duplicates
-from .junk import K_WIDE, JunkGroups, compute_class_fit, compute_junk_groups, find_junk
+from .junk import K_WIDE, JunkGroups, compute_junk_groups, find_junk
 from .label import K_NEIGHBOURS, LabelScores, Relearn, compute_label_scores, find_label_issues
 from .outlier import OutlierScores, compute_outlier_scores, find_outliers
 from .quality import find_low_quality
-
-#: A label-flagged image at least this unlike the suggested class (and its own) is off-topic, not a label error.
-Z_UNFIT = 3.0
 
 
 @dataclass(frozen=True)
@@ -66,14 +66,12 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None) -> Detect
     dups = compute_duplicate_groups(x, list(inp.sha256), list(inp.phash), inp.thumbs)
     nb = compute_neighbours(x, K_NEIGHBOURS, dups.group)
     ls = compute_label_scores(y, inp.pred_probs, nb, relearn=relearn if len(vocab) > 1 else None)
-    out = compute_outlier_scores(x, y, groups=dups.group, pred_probs=ls.pred_probs, exclude=ls.flagged)
-    junk = compute_junk_groups(x, y, out.own, dups.group, outlier_z=out.z, break_z=out.break_z)
+    wide = compute_neighbours(x, K_WIDE, dups.group)
+    out = compute_outlier_scores(x, y, groups=dups.group, pred_probs=ls.model_probs, exclude=ls.flagged,
+                                 neighbours=wide)
+    junk = compute_junk_groups(x, y, out.own, dups.group, neighbours=wide, outlier_z=out.unfit, break_z=out.break_z)
     low = find_low_quality(ids, inp.stats, list(inp.width), list(inp.height))
     blank = set(low.loc[low["severity"] >= 0.9, "item_id"])
-    wide = compute_neighbours(x, K_WIDE, dups.group)
-    # split evidence: moved by the label check to a class it does not look like either -> off-topic
-    unfit = ls.flagged & (compute_class_fit(y, ls.suggested, wide) >= Z_UNFIT) & (out.own >= Z_UNFIT)
-    out = replace(out, flagged=out.flagged | unfit)
     off = out.flagged | (junk.group >= 0)
     label_ok = ls.flagged & ~off
     lab = find_label_issues(ids, y, vocab, _only(ls, label_ok))

@@ -1,0 +1,134 @@
+"""Iterating on the off-topic rule (issue 9): every benchmark set through the pipeline, label scores cached.
+
+    python bench/offtopic_driver.py [--sets photos,d650,d4000] [--seeds 1,2,3] [--detail]
+
+The label detector (the slow part: three re-learning passes) does not depend on the off-topic rule, so
+its scores are cached per set under ``/tmp/offtopic_cache`` (delete the folder after a label-detector
+change). Prints off-topic precision / recall, junk shares, singles found; ``--detail`` prints the scores
+of missed planted images and of false flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+import realsets  # noqa: E402
+from bench_photos import embed, pixels  # noqa: E402
+
+CACHE = Path("/tmp/offtopic_cache")
+
+
+def run_set(s, detail: bool) -> dict:
+    import cleaning.detect.run as run
+    from cleaning.detect.label import compute_label_scores
+    from cleaning.model.oos import compute_oos_pred_probs, make_groups
+
+    paths = list(s["path"])
+    x, sha = embed(paths)
+    stats, thumbs, phash, w, h = pixels(paths)
+    vocab = sorted(set(s["given"]))
+    y = np.array([vocab.index(v) for v in s["given"]])
+    key = f"{s['set'].iloc[0]}-{int(s['seed'].iloc[0])}"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    f = CACHE / f"{key}.pkl"
+    if f.exists():
+        probs, ls = pickle.loads(f.read_bytes())
+    else:
+        fg = make_groups(sha, phash)
+        probs = compute_oos_pred_probs(x, y, vocab, groups=fg)
+        ls = None
+    fg = make_groups(sha, phash)
+    orig = run.compute_label_scores
+    store: dict = {}
+
+    def cached(*a, **k):
+        if ls is not None:
+            return ls
+        store["ls"] = compute_label_scores(*a, **k)
+        return store["ls"]
+    run.compute_label_scores = cached
+    try:
+        ids = [str(i) for i in range(len(y))]
+        inp = run.DetectorInputs(ids, paths, y, vocab, x, probs, sha, phash, thumbs, stats, w, h)
+        res = run.run_detectors(inp, relearn=lambda lab: compute_oos_pred_probs(x, lab, vocab, groups=fg))
+    finally:
+        run.compute_label_scores = orig
+    if ls is None:
+        f.write_bytes(pickle.dumps((probs, store["ls"])))
+    iss = res.issues
+    fo = np.zeros(len(y), bool)
+    fo[[int(i) for i in iss.loc[iss["issue"] == "outlier", "item_id"]]] = True
+    fl = np.zeros(len(y), bool)
+    fl[[int(i) for i in iss.loc[iss["issue"] == "label", "item_id"]]] = True
+    kind = s["kind"].to_numpy()
+    junk, single = kind == "junk_cluster", kind == "single"
+    off = junk | single
+    tp = int((fo & off).sum())
+    r = {"key": key, "P": tp / max(fo.sum(), 1), "R": tp / max(off.sum(), 1), "flag": int(fo.sum()),
+         "junk_out": float(fo[junk].mean()) if junk.any() else None,
+         "junk_lab": float((fl[junk] & ~fo[junk]).mean()) if junk.any() else None,
+         "single": f"{int(fo[single].sum())}/{int(single.sum())}",
+         "wrong_lab_R": float(fl[kind == "wrong_label"].mean()),
+         "lab_P": float((fl & (kind == "wrong_label")).sum() / max(fl.sum(), 1))}
+    print(f"{key:22s} P {r['P']:.2f} R {r['R']:.2f} flag {r['flag']:4d} junk_out {r['junk_out']} "
+          f"junk_lab {r['junk_lab']} singles {r['single']} labP {r['lab_P']:.2f} labR {r['wrong_lab_R']:.2f}",
+          flush=True)
+    if detail:
+        o = res.outliers
+        ls_ = res.labels
+        conf = ls_.model_probs.max(axis=1)
+        print(f"   break_z {o.break_z}")
+        def show(i: int, tag: str) -> None:
+            print(f"   {tag:8s} {kind[i]:12s} {Path(paths[i]).name[:28]:28s} z {o.z[i]:5.2f} lonely {o.lonely[i]:5.2f} "
+                  f"own {o.own[i]:5.2f} conf {conf[i]:.2f} blend {ls_.pred_probs[i].max():.2f} "
+                  f"lab {int(ls_.flagged[i])} grp {int(res.junk.group[i])} out {int(fo[i])} labrow {int(fl[i])}")
+        for i in np.flatnonzero(single & ~fo):
+            show(i, "MISS1")
+        for i in np.flatnonzero(junk & ~fo):
+            show(i, "MISSJ")
+        for i in np.flatnonzero(fo & ~off):
+            show(i, "FALSE")
+    return r
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sets", default="photos,d650,d4000")
+    ap.add_argument("--seeds", default="1,2,3")
+    ap.add_argument("--detail", action="store_true")
+    a = ap.parse_args()
+    base = realsets.base_images()
+    seeds = [int(v) for v in a.seeds.split(",")]
+    want = a.sets.split(",")
+    sets = []
+    if "photos" in want:
+        sets += [realsets.photo_set(base, sd, c) for sd in seeds for c in realsets.CLUSTERS]
+    for n, tag in ((650, "d650"), (4000, "d4000")):
+        if tag in want:
+            sets += [realsets.digit_set(base, sd, n)[0] for sd in seeds]
+    rs = [run_set(s, a.detail) for s in sets]
+    for prefix in ("photos", "digits-650", "digits-4000"):
+        g = [r for r in rs if r["key"].startswith(prefix)]
+        if g:
+            P = np.array([r["P"] for r in g])
+            R = np.array([r["R"] for r in g])
+            extra = ""
+            if prefix == "photos":
+                jo = np.mean([r["junk_out"] for r in g])
+                jl = np.mean([r["junk_lab"] for r in g])
+                sg = np.mean([int(r["single"].split("/")[0]) / int(r["single"].split("/")[1]) for r in g])
+                extra = f" junk_out {jo:.2f} junk_lab {jl:.2f} singles {sg:.2f}"
+            print(f"== {prefix}: P {P.mean():.2f} (min {P.min():.2f}) R {R.mean():.2f}{extra} "
+                  f"labP {np.mean([r['lab_P'] for r in g]):.2f} labR {np.mean([r['wrong_lab_R'] for r in g]):.2f}")
+
+
+if __name__ == "__main__":
+    main()
