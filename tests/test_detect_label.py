@@ -97,31 +97,27 @@ def test_planted_wrong_labels_in_a_real_photo_tree(tmp_path: Path) -> None:
     assert set(top) == set(wrong)
 
 
-def test_a_clear_error_beyond_the_count_is_flagged_only_when_both_opinions_reject_it_and_agree(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Confident learning counts none of these (each class's members are surer than any of them); the
-    second rule flags the image that the model and its neighbours both move to the same class, and
-    neither the one whose neighbours carry its label nor the one whose two opinions disagree."""
-    import cleaning.detect.label as label_mod
 
-    rng = np.random.default_rng(3)
+def test_by_default_the_opinions_are_re_learnt_once_from_the_corrected_labels() -> None:
+    """One re-learning pass (``PASSES = 2``): the classifier is re-fitted once, on the given labels with the
+    confident-learning flags moved to their suggestion; a second re-learning pass would confirm its own
+    mistakes (see the module doc)."""
+    rng = np.random.default_rng(0)
     centres = np.eye(3, 16, dtype=np.float32)
-    x = np.concatenate([c + 0.1 * rng.standard_normal((20, 16)) for c in centres]).astype(np.float32)
-    given = np.repeat(np.arange(3), 20)
-    probs = np.full((60, 3), 0.01)
-    probs[np.arange(60), given] = 0.98
-    # A: filed under 0, sits among the 1s, the model says 1  -> both reject 0 and agree on 1
-    # B: filed under 0, sits among the 0s, the model says 1  -> the neighbours carry its label
-    # C: filed under 0, sits among the 2s, the model says 1  -> the two opinions name different classes
-    a, b, c = 25, 5, 45
-    given[[a, c]] = 0
-    x[b] = centres[0] + 0.05 * rng.standard_normal(16)
-    probs[[a, b, c]] = [0.05, 0.6, 0.35]
+    x = np.concatenate([c + 0.15 * rng.standard_normal((20, 16)) for c in centres]).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    nb = compute_neighbours(x, 10)
-    ls = compute_label_scores(given, probs, nb)
-    assert set(np.flatnonzero(ls.flagged)) == {a}
-    assert ls.suggested[a] == 1 and ls.n_same[a] == 0
-    assert ls.n_same[b] > 1 and ls.knn_probs[c].argmax() == 2
-    monkeypatch.setattr(label_mod, "OPINION_SURE", 0.0)  # the rule off: the count alone misses A
-    assert not compute_label_scores(given, probs, nb).flagged.any()
+    truth = np.repeat(np.arange(3), 20)
+    given = truth.copy()
+    given[[3, 25]] = [2, 0]
+    probs = np.full((60, 3), 0.05)
+    probs[np.arange(60), truth] = 0.9
+    seen: list[np.ndarray] = []
+
+    def relearn(labels: np.ndarray) -> np.ndarray:
+        seen.append(labels.copy())
+        return probs
+
+    ls = compute_label_scores(given, probs, compute_neighbours(x, 10), relearn=relearn)
+    assert len(seen) == 1
+    assert (seen[0] != given).sum() == 2 and seen[0][3] == 0 and seen[0][25] == 1  # the two errors, corrected
+    assert set(np.flatnonzero(ls.flagged)) == {3, 25}
