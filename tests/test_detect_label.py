@@ -95,3 +95,29 @@ def test_planted_wrong_labels_in_a_real_photo_tree(tmp_path: Path) -> None:
     assert all(ls.suggested[i] == truth[i] for i in wrong)
     top = np.argsort(-ls.score)[:3]
     assert set(top) == set(wrong)
+
+
+
+def test_by_default_the_opinions_are_re_learnt_once_from_the_corrected_labels() -> None:
+    """One re-learning pass (``PASSES = 2``): the classifier is re-fitted once, on the given labels with the
+    confident-learning flags moved to their suggestion; a second re-learning pass would confirm its own
+    mistakes (see the module doc)."""
+    rng = np.random.default_rng(0)
+    centres = np.eye(3, 16, dtype=np.float32)
+    x = np.concatenate([c + 0.15 * rng.standard_normal((20, 16)) for c in centres]).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    truth = np.repeat(np.arange(3), 20)
+    given = truth.copy()
+    given[[3, 25]] = [2, 0]
+    probs = np.full((60, 3), 0.05)
+    probs[np.arange(60), truth] = 0.9
+    seen: list[np.ndarray] = []
+
+    def relearn(labels: np.ndarray) -> np.ndarray:
+        seen.append(labels.copy())
+        return probs
+
+    ls = compute_label_scores(given, probs, compute_neighbours(x, 10), relearn=relearn)
+    assert len(seen) == 1
+    assert (seen[0] != given).sum() == 2 and seen[0][3] == 0 and seen[0][25] == 1  # the two errors, corrected
+    assert set(np.flatnonzero(ls.flagged)) == {3, 25}
