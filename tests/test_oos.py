@@ -172,3 +172,20 @@ def test_oos_changes_with_the_model(ws, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(embed, "embed_images", lambda paths, *a, **k: calls.append(len(paths)) or real(paths, *a, **k))
     second = oos.load_or_compute_oos(ws)
     assert calls == [24] and second.key != first.key
+
+
+def test_label_minus_one_is_predicted_but_never_trained_on() -> None:
+    """The label check's prune-and-retrain: rows labelled -1 get probabilities but teach no head."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 32)) * 3
+    y = np.repeat(np.arange(3), 30)
+    x = (centres[y] + rng.normal(size=(90, 32))).astype(np.float32)
+    wrong = y.copy()
+    wrong[:12] = 2  # 12 of class 0 filed under 2: a head trained on them would learn it
+    pruned = wrong.copy()
+    pruned[:12] = -1
+    p = compute_oos_pred_probs(x, pruned, ["a", "b", "c"], c=100.0)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    assert (p[:12].argmax(1) == 0).all()  # predicted, as what they look like
+    with pytest.raises(CleaningError):
+        compute_oos_pred_probs(x, np.full(90, -2), ["a", "b", "c"])

@@ -185,7 +185,7 @@ def cross_val_pred_probs(embeddings: np.ndarray, labels: np.ndarray, n_classes: 
 def _fit_fold(embeddings: np.ndarray, labels: np.ndarray, folds: np.ndarray, f: int, out: np.ndarray,
               c: float, seed: int) -> None:
     """Fill ``out``'s rows of fold ``f`` from a head fitted on the other folds."""
-    test, train = folds == f, folds != f
+    test, train = folds == f, (folds != f) & (labels >= 0)  # label -1: predicted, never trained on
     present = np.unique(labels[train])
     if len(present) == 1:
         out[np.ix_(test, present)] = 1.0
@@ -212,17 +212,21 @@ def compute_oos_pred_probs(embeddings: np.ndarray, labels: Sequence[str] | Seque
 
     Args:
         embeddings: N×D features (L2-normalised embeddings).
-        labels: N labels, strings in ``vocab`` or ints.
+        labels: N labels, strings in ``vocab`` or ints; the int -1 leaves a row out of every training set
+            (it is still predicted): the label check's prune-and-retrain.
         groups: N group ids; rows of a group share a fold (duplicates never teach each other).
     Raises:
         CleaningError: fewer than two groups, labels not in ``vocab``, shapes that do not match.
     """
-    y = encode_labels(labels, vocab)
+    arr = np.asarray(labels)
+    held = (arr == -1) if arr.dtype.kind in "iu" else np.zeros(len(arr), bool)
+    y = encode_labels(np.where(held, 0, arr) if held.any() else arr, vocab)
     if len(y) != len(embeddings):
         raise CleaningError(f"{len(embeddings)} embeddings but {len(y)} labels")
     if len(vocab) == 1:
         return np.ones((len(y), 1), dtype=np.float32)
-    folds = assign_folds(y, n_folds, groups, seed)
+    folds = assign_folds(y, n_folds, groups, seed)  # (held-out rows stratified as class 0: any class would do)
+    y = np.where(held, -1, y)
     return cross_val_pred_probs(np.asarray(embeddings, dtype=np.float32), y, len(vocab), folds, c, seed,
                                 progress)
 
