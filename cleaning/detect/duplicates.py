@@ -1,20 +1,29 @@
 """Exact and near duplicates, grouped, with a suggestion which copy to keep.
 
-*Measure*: equal content hash (sha256 of the bytes) for exact copies. For near copies, each image's
-nearest neighbours in embedding space are the candidates (encode once, query cheaply), and each
-candidate pair gets two similarities: the cosine similarity of the embeddings, and a *pixel*
-similarity — the best normalised cross-correlation between a 16×16 colour thumbnail of one image and
-81 slightly cropped views (0–10 % off each side) of the other, and with its mirror image, so
-re-encoding, resizing, brightening, small crops and a horizontal flip all keep it near 1. *Threshold*: a pair is a near duplicate when the pixel
+*Measure*: equal content hash (sha256 of the bytes) for exact copies. For near copies, the candidates
+are each image's nearest neighbours in embedding space *and* in coarse pixels (an 8×8 colour
+thumbnail: on a 20×20 digit a JPEG re-encode or a 50 % resize moves the embedding past other images of
+the same digit, but not the coarse pixels); both come from the neighbour index, never all N×N pairs.
+Each candidate pair gets two similarities: the cosine similarity of the embeddings, and a *pixel*
+similarity — the best normalised cross-correlation between a 16×16 colour view of one image's 32×32
+thumbnail and 81 slightly cropped views (0–10 % off each side) of the other, as it is and mirrored;
+or between the two whole views with one turned by ±3, 6 or 9° (:data:`ROTATIONS`); and, when one
+image is smaller than 16 px on a side, between both thumbnails averaged down to that size (a 10-px copy
+of a 20-px digit holds no finer detail, so the original's finer detail must not count as a difference).
+Re-encoding, resizing, brightening, small crops, a horizontal flip and small rotations thus keep it
+near 1. Thumbnails of images smaller than 32 px are interpolated (bilinear), not box-filtered, so a
+10-px and a 20-px version of one picture do not differ in invented block edges. *Threshold*: a pair
+is a near duplicate when the pixel
 similarity is at least :data:`PIX_NEAR`, or at least :data:`PIX_WITH_EMB` with embedding similarity
-at least :data:`SIM_WITH_PIX` (both agree), or the embeddings alone are at least :data:`SIM_NEAR`.
+at least :data:`SIM_WITH_PIX` (both agree), or the embeddings alone are at least :data:`SIM_NEAR`;
+and it must be *distinctive* — much closer than either image is to its other candidates (ratio
+:data:`RATIO_MAX`, see ``_distinctive``), so distinct images of one look-alike class (handwritten
+ones, plain T-shirts) are not paired — unless the pixel similarity is at least :data:`PIX_SURE`.
 Without thumbnails the perceptual hash (pHash) stands in for the pixel check. Pairs are joined
-into groups.
+into groups. Measured on the real-photo and handwritten-digit sets of ``bench/bench_photos.py``.
 
-Why not the embedding alone: the pooled features of a classification network are made to ignore
-*which* photo it is; on the tuning split a brightened or cropped copy was not even the nearest
-image of its original 28 % of the time, while the pixel check found 98.6 % of copies at one false
-pair in 1,240 candidates (``bench/results/detect.md``).
+Why not the embedding alone: a classification network's pooled features are made to ignore *which*
+photo it is (a brightened or cropped copy was not the nearest image of its original 28 % of the time).
 
 In each group one copy is kept — the one whose label the evidence supports (when the copies are
 labelled differently: a *conflict*), then the one in the preferred split, then the largest — and
@@ -205,8 +214,8 @@ def compute_pixel_similarity(thumbs: np.ndarray, pairs: Sequence[tuple[int, int]
     with a cropped view of the other, either way round, or of the two whole thumbnails with one turned by
     one of :data:`ROTATIONS`; in [−1, 1] (0 for a blank image).
 
-    Memory is bounded by ``block`` (the 81 views of one block of images at a time, ≈ 64 MB) plus
-    (2 + len(ROTATIONS)) 768-float vectors per image in a pair.
+    Memory: the 81 views of ``block`` images at a time (≈ 64 MB), two 768-float vectors per image in a
+    pair, and one turned float copy of their thumbnails at a time.
     """
     out = np.zeros(len(pairs), dtype=np.float32)
     if not len(pairs):
