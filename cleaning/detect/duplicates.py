@@ -11,12 +11,10 @@ or between the two whole views with one turned by ±3, 6 or 9° (:data:`ROTATION
 image is smaller than 16 px on a side, between both thumbnails averaged down to that size (a 10-px copy
 of a 20-px digit holds no finer detail, so the original's finer detail must not count as a difference).
 Re-encoding, resizing, brightening, small crops, a horizontal flip and small rotations thus keep it
-near 1. Thumbnails of images smaller than 32 px are interpolated (bilinear), not box-filtered, so a
-10-px and a 20-px version of one picture do not differ in invented block edges. *Threshold*: a pair
-is a near duplicate when the pixel
-similarity is at least :data:`PIX_NEAR`, or at least :data:`PIX_WITH_EMB` with embedding similarity
-at least :data:`SIM_WITH_PIX` (both agree), or the embeddings alone are at least :data:`SIM_NEAR`;
-and it must be *distinctive* — much closer than either image is to its other candidates (ratio
+near 1 (thumbnails of images under 32 px are interpolated, not box-filtered: no invented block edges).
+*Threshold*: a pair is a near duplicate when the pixel similarity is at least :data:`PIX_NEAR`, or
+at least :data:`PIX_WITH_EMB` with embedding similarity at least :data:`SIM_WITH_PIX` (both agree), or
+the embeddings alone are at least :data:`SIM_NEAR`; and it must be *distinctive* — much closer than either image is to its other candidates (ratio
 :data:`RATIO_MAX`, see ``_distinctive``), so distinct images of one look-alike class (handwritten
 ones, plain T-shirts) are not paired — unless the pixel similarity is at least :data:`PIX_SURE`.
 Without thumbnails the perceptual hash (pHash) stands in for the pixel check. Pairs are joined
