@@ -32,6 +32,8 @@ sys.path.insert(0, str(REPO / "bench"))
 import realsets  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
+#: The pixel cache (thumbnails as `compute_thumbnail` makes them: a new name when that changes).
+PIXELS_FILE = "pixels-v2.npz"
 
 
 def embed(paths: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -62,7 +64,7 @@ def pixels(paths: list[str]) -> tuple[pd.DataFrame, np.ndarray, list[str], list[
     from cleaning.detect.duplicates import compute_thumbnail
     from cleaning.detect.quality import STATS_COLUMNS, compute_quality_stats
 
-    f = realsets.OUT / "pixels.npz"
+    f = realsets.OUT / PIXELS_FILE
     known: dict[str, tuple] = {}
     if f.exists():
         with np.load(f, allow_pickle=False) as npz:

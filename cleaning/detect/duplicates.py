@@ -1,20 +1,27 @@
 """Exact and near duplicates, grouped, with a suggestion which copy to keep.
 
-*Measure*: equal content hash (sha256 of the bytes) for exact copies. For near copies, each image's
-nearest neighbours in embedding space are the candidates (encode once, query cheaply), and each
-candidate pair gets two similarities: the cosine similarity of the embeddings, and a *pixel*
-similarity — the best normalised cross-correlation between a 16×16 colour thumbnail of one image and
-81 slightly cropped views (0–10 % off each side) of the other, and with its mirror image, so
-re-encoding, resizing, brightening, small crops and a horizontal flip all keep it near 1. *Threshold*: a pair is a near duplicate when the pixel
-similarity is at least :data:`PIX_NEAR`, or at least :data:`PIX_WITH_EMB` with embedding similarity
-at least :data:`SIM_WITH_PIX` (both agree), or the embeddings alone are at least :data:`SIM_NEAR`.
+*Measure*: equal content hash (sha256 of the bytes) for exact copies. For near copies, the candidates
+are each image's nearest neighbours in embedding space *and* in coarse pixels (an 8×8 colour
+thumbnail: on a 20×20 digit a JPEG re-encode or a 50 % resize moves the embedding past other images of
+the same digit, but not the coarse pixels); both come from the neighbour index, never all N×N pairs.
+Each candidate pair gets two similarities: the cosine similarity of the embeddings, and a *pixel*
+similarity — the best normalised cross-correlation between a 16×16 colour view of one image's 32×32
+thumbnail and 81 slightly cropped views (0–10 % off each side) of the other, as it is and mirrored;
+or between the two whole views with one turned by ±3, 6 or 9° (:data:`ROTATIONS`); and, when one
+image is smaller than 16 px on a side, between both thumbnails averaged down to that size (a 10-px copy
+of a 20-px digit holds no finer detail, so the original's finer detail must not count as a difference).
+Re-encoding, resizing, brightening, small crops, a horizontal flip and small rotations thus keep it
+near 1 (thumbnails of images under 32 px are interpolated, not box-filtered: no invented block edges).
+*Threshold*: a pair is a near duplicate when the pixel similarity is at least :data:`PIX_NEAR`, or
+at least :data:`PIX_WITH_EMB` with embedding similarity at least :data:`SIM_WITH_PIX` (both agree), or
+the embeddings alone are at least :data:`SIM_NEAR`; and it must be *distinctive* — much closer than either image is to its other candidates (ratio
+:data:`RATIO_MAX`, see ``_distinctive``), so distinct images of one look-alike class (handwritten
+ones, plain T-shirts) are not paired — unless the pixel similarity is at least :data:`PIX_SURE`.
 Without thumbnails the perceptual hash (pHash) stands in for the pixel check. Pairs are joined
-into groups.
+into groups. Measured on the real-photo and handwritten-digit sets of ``bench/bench_photos.py``.
 
-Why not the embedding alone: the pooled features of a classification network are made to ignore
-*which* photo it is; on the tuning split a brightened or cropped copy was not even the nearest
-image of its original 28 % of the time, while the pixel check found 98.6 % of copies at one false
-pair in 1,240 candidates (``bench/results/detect.md``).
+Why not the embedding alone: a classification network's pooled features are made to ignore *which*
+photo it is (a brightened or cropped copy was not the nearest image of its original 28 % of the time).
 
 In each group one copy is kept — the one whose label the evidence supports (when the copies are
 labelled differently: a *conflict*), then the one in the preferred split, then the largest — and
@@ -23,7 +30,7 @@ every other copy becomes one row pointing at it (``related_item_id``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +60,8 @@ PHASH_NEAR = 8
 #: Neighbours examined per image, and the least embedding similarity of a candidate pair.
 K_DUP = 8
 SIM_CANDIDATE = 0.5
+#: Nearest neighbours per image in coarse pixels (:func:`_coarse`), also candidates.
+K_PIX = 4
 #: Thumbnail side (px) and the side of the compared views; crop fractions tried per side.
 THUMB_SIDE = 32
 VIEW_SIDE = 16
@@ -84,8 +93,16 @@ def phash_distance(a: str, b: str) -> int:
 
 
 def compute_thumbnail(im: Image.Image) -> np.ndarray:
-    """THUMB_SIDE×THUMB_SIDE×3 uint8 thumbnail of an RGB image (aspect ratio squashed)."""
-    return np.asarray(im.convert("RGB").resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX), dtype=np.uint8)
+    """THUMB_SIDE×THUMB_SIDE×3 uint8 thumbnail of an RGB image (aspect ratio squashed).
+
+    Shrinking averages boxes of pixels; an image smaller than the thumbnail on a side is interpolated
+    (bilinear) instead, because a box filter enlarges each pixel into a block whose edges depend on the
+    size: a 10-pixel and a 20-pixel version of one picture would then differ in invented edges.
+    """
+    rgb = im.convert("RGB")
+    small = min(rgb.size) < THUMB_SIDE
+    how = Image.Resampling.BILINEAR if small else Image.Resampling.BOX
+    return np.asarray(rgb.resize((THUMB_SIDE, THUMB_SIDE), how), dtype=np.uint8)
 
 
 def _area_matrix(lo: float, hi: float, n_in: int = THUMB_SIDE, n_out: int = VIEW_SIDE) -> np.ndarray:
@@ -137,42 +154,127 @@ def _whole_views(thumbs: np.ndarray, block: int = 1024) -> np.ndarray:
     return out
 
 
+#: Rotations (degrees) tried between two whole thumbnails, besides none: a re-upload turned a little.
+ROTATIONS = (-9.0, -6.0, -3.0, 3.0, 6.0, 9.0)
+#: Side of the coarse pixel descriptor whose nearest neighbours are candidates too.
+COARSE_SIDE = 8
+
+
+def _rotation_taps(side: int, degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear taps turning a side×side image by ``degrees`` about its centre: (side²×4 source pixel
+    indices, side²×4 weights); pixels from outside the image take the nearest border pixel."""
+    c = (side - 1) / 2.0
+    a = np.deg2rad(degrees)
+    yy, xx = (np.mgrid[0:side, 0:side].astype(np.float64) - c).reshape(2, -1)
+    sy = np.clip(np.cos(a) * yy - np.sin(a) * xx + c, 0, side - 1)  # where each output pixel comes from
+    sx = np.clip(np.sin(a) * yy + np.cos(a) * xx + c, 0, side - 1)
+    y0, x0 = np.floor(sy).astype(np.int64), np.floor(sx).astype(np.int64)
+    y1, x1 = np.minimum(y0 + 1, side - 1), np.minimum(x0 + 1, side - 1)
+    wy, wx = sy - y0, sx - x0
+    idx = np.stack([y0 * side + x0, y0 * side + x1, y1 * side + x0, y1 * side + x1], axis=1)
+    w = np.stack([(1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx], axis=1)
+    return idx, w.astype(np.float32)
+
+
+_TAPS = {d: _rotation_taps(THUMB_SIDE, d) for d in ROTATIONS}
+
+
+def _rotated(thumbs: np.ndarray) -> Iterator[np.ndarray]:
+    """Per angle of :data:`ROTATIONS`: the M×THUMB_SIDE×THUMB_SIDE×3 thumbnails turned by it (float32)."""
+    m = len(thumbs)
+    t = np.asarray(thumbs, dtype=np.float32).reshape(m, -1, 3).transpose(1, 0, 2).reshape(THUMB_SIDE ** 2, -1)
+    for deg in ROTATIONS:
+        idx, w = _TAPS[deg]
+        out = sum(w[:, k, None] * t[idx[:, k]] for k in range(4))  # pixel rows × (image, channel): row copies
+        yield out.reshape(THUMB_SIDE, THUMB_SIDE, m, 3).transpose(2, 0, 1, 3)
+
+
+def _coarse(thumbs: np.ndarray, block: int = 1024) -> np.ndarray:
+    """M×(COARSE_SIDE²·3) unit vectors: each thumbnail box-averaged to COARSE_SIDE², per-channel mean removed.
+
+    Its nearest neighbours are near-copy candidates the embedding misses: on a tiny image (a 20×20
+    digit) a JPEG re-encode or a 50 % resize moves the embedding more than the gap to other images of
+    the same digit, but barely changes the coarse pixels.
+    """
+    f = THUMB_SIDE // COARSE_SIDE
+    out = np.zeros((len(thumbs), COARSE_SIDE * COARSE_SIDE * 3), dtype=np.float32)
+    for s in range(0, len(thumbs), block):
+        t = np.asarray(thumbs[s:s + block], dtype=np.float32)
+        v = t.reshape(len(t), COARSE_SIDE, f, COARSE_SIDE, f, 3).mean(axis=(2, 4)).reshape(len(t), -1, 3)
+        v -= v.mean(axis=1, keepdims=True)
+        v = v.reshape(len(t), -1)
+        out[s:s + len(t)] = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-3 * COARSE_SIDE)
+    return out
+
+
 def compute_pixel_similarity(thumbs: np.ndarray, pairs: Sequence[tuple[int, int]], block: int = 256) -> np.ndarray:
     """For each pair (i, j) the best correlation of one whole thumbnail, as it is or mirrored left to right,
-    with a cropped view of the other, either way round; in [−1, 1] (0 for a blank image).
+    with a cropped view of the other, either way round, or of the two whole thumbnails with one turned by
+    one of :data:`ROTATIONS`; in [−1, 1] (0 for a blank image).
 
-    Memory is bounded by ``block`` (the 81 views of one block of images at a time, ≈ 64 MB) plus
-    one 768-float vector per image in a pair; the pairs of a block are scored in one batched product.
+    Memory: the 81 views of ``block`` images at a time (≈ 64 MB), two 768-float vectors per image in a
+    pair, and one turned float copy of their thumbnails at a time.
     """
     out = np.zeros(len(pairs), dtype=np.float32)
     if not len(pairs):
         return out
     p = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     need = np.unique(p)
-    whole = _whole_views(np.asarray(thumbs)[need])
-    mirrored = _whole_views(np.asarray(thumbs)[need][:, :, ::-1])  # a horizontally flipped copy
+    t_need = np.asarray(thumbs)[need]
+    whole = _whole_views(t_need)
+    both = np.stack([whole, _whole_views(t_need[:, :, ::-1])], axis=1)  # as it is, and flipped left to right
     pos = np.searchsorted(need, p)  # pair members as rows of ``whole``
+    a, b = whole[pos[:, 0]], pos[:, 1]
+    for turned in _rotated(t_need):  # whole against whole, one turned
+        np.maximum(out, np.einsum("rf,rf->r", a, _whole_views(turned)[b]), out=out)
     # every (pair, side): the image whose crops are tried, and the other image's whole view
     me = np.concatenate([pos[:, 0], pos[:, 1]])
     other = np.concatenate([pos[:, 1], pos[:, 0]])
     pair_of = np.concatenate([np.arange(len(p)), np.arange(len(p))])
     order = np.argsort(me, kind="stable")
     me, other, pair_of = me[order], other[order], pair_of[order]
+    bounds = np.searchsorted(me, np.arange(len(need) + 1))
     for s in range(0, len(need), block):
-        lo, hi = np.searchsorted(me, [s, s + block])
-        if lo == hi:
-            continue
-        views = _views(np.asarray(thumbs)[need[s:s + block]])  # b × 81 × F
-        for c in range(lo, hi, block):  # ≤ block pair sides at a time: a bounded copy of their views
-            e = min(c + block, hi)
-            mine = views[me[c:e] - s]
-            best = np.maximum(np.einsum("rvf,rf->rv", mine, whole[other[c:e]]).max(axis=1),
-                              np.einsum("rvf,rf->rv", mine, mirrored[other[c:e]]).max(axis=1))
-            np.maximum.at(out, pair_of[c:e], best)
+        views = _views(t_need[s:s + block])  # b × 81 × F
+        for i in range(s, min(s + block, len(need))):  # one image's crops against all its partners at once
+            lo, hi = bounds[i], bounds[i + 1]
+            if lo == hi:
+                continue
+            partners = both[other[lo:hi]].reshape(-1, both.shape[2])  # 2·partners × F
+            best = (views[i - s] @ partners.T).max(axis=0).reshape(-1, 2).max(axis=1)
+            np.maximum.at(out, pair_of[lo:hi], best)
     return out
 
 
-def _distinctive(pairs: list[tuple[int, int]], dist: np.ndarray) -> np.ndarray:
+def _shrunk(t: np.ndarray, sh: int, sw: int) -> np.ndarray:
+    """M×(sh·sw·3) unit vectors: thumbnails box-averaged to sh×sw, per-channel mean removed."""
+    rows, cols = _area_matrix(0, THUMB_SIDE, n_out=sh), _area_matrix(0, THUMB_SIDE, n_out=sw)
+    v = np.einsum("yY,mYXc,xX->myxc", rows, np.asarray(t, dtype=np.float64), cols).reshape(len(t), -1, 3)
+    v = (v - v.mean(axis=1, keepdims=True)).reshape(len(t), -1)
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-3 * VIEW_SIDE)
+
+
+def _low_res_similarity(thumbs: np.ndarray, pairs: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Per pair: correlation of the two thumbnails (one as it is or mirrored) averaged down to the
+    smaller image's own size when that is below VIEW_SIDE on a side (NaN for the other pairs).
+
+    A 10-pixel copy of a 20-pixel digit holds no detail finer than 10 pixels: compared at 16 the
+    detail only the original has counts as a difference; compared at 10 it does not.
+    """
+    out = np.full(len(pairs), np.nan, dtype=np.float32)
+    h = np.minimum(sizes[pairs[:, 0], 1], sizes[pairs[:, 1], 1])
+    w = np.minimum(sizes[pairs[:, 0], 0], sizes[pairs[:, 1], 0])
+    small = (np.minimum(h, w) < VIEW_SIDE) & (np.minimum(h, w) >= 2)
+    hs, ws = np.minimum(h, VIEW_SIDE), np.minimum(w, VIEW_SIDE)
+    for sh, sw in set(zip(hs[small].tolist(), ws[small].tolist())):
+        sel = np.flatnonzero(small & (hs == sh) & (ws == sw))
+        a, b = thumbs[pairs[sel, 0]], thumbs[pairs[sel, 1]]
+        ua = _shrunk(a, sh, sw)
+        out[sel] = np.maximum((ua * _shrunk(b, sh, sw)).sum(axis=1), (ua * _shrunk(b[:, :, ::-1], sh, sw)).sum(axis=1))
+    return out
+
+
+def _distinctive(pairs: list[tuple[int, int]], dist: np.ndarray, n: int) -> np.ndarray:
     """Per pair: is it much closer than either image is to its other candidates?
 
     The reference of an image is the median distance to its *other* candidates (the data set's
@@ -182,45 +284,61 @@ def _distinctive(pairs: list[tuple[int, int]], dist: np.ndarray) -> np.ndarray:
     """
     if not pairs:
         return np.zeros(0, dtype=bool)
+    p = np.asarray(pairs, dtype=np.int64)
     fallback = float(np.median(dist))
-    per: dict[int, list[float]] = {}
-    for (a, b), d in zip(pairs, dist.tolist()):
-        per.setdefault(a, []).append(d)
-        per.setdefault(b, []).append(d)
-    def ref(i: int, d: float) -> float:
-        others = list(per[i])
-        others.remove(d)
-        return float(np.median(others)) if others else fallback
-    return np.array([d <= RATIO_MAX * max(min(ref(a, d), ref(b, d)), 1e-6)
-                     for (a, b), d in zip(pairs, dist.tolist())], dtype=bool)
+    side = np.concatenate([p[:, 0], p[:, 1]])
+    d2 = np.concatenate([dist, dist])
+    pair_of = np.concatenate([np.arange(len(p)), np.arange(len(p))])
+    order = np.lexsort((d2, side))  # by image, then by distance
+    side, d2, pair_of = side[order], d2[order], pair_of[order]
+    start = np.searchsorted(side, side)  # where each image's sorted distances begin
+    m = np.bincount(side, minlength=n)[side]  # how many candidates that image has
+    k = np.arange(len(side)) - start  # this pair's rank among them
+    # median of the other m − 1 distances: the sorted list without entry k
+    def other(j: np.ndarray) -> np.ndarray:
+        return d2[np.minimum(start + j + (j >= k), len(d2) - 1)]
+    med = np.where(m > 1, 0.5 * (other((m - 2) // 2) + other((m - 1) // 2)), fallback)
+    ref = np.full(len(p), np.inf)
+    np.minimum.at(ref, pair_of, med)
+    return dist <= RATIO_MAX * np.maximum(ref, 1e-6)
 
 
 def compute_duplicate_groups(embeddings: np.ndarray, sha256: Sequence[str], phash: Sequence[str],
-                             thumbs: np.ndarray | None = None, k: int = K_DUP) -> DuplicateGroups:
+                             thumbs: np.ndarray | None = None, k: int = K_DUP,
+                             sizes: np.ndarray | None = None) -> DuplicateGroups:
     """Group exact copies (equal sha256) and near copies (see the module doc).
 
     Args:
         embeddings: N×D L2-normalised (all-zero rows — images without an embedding — join by sha256 only).
         sha256, phash: N hex strings.
         thumbs: N×32×32×3 uint8 from :func:`compute_thumbnail` (None: use pHash instead).
+        sizes: N×2 (width, height) of the images: pairs with an image smaller than VIEW_SIDE are also
+            compared at its size (:func:`_low_res_similarity`); None: every image counts as large.
     """
     x = np.asarray(embeddings, dtype=np.float32)
     n = len(x)
     exact = make_groups(list(sha256))
     cand: dict[tuple[int, int], float] = {}
     if n > 1:
-        nb = compute_neighbours(x, k, exact)
         has_emb = np.linalg.norm(x, axis=1) > 0.5
-        for i, j in zip(*np.nonzero(nb.valid & (nb.sim >= SIM_CANDIDATE))):
-            a, b = sorted((int(i), int(nb.index[i, j])))
-            if has_emb[a] and has_emb[b]:
-                cand[(a, b)] = float(nb.sim[i, j])
+        found = [compute_neighbours(x, k, exact)]
+        if thumbs is not None:
+            found.append(compute_neighbours(_coarse(np.asarray(thumbs)), K_PIX, exact))
+        for nb in found:
+            for i, j in zip(*np.nonzero(nb.valid)):
+                a, b = sorted((int(i), int(nb.index[i, j])))
+                if has_emb[a] and has_emb[b] and (a, b) not in cand:
+                    cand[(a, b)] = float(x[a] @ x[b])
+        cand = {c: v for c, v in cand.items() if v >= SIM_CANDIDATE}
     keys = sorted(cand)
     sims = np.array([cand[c] for c in keys])
     if thumbs is not None:
         pix = compute_pixel_similarity(np.asarray(thumbs), keys)
+        if sizes is not None and keys:
+            low = _low_res_similarity(np.asarray(thumbs), np.asarray(keys), np.asarray(sizes, dtype=np.int64))
+            pix = np.where(np.isnan(low), pix, np.fmax(pix, low))
         near = (pix >= PIX_NEAR) | ((pix >= PIX_WITH_EMB) & (sims >= SIM_WITH_PIX)) | (sims >= SIM_NEAR)
-        near &= _distinctive(keys, 1.0 - pix.astype(np.float64)) | (pix >= PIX_SURE)
+        near &= _distinctive(keys, 1.0 - pix.astype(np.float64), n) | (pix >= PIX_SURE)
     else:
         pix = np.full(len(keys), np.nan)
         ph = np.array([phash_distance(phash[a], phash[b]) for a, b in keys])

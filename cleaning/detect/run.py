@@ -63,7 +63,8 @@ class DetectorResult:
 def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None) -> DetectorResult:
     """All detectors over one data set (see the module doc for the rules that join them)."""
     ids, y, vocab, x = list(inp.item_ids), np.asarray(inp.labels, np.int64), list(inp.vocab), inp.embeddings
-    dups = compute_duplicate_groups(x, list(inp.sha256), list(inp.phash), inp.thumbs)
+    dups = compute_duplicate_groups(x, list(inp.sha256), list(inp.phash), inp.thumbs,
+                                    sizes=np.column_stack([inp.width, inp.height]) if len(ids) else None)
     nb = compute_neighbours(x, K_NEIGHBOURS, dups.group)
     ls = compute_label_scores(y, inp.pred_probs, nb, relearn=relearn if len(vocab) > 1 else None)
     wide = compute_neighbours(x, K_WIDE, dups.group)

@@ -58,7 +58,7 @@ def load_or_compute_pixels(ws: Workspace, df: pd.DataFrame,
     Decoded once per content (sha256) and kept in the workspace cache. Returns (stats frame aligned
     to ``df``, N×32×32×3 uint8 thumbnails, {item_id: reason} for files that failed to decode).
     """
-    cached = load_arrays(ws.cache_dir, "pixels", "v1")
+    cached = load_arrays(ws.cache_dir, "pixels", "v2")  # v2: tiny images thumbnailed bilinear
     known: dict[str, int] = {}
     stats_rows: list[np.ndarray] = []
     thumbs_rows: list[np.ndarray] = []
@@ -84,7 +84,7 @@ def load_or_compute_pixels(ws: Workspace, df: pd.DataFrame,
             _say(progress, f"checking pixels {n}/{len(todo)}", 0.55 + 0.15 * n / max(len(todo), 1))
     if todo and len(failed) < len(todo):
         order = sorted(known, key=known.__getitem__)
-        save_arrays(ws.cache_dir, "pixels", "v1", sha256=np.array(order, dtype="U64"),
+        save_arrays(ws.cache_dir, "pixels", "v2", sha256=np.array(order, dtype="U64"),
                     stats=np.stack(stats_rows), thumbs=np.stack(thumbs_rows))
     nan = np.full(len(STATS_COLUMNS), np.nan, dtype=np.float32)
     blank = np.zeros((32, 32, 3), dtype=np.uint8)
