@@ -195,8 +195,9 @@ def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | No
             write(ws, [item_id], "relabel", label=sugg, source="suggestion", reset_key=reset_key,
                   done=f"Relabelled {r['path']} → {sugg}")
         if pressed is not None:
-            st.caption("Keys: **←**/**→** previous/next · **f**/Enter looks fine · **d**/Del delete · **a** accept suggestion · **u** undo · "
-                       + " · ".join(f"**{n}** {c}" for n, c in enumerate(classes, 1)) + " · Esc closes")
+            st.caption("Keys: **f**/Enter looks fine · **d**/Del delete · **a** accept suggestion · **u** undo · "
+                       + " · ".join(f"**{n}** {c}" for n, c in enumerate(classes, 1))
+                       + " · **←**/**→** previous/next · Esc closes")
             _dialog_key(ws, item_id, str(r["path"]), str(r["label"]), pressed, sugg, classes, reset_key)
 
 
