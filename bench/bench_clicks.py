@@ -15,6 +15,11 @@ Measured:
 * click → dialog: a real mouse click on a point at the pixel position Plotly computes → the review dialog
   is visible, and → its image has loaded. After each click Esc closes the dialog (the chart is re-keyed,
   so it is sent again; that time is not in the measurement).
+* hover → thumbnail: the pointer moves onto a point → the preview shows that image's thumbnail, loaded
+  (above 2,000 points fetched from ``static/thumbs/`` by URL; see ``pages/_hover.py``): wall time from the
+  move in Playwright, and the page's own time from Plotly's hover event to the image's ``load``. Whether a
+  hover started a script run is checked each time. Before hovering, the time the server's background
+  thread takes to write the map's missing thumbnails (first view only) is measured.
 
 Writes ``bench/results/clicks.md`` (and ``clicks.json``).
 """
@@ -124,7 +129,60 @@ CONFIGS = {
 }
 
 
-def measure(base: str, n: int, clicks: int, loads: int, args: list[str]) -> dict:
+def thumbs_written(root: Path, state: Path, timeout: float = 900) -> tuple[float, int]:
+    """(seconds until every thumbnail of the map exists under static/thumbs, how many there are)."""
+    from cleaning.data.workspace import Workspace
+    from pages._hover import STATIC_THUMBS, thumb_name
+
+    ws = Workspace.open(root, state_dir=state / (root.name + ".cleaning"))
+    files = {STATIC_THUMBS / thumb_name(s) for s in ws.items_frame()["sha256"].dropna()}
+    ws.store.close()
+    t = time.perf_counter()
+    while time.perf_counter() - t < timeout:
+        if all(f.exists() for f in files):
+            break
+        time.sleep(0.5)
+    return time.perf_counter() - t, len(files)
+
+
+IDLE_JS = ("() => { const a = document.querySelector('[data-testid=stApp]'); "
+           "return !!a && a.getAttribute('data-test-script-state') !== 'running'; }")
+
+
+def hovers(page, n: int, rng: np.random.Generator) -> dict:  # noqa: ANN001
+    """Hover ``n`` isolated points one after another; wall and in-page times to the thumbnail loaded."""
+    out: dict = {"hover_thumb_s": [], "hover_page_ms": [], "hover_reruns": 0, "hover_src": ""}
+    pts = page.evaluate(POINTS_JS)
+    xs = np.array([[p["x"], p["y"]] for p in pts])
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(g => g.__hoverPreview)",
+                           timeout=60_000)
+    for _ in range(n):
+        while True:
+            i = int(rng.integers(len(pts)))
+            d = np.abs(xs - xs[i]).sum(axis=1)
+            d[i] = 1e9
+            if d.min() > 6:
+                break
+        page.mouse.move(5, 5)
+        page.mouse.move(pts[i]["x"] - 8, pts[i]["y"] - 8)
+        time.sleep(0.1)
+        before = page.evaluate("() => (window.__hoverLatency || []).length")
+        t = time.perf_counter()
+        page.mouse.move(pts[i]["x"], pts[i]["y"])
+        page.wait_for_function("(id) => { const b = document.querySelector('.cleaning-hover-preview');"
+                               " return b && b.dataset.loaded === id; }", arg=pts[i]["id"], timeout=30_000)
+        out["hover_thumb_s"].append(time.perf_counter() - t)
+        lat = page.evaluate("() => window.__hoverLatency || []")
+        if len(lat) > before:
+            out["hover_page_ms"].append(lat[-1])
+        out["hover_reruns"] += 0 if page.evaluate(IDLE_JS) else 1
+    out["hover_src"] = page.evaluate("() => document.querySelector('.cleaning-hover-preview img').getAttribute('src')"
+                                     ".slice(0, 40)")
+    page.mouse.move(5, 5)
+    return out
+
+
+def measure(base: str, n: int, clicks: int, loads: int, args: list[str], n_hovers: int = 0) -> dict:
     from playwright.sync_api import sync_playwright
 
     res: dict = {"load_s": [], "click_dialog_s": [], "click_image_s": [], "types": set()}
@@ -145,6 +203,8 @@ def measure(base: str, n: int, clicks: int, loads: int, args: list[str]) -> dict
                 ctx.close()
         idle(page)
         rng = np.random.default_rng(1)
+        if n_hovers:
+            res.update(hovers(page, n_hovers, rng))
         for _ in range(clicks):
             chart_ready(page, n)
             idle(page)
@@ -179,16 +239,24 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20_000)
     ap.add_argument("--clicks", type=int, default=15)
     ap.add_argument("--loads", type=int, default=5)
+    ap.add_argument("--hovers", type=int, default=15)
     a = ap.parse_args()
     root, state = build(a.n)
     n_live = n_points(root, state)
     log = OUT / "server.log"
     proc, base = start_server(root, state, log)
     runs = {}
+    written = (0.0, 0)
     try:
         health = wait_healthy(base, proc)
-        for name, args in CONFIGS.items():
-            runs[name] = measure(base, n_live, a.clicks, a.loads, args)
+        for k, (name, args) in enumerate(CONFIGS.items()):
+            first = None
+            if k == 0:  # the first page load starts the thumbnail writer: wait for it before hovering
+                first = measure(base, n_live, 0, 0, args)["first_load_s"]
+                written = thumbs_written(root, state)
+            runs[name] = measure(base, n_live, a.clicks, a.loads, args, a.hovers)
+            if first is not None:
+                runs[name]["first_load_s"] = first
     finally:
         stop_server(proc)
     med = statistics.median
@@ -200,7 +268,12 @@ def main() -> None:
             "load_median_s": round(med(r["load_s"]), 2), "load_s": [round(v, 2) for v in r["load_s"]],
             "click_dialog_median_s": round(med(r["click_dialog_s"]), 3),
             "click_dialog_s": [round(v, 3) for v in r["click_dialog_s"]],
-            "click_image_median_s": round(med(r["click_image_s"]), 3)} for name, r in runs.items()},
+            "click_image_median_s": round(med(r["click_image_s"]), 3),
+            "hover_thumb_median_s": round(med(r["hover_thumb_s"]), 3) if r.get("hover_thumb_s") else None,
+            "hover_thumb_s": [round(v, 3) for v in r.get("hover_thumb_s", [])],
+            "hover_page_median_ms": round(med(r["hover_page_ms"]), 1) if r.get("hover_page_ms") else None,
+            "hover_reruns": r.get("hover_reruns"), "hover_src": r.get("hover_src")} for name, r in runs.items()},
+        "thumbs_written_s": round(written[0], 1), "thumbs": written[1],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "clicks.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -228,6 +301,13 @@ def report(s: dict) -> str:
                     f"**{c['load_median_s']:.2f} s** {ok_load} | {c['first_load_s']:.2f} s |")
         rows.append(f"| ↳ all runs (s) | {', '.join(map(str, c['click_dialog_s']))} | | "
                     f"{', '.join(map(str, c['load_s']))} | |")
+    hrows = []
+    for name, c in s["configs"].items():
+        if c.get("hover_thumb_median_s") is None:
+            continue
+        hrows.append(f"| {name} | **{c['hover_thumb_median_s']:.3f} s** | {c['hover_page_median_ms']:.0f} ms | "
+                     f"{c['hover_reruns']} | `{c['hover_src']}…` |")
+        hrows.append(f"| ↳ all hovers (s) | {', '.join(map(str, c['hover_thumb_s']))} | | | |")
     trace = ", ".join(sorted({t for c in s["configs"].values() for t in c["trace"]}))
     return f"""# Click latency of the Embedding page ({s['n_points']:,} points)
 
@@ -243,6 +323,17 @@ class) and the dialog are the product's own.
 | browser | click → dialog visible (median) | click → dialog image loaded | page load → all points drawn (median) | first load after server start |
 |---|---|---|---|---|
 {chr(10).join(rows)}
+
+Hover → thumbnail (the preview shows the hovered image's thumbnail, loaded; no script run):
+
+| browser | pointer moved → thumbnail loaded (median, Playwright wall) | Plotly hover event → image loaded (median, in page) | hovers that started a script run | thumbnail source |
+|---|---|---|---|---|
+{chr(10).join(hrows)}
+
+Thumbnails: {s['thumbs']:,} files (72 px JPEG, content-addressed under `static/thumbs/`) written by the server's
+background thread after the first view of the map, in {s['thumbs_written_s']:.0f} s; until an image's file
+exists its preview shows text only. The page carries one short URL per point instead of the image
+(≈1.5 KB each would be ≈30 MB at this size).
 
 Server start → healthy: {s['server_healthy_s']:.2f} s. A click is a real mouse click at the pixel position of
 a point that Plotly computes (`_fullLayout` axes, `l2p`); Esc closes the dialog between clicks.
