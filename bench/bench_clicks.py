@@ -15,6 +15,11 @@ Measured:
 * click → dialog: a real mouse click on a point at the pixel position Plotly computes → the review dialog
   is visible, and → its image has loaded. After each click Esc closes the dialog (the chart is re-keyed,
   so it is sent again; that time is not in the measurement).
+* hover → thumbnail: the pointer moves onto a point → the preview shows that image's thumbnail, loaded
+  (above 2,000 points fetched from ``static/thumbs/`` by URL; see ``pages/_hover.py``): wall time from the
+  move in Playwright, and the page's own time from Plotly's hover event to the image's ``load``. Whether a
+  hover started a script run is checked each time. Before hovering, the time the server's background
+  thread takes to write the map's missing thumbnails (first view only) is measured.
 
 Writes ``bench/results/clicks.md`` (and ``clicks.json``).
 """
@@ -98,6 +103,12 @@ def build(n: int) -> tuple[Path, Path]:
     return root, state
 
 
+def get_points(page) -> list[dict]:  # noqa: ANN001
+    """The chart's points, waiting while it is being replaced (a re-keyed chart is briefly absent)."""
+    page.wait_for_function(f"() => ({POINTS_JS})() !== null", timeout=120_000)
+    return page.evaluate(POINTS_JS)
+
+
 def chart_ready(page, n: int) -> None:  # noqa: ANN001
     page.wait_for_function(
         "(n) => document.querySelector('[data-testid=stException]') || [...document.querySelectorAll("
@@ -124,7 +135,80 @@ CONFIGS = {
 }
 
 
-def measure(base: str, n: int, clicks: int, loads: int, args: list[str]) -> dict:
+def thumbs_written(root: Path, state: Path, timeout: float = 900) -> tuple[float, int]:
+    """(seconds until every thumbnail of the map exists under static/thumbs, how many there are)."""
+    from cleaning.data.workspace import Workspace
+    from pages._hover import STATIC_THUMBS, thumb_name
+
+    ws = Workspace.open(root, state_dir=state / (root.name + ".cleaning"))
+    files = {STATIC_THUMBS / thumb_name(s) for s in ws.items_frame()["sha256"].dropna()}
+    ws.store.close()
+    t = time.perf_counter()
+    while time.perf_counter() - t < timeout:
+        if all(f.exists() for f in files):
+            break
+        time.sleep(0.5)
+    return time.perf_counter() - t, len(files)
+
+
+def time_writer(root: Path, state: Path) -> dict:
+    """Wall and CPU seconds of :func:`pages._hover.write_static_thumbs` for every image, into an empty folder
+    (what the server's background thread does the first time a large map is shown)."""
+    import tempfile
+
+    from cleaning.data.workspace import Workspace
+    from pages._hover import write_static_thumbs
+
+    ws = Workspace.open(root, state_dir=state / (root.name + ".cleaning"))
+    f = ws.items_frame()
+    ws.store.close()
+    jobs = list(zip(f["abs_path"].astype(str), f["sha256"].astype(str)))
+    with tempfile.TemporaryDirectory() as d:
+        t, c = time.perf_counter(), time.process_time()
+        n = write_static_thumbs(jobs, Path(d))
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+    return {"files": n, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "loadavg": round(os.getloadavg()[0], 2)}
+
+
+IDLE_JS = ("() => { const a = document.querySelector('[data-testid=stApp]'); "
+           "return !!a && a.getAttribute('data-test-script-state') !== 'running'; }")
+
+
+def hovers(page, n: int, rng: np.random.Generator) -> dict:  # noqa: ANN001
+    """Hover ``n`` isolated points one after another; wall and in-page times to the thumbnail loaded."""
+    out: dict = {"hover_thumb_s": [], "hover_page_ms": [], "hover_reruns": 0, "hover_src": ""}
+    pts = get_points(page)
+    xs = np.array([[p["x"], p["y"]] for p in pts])
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(g => g.__hoverPreview)",
+                           timeout=60_000)
+    for _ in range(n):
+        while True:
+            i = int(rng.integers(len(pts)))
+            d = np.abs(xs - xs[i]).sum(axis=1)
+            d[i] = 1e9
+            if d.min() > 6:
+                break
+        page.mouse.move(5, 5)
+        page.mouse.move(pts[i]["x"] - 8, pts[i]["y"] - 8)
+        time.sleep(0.1)
+        before = page.evaluate("() => (window.__hoverLatency || []).length")
+        t = time.perf_counter()
+        page.mouse.move(pts[i]["x"], pts[i]["y"])
+        page.wait_for_function("(id) => { const b = document.querySelector('.cleaning-hover-preview');"
+                               " return b && b.dataset.loaded === id; }", arg=pts[i]["id"], timeout=30_000)
+        out["hover_thumb_s"].append(time.perf_counter() - t)
+        lat = page.evaluate("() => window.__hoverLatency || []")
+        if len(lat) > before:
+            out["hover_page_ms"].append(lat[-1])
+        out["hover_reruns"] += 0 if page.evaluate(IDLE_JS) else 1
+    out["hover_src"] = page.evaluate("() => document.querySelector('.cleaning-hover-preview img').getAttribute('src')"
+                                     ".slice(0, 40)")
+    page.mouse.move(5, 5)
+    return out
+
+
+def measure(base: str, n: int, clicks: int, loads: int, args: list[str], n_hovers: int = 0) -> dict:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     res: dict = {"load_s": [], "click_dialog_s": [], "click_image_s": [], "types": set()}
@@ -145,11 +229,13 @@ def measure(base: str, n: int, clicks: int, loads: int, args: list[str]) -> dict
                 ctx.close()
         idle(page)
         rng = np.random.default_rng(1)
+        if n_hovers:
+            res.update(hovers(page, n_hovers, rng))
         for _ in range(clicks):
             chart_ready(page, n)
             idle(page)
             res["types"].add(page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData[0].type"))
-            pts = page.evaluate(POINTS_JS)
+            pts = get_points(page)
             xs = np.array([[p["x"], p["y"]] for p in pts])
             while True:  # a point with no neighbour within 6 px, so the click names one image
                 i = int(rng.integers(len(pts)))
@@ -162,7 +248,14 @@ def measure(base: str, n: int, clicks: int, loads: int, args: list[str]) -> dict
             t = time.perf_counter()
             page.mouse.click(pts[i]["x"], pts[i]["y"])
             dlg = page.locator("[data-testid=stDialog]")
-            dlg.wait_for(state="visible", timeout=60_000)
+            try:
+                dlg.wait_for(state="visible", timeout=30_000)
+            except PlaywrightTimeout:  # counted and reported, not hidden: the click opened nothing
+                res["click_failed"] = res.get("click_failed", 0) + 1
+                print(f"click on {pts[i]['id']} opened no dialog in 30 s", flush=True)
+                page.screenshot(path=str(OUT / f"click_failed_{res['click_failed']}.png"))
+                page.keyboard.press("Escape")
+                continue
             res["click_dialog_s"].append(time.perf_counter() - t)
             page.wait_for_function("() => { const i = document.querySelector('[data-testid=stDialog] img');"
                                    " return i && i.complete && i.naturalWidth > 0 }", timeout=60_000)
@@ -179,16 +272,34 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20_000)
     ap.add_argument("--clicks", type=int, default=15)
     ap.add_argument("--loads", type=int, default=5)
+    ap.add_argument("--hovers", type=int, default=15)
+    ap.add_argument("--time-writer", action="store_true",
+                    help="only time writing the map's hover thumbnails into an empty folder; add it to clicks.*")
     a = ap.parse_args()
     root, state = build(a.n)
+    if a.time_writer:
+        summary = json.loads((RESULTS / "clicks.json").read_text())
+        summary["thumb_writer"] = time_writer(root, state)
+        (RESULTS / "clicks.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (RESULTS / "clicks.md").write_text(report(summary))
+        print(summary["thumb_writer"])
+        return
     n_live = n_points(root, state)
     log = OUT / "server.log"
     proc, base = start_server(root, state, log)
     runs = {}
+    written = (0.0, 0)
     try:
         health = wait_healthy(base, proc)
-        for name, args in CONFIGS.items():
-            runs[name] = measure(base, n_live, a.clicks, a.loads, args)
+        for k, (name, args) in enumerate(CONFIGS.items()):
+            print(f"measuring: {name}", flush=True)
+            first = None
+            if k == 0:  # the first page load starts the thumbnail writer: wait for it before hovering
+                first = measure(base, n_live, 0, 0, args)["first_load_s"]
+                written = thumbs_written(root, state)
+            runs[name] = measure(base, n_live, a.clicks, a.loads, args, a.hovers)
+            if first is not None:
+                runs[name]["first_load_s"] = first
     finally:
         stop_server(proc)
     med = statistics.median
@@ -200,7 +311,13 @@ def main() -> None:
             "load_median_s": round(med(r["load_s"]), 2), "load_s": [round(v, 2) for v in r["load_s"]],
             "click_dialog_median_s": round(med(r["click_dialog_s"]), 3),
             "click_dialog_s": [round(v, 3) for v in r["click_dialog_s"]],
-            "click_image_median_s": round(med(r["click_image_s"]), 3)} for name, r in runs.items()},
+            "click_image_median_s": round(med(r["click_image_s"]), 3),
+            "clicks_without_dialog": r.get("click_failed", 0),
+            "hover_thumb_median_s": round(med(r["hover_thumb_s"]), 3) if r.get("hover_thumb_s") else None,
+            "hover_thumb_s": [round(v, 3) for v in r.get("hover_thumb_s", [])],
+            "hover_page_median_ms": round(med(r["hover_page_ms"]), 1) if r.get("hover_page_ms") else None,
+            "hover_reruns": r.get("hover_reruns"), "hover_src": r.get("hover_src")} for name, r in runs.items()},
+        "thumbs_written_s": round(written[0], 1), "thumbs": written[1],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "clicks.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -226,9 +343,20 @@ def report(s: dict) -> str:
         ok_load = "✓" if c["load_median_s"] < 3 else "✗"
         rows.append(f"| {name} | **{c['click_dialog_median_s']:.3f} s** {ok} | {c['click_image_median_s']:.3f} s | "
                     f"**{c['load_median_s']:.2f} s** {ok_load} | {c['first_load_s']:.2f} s |")
-        rows.append(f"| ↳ all runs (s) | {', '.join(map(str, c['click_dialog_s']))} | | "
+        fail = f" ({c['clicks_without_dialog']} click(s) opened no dialog in 30 s)" if c.get("clicks_without_dialog") else ""
+        rows.append(f"| ↳ all runs (s){fail} | {', '.join(map(str, c['click_dialog_s']))} | | "
                     f"{', '.join(map(str, c['load_s']))} | |")
+    hrows = []
+    for name, c in s["configs"].items():
+        if c.get("hover_thumb_median_s") is None:
+            continue
+        hrows.append(f"| {name} | **{c['hover_thumb_median_s']:.3f} s** | {c['hover_page_median_ms']:.0f} ms | "
+                     f"{c['hover_reruns']} | `{c['hover_src']}…` |")
+        hrows.append(f"| ↳ all hovers (s) | {', '.join(map(str, c['hover_thumb_s']))} | | | |")
     trace = ", ".join(sorted({t for c in s["configs"].values() for t in c["trace"]}))
+    w = s.get("thumb_writer")
+    writer = (f": {w['files']:,} files in {w['wall_s']:.0f} s wall, {w['cpu_s']:.0f} s CPU (`--time-writer`, "
+              f"into an empty folder, load average {w['loadavg']})" if w else "")
     return f"""# Click latency of the Embedding page ({s['n_points']:,} points)
 
 `python bench/bench_clicks.py` — {s['date']}, {s['cpus']} CPU cores shared with other work (load average
@@ -243,6 +371,17 @@ class) and the dialog are the product's own.
 | browser | click → dialog visible (median) | click → dialog image loaded | page load → all points drawn (median) | first load after server start |
 |---|---|---|---|---|
 {chr(10).join(rows)}
+
+Hover → thumbnail (the preview shows the hovered image's thumbnail, loaded; no script run):
+
+| browser | pointer moved → thumbnail loaded (median, Playwright wall) | Plotly hover event → image loaded (median, in page) | hovers that started a script run | thumbnail source |
+|---|---|---|---|---|
+{chr(10).join(hrows)}
+
+Thumbnails: {s['thumbs']:,} files (72 px JPEG, content-addressed under `static/thumbs/`) written by the server's
+background thread after the first view of the map{writer}; until an image's file exists its preview shows
+text only (this run waited {s['thumbs_written_s']:.0f} s for them before hovering). The page carries one short URL per point instead of the image
+(≈1.5 KB each would be ≈30 MB at this size).
 
 Server start → healthy: {s['server_healthy_s']:.2f} s. A click is a real mouse click at the pixel position of
 a point that Plotly computes (`_fullLayout` axes, `l2p`); Esc closes the dialog between clicks.

@@ -8,7 +8,14 @@ import streamlit as st
 
 from cleaning.data.workspace import Workspace
 from cleaning.errors import CleaningError
-from cleaning.review.autofix import BENCH_PRECISION, KIND_NAMES, LEVELS, THRESHOLDS, plan_autofix, record_autofix
+from cleaning.review.autofix import (
+    KIND_NAMES,
+    LEVELS,
+    expected_precision,
+    plan_autofix,
+    precision_text,
+    record_autofix,
+)
 from pages import _review as review
 from pages._common import show_error, thumb
 
@@ -27,11 +34,10 @@ def autofix_box(ws: Workspace, table: pd.DataFrame, items: pd.DataFrame) -> None
         plan = plan_autofix(table, items, str(level))
         paths = items.set_index("item_id")
         for step in plan.steps:
-            p, src = BENCH_PRECISION[step.kind]
-            at_least = "≥ " if THRESHOLDS[plan.level][step.kind] > 0 else "≈ "
-            st.markdown(f"**{KIND_NAMES[step.kind].capitalize()}: {step.n} image(s)** · expected precision "
-                        f"{at_least}{p:.0%}")
-            st.caption(f"Measured in the committed detector benchmark: {src}.")
+            _, src = expected_precision(plan.level, step.kind)
+            st.markdown(f"**{KIND_NAMES[step.kind].capitalize()}: {step.n} image(s)** · expected precision at "
+                        f"{plan.level}: {precision_text(plan.level, step.kind)}")
+            st.caption(f"Committed benchmark (`bench/results/autofix.md`), {src}.")
             if step.sample:
                 cols = st.columns(8)
                 for col, iid in zip(cols, step.sample):

@@ -8,14 +8,15 @@ from pathlib import Path
 import streamlit as st
 
 from cleaning.data.workspace import Workspace
-from pages import _writes
+from pages import _dialog_nav, _writes
 
 _DIALOG_KEYS = st.components.v2.component(
     "cleaning_dialog_keys", js=(Path(__file__).resolve().parent / "static" / "dialog_keys.js").read_text("utf-8"))
 
 
 def dialog_keys(key: str) -> str:
-    """Mount the dialog's key listener; the key pressed in this run ('' when none)."""
+    """Mount the dialog's key listener; the key pressed in this run ('' when none; ← / → give "prev" /
+    "next")."""
     res = _DIALOG_KEYS(key=key, height=0, on_key_change=lambda: None)
     val = getattr(res, "key", None)
     return str(val.get("key", "")) if isinstance(val, dict) else ""
@@ -37,5 +38,6 @@ def _dialog_key(ws: Workspace, item_id: str, path: str, label: str, pressed: str
     elif pressed == "u" and ws.store.can_undo():
         done = ws.store.undo()
         _writes.bump(reset_key)
+        st.session_state.pop(_dialog_nav.NAV, None)
         st.session_state[_writes._FLASH] = f"Undid {len(done)} decision(s)"
         st.rerun()

@@ -21,6 +21,7 @@ from cleaning.data.workspace import Workspace
 from cleaning.errors import CleaningError
 from cleaning.review.selection import Predictions, drop_stale, issues_by_item
 from cleaning.review.state import analysis_of
+from pages import _dialog_nav
 from pages._alike import ask_alike, known_labels, relabel_or_ask
 from pages._common import thumb
 from pages._dialog_keys import _dialog_key, dialog_keys
@@ -129,10 +130,11 @@ def _label_options(ws: Workspace, preds: Predictions | None, exclude: str | None
 
 
 def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | None = None,
-               keys: bool = False) -> None:
+               pressed: str | None = None) -> None:
     """The image large with everything known about it, and the actions: New label + Relabel, Delete /
-    Restore, Looks fine, and Accept suggestion when the scan suggests a label. With ``keys`` (the dialog),
-    single keys do the same (see :func:`dialog_keys`)."""
+    Restore, Looks fine, and Accept suggestion when the scan suggests a label. ``pressed`` (the dialog: the
+    single key pressed in this run, '' for none; None where keys are off) does the same (see
+    :func:`dialog_keys`)."""
     frame = items(ws)
     rows = frame[frame["item_id"] == item_id]
     if rows.empty:
@@ -166,7 +168,6 @@ def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | No
             st.markdown(f"**Source:** [{host}]({r['source_url']})")
         st.divider()
         classes = sorted(set(items(ws).query("~deleted")["label"]))[:9]
-        pressed = dialog_keys(f"{k}_keys") if keys else None
         if r["deleted"]:
             if st.button("Restore", key=f"{k}_restore", type="primary", width="stretch",
                          help="Key: r") or pressed == "r":
@@ -195,24 +196,50 @@ def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | No
                   done=f"Relabelled {r['path']} → {sugg}")
         if pressed is not None:
             st.caption("Keys: **f**/Enter looks fine · **d**/Del delete · **a** accept suggestion · **u** undo · "
-                       + " · ".join(f"**{n}** {c}" for n, c in enumerate(classes, 1)) + " · Esc closes")
+                       + " · ".join(f"**{n}** {c}" for n, c in enumerate(classes, 1))
+                       + " · **←**/**→** previous/next · Esc closes")
             _dialog_key(ws, item_id, str(r["path"]), str(r["label"]), pressed, sugg, classes, reset_key)
 
 
 def _dismissed() -> None:
+    _dialog_nav.end()
     bump(st.session_state.get(_RESET))
 
 
 @st.dialog("Review image", width="medium", on_dismiss=_dismissed)
-def _dialog(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | None) -> None:
-    item_panel(ws, item_id, key_prefix, reset_key, keys=True)
+def _dialog(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | None, what: str) -> None:
+    pressed = dialog_keys(f"{key_prefix}_keys")  # one listener for the whole walk: the focus stays put
+    if pressed in ("prev", "next"):
+        _dialog_nav.step(-1 if pressed == "prev" else 1)
+        pressed = ""
+    cur, pos, order = _dialog_nav.current(key_prefix, item_id)
+    if len(order) > 1:
+        c = st.columns([1, 2, 1], vertical_alignment="center")
+        c[0].button("← Previous", key=f"{key_prefix}_nav_prev", on_click=_dialog_nav.step, args=(-1,),
+                    disabled=pos == 0, width="stretch", help="Previous image (key ←)")
+        c[1].caption(f"Image {pos + 1} of {len(order)} {what}")
+        c[2].button("Next →", key=f"{key_prefix}_nav_next", on_click=_dialog_nav.step, args=(1,),
+                    disabled=pos >= len(order) - 1, width="stretch", help="Next image (key →)")
+    item_panel(ws, cur, key_prefix, reset_key, pressed=pressed)
+    if pos + 1 < len(order):  # prefetch: the next image's large thumbnail is ready before it is asked for
+        _prefetch(ws, order[pos + 1])
 
 
-def review_dialog(ws: Workspace, item_id: str, reset_key: str | None = None, key_prefix: str = "dlg") -> None:
+def _prefetch(ws: Workspace, item_id: str) -> None:
+    rows = items(ws).query("item_id == @item_id")
+    if not rows.empty:
+        thumb(str(rows.iloc[0]["abs_path"]), 720)
+
+
+def review_dialog(ws: Workspace, item_id: str, reset_key: str | None = None, key_prefix: str = "dlg",
+                  order: Sequence[str] | None = None, what: str = "in this list") -> None:
     """Open the review dialog for one image. ``reset_key`` names the session-state counter in the key of
-    the chart that opened it (bumped on write and on dismissal, so the chart's selection is cleared)."""
+    the chart that opened it (bumped on write and on dismissal, so the chart's selection is cleared).
+    ``order``: the list it was opened from (← / → and Previous / Next walk it; ``what`` names it, e.g.
+    "in the queue")."""
     st.session_state[_RESET] = reset_key
-    _dialog(ws, item_id, key_prefix, reset_key)
+    _dialog_nav.start(key_prefix, item_id, order, reset_key)
+    _dialog(ws, item_id, key_prefix, reset_key, what)
 
 
 # ---- many images ----------------------------------------------------------------------------------------
@@ -302,9 +329,11 @@ def _pick_many(key_prefix: str, item_ids: list[str], on: bool) -> None:
 
 def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size: int = 24, columns: int = 6,
               selectable: bool = True, card_extra: Callable[[str], None] | None = None,
-              reset_key: str | None = None, compute_predictions: bool = True, thumb_px: int = 256) -> list[str]:
+              reset_key: str | None = None, compute_predictions: bool = True, thumb_px: int = 256,
+              order_name: str = "here") -> list[str]:
     """A paged grid of image cards (thumbnail, label, prediction, Open / Delete or Restore / Looks fine,
     a pick box). ``card_extra(item_id)`` may add widgets to a card. Returns the picked ids (all pages).
+    Open's dialog walks all the grid's images (``order_name`` says which, e.g. "in this cell").
     With ``compute_predictions=False`` predictions are shown only when already in memory."""
     flash()
     frame = items(ws).set_index("item_id", drop=False)
@@ -367,7 +396,7 @@ def item_grid(ws: Workspace, item_ids: Sequence[str], key_prefix: str, page_size
         c[1].button("Clear picks", key=f"{key_prefix}_pick_clear", width="stretch", disabled=not picked,
                     on_click=_pick_many, args=(key_prefix, list(picked), False))
     if open_id:
-        review_dialog(ws, open_id, key_prefix=f"{key_prefix}_dlg")
+        review_dialog(ws, open_id, key_prefix=f"{key_prefix}_dlg", order=ids, what=order_name)
     return [i for i in ids if i in picked]
 
 

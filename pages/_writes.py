@@ -11,6 +11,7 @@ import streamlit as st
 
 from cleaning.data.workspace import Workspace
 from cleaning.errors import CleaningError
+from pages import _dialog_nav
 from pages._common import open_workspace, show_error
 
 _FLASH = "_review_flash"
@@ -48,6 +49,7 @@ def write(ws: Workspace, item_ids: Sequence[str], action: str, label: str | None
         show_error(e)
         return
     bump(reset_key)
+    st.session_state.pop(_dialog_nav.NAV, None)  # the rerun closes the dialog: its next/previous walk ends
     st.session_state[_FLASH] = (done or f"{action}: {len(item_ids)} image(s)") if batch else "Nothing changed."
     st.rerun()
 

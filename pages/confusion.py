@@ -82,7 +82,8 @@ def render() -> None:
         st.subheader(f"Labelled {cell[0]}, {what} {cell[1]}" if cell[0] != cell[1]
                      else f"Labelled and predicted {cell[0]}")
         st.caption(f"{len(ids)} image(s) · an image leaves this cell as soon as you relabel or delete it")
-        picked = item_grid(ws, ids, f"conf_grid_{cell[0]}_{cell[1]}", page_size=12, columns=3)
+        picked = item_grid(ws, ids, f"conf_grid_{cell[0]}_{cell[1]}", page_size=12, columns=3,
+                           order_name="in this cell")
         if ids:
             st.markdown("**Act on " + (f"the {len(picked)} picked image(s)**" if picked
                                        else f"all {len(ids)} image(s) of this cell**"))

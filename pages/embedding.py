@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cleaning.review.figures import COLOUR_COLUMNS, embedding_figure
-from cleaning.review.selection import drop_stale, embedding_points, read_selection
+from cleaning.review.selection import drop_stale, embedding_points, nearest_on_map, read_selection
 from pages._common import get_workspace, open_workspace, run_page, show_error
 from pages._hover import hover_items, hover_preview
 from pages._review import (
@@ -96,7 +96,7 @@ def render() -> None:
     # (a write, Esc, ×) bumps GEN, which gives the chart a new key and so an empty selection.
     one = drop_stale([ev.single], frame, keep_deleted=False) if ev.single else []
     if one:  # before the chart is sent, so the dialog shows as soon as possible
-        review_dialog(ws, one[0], reset_key=GEN)
+        review_dialog(ws, one[0], reset_key=GEN, order=nearest_on_map(pts, one[0]), what="nearest on the map")
 
     hover_preview(hover_items(str(ws.root), data_version(ws), model_token(ws), method, pts, frame))
     st.plotly_chart(fig, key=key, on_select="rerun",
@@ -111,7 +111,7 @@ def render() -> None:
         st.subheader(f"Selection: {len(group)} image(s)")
         bulk_bar(ws, group, "emb_bulk", reset_key=GEN)
         with st.expander("See the selected images", expanded=len(group) <= 12):
-            item_grid(ws, group, "emb_sel", page_size=12, selectable=False)
+            item_grid(ws, group, "emb_sel", page_size=12, selectable=False, order_name="in the selection")
         if st.button("Clear the selection", key="emb_clear"):
             st.session_state[GEN] = st.session_state.get(GEN, 0) + 1
             st.rerun()

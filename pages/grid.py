@@ -63,7 +63,7 @@ def render() -> None:
         st.caption(f"{len(ids)} image(s) still to review for **{ISSUE_NAMES.get(kind, kind)}**, worst first.")
     cols, px, per_page = SIZES[size]
     picked = review.item_grid(ws, ids, f"{K}_{by}_{size}", page_size=per_page, columns=cols, thumb_px=px,
-                              compute_predictions=False)
+                              compute_predictions=False, order_name="on this grid")
     if picked:
         review.bulk_bar(ws, picked, f"{K}_bulk")
 

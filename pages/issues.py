@@ -86,6 +86,7 @@ def render() -> None:
     preds = review.predictions(ws)
     labels = sorted(set(items.loc[~items["deleted"], "label"]) | set(preds.vocab if preds else []))
     by_id = items.set_index("item_id")
+    order = [str(i) for i in shown.loc[shown["kind"] == "item", "item_id"].dropna()]  # the dialog walks it
     for entry in rows.to_dict("records"):
         if entry["kind"] == "pair":
             _pair_card(ws, entry, by_id)
@@ -94,7 +95,7 @@ def render() -> None:
         elif _missing(entry["item_id"]):
             _file_card(entry)
         else:
-            _item_card(ws, entry, by_id.loc[str(entry["item_id"])], preds, labels)
+            _item_card(ws, entry, by_id.loc[str(entry["item_id"])], preds, labels, order)
     if page < n_pages:
         st.button(f"Next page ({page + 1} of {n_pages}) ›", key=f"{K}_next_bottom", on_click=_step_page, args=(1,))
 
@@ -189,8 +190,9 @@ def _headline(entry: dict) -> str:
 
 
 def _item_card(ws: Workspace, e: dict, r: pd.Series, preds: review.Predictions | None,
-               labels: list[str]) -> None:
-    """One image: ``r`` is its row of the items frame (indexed by item id)."""
+               labels: list[str], order: list[str]) -> None:
+    """One image: ``r`` is its row of the items frame (indexed by item id); ``order``: the queue's images
+    (the dialog's Previous / Next walk them)."""
     iid, k = str(e["item_id"]), f"{K}_{e['key']}"
     sugg = None if _missing(e["suggested_label"]) or e["suggested_label"] == r["label"] else str(e["suggested_label"])
     with st.container(border=True):
@@ -233,7 +235,7 @@ def _item_card(ws: Workspace, e: dict, r: pd.Series, preds: review.Predictions |
             if b[0].button("Relabel", key=f"{k}_relabel", width="stretch", disabled=not new):
                 review.relabel_or_ask(ws, [iid], str(new), k, done=f"Relabelled {r['path']} → {new}")
             if b[1].button("Open", key=f"{k}_open", width="stretch", icon=":material/open_in_full:"):
-                review.review_dialog(ws, iid, key_prefix=f"{K}_dlg")
+                review.review_dialog(ws, iid, key_prefix=f"{K}_dlg", order=order, what="in the queue")
             review.ask_alike(ws, k, done=f"Relabelled {r['path']}")
 
 

@@ -127,7 +127,8 @@ def _drill_down(ws: Workspace, items: pd.DataFrame, table: pd.DataFrame | None, 
                               help=f"Review {r.path}: relabel, delete, restore or mark as fine"):
             opened = str(r.item_id)
     if opened:
-        review.review_dialog(ws, opened, key_prefix=f"{K}_dlg")
+        review.review_dialog(ws, opened, key_prefix=f"{K}_dlg", order=[str(i) for i in shown["item_id"]],
+                             what="of this source")
 
 
 if __name__ == "__main__":

@@ -93,3 +93,38 @@ def test_cli_dry_run_prints_the_plan_and_records_nothing(tmp_path: Path) -> None
     assert len({d.batch for d in ws.store.history() if d.state == "active"}) == 1
     assert cli("undo", root).returncode == 0
     assert Workspace.open(root).store.decision_count() == n0
+
+
+def test_expected_precision_is_per_level_from_the_committed_benchmark(ws: Workspace) -> None:
+    import json
+
+    from cleaning.review.autofix import KIND_NAMES, PRECISION_FILE, expected_precision, precision_text
+
+    measured = json.loads(PRECISION_FILE.read_text(encoding="utf-8"))["expected"]
+    assert set(measured) == set(LEVELS)  # bench/bench_autofix.py measured every level and kind
+    for level in LEVELS:
+        assert set(measured[level]) == set(KIND_NAMES)
+        for kind in KIND_NAMES:
+            p, src = expected_precision(level, kind)
+            assert p == measured[level][kind][0] and "planned" in src
+            assert p is None or 0.0 <= p <= 1.0
+        plan = plan_autofix(table(ws), ws.items_frame(), level)
+        text = "\n".join(plan.lines())
+        for kind in KIND_NAMES:  # the CLI prints the number measured at this level, not one for all levels
+            assert f"{KIND_NAMES[kind]}: " in text and f"expected precision at {level} {precision_text(level, kind)}" in text
+    assert expected_precision("bold", "no-such-kind") == (None, "not measured: run `python bench/bench_autofix.py`")
+
+
+def test_copies_by_kind_of_copy_exact_ones_only_when_cautious(ws: Workspace) -> None:
+    """A pair's severity says whether its copies disagree, not how sure the match is: the dial gates copies by
+    kind (byte-identical at cautious, near copies from balanced on)."""
+    t, items = table(ws), ws.items_frame()
+    cautious = named(ws, plan_autofix(t, items, "cautious"))["copies"]
+    balanced = named(ws, plan_autofix(t, items, "balanced"))["copies"]
+    assert cautious == [("dog/img_0.jpg", "delete", None)]
+    assert ("dog/img_3.jpg", "delete", None) in balanced and ("dog/img_0.jpg", "delete", None) in balanced
+    plan = plan_autofix(t, items, "balanced")
+    step = next(s for s in plan.steps if s.kind == "copies")
+    paths = dict(zip(items["item_id"], items["path"]))
+    assert {paths[d]: paths[k] for d, k in step.keeps.items()} == {"dog/img_0.jpg": "dog/img_1.jpg",
+                                                                   "dog/img_3.jpg": "dog/img_4.jpg"}

@@ -73,6 +73,44 @@ def test_the_dialog_stays_open_across_full_reruns_and_closes_by_a_new_chart_key(
     assert f"dlg_{iid}_delete" not in keys(at) and not ws.store.history()
 
 
+def dialog_item(at: AppTest, prefix: str = "dlg") -> str:
+    """The image the dialog shows now (its Delete or Restore button carries the id)."""
+    shown = [k[len(prefix) + 1:].rsplit("_", 1)[0] for k in keys(at)
+             if k.startswith(prefix + "_") and k.endswith(("_delete", "_restore"))]
+    assert len(shown) == 1, shown
+    return shown[0]
+
+
+def test_next_and_previous_walk_the_images_nearest_the_clicked_point(ws: Workspace) -> None:
+    from cleaning.model.projection import load_or_compute_projection
+    from cleaning.review.selection import embedding_points, nearest_on_map
+
+    iid = ws.item_id_for_path("bird/bird_0006.jpg")
+    proj = load_or_compute_projection(ws, "umap")
+    walk = nearest_on_map(embedding_points(ws.items_frame(), proj.item_ids, proj.xy), iid)
+    assert walk[0] == iid and len(walk) == 100
+    at = open_page("pages/embedding.py")
+    at.session_state["emb_chart_0"] = click(iid)
+    at.run()
+    assert dialog_item(at) == iid and at.button(key="dlg_nav_prev").disabled
+    assert any("Image 1 of 100 nearest on the map" in c.value for c in at.caption)
+    at.button(key="dlg_nav_next").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert dialog_item(at) == walk[1]  # the next image, with its own widgets
+    assert any("Image 2 of 100" in c.value for c in at.caption)
+    at.button(key="dlg_nav_next").click().run()
+    assert dialog_item(at) == walk[2]
+    at.button(key="dlg_nav_prev").click().run()
+    assert dialog_item(at) == walk[1]
+    at.button(key=f"dlg_{walk[1]}_delete").click().run()  # a decision acts on the image shown
+    assert [(d.item_id, d.action) for d in ws.store.history()] == [(walk[1], "delete")]
+    at.run()
+    assert not any(k.startswith("dlg_") for k in keys(at))  # the write closed the dialog and ended the walk
+    at.session_state["emb_chart_1"] = click(iid)
+    at.run()
+    assert dialog_item(at) == iid  # a new click starts a new walk at the clicked image
+
+
 def test_a_click_on_a_stale_item_opens_nothing(ws: Workspace) -> None:
     iid = ws.item_id_for_path("bird/bird_0006.jpg")
     ws.store.record([iid], "delete")

@@ -2,21 +2,28 @@
 
 Pure: :func:`plan_autofix` reads the ranked issue table and the items frame and returns an
 :class:`AutofixPlan` (nothing is recorded); :func:`record_autofix` records a plan as ONE batch of decisions
-(one undo takes it all back). Four kinds of fix, each gated by the level's severity threshold:
+(one undo takes it all back). Three kinds of fix, each gated by the level:
 
 * ``offtopic`` — delete images flagged off-topic / outlier (and junk groups, when the scan reports them);
 * ``relabel`` — relabel confident label errors to the suggested label;
 * ``copies`` — delete the extra copy of a duplicate pair (the scan names the copy to keep; pairs whose
-  copies sit in different classes need a person and are left alone).
+  copies sit in different classes need a person and are left alone). Gated by the kind of copy, not by
+  severity (a pair's severity says whether its copies disagree, not how sure the match is): cautious takes
+  byte-identical copies only, balanced and bold near copies too.
 
-Expected precision comes from the committed detector benchmark (``bench/results/detect.md``), measured at
-the detectors' default flag thresholds: the cautious and balanced levels keep only the more severe part of
-those flags, so their precision is expected to be at least that (it is not measured separately).
+Expected precision is measured per kind *and level* by ``bench/bench_autofix.py`` (the benchmark's
+planted photo and digit sets run through the scan and this plan; each decision checked against what was
+planted) and read from the small table it writes beside this module (``autofix_precision.json``; report:
+``bench/results/autofix.md``). It is the lower of the photo and digit families' pooled precision; a kind
+the benchmark never planned at a level has none (shown as "not measured").
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 
 import pandas as pd
 
@@ -24,20 +31,42 @@ from ..data.store import Store
 from .queue import PAIR_TYPES, open_issues
 
 LEVELS = ("cautious", "balanced", "bold")
-#: Minimum severity per fix kind and level (severity is the detectors' 0..1 score).
+#: Minimum severity per fix kind and level (severity is the detectors' 0..1 score; copies: see COPY_ISSUES).
 THRESHOLDS: dict[str, dict[str, float]] = {
-    "cautious": {"offtopic": 0.9, "relabel": 0.9, "copies": 0.99},
-    "balanced": {"offtopic": 0.75, "relabel": 0.75, "copies": 0.95},
+    "cautious": {"offtopic": 0.9, "relabel": 0.9, "copies": 0.0},
+    "balanced": {"offtopic": 0.75, "relabel": 0.75, "copies": 0.0},
     "bold": {"offtopic": 0.0, "relabel": 0.0, "copies": 0.0},
 }
 #: Issue types each kind acts on (``junk_group``/``junk``: what the scan's junk-group detector may add).
 KIND_ISSUES = {"offtopic": ("outlier", "junk_group", "junk"), "relabel": ("label",), "copies": PAIR_TYPES}
+#: Which copies each level drops: byte-identical ones are certain; near copies rest on a similarity threshold.
+COPY_ISSUES = {"cautious": ("duplicate",), "balanced": PAIR_TYPES, "bold": PAIR_TYPES}
 KIND_NAMES = {"offtopic": "delete off-topic images and junk groups", "relabel": "relabel confident label errors",
               "copies": "drop the extra copies of duplicates"}
-#: Precision measured at the default flag threshold (bench/results/detect.md, test seeds 1–3).
-BENCH_PRECISION = {"offtopic": (0.58, "off-topic, end-to-end fashion-MNIST tree (AUROC 0.99)"),
-                   "relabel": (0.60, "label errors, lowest of the 12 noise settings (0.60–0.83)"),
-                   "copies": (0.983, "near duplicates on photos (exact copies: 1.0)")}
+PRECISION_FILE = Path(__file__).with_name("autofix_precision.json")
+
+
+@cache
+def _precision_table() -> dict:
+    try:
+        return dict(json.loads(PRECISION_FILE.read_text(encoding="utf-8")).get("expected", {}))
+    except (OSError, ValueError):
+        return {}
+
+
+def expected_precision(level: str, kind: str) -> tuple[float | None, str]:
+    """(precision, where it was measured) of ``kind`` at ``level`` from ``bench/bench_autofix.py``;
+    precision is None when the benchmark has no measurement for it."""
+    got = _precision_table().get(level, {}).get(kind)
+    if not got:
+        return None, "not measured: run `python bench/bench_autofix.py`"
+    p, src = got
+    return (None if p is None else float(p)), str(src)
+
+
+def precision_text(level: str, kind: str) -> str:
+    p, _ = expected_precision(level, kind)
+    return "not measured" if p is None else f"{p:.0%}"
 
 
 @dataclass
@@ -47,14 +76,11 @@ class FixStep:
     kind: str
     decisions: list[tuple[str, str, str | None]] = field(default_factory=list)  # (item_id, action, label)
     sample: list[str] = field(default_factory=list)  # item ids, most severe first
+    keeps: dict[str, str] = field(default_factory=dict)  # copies: dropped item id -> the copy kept
 
     @property
     def n(self) -> int:
         return len(self.decisions)
-
-    @property
-    def expected_precision(self) -> float:
-        return BENCH_PRECISION[self.kind][0]
 
 
 @dataclass
@@ -70,9 +96,9 @@ class AutofixPlan:
         """The plan as text, one line per kind plus a total (what the CLI prints)."""
         out = [f"autofix plan ({self.level}):"]
         for s in self.steps:
-            p, src = BENCH_PRECISION[s.kind]
-            at_least = "≥ " if THRESHOLDS[self.level][s.kind] > 0 else ""
-            out.append(f"  {KIND_NAMES[s.kind]}: {s.n} image(s) · expected precision {at_least}{p:.2f} ({src})")
+            _, src = expected_precision(self.level, s.kind)
+            out.append(f"  {KIND_NAMES[s.kind]}: {s.n} image(s) · expected precision at {self.level} "
+                       f"{precision_text(self.level, s.kind)} ({src})")
         out.append(f"  total: {self.n_images} image(s) in one undoable batch")
         return out
 
@@ -102,7 +128,7 @@ def plan_autofix(issues: pd.DataFrame | None, items: pd.DataFrame, level: str, s
             steps["relabel"].decisions.append((str(r.item_id), "relabel", sugg))
     labels = dict(zip(items["item_id"], items["label"]))
     keepers: set[str] = set()
-    for r in df[df["issue"].isin(KIND_ISSUES["copies"]) & (df["severity"] >= t["copies"])].itertuples():
+    for r in df[df["issue"].isin(COPY_ISSUES[level]) & (df["severity"] >= t["copies"])].itertuples():
         drop, keep = str(r.item_id), r.related_item_id
         if not isinstance(keep, str) or keep not in labels or labels.get(drop) != labels.get(keep):
             continue  # the other copy is gone, or the copies disagree on the class: a person decides
@@ -111,6 +137,7 @@ def plan_autofix(issues: pd.DataFrame | None, items: pd.DataFrame, level: str, s
         taken.add(drop)
         keepers.add(keep)
         steps["copies"].decisions.append((drop, "delete", None))
+        steps["copies"].keeps[drop] = keep
     for s in steps.values():
         s.sample = [d[0] for d in s.decisions[:sample_size]]
     return AutofixPlan(level, list(steps.values()))

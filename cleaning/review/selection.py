@@ -173,6 +173,22 @@ def embedding_points(items: pd.DataFrame, item_ids: Sequence[str], xy: np.ndarra
     return pts.reset_index(drop=True)
 
 
+def nearest_on_map(pts: pd.DataFrame, item_id: str, k: int = 100) -> list[str]:
+    """The ids of the ``k`` points nearest ``item_id`` on the map (itself first, then by distance in the
+    ``x``/``y`` columns of :func:`embedding_points`; ties by position): what the review dialog walks after a
+    click on the map. Empty when ``item_id`` is not a point."""
+    at = np.flatnonzero(pts["item_id"].to_numpy() == item_id)
+    if not len(at):
+        return []
+    xy = pts[["x", "y"]].to_numpy(dtype=float)
+    d = ((xy - xy[at[0]]) ** 2).sum(axis=1)
+    d[at[0]] = -1.0
+    k = min(k, len(d))
+    near = np.argpartition(d, k - 1)[:k] if k < len(d) else np.arange(len(d))
+    near = near[np.lexsort((near, d[near]))]
+    return [str(i) for i in pts["item_id"].to_numpy()[near]]
+
+
 #: The colour-by-group category of images in no junk group.
 NO_GROUP = "no group"
 

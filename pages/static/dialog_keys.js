@@ -1,5 +1,6 @@
 // Single-key actions in the review dialog (components v2, plain JS, no build step): f or Enter looks fine,
-// d or Delete delete, a accept the suggestion, 1–9 relabel to class n, r restore, u or Ctrl+Z undo.
+// d or Delete delete, a accept the suggestion, 1–9 relabel to class n, r restore, u or Ctrl+Z undo,
+// ← / → previous / next image of the list the dialog was opened from.
 // Keys go to Python as a trigger value; Esc closes the dialog as usual. Typing in a text box, and Enter or
 // Space on a focused button or link, keep their normal meaning.
 export default function (component) {
@@ -17,7 +18,9 @@ export default function (component) {
     else if (e.ctrlKey || e.metaKey || e.altKey) return;
     if (k === "Enter") k = "f";
     if (k === "Delete") k = "d";
-    if (!/^[fdaru1-9]$/.test(k)) return;
+    if (k === "ArrowLeft") k = "prev";
+    if (k === "ArrowRight") k = "next";
+    if (!/^([fdaru1-9]|prev|next)$/.test(k)) return;
     e.preventDefault();
     e.stopPropagation();
     setTriggerValue("key", { key: k, at: Date.now() });

@@ -1,6 +1,9 @@
 // Hover preview for the Embedding map (components v2, plain JS, no build step). It listens to the Plotly
-// chart's own hover events in the page — no Streamlit rerun — and shows the image's thumbnail (when sent),
-// path, label and prediction beside the pointer. data = {items: {item_id: [path, label, pred, thumb|""]}}.
+// chart's own hover events in the page — no Streamlit rerun — and shows the image's thumbnail, path, label
+// and prediction beside the pointer. data = {items: {item_id: [path, label, pred, thumb]}}; thumb is a data
+// URL (small maps), a static-file URL fetched on hover (large maps; hidden until it exists) or "".
+// The box's data-item names the point shown, data-loaded the point whose image has loaded; the times from
+// hover to image loaded (ms) collect in window.__hoverLatency (for the tests and bench/bench_clicks.py).
 export default function (component) {
   const { data } = component;
   const W = window.__hoverPreview || (window.__hoverPreview = { items: {}, box: null });
@@ -17,6 +20,13 @@ export default function (component) {
       '<div class="hp-label"></div>';
     document.body.appendChild(box);
     W.box = box;
+    const img = box.querySelector("img");
+    img.onload = () => {
+      if (img.dataset.item !== box.dataset.item) return;
+      box.dataset.loaded = img.dataset.item;
+      (window.__hoverLatency = window.__hoverLatency || []).push(performance.now() - W.hoverAt);
+    };
+    img.onerror = () => { img.style.display = "none"; };  // not written yet: the text alone
   }
   const show = (ev) => {
     const pt = ev.points && ev.points[0];
@@ -25,8 +35,13 @@ export default function (component) {
     if (!it) return;
     const [path, label, pred, src] = it;
     const img = W.box.querySelector("img");
-    if (src) { img.src = src; img.style.display = "block"; img.alt = `${path}, labelled ${label}`; }
-    else { img.removeAttribute("src"); img.style.display = "none"; }
+    if (W.box.dataset.item !== String(id)) {
+      W.hoverAt = performance.now();
+      delete W.box.dataset.loaded;
+      img.dataset.item = String(id);
+      if (src) { img.style.display = "block"; img.alt = `${path}, labelled ${label}`; img.src = src; }
+      else { img.removeAttribute("src"); img.style.display = "none"; }
+    }
     W.box.querySelector(".hp-path").textContent = path;
     W.box.querySelector(".hp-label").textContent = `label ${label} · predicted ${pred}`;
     W.box.dataset.item = String(id);

@@ -52,10 +52,11 @@ def wait_healthy(base: str, proc: subprocess.Popen, timeout: float = 90) -> floa
             time.sleep(0.2)
 
 
-def start_server(root: Path, state_dir: Path, log: Path) -> tuple[subprocess.Popen, str]:
+def start_server(root: Path, state_dir: Path, log: Path,
+                 extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     """``streamlit run dashboard.py -- ROOT`` on a free loopback port with its own state folder."""
     port = free_port()
-    env = {**os.environ, "CLEANING_STATE_DIR": str(state_dir), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "CLEANING_STATE_DIR": str(state_dir), "HF_HUB_OFFLINE": "1", **(extra_env or {})}
     env.pop("CLEANING_ROOT", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard.py"), "--server.headless", "true",
@@ -143,6 +144,11 @@ def chromium_path() -> str:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterator[App]:
     """A fresh server on a writable copy of the demo (with its provenance), caches precomputed."""
+    yield from serve_demo(tmp_path_factory)
+
+
+def serve_demo(tmp_path_factory: pytest.TempPathFactory, extra_env: dict[str, str] | None = None) -> Iterator[App]:
+    """The body of the ``app`` fixture; ``extra_env`` is added to the server's environment."""
     from cleaning.data.demo import prepare_demo
 
     home = tmp_path_factory.mktemp("browser_app")
@@ -152,7 +158,7 @@ def app(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterato
     state_dir.mkdir()
     (root.parent / (root.name + ".cleaning")).rename(state_dir / (root.name + ".cleaning"))
     precompute(root, state_dir)
-    proc, base = start_server(root, state_dir, home / "server.log")
+    proc, base = start_server(root, state_dir, home / "server.log", extra_env)
     try:
         wait_healthy(base, proc)
         yield App(base, root, state_dir)

@@ -4,6 +4,7 @@ Deleted view (restore after apply brings the file back byte-identical)."""
 from __future__ import annotations
 
 import hashlib
+import re
 
 from playwright.sync_api import Page, expect
 
@@ -153,8 +154,22 @@ def test_hover_a_point_shows_its_image_without_a_rerun(app: App, page: Page) -> 
     expect(box).to_be_hidden()
 
 
+def dialog_path(dlg) -> str:  # noqa: ANN001 — a Locator
+    """The ROOT-relative path of the image the dialog shows."""
+    return next(w.strip("`") for w in dlg.inner_text().split()
+                if "/" in w and w.strip("`").endswith((".jpg", ".png")))
+
+
+def dialog_position(dlg) -> tuple[int, int]:  # noqa: ANN001 — a Locator
+    """(n, of) from the dialog's "Image n of N …" line."""
+    m = re.search(r"Image (\d+) of (\d+)", dlg.inner_text())
+    assert m, dlg.inner_text()
+    return int(m.group(1)), int(m.group(2))
+
+
 def test_review_dialog_without_a_mouse(app: App, page: Page) -> None:
-    """Tab to a card's Open button, Enter opens the dialog, a single key decides, the dialog closes."""
+    """Tab to a card's Open button, Enter opens the dialog, ← / → (and the Previous / Next buttons) walk the
+    queue, a single key decides, the dialog closes."""
     ws = app.workspace()
     n0 = len(ws.store.history())
     page.goto(f"{app.base}/issues")
@@ -171,9 +186,27 @@ def test_review_dialog_without_a_mouse(app: App, page: Page) -> None:
     dlg = page.locator("[data-testid=stDialog]")
     expect(dlg).to_be_visible(timeout=60_000)
     expect(dlg).to_contain_text("Keys: f/Enter looks fine")
-    text = dlg.inner_text()
-    path = next(w.strip("`") for w in text.split() if "/" in w and w.strip("`").endswith((".jpg", ".png")))
+    path = dialog_path(dlg)
     expect(page.locator("[data-testid=stDialog][data-keys=ready]")).to_be_attached(timeout=30_000)
+    # ← / → walk the queue the dialog was opened from, keys and buttons with words alike
+    pos, total = dialog_position(dlg)
+    assert total > pos >= 1
+    expect(dlg.get_by_role("button", name="Next →")).to_be_visible()
+    expect(dlg.get_by_role("button", name="← Previous")).to_be_visible()
+    page.keyboard.press("ArrowRight")
+    expect(dlg).to_contain_text(f"Image {pos + 1} of {total}", timeout=30_000)
+    wait_idle(page)  # the dialog's run has replaced the panel too
+    assert dialog_path(dlg) != path
+    page.keyboard.press("ArrowLeft")
+    expect(dlg).to_contain_text(f"Image {pos} of {total}", timeout=30_000)
+    wait_idle(page)
+    assert dialog_path(dlg) == path
+    dlg.get_by_role("button", name="Next →").click()
+    expect(dlg).to_contain_text(f"Image {pos + 1} of {total}", timeout=30_000)
+    page.keyboard.press("ArrowLeft")  # the focus is still the dialog's after a click on its button
+    expect(dlg).to_contain_text(f"Image {pos} of {total}", timeout=30_000)
+    wait_idle(page)
+    assert len(ws.store.history()) == n0  # walking records nothing
     page.keyboard.press("d")
     expect(dlg).to_be_hidden(timeout=60_000)
     wait_idle(page)
