@@ -97,11 +97,12 @@ def compute_neighbour_label_probs(labels: np.ndarray, n_classes: int, neighbours
 def compute_label_scores(labels: Sequence[int] | np.ndarray, pred_probs: np.ndarray, neighbours: Neighbours,
                          relearn: Relearn | None = None, passes: int = PASSES,
                          model_weight: float = MODEL_WEIGHT, prior_count: float = PRIOR_COUNT) -> LabelScores:
-    """Blend model and neighbour opinions, clean and re-learn, and flag likely label errors.
+    """Blend model and neighbour opinions, prune and re-learn, and flag likely label errors.
 
     Pass 1 blends ``pred_probs`` with the neighbours' given labels; each further pass (only when
-    ``relearn`` is given) re-derives both opinions from the labels corrected by the previous pass:
-    ``relearn(corrected_labels)`` must return new out-of-sample probabilities. Scores are always
+    ``relearn`` is given) re-derives both opinions without the images the previous pass flagged:
+    ``relearn(labels)``, those images labelled -1, must return new out-of-sample probabilities for every
+    row, and they cast no neighbour vote. Scores are always
     measured against the *given* labels. The number flagged is confident learning's estimate of the
     number of label errors (:func:`cleanlab.count.num_label_issues`, off-diagonal of the confident
     joint); the highest scores are flagged, and with them every image with score ≥ ``SCORE_SURE`` whose

@@ -5,7 +5,7 @@ hashes, thumbnails, pixel statistics) and returns the issue rows (:data:`cleanin
 plus per-image scores. The benchmark (``bench/bench_photos.py``) calls the same function, so what is
 measured is what ships.
 
-Order: duplicate groups → neighbours (copies excluded) → label errors (re-learning on corrected labels)
+Order: duplicate groups → neighbours (copies excluded) → label errors (pruned, re-learnt once)
 → off-topic images and junk groups (:mod:`.outlier`, :mod:`.junk`; likely label errors are left out of
 the classes' references, the classifier's out-of-sample probabilities give the off-topic score its
 ``unclaimed`` term, and junk groups must reach the data set's natural break in ``unfit`` when it has
