@@ -31,7 +31,8 @@ def test_neighbour_votes_are_similarity_weighted_and_smoothed() -> None:
     assert 0.5 < smoothed[3, 1] < 1.0
 
 
-def test_a_cluster_with_one_wrong_label_is_flagged_with_the_right_suggestion() -> None:
+def _three_clusters() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x, truth, given, probs): 3 clusters of 20, images 3 and 25 mislabelled, a model that learnt the clusters."""
     rng = np.random.default_rng(0)
     centres = np.eye(3, 16, dtype=np.float32)
     x = np.concatenate([c + 0.15 * rng.standard_normal((20, 16)) for c in centres]).astype(np.float32)
@@ -40,7 +41,12 @@ def test_a_cluster_with_one_wrong_label_is_flagged_with_the_right_suggestion() -
     given = truth.copy()
     given[[3, 25]] = [2, 0]
     probs = np.full((60, 3), 0.05)
-    probs[np.arange(60), truth] = 0.9  # a model that learnt the clusters
+    probs[np.arange(60), truth] = 0.9
+    return x, truth, given, probs
+
+
+def test_a_cluster_with_one_wrong_label_is_flagged_with_the_right_suggestion() -> None:
+    x, truth, given, probs = _three_clusters()
     ls = compute_label_scores(given, probs, compute_neighbours(x, 10))
     assert set(np.flatnonzero(ls.flagged)) == {3, 25}
     assert ls.suggested[3] == 0 and ls.suggested[25] == 1
@@ -102,15 +108,7 @@ def test_by_default_the_opinions_are_re_learnt_once_without_the_flagged_images()
     """One re-learning pass (``PASSES = 2``): the classifier is re-fitted once on the given labels with the
     confident-learning flags left out (label -1: pruned, cleanlab's prune-and-retrain); a second pass would
     confirm its own mistakes (see the module doc)."""
-    rng = np.random.default_rng(0)
-    centres = np.eye(3, 16, dtype=np.float32)
-    x = np.concatenate([c + 0.15 * rng.standard_normal((20, 16)) for c in centres]).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    truth = np.repeat(np.arange(3), 20)
-    given = truth.copy()
-    given[[3, 25]] = [2, 0]
-    probs = np.full((60, 3), 0.05)
-    probs[np.arange(60), truth] = 0.9
+    x, _, given, probs = _three_clusters()
     seen: list[np.ndarray] = []
 
     def relearn(labels: np.ndarray) -> np.ndarray:
