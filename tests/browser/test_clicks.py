@@ -54,6 +54,20 @@ def isolated(pts: list[dict], want: list[str], min_px: float = 12) -> dict:
     raise AssertionError("no isolated point among the candidates")
 
 
+def hover_target(app: App, page: Page) -> tuple[object, dict[str, str], dict]:
+    """Open the Embedding map and pick a point with room around it, once the hover preview is hooked to the
+    chart: (the items frame, {item_id: path}, the point {id, x, y})."""
+    frame = app.workspace().items_frame()
+    paths = dict(zip(frame["item_id"], frame["path"]))
+    page.goto(f"{app.base}/embedding")
+    expect(page.get_by_role("heading", name="Embedding").first).to_be_visible(timeout=120_000)
+    wait_idle(page)
+    target = isolated(points(page), list(paths))
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(g => g.__hoverPreview)",
+                           timeout=30_000)
+    return frame, paths, target
+
+
 def choose_label(page: Page, scope, label: str) -> None:  # noqa: ANN001 — a dialog or page locator
     box = scope.locator("[data-testid=stSelectbox]").filter(has_text="New label").first
     box.click()

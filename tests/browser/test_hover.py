@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from .conftest import IDLE_JS, App, serve_demo, wait_idle
-from .test_clicks import isolated, points
+from .conftest import IDLE_JS, App, serve_demo
+from .test_clicks import hover_target
 
 
 @pytest.fixture(scope="module")
@@ -26,15 +26,7 @@ def app(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterato
 
 
 def test_hover_on_a_large_map_fetches_the_thumbnail_by_url_without_a_rerun(app: App, page: Page) -> None:
-    ws = app.workspace()
-    frame = ws.items_frame()
-    paths = dict(zip(frame["item_id"], frame["path"]))
-    page.goto(f"{app.base}/embedding")
-    expect(page.get_by_role("heading", name="Embedding").first).to_be_visible(timeout=120_000)
-    wait_idle(page)
-    target = isolated(points(page), list(paths))
-    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(g => g.__hoverPreview)",
-                           timeout=30_000)
+    frame, paths, target = hover_target(app, page)
     from pages._hover import STATIC_THUMBS, thumb_name
 
     sha = dict(zip(frame["item_id"], frame["sha256"]))[target["id"]]

@@ -128,17 +128,9 @@ def test_keyboard_only_review_records_every_decision(app: App, page: Page) -> No
 
 
 def test_hover_a_point_shows_its_image_without_a_rerun(app: App, page: Page) -> None:
-    from .test_clicks import isolated, points
+    from .test_clicks import hover_target
 
-    ws = app.workspace()
-    frame = ws.items_frame()
-    paths = dict(zip(frame["item_id"], frame["path"]))
-    page.goto(f"{app.base}/embedding")
-    expect(page.get_by_role("heading", name="Embedding").first).to_be_visible(timeout=120_000)
-    wait_idle(page)
-    target = isolated(points(page), list(paths))
-    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(g => g.__hoverPreview)",
-                           timeout=30_000)  # the preview is hooked to the chart
+    _, paths, target = hover_target(app, page)
     runs = page.evaluate("() => performance.getEntriesByType('resource').length")
     page.mouse.move(target["x"] - 30, target["y"] - 30)
     page.mouse.move(target["x"], target["y"], steps=4)
