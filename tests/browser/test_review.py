@@ -180,22 +180,24 @@ def test_review_dialog_without_a_mouse(app: App, page: Page) -> None:
     expect(dlg).to_contain_text("Keys: f/Enter looks fine")
     path = dialog_path(dlg)
     expect(page.locator("[data-testid=stDialog][data-keys=ready]")).to_be_attached(timeout=30_000)
-    # ← / → walk the queue the dialog was opened from, keys and buttons with words alike
+    # ← / → walk the queue the dialog was opened from, keys and buttons with words alike. The Tab walk may
+    # land on any card (a rerun can drop the focus), so step away from the nearer end of the queue first.
     pos, total = dialog_position(dlg)
-    assert total > pos >= 1
+    assert total > 1 and 1 <= pos <= total
     expect(dlg.get_by_role("button", name="Next →")).to_be_visible()
     expect(dlg.get_by_role("button", name="← Previous")).to_be_visible()
-    page.keyboard.press("ArrowRight")
-    expect(dlg).to_contain_text(f"Image {pos + 1} of {total}", timeout=30_000)
+    away, back, by = ("ArrowRight", "ArrowLeft", 1) if pos < total else ("ArrowLeft", "ArrowRight", -1)
+    page.keyboard.press(away)
+    expect(dlg).to_contain_text(f"Image {pos + by} of {total}", timeout=30_000)
     wait_idle(page)  # the dialog's run has replaced the panel too
     assert dialog_path(dlg) != path
-    page.keyboard.press("ArrowLeft")
+    page.keyboard.press(back)
     expect(dlg).to_contain_text(f"Image {pos} of {total}", timeout=30_000)
     wait_idle(page)
     assert dialog_path(dlg) == path
-    dlg.get_by_role("button", name="Next →").click()
-    expect(dlg).to_contain_text(f"Image {pos + 1} of {total}", timeout=30_000)
-    page.keyboard.press("ArrowLeft")  # the focus is still the dialog's after a click on its button
+    dlg.get_by_role("button", name="Next →" if by == 1 else "← Previous").click()
+    expect(dlg).to_contain_text(f"Image {pos + by} of {total}", timeout=30_000)
+    page.keyboard.press(back)  # the focus is still the dialog's after a click on its button
     expect(dlg).to_contain_text(f"Image {pos} of {total}", timeout=30_000)
     wait_idle(page)
     assert len(ws.store.history()) == n0  # walking records nothing
