@@ -32,12 +32,14 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # the browser tests' helpers (tests/ is not an installed package)
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server, wait_healthy  # noqa: E402
 from tests.browser.test_clicks import POINTS_JS  # noqa: E402

@@ -10,7 +10,8 @@ static file serving (``server.enableStaticServing``, ``.streamlit/config.toml``)
 ``dashboard.py``, named by the image's content hash, so every data set and visitor shares them and a changed
 file gets a new name. They are written by a background thread the first time a large map is shown (missing
 ones only); until an image's thumbnail exists its preview shows the text alone. Without static serving a
-large map's preview shows path, label and prediction only.
+large map's preview shows path, label and prediction only; so does hosted mode, where static files would
+be readable by anyone holding their URL and would outlive the visitor's private workspace.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages._common import thumb
+from pages._common import hosted, thumb
 
 INLINE_UP_TO = int(os.environ.get("CLEANING_HOVER_INLINE_UP_TO", "2000"))
 THUMB_PX = 72
@@ -81,7 +82,8 @@ def hover_items(root: str, version: str, token: str, method: str, _pts: pd.DataF
     pts = _pts
     rows = _items.set_index("item_id").loc[pts["item_id"], ["abs_path", "sha256"]]
     inline = len(pts) <= INLINE_UP_TO
-    served = not inline and static_serving()
+    # hosted: a visitor's images must not be served to anyone holding a URL, nor outlive their workspace
+    served = not inline and static_serving() and not hosted()
     out: dict[str, list[str]] = {}
     for r, ap, sha in zip(pts.itertuples(index=False), rows["abs_path"], rows["sha256"]):
         conf = getattr(r, "confidence", float("nan"))
