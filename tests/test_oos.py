@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from cleaning.errors import CleaningError
 from cleaning.model.oos import (
-    _head,
     assign_folds,
     compute_oos_pred_probs,
     cross_val_pred_probs,
@@ -22,6 +21,15 @@ from cleaning.model.oos import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _head(c: float, seed: int):  # noqa: ANN202 — an sklearn pipeline
+    """The reference head: scikit-learn's scaler + logistic regression, what each fold must equal."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=300, random_state=seed))
 
 
 def _random_task(n: int = 160, d: int = 256, k: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

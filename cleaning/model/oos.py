@@ -86,16 +86,8 @@ def assign_folds(labels: np.ndarray, n_folds: int = 5, groups: np.ndarray | None
     return group_fold[inverse.ravel()]
 
 
-def _head(c: float, seed: int):  # noqa: ANN202 — an sklearn pipeline
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=300, random_state=seed))
-
-
 def _standardise(x: np.ndarray, block: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-    """Standardise float32 ``x`` in place (what :func:`_head`'s scaler does) and return (mean, scale).
+    """Standardise float32 ``x`` in place (what scikit-learn's ``StandardScaler`` does) and return (mean, scale).
 
     Moments are accumulated in float64 one block of rows at a time: scikit-learn's ``StandardScaler.fit``
     makes whole-matrix float64 temporaries, 2 × the rows' own size (0.8 GB per fold at 100,000 images).
@@ -192,7 +184,7 @@ def _fit_fold(embeddings: np.ndarray, labels: np.ndarray, folds: np.ndarray, f: 
     else:
         from sklearn.linear_model import LogisticRegression
 
-        # _head's pipeline, in bounded memory: the fold's rows are a fresh float32 copy (boolean indexing),
+        # StandardScaler + LogisticRegression, in bounded memory: the fold's rows are a fresh float32 copy (boolean indexing),
         # standardised in place; the held-out rows likewise with the same mean and scale
         xt = np.asarray(embeddings[train], dtype=np.float32)
         mean, scale = _standardise(xt)
