@@ -46,20 +46,12 @@ TABLE = REPO / "cleaning" / "review" / "autofix_precision.json"
 def issue_table(s: pd.DataFrame) -> pd.DataFrame:
     """The scan's ranked issue table of one planted set (item ids are row numbers as strings), decorated
     and ranked as ``cleaning.review.analysis`` does for the app."""
-    from cleaning.detect.run import DetectorInputs, run_detectors
-    from cleaning.model.oos import compute_oos_pred_probs, make_groups
+    from bench_photos_run import detect_set
+
     from cleaning.review.analysis import _decorate, rank
 
-    paths = list(s["path"])
-    x, sha = embed(paths)
-    stats, thumbs, phash, w, h = pixels(paths)
-    vocab = sorted(set(s["given"]))
-    y = np.array([vocab.index(v) for v in s["given"]])
-    groups = make_groups(sha, phash)
-    probs = compute_oos_pred_probs(x, y, vocab, groups=groups)
-    ids = [str(i) for i in range(len(y))]
-    res = run_detectors(DetectorInputs(ids, paths, y, vocab, x, probs, sha, phash, thumbs, stats, w, h),
-                        relearn=lambda lab: compute_oos_pred_probs(x, lab, vocab, groups=groups))
+    d = detect_set(s, embed, pixels)
+    res, vocab, ids = d.res, d.vocab, d.ids
     pp = res.labels.pred_probs
     scores = pd.DataFrame({"item_id": ids, "predicted_label": [vocab[i] for i in pp.argmax(axis=1)]})
     return rank(_decorate(res.issues, items_of(s), scores, dict(zip(ids, pp.max(axis=1)))))

@@ -6,6 +6,7 @@ import itertools
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -31,24 +32,52 @@ def _pair_score(found: set, truth: set) -> dict:
     return {"precision": tp / max(len(found), 1), "recall": tp / max(len(truth), 1), "found": len(found)}
 
 
-def score_set(s: pd.DataFrame, embed: Callable, pixels: Callable, peers: bool = True) -> dict:
-    """Run the product's detectors on one planted set and score every issue kind (and the peers)."""
+@dataclass
+class Detected:
+    """The product's pipeline on one planted set (item ids are row numbers as strings)."""
+
+    res: object  # cleaning.detect.run.DetectorResult
+    x: np.ndarray
+    y: np.ndarray
+    vocab: list[str]
+    ids: list[str]
+    probs: np.ndarray  # the first out-of-sample probabilities (what the peers get)
+    cpu_s: float  # heads + detectors
+
+
+_LAST: dict[tuple, Detected] = {}
+
+
+def detect_set(s: pd.DataFrame, embed: Callable, pixels: Callable) -> Detected:
+    """Embeddings, pixel statistics, out-of-sample heads and every detector on ``s``, as the scan runs them.
+    The last set's result is kept, so scoring a set and retraining on it run the detectors once."""
     from cleaning.detect.run import DetectorInputs, run_detectors
     from cleaning.model.oos import compute_oos_pred_probs, make_groups
 
+    key = (s["set"].iloc[0], int(s["seed"].iloc[0]), len(s), tuple(s["path"]))
+    if key in _LAST:
+        return _LAST[key]
     paths = list(s["path"])
     x, sha = embed(paths)
     stats, thumbs, phash, w, h = pixels(paths)
     vocab = sorted(set(s["given"]))
     y = np.array([vocab.index(v) for v in s["given"]])
-    kind = s["kind"].to_numpy()
-    fold_groups = make_groups(sha, phash)
+    groups = make_groups(sha, phash)
     t0 = time.process_time()
-    probs = compute_oos_pred_probs(x, y, vocab, groups=fold_groups)
+    probs = compute_oos_pred_probs(x, y, vocab, groups=groups)
     ids = [str(i) for i in range(len(y))]
-    inp = DetectorInputs(ids, paths, y, vocab, x, probs, sha, phash, thumbs, stats, w, h)
-    res = run_detectors(inp, relearn=lambda lab: compute_oos_pred_probs(x, lab, vocab, groups=fold_groups))
-    cpu = time.process_time() - t0
+    res = run_detectors(DetectorInputs(ids, paths, y, vocab, x, probs, sha, phash, thumbs, stats, w, h),
+                        relearn=lambda lab: compute_oos_pred_probs(x, lab, vocab, groups=groups))
+    _LAST.clear()
+    _LAST[key] = Detected(res, x, y, vocab, ids, probs, time.process_time() - t0)
+    return _LAST[key]
+
+
+def score_set(s: pd.DataFrame, embed: Callable, pixels: Callable, peers: bool = True) -> dict:
+    """Run the product's detectors on one planted set and score every issue kind (and the peers)."""
+    d = detect_set(s, embed, pixels)
+    res, x, y, ids, probs, cpu = d.res, d.x, d.y, d.ids, d.probs, d.cpu_s
+    kind = s["kind"].to_numpy()
     iss = res.issues
     pos = {i: int(i) for i in ids}
     def flagged(k: str) -> np.ndarray:
@@ -154,21 +183,12 @@ def retrain(s: pd.DataFrame, held: pd.DataFrame, embed: Callable, pixels: Callab
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
 
-    from cleaning.detect.run import DetectorInputs, run_detectors
-    from cleaning.model.oos import DEFAULT_C, compute_oos_pred_probs, make_groups
+    from cleaning.model.oos import DEFAULT_C
 
-    paths = list(s["path"])
-    x, sha = embed(paths)
-    stats, thumbs, phash, w, h = pixels(paths)
+    d = detect_set(s, embed, pixels)
+    res, x, y, vocab = d.res, d.x, d.y, d.vocab
     xe, _ = embed(list(held["path"]))
-    vocab = sorted(set(s["given"]))
-    y = np.array([vocab.index(v) for v in s["given"]])
     ye = np.array([vocab.index(v) for v in held["label"]])
-    fg = make_groups(sha, phash)
-    probs = compute_oos_pred_probs(x, y, vocab, groups=fg)
-    ids = [str(i) for i in range(len(y))]
-    res = run_detectors(DetectorInputs(ids, paths, y, vocab, x, probs, sha, phash, thumbs, stats, w, h),
-                        relearn=lambda lab: compute_oos_pred_probs(x, lab, vocab, groups=fg))
     drop = np.zeros(len(y), dtype=bool)
     drop[[int(i) for i in res.issues["item_id"]]] = True
     kind = s["kind"].to_numpy()
