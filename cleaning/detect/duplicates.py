@@ -156,6 +156,8 @@ def _whole_views(thumbs: np.ndarray, block: int = 1024) -> np.ndarray:
 
 #: Rotations (degrees) tried between two whole thumbnails, besides none: a re-upload turned a little.
 ROTATIONS = (-9.0, -6.0, -3.0, 3.0, 6.0, 9.0)
+#: Pairs compared per step of the whole-against-turned comparison (2 × 768 floats each: ≈ 400 MB at 65,536).
+PAIR_BLOCK = 1 << 15
 #: Side of the coarse pixel descriptor whose nearest neighbours are candidates too.
 COARSE_SIDE = 8
 
@@ -179,14 +181,26 @@ def _rotation_taps(side: int, degrees: float) -> tuple[np.ndarray, np.ndarray]:
 _TAPS = {d: _rotation_taps(THUMB_SIDE, d) for d in ROTATIONS}
 
 
-def _rotated(thumbs: np.ndarray) -> Iterator[np.ndarray]:
-    """Per angle of :data:`ROTATIONS`: the M×THUMB_SIDE×THUMB_SIDE×3 thumbnails turned by it (float32)."""
+def _rotate(thumbs: np.ndarray, deg: float) -> np.ndarray:
+    """The M×THUMB_SIDE×THUMB_SIDE×3 thumbnails turned by ``deg`` (one of :data:`ROTATIONS`), float32."""
     m = len(thumbs)
     t = np.asarray(thumbs, dtype=np.float32).reshape(m, -1, 3).transpose(1, 0, 2).reshape(THUMB_SIDE ** 2, -1)
+    idx, w = _TAPS[deg]
+    out = sum(w[:, k, None] * t[idx[:, k]] for k in range(4))  # pixel rows × (image, channel): row copies
+    return out.reshape(THUMB_SIDE, THUMB_SIDE, m, 3).transpose(2, 0, 1, 3)
+
+
+def _turned_views(thumbs: np.ndarray, block: int = 2048) -> Iterator[np.ndarray]:
+    """Per angle of :data:`ROTATIONS`: the M×(VIEW_SIDE²·3) whole views of the thumbnails turned by it.
+
+    One M×F buffer, refilled per angle from blocks of ``block`` images: a float copy of *all* turned
+    thumbnails (12 KB per image) is never made.
+    """
+    out = np.empty((len(thumbs), VIEW_SIDE * VIEW_SIDE * 3), dtype=np.float32)
     for deg in ROTATIONS:
-        idx, w = _TAPS[deg]
-        out = sum(w[:, k, None] * t[idx[:, k]] for k in range(4))  # pixel rows × (image, channel): row copies
-        yield out.reshape(THUMB_SIDE, THUMB_SIDE, m, 3).transpose(2, 0, 1, 3)
+        for s in range(0, len(thumbs), block):
+            out[s:s + block] = _whole_views(_rotate(thumbs[s:s + block], deg))
+        yield out
 
 
 def _coarse(thumbs: np.ndarray, block: int = 1024) -> np.ndarray:
@@ -212,8 +226,9 @@ def compute_pixel_similarity(thumbs: np.ndarray, pairs: Sequence[tuple[int, int]
     with a cropped view of the other, either way round, or of the two whole thumbnails with one turned by
     one of :data:`ROTATIONS`; in [−1, 1] (0 for a blank image).
 
-    Memory: the 81 views of ``block`` images at a time (≈ 64 MB), two 768-float vectors per image in a
-    pair, and one turned float copy of their thumbnails at a time.
+    Memory: three 768-float vectors per image in a pair (as it is, mirrored, turned by the current
+    angle), the 81 views of ``block`` images at a time (≈ 64 MB), and per-pair temporaries for
+    :data:`PAIR_BLOCK` pairs at a time: nothing grows with the number of pairs but ``out``.
     """
     out = np.zeros(len(pairs), dtype=np.float32)
     if not len(pairs):
@@ -221,12 +236,13 @@ def compute_pixel_similarity(thumbs: np.ndarray, pairs: Sequence[tuple[int, int]
     p = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     need = np.unique(p)
     t_need = np.asarray(thumbs)[need]
-    whole = _whole_views(t_need)
-    both = np.stack([whole, _whole_views(t_need[:, :, ::-1])], axis=1)  # as it is, and flipped left to right
+    both = np.stack([_whole_views(t_need), _whole_views(t_need[:, :, ::-1])], axis=1)  # as it is, and mirrored
+    whole = both[:, 0]
     pos = np.searchsorted(need, p)  # pair members as rows of ``whole``
-    a, b = whole[pos[:, 0]], pos[:, 1]
-    for turned in _rotated(t_need):  # whole against whole, one turned
-        np.maximum(out, np.einsum("rf,rf->r", a, _whole_views(turned)[b]), out=out)
+    for turned in _turned_views(t_need):  # whole against whole, one turned; pairs in bounded blocks
+        for s in range(0, len(p), PAIR_BLOCK):
+            a, b = whole[pos[s:s + PAIR_BLOCK, 0]], turned[pos[s:s + PAIR_BLOCK, 1]]
+            np.maximum(out[s:s + PAIR_BLOCK], np.einsum("rf,rf->r", a, b), out=out[s:s + PAIR_BLOCK])
     # every (pair, side): the image whose crops are tried, and the other image's whole view
     me = np.concatenate([pos[:, 0], pos[:, 1]])
     other = np.concatenate([pos[:, 1], pos[:, 0]])
@@ -282,7 +298,7 @@ def _distinctive(pairs: list[tuple[int, int]], dist: np.ndarray, n: int) -> np.n
     :data:`RATIO_MAX` times the smaller reference. Look-alike classes (plain T-shirts, sneakers)
     have many equally close candidates and fail; a real copy stands out.
     """
-    if not pairs:
+    if not len(pairs):
         return np.zeros(0, dtype=bool)
     p = np.asarray(pairs, dtype=np.int64)
     fallback = float(np.median(dist))
@@ -318,24 +334,29 @@ def compute_duplicate_groups(embeddings: np.ndarray, sha256: Sequence[str], phas
     x = np.asarray(embeddings, dtype=np.float32)
     n = len(x)
     exact = make_groups(list(sha256))
-    cand: dict[tuple[int, int], float] = {}
+    keys = np.zeros((0, 2), dtype=np.int64)
+    sims = np.zeros(0, dtype=np.float32)
     if n > 1:
         has_emb = np.linalg.norm(x, axis=1) > 0.5
         found = [compute_neighbours(x, k, exact)]
         if thumbs is not None:
             found.append(compute_neighbours(_coarse(np.asarray(thumbs)), K_PIX, exact))
+        code = []  # each candidate pair once, as a·n + b with a < b (arrays: no Python tuple per pair)
         for nb in found:
-            for i, j in zip(*np.nonzero(nb.valid)):
-                a, b = sorted((int(i), int(nb.index[i, j])))
-                if has_emb[a] and has_emb[b] and (a, b) not in cand:
-                    cand[(a, b)] = float(x[a] @ x[b])
-        cand = {c: v for c, v in cand.items() if v >= SIM_CANDIDATE}
-    keys = sorted(cand)
-    sims = np.array([cand[c] for c in keys])
+            i, j = np.nonzero(nb.valid)
+            o = nb.index[i, j].astype(np.int64)
+            code.append(np.minimum(i, o) * n + np.maximum(i, o))
+        code = np.unique(np.concatenate(code))
+        keys = np.column_stack([code // n, code % n])
+        keys = keys[has_emb[keys[:, 0]] & has_emb[keys[:, 1]] & (keys[:, 0] != keys[:, 1])]
+        sims = np.concatenate([np.einsum("rf,rf->r", x[keys[s:s + PAIR_BLOCK, 0]], x[keys[s:s + PAIR_BLOCK, 1]])
+                               for s in range(0, len(keys), PAIR_BLOCK)] or [sims])
+        keep = sims >= SIM_CANDIDATE
+        keys, sims = keys[keep], sims[keep]
     if thumbs is not None:
         pix = compute_pixel_similarity(np.asarray(thumbs), keys)
-        if sizes is not None and keys:
-            low = _low_res_similarity(np.asarray(thumbs), np.asarray(keys), np.asarray(sizes, dtype=np.int64))
+        if sizes is not None and len(keys):
+            low = _low_res_similarity(np.asarray(thumbs), keys, np.asarray(sizes, dtype=np.int64))
             pix = np.where(np.isnan(low), pix, np.fmax(pix, low))
         near = (pix >= PIX_NEAR) | ((pix >= PIX_WITH_EMB) & (sims >= SIM_WITH_PIX)) | (sims >= SIM_NEAR)
         near &= _distinctive(keys, 1.0 - pix.astype(np.float64), n) | (pix >= PIX_SURE)
@@ -343,7 +364,7 @@ def compute_duplicate_groups(embeddings: np.ndarray, sha256: Sequence[str], phas
         pix = np.full(len(keys), np.nan)
         ph = np.array([phash_distance(phash[a], phash[b]) for a, b in keys])
         near = ((ph <= PHASH_NEAR) & (sims >= SIM_WITH_PIX)) | (sims >= SIM_NEAR)
-    pairs = [(a, b, float(s), float(q)) for (a, b), s, q, m in zip(keys, sims, pix, near) if m]
+    pairs = [(int(a), int(b), float(s), float(q)) for (a, b), s, q in zip(keys[near], sims[near], pix[near])]
     return DuplicateGroups(_union(n, exact, [(a, b) for a, b, _, _ in pairs]), pairs)
 
 
