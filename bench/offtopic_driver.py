@@ -3,14 +3,15 @@
     python bench/offtopic_driver.py [--sets photos,d650,d4000] [--seeds 1,2,3] [--detail]
 
 The label detector (the slow part: three re-learning passes) does not depend on the off-topic rule, so
-its scores are cached per set under ``/tmp/offtopic_cache`` (delete the folder after a label-detector
-change). Prints off-topic precision / recall, junk shares, singles found; ``--detail`` prints the scores
+its scores are cached per set under ``/tmp/offtopic_cache`` (or ``$OFFTOPIC_CACHE``; delete the folder after a
+label-detector change). Prints off-topic precision / recall, junk shares, singles found; ``--detail`` prints the scores
 of missed planted images and of false flags.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import realsets  # noqa: E402
 from bench_photos import embed, pixels  # noqa: E402
 
-CACHE = Path("/tmp/offtopic_cache")
+CACHE = Path(os.environ.get("OFFTOPIC_CACHE", "/tmp/offtopic_cache"))
 
 
 def run_set(s, detail: bool) -> dict:
@@ -88,7 +89,7 @@ def run_set(s, detail: bool) -> dict:
         print(f"   break_z {o.break_z}")
         def show(i: int, tag: str) -> None:
             print(f"   {tag:8s} {kind[i]:12s} {Path(paths[i]).name[:28]:28s} z {o.z[i]:5.2f} lonely {o.lonely[i]:5.2f} "
-                  f"own {o.own[i]:5.2f} conf {conf[i]:.2f} blend {ls_.pred_probs[i].max():.2f} "
+                  f"own {o.own[i]:5.2f} unfit {o.unfit[i]:5.2f} uncl {o.unclaimed[i]:5.2f} conf {conf[i]:.2f} blend {ls_.pred_probs[i].max():.2f} "
                   f"lab {int(ls_.flagged[i])} grp {int(res.junk.group[i])} out {int(fo[i])} labrow {int(fl[i])}")
         for i in np.flatnonzero(single & ~fo):
             show(i, "MISS1")

@@ -70,3 +70,65 @@ def test_class_fit_is_typical_for_the_true_class_and_large_for_another_kind_of_i
     fit_true = compute_class_fit(ys, ys, nb)
     assert abs(float(np.median(fit_true[:-1]))) < 0.5
     assert fit_true[-1] > 2.0 > float(np.quantile(fit_true[:-1], 0.9))  # the odd one out does not look like class 0
+
+
+def _junk_set(seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Three varied classes plus a tight look-alike cluster of 9 filed round-robin under them (last 9 rows)."""
+    rng = np.random.default_rng(seed)
+    x, y = _classes(rng)
+    junk_centre = np.zeros(DIM)
+    junk_centre[-1] = 3.0
+    junk = junk_centre + 0.35 * rng.standard_normal((9, DIM))
+    return _unit(np.vstack([x, junk])), np.concatenate([y, np.arange(9) % 3]), len(y)
+
+
+def test_the_class_core_leaves_out_junk_spread_over_classes_and_label_errors() -> None:
+    from cleaning.detect import compute_neighbours
+    from cleaning.detect.junk import compute_class_core
+
+    xs, ys, n = _junk_set(3)
+    wrong = np.array([0, 41, 82])  # three ordinary images filed under the next class
+    ys = ys.copy()
+    ys[wrong] = (ys[wrong] + 1) % 3
+    core = compute_class_core(ys, compute_neighbours(xs, 40))
+    assert not core[n:].any()  # the junk's neighbours are each other, their labels mixed
+    assert not core[wrong].any()  # a label error's neighbours are of its true class
+    rest = np.setdiff1d(np.arange(n), wrong)
+    assert core[rest].mean() >= 0.9
+
+
+def _run(xs: np.ndarray, ys: np.ndarray, probs: np.ndarray):  # noqa: ANN202
+    import pandas as pd
+
+    from cleaning.detect.quality import STATS_COLUMNS
+    from cleaning.detect.run import DetectorInputs, run_detectors
+
+    n = len(ys)
+    inp = DetectorInputs([str(i) for i in range(n)], [f"{i}.jpg" for i in range(n)], ys, ["dog", "cat", "cow"], xs,
+                         probs, [f"{i:064x}" for i in range(n)], [f"{i:016x}" for i in range(n)], None,
+                         pd.DataFrame([dict(zip(STATS_COLUMNS, (0.5, 0.05, 0.95, 0.25, 7.0, 0.5)))] * n),
+                         [64] * n, [64] * n)  # ordinary pixel statistics: no low-quality rows
+    return run_detectors(inp)
+
+
+def test_a_junk_cluster_is_found_whether_or_not_the_label_check_flags_its_members() -> None:
+    """The off-topic references do not depend on the label detector: whether the classifier calls the junk
+    members sure errors (another class at 0.9) or agrees with their labels, the class references, the
+    ``own`` and ``unfit`` measures and the junk group are the same, and the junk gets outlier rows only."""
+    xs, ys, n = _junk_set(4)
+    agree = np.full((len(ys), 3), 0.05)
+    agree[np.arange(len(ys)), ys] = 0.9
+    accuse = agree.copy()
+    accuse[n:] = 0.05
+    accuse[np.arange(n, len(ys)), (ys[n:] + 1) % 3] = 0.9
+    a, b = _run(xs, ys, agree), _run(xs, ys, accuse)
+    assert b.labels.flagged[n:].sum() > a.labels.flagged[n:].sum()  # the label check does see them differently
+    np.testing.assert_allclose(a.outliers.own, b.outliers.own)
+    np.testing.assert_allclose(a.outliers.unfit, b.outliers.unfit)
+    for res in (a, b):
+        iss = res.issues.set_index("item_id")
+        junk_ids = [str(i) for i in range(n, len(ys))]
+        assert set(iss.loc[junk_ids, "issue"]) == {"outlier"}
+        assert iss.loc[junk_ids, "group"].nunique() == 1 and iss.loc[junk_ids, "group"].iloc[0].startswith("junk-")
+        assert (iss.loc[junk_ids, "suggested_label"] == "").all()
+        assert not set(iss.index[iss["issue"] == "outlier"]) - set(junk_ids)  # no ordinary image joins

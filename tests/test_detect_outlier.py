@@ -114,6 +114,17 @@ def test_natural_break_is_the_largest_relative_fall() -> None:
     assert natural_break(np.ones(4, dtype=bool), np.array([4.0, 3.6, 3.3, 3.0])) is None  # no break
 
 
+def test_natural_break_above_a_dense_tail_needs_no_large_fall() -> None:
+    """An empty stretch above a dense tail of merely unusual members is a break even when the fall is under 20 %
+    (12.8 -> 10.3); the same fall without a dense tail below it is not."""
+    top = np.linspace(30.0, 12.8, 12)
+    tail = np.linspace(10.3, 6.0, 40)  # spacing 0.11
+    z = np.concatenate([top, tail])
+    assert natural_break(np.ones(len(z), dtype=bool), z) == 12.8
+    sparse = np.array([16.0, 14.0, 12.8, 10.3, 8.5])
+    assert natural_break(np.ones(len(sparse), dtype=bool), sparse) is None
+
+
 def test_many_look_alike_images_keep_only_the_far_off_topic_ones() -> None:
     """Ten tight classes with heavy-tailed noise (odd but recognisable members) and 3 % images far from every
     class: the data set's break keeps exactly the far ones, however many odd members exceed ``Z_FLAG``."""

@@ -221,6 +221,32 @@ def compute_class_fit(labels: Sequence[int] | np.ndarray, target: Sequence[int] 
     return (med[t] - s_t) / spr[t]
 
 
+def compute_class_core(labels: Sequence[int] | np.ndarray, neighbours: Neighbours, k: int = K_JUNK,
+                       share: float = 0.5) -> np.ndarray:
+    """N bool: the images most typical of their class — those whose own label holds at least ``share`` of the
+    image and its ``k`` nearest neighbours (copies excluded; the same count as ``dominance``).
+
+    The class *as its typical members see it*, from the embeddings and the given labels alone (no classifier,
+    no label detector): a junk group filed under many classes (its neighbours are each other, labels mixed)
+    and a wrongly labelled image (its neighbours are of its true class) are not in the core, so neither can
+    pull the class's reference — however another detector flags them. A class whose core would have fewer
+    than 2 members keeps all its members.
+    """
+    y = np.asarray(labels, dtype=np.int64)
+    n = len(y)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    idx, valid = neighbours.index, neighbours.valid
+    kk = min(k, idx.shape[1])
+    same = valid[:, :kk] & (y[np.clip(idx[:, :kk], 0, None)] == y[:, None])
+    core = (same.sum(axis=1) + 1) >= share * (valid[:, :kk].sum(axis=1) + 1)
+    for c in np.unique(y):
+        m = y == c
+        if (core & m).sum() < 2:
+            core[m] = True
+    return core
+
+
 def compute_fit_to_classes(labels: Sequence[int] | np.ndarray, neighbours: Neighbours, m: int = M_APART,
                            exclude: np.ndarray | None = None, min_class: int = 8) -> np.ndarray:
     """N×K: how unlike the members of each class every image is — the robust z of its mean similarity to its

@@ -1,17 +1,23 @@
 """Off-topic images: alone in the data set, unlike their own class, unlike *every* class, claimed by no class.
 
-*Measure* (embeddings, copies excluded from every neighbour list; each term a robust z, median / 1.4826·MAD):
+*Measure* (embeddings, copies excluded from every neighbour list; each term a robust z, median / 1.4826·MAD).
+Each class is referenced by its **core** (:func:`.junk.compute_class_core`): the members whose own label
+holds at least half of them and their 10 nearest neighbours. The core comes from the embeddings and the
+given labels alone, so a junk group spread over the classes (its neighbours are each other, their labels
+mixed) and wrongly labelled images (their neighbours are of another class) neither pull a class's centre
+nor count as its members — whatever the label check flags (before, its flags were left out instead, and
+every change in the label check moved the off-topic results).
 
 * ``lonely`` — the mean cosine similarity to the :data:`M_LONELY` nearest images of the whole data
   set, as a z over the data set: how much farther from *everything* the image is than images usually are
   from their nearest ones. Look-alike digits have close neighbours everywhere and a small spread; varied
   photo classes have farther neighbours and a wider spread — the z adapts to both.
 * ``own`` — unlike its own class: the mean distance to its :data:`K_OUTLIER` nearest images with the
-  same label and the distance to the class centre, each as a z against *that class's* members
+  same label and the distance to the centre of the class core, each as a z against *that class's* core
   (a varied class such as *animal* tolerates more than a tight one), averaged.
 * ``unfit`` — unlike the *nearest* class, whichever it is: for every class ``c`` the mean similarity to
   its 5 nearest members of ``c`` as a z against how close ``c``'s own members are to each other
-  (:func:`.junk.compute_fit_to_classes`; likely label errors do not count as members), minimum over the
+  (:func:`.junk.compute_fit_to_classes`; only core members count as members), minimum over the
   classes. A wrongly labelled image fits its true class (low ``unfit``); an off-topic image fits none.
 * ``unclaimed`` — the out-of-sample classifier's doubt, ``−logit`` of its highest probability over all
   classes, as a z over the data set (:func:`unclaimed_z`): no class claims the image more than usual.
@@ -20,8 +26,9 @@
 *Score*: ``z`` = the mean of the terms, each floored at 0, mapped to [0, 1] by ``z² / (z² + Z_FLAG²)``
 (0.5 exactly at the threshold).
 *Threshold*: flagged when ``z ≥ Z_FLAG`` and ``lonely ≥ Z_LONELY`` — and, when the flagged images' ``unfit``
-shows a natural break (:func:`natural_break`: the largest relative drop that is wide, with a few per cent
-of the data set above it), only the images above the break. A large set of look-alike images (4,000
+shows a natural break (:func:`natural_break`: the largest relative drop that is wide — a fall of a fifth,
+or an empty stretch far wider than the spacing of the dense tail below it — with a few per cent of the data
+set above it), only the images above the break. A large set of look-alike images (4,000
 handwritten digits) has a long tail of merely unusual members below the off-topic photos, which sit far
 beyond every class; a varied photo set has no such break and keeps every flag. ``unfit`` is the
 measure for the break because it separates the two best (a digit, however odd, is near *some* digit
@@ -44,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from . import Neighbours, compute_neighbours, issues_frame
-from .junk import K_WIDE, compute_fit_to_classes
+from .junk import K_WIDE, compute_class_core, compute_fit_to_classes
 
 #: Neighbours (with the same label) averaged over for ``own``.
 K_OUTLIER = 20
@@ -59,6 +66,10 @@ Z_LONELY = 2.0
 GAP_Z = 1.5
 GAP_RATIO = 0.8
 MIN_ABOVE = 3
+#: ... or a drop at least TAIL_FACTOR times the median spacing of the TAIL_W flagged values below it (a dense
+#: tail of merely unusual members, then an empty stretch, then the off-topic images).
+TAIL_W = 10
+TAIL_FACTOR = 5.0
 #: Classes smaller than this are measured against the whole data set's spread.
 MIN_CLASS = 8
 
@@ -108,8 +119,8 @@ def compute_outlier_scores(embeddings: np.ndarray, labels: Sequence[int] | np.nd
     """Score every image for being off-topic (N×D L2-normalised embeddings, N int labels).
 
     ``groups`` (N ints, equal = copies) keeps copies from counting as each other's neighbours.
-    ``exclude`` (N bool, e.g. likely label errors) are left out of each class's reference statistics and
-    do not count as class members for ``unfit``.
+    Each class's reference is its core (:func:`.junk.compute_class_core`); ``exclude`` (N bool, optional) leaves
+    more images out of it (the scan passes none: the off-topic measures do not depend on the label check).
     ``pred_probs`` (N×K out-of-sample probabilities) gives ``unclaimed``; without it the score averages three terms.
     ``neighbours``: a :func:`compute_neighbours` list with at least ``K_WIDE`` columns (computed if None).
     A class of one image gets distance 1.
@@ -121,7 +132,11 @@ def compute_outlier_scores(embeddings: np.ndarray, labels: Sequence[int] | np.nd
         zeros = np.zeros(n)
         return OutlierScores(zeros, zeros, zeros, zeros, zeros, zeros, np.zeros(n, dtype=bool), None, zeros, zeros)
     g = np.arange(n) if groups is None else np.asarray(groups)
-    ref = np.ones(n, dtype=bool) if exclude is None else ~np.asarray(exclude, dtype=bool)
+    wide = neighbours if neighbours is not None and neighbours.index.shape[1] >= K_WIDE \
+        else compute_neighbours(x, K_WIDE, g)
+    ref = compute_class_core(y, wide)
+    if exclude is not None:
+        ref &= ~np.asarray(exclude, dtype=bool)
     d_knn, d_centre = np.ones(n), np.ones(n)
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
@@ -137,8 +152,6 @@ def compute_outlier_scores(embeddings: np.ndarray, labels: Sequence[int] | np.nd
                 mean_sim = np.nanmean(sim, axis=1) if sim.shape[1] else np.full(len(idx), np.nan)
             d_knn[idx] = np.where(np.isfinite(mean_sim), 1.0 - mean_sim, 1.0)
     own = 0.5 * (_robust_by_class(d_knn, y, ref) + _robust_by_class(d_centre, y, ref))
-    wide = neighbours if neighbours is not None and neighbours.index.shape[1] >= K_WIDE \
-        else compute_neighbours(x, K_WIDE, g)
     near = np.where(wide.valid[:, :M_LONELY], wide.sim[:, :M_LONELY], np.nan)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -164,7 +177,9 @@ def natural_break(flagged: np.ndarray, z: np.ndarray) -> float | None:
     """The data set's own break in the flagged scores (the lowest score kept), or None when there is none.
 
     The flagged scores, sorted from the highest, are searched for drops from one to the next that are at
-    least :data:`GAP_Z` wide *and* a fall of at least ``1 − GAP_RATIO`` — with at least :data:`MIN_ABOVE`
+    least :data:`GAP_Z` wide *and* either a fall of at least ``1 − GAP_RATIO`` or at least :data:`TAIL_FACTOR`
+    times the median spacing of the :data:`TAIL_W` values below (an empty stretch above a dense tail of
+    merely unusual members: 12.8 over 10.3, 9.7, 8.7, ... is a break though a fall of only 20 %) — with at least :data:`MIN_ABOVE`
     images (and 1 % of the data set) above. Of these the largest *relative* fall is the break (scale-free: a
     fall from 10 to 5 is a clearer break than one from 24 to 17 among off-topic images that differ among
     themselves). If a break exists, only the images above it stay flagged; otherwise the flags are kept.
@@ -175,7 +190,10 @@ def natural_break(flagged: np.ndarray, z: np.ndarray) -> float | None:
     v = np.sort(z[idx])[::-1]
     first = max(MIN_ABOVE, int(0.01 * len(z))) - 1
     gaps = v[:-1] - v[1:]
-    ok = (np.arange(len(gaps)) >= first) & (gaps >= GAP_Z) & (v[1:] <= GAP_RATIO * v[:-1]) & (v[1:] > 0)
+    below = np.array([np.median(gaps[i + 1:i + 1 + TAIL_W]) if len(gaps) - i - 1 >= TAIL_W else np.inf
+                      for i in range(len(gaps))])  # the spacing of the flagged tail just below each drop
+    ok = (np.arange(len(gaps)) >= first) & (gaps >= GAP_Z) & (v[1:] > 0) \
+        & ((v[1:] <= GAP_RATIO * v[:-1]) | (gaps >= TAIL_FACTOR * below))
     if not ok.any():
         return None
     fall = v[:-1] / np.maximum(v[1:], 1e-9)

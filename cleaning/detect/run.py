@@ -6,10 +6,11 @@ plus per-image scores. The benchmark (``bench/bench_photos.py``) calls the same 
 measured is what ships.
 
 Order: duplicate groups → neighbours (copies excluded) → label errors (pruned, re-learnt once)
-→ off-topic images and junk groups (:mod:`.outlier`, :mod:`.junk`; likely label errors are left out of
-the classes' references, the classifier's out-of-sample probabilities give the off-topic score its
-``unclaimed`` term, and junk groups must reach the data set's natural break in ``unfit`` when it has
-one) → low quality.
+→ off-topic images and junk groups (:mod:`.outlier`, :mod:`.junk`; each class is referenced by its core,
+the members its own neighbourhood agrees with (:func:`.junk.compute_class_core`), so what the label check
+flags does not move the off-topic measures; the re-learnt classifier's out-of-sample probabilities give the
+off-topic score its ``unclaimed`` term, and junk groups must reach the data set's natural break in
+``unfit`` when it has one) → low quality.
 
 Off-topic is not a label error: an image that fits no class (an ``outlier`` row, alone or as a member of
 a junk group) gets **no** ``label`` row and no suggested label, even when the label detector would
@@ -68,8 +69,7 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None) -> Detect
     nb = compute_neighbours(x, K_NEIGHBOURS, dups.group)
     ls = compute_label_scores(y, inp.pred_probs, nb, relearn=relearn if len(vocab) > 1 else None)
     wide = compute_neighbours(x, K_WIDE, dups.group)
-    out = compute_outlier_scores(x, y, groups=dups.group, pred_probs=ls.model_probs, exclude=ls.flagged,
-                                 neighbours=wide)
+    out = compute_outlier_scores(x, y, groups=dups.group, pred_probs=ls.model_probs, neighbours=wide)
     junk = compute_junk_groups(x, y, out.own, dups.group, neighbours=wide, outlier_z=out.unfit, break_z=out.break_z)
     low = find_low_quality(ids, inp.stats, list(inp.width), list(inp.height))
     blank = set(low.loc[low["severity"] >= 0.9, "item_id"])
