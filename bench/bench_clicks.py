@@ -382,8 +382,9 @@ Hover → thumbnail (the preview shows the hovered image's thumbnail, loaded; no
 
 Thumbnails: {s['thumbs']:,} files (72 px JPEG, content-addressed under `static/thumbs/`) written by the server's
 background thread after the first view of the map{writer}; until an image's file exists its preview shows
-text only (this run waited {s['thumbs_written_s']:.0f} s for them before hovering). The page carries one short URL per point instead of the image
-(≈1.5 KB each would be ≈30 MB at this size).
+text only (this run waited {s['thumbs_written_s']:.0f} s for them before hovering). Which thumbnail belongs to
+which point is one JSON file per map (`static/thumbs/maps/`, ≈0.8 MB at 20k), fetched by the browser once
+the chart is drawn; the component's arguments are a version and that URL (the images inline would be ≈30 MB).
 
 Server start → healthy: {s['server_healthy_s']:.2f} s. A click is a real mouse click at the pixel position of
 a point that Plotly computes (`_fullLayout` axes, `l2p`); Esc closes the dialog between clicks.
