@@ -185,6 +185,17 @@ def messages(frames: list, t0_us: float) -> dict:
             "timeline_ms": [x for x in timeline if x[2] != "text"][:80]}
 
 
+def click_summary(timeline: list) -> dict:
+    """From the click's message timeline (ms after mousedown): when the selection went out, when the
+    dialog's image element and the run's end arrived, and the server's share in between."""
+    out = next((t for t, d, _, _ in timeline if d == "out"), None)
+    img = next((t for t, d, k, _ in timeline if d == "in" and k == "element imgs"), None)
+    end = next((t for t, d, k, _ in timeline if d == "in" and k == "script_finished"), None)
+    return {"selection_sent": out, "dialog_image_element": img, "script_finished": end,
+            "server_to_dialog": img - out if img is not None and out is not None else None,
+            "server_run": end - out if end is not None and out is not None else None}
+
+
 def run(app: Path, root: Path, state: Path, label: str) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -237,6 +248,7 @@ def run(app: Path, root: Path, state: Path, label: str) -> dict:
                       and e.get("args", {}).get("data", {}).get("type") == "mousedown")
             res["click_ws"] = messages(rec.frames, t0)
             res["click_main"] = busy(tr, t0, t0 + 60e6)
+            res["click_summary_ms"] = click_summary(res["click_ws"]["timeline_ms"])
             br.close()
     finally:
         stop_server(proc)
