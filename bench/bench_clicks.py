@@ -236,8 +236,10 @@ def measure(base: str, n: int, clicks: int, loads: int, args: list[str], n_hover
         for _ in range(clicks):
             chart_ready(page, n)
             idle(page)
-            res["types"].add(page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData[0].type"))
-            pts = get_points(page)
+            pts = get_points(page)  # waits while a re-keyed chart is being replaced
+            kind = page.evaluate("() => document.querySelector('.js-plotly-plot')?._fullData?.[0]?.type")
+            if kind:
+                res["types"].add(kind)
             xs = np.array([[p["x"], p["y"]] for p in pts])
             while True:  # a point with no neighbour within 6 px, so the click names one image
                 i = int(rng.integers(len(pts)))
