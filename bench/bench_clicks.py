@@ -236,8 +236,10 @@ def measure(base: str, n: int, clicks: int, loads: int, args: list[str], n_hover
         for _ in range(clicks):
             chart_ready(page, n)
             idle(page)
-            res["types"].add(page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData[0].type"))
-            pts = get_points(page)
+            pts = get_points(page)  # waits while a re-keyed chart is being replaced
+            kind = page.evaluate("() => document.querySelector('.js-plotly-plot')?._fullData?.[0]?.type")
+            if kind:
+                res["types"].add(kind)
             xs = np.array([[p["x"], p["y"]] for p in pts])
             while True:  # a point with no neighbour within 6 px, so the click names one image
                 i = int(rng.integers(len(pts)))
@@ -338,6 +340,18 @@ def n_points(root: Path, state: Path) -> int:
     return n
 
 
+def trace_section(s: dict) -> str:
+    """The paired trace comparison stored under ``trace_ab`` (see the notes there), as a table; '' if none."""
+    ab = s.get("trace_ab")
+    if not ab:
+        return ""
+    arms = list(ab["arms"])
+    rows = [f"| {label} | " + " | ".join(str(ab["arms"][a].get(key, "")) for a in arms) + " |"
+            for label, key in ab["metrics"]]
+    return (f"\n{ab['title']}\n\n| | " + " | ".join(arms) + " |\n|---|" + "---|" * len(arms) + "\n"
+            + "\n".join(rows) + f"\n\n{ab['notes']}\n")
+
+
 def report(s: dict) -> str:
     rows = []
     for name, c in s["configs"].items():
@@ -382,22 +396,24 @@ Hover → thumbnail (the preview shows the hovered image's thumbnail, loaded; no
 
 Thumbnails: {s['thumbs']:,} files (72 px JPEG, content-addressed under `static/thumbs/`) written by the server's
 background thread after the first view of the map{writer}; until an image's file exists its preview shows
-text only (this run waited {s['thumbs_written_s']:.0f} s for them before hovering). The page carries one short URL per point instead of the image
-(≈1.5 KB each would be ≈30 MB at this size).
+text only (this run waited {s['thumbs_written_s']:.0f} s for them before hovering). Which thumbnail belongs to
+which point is one JSON file per map (`static/thumbs/maps/`, ≈0.8 MB at 20k), fetched by the browser once
+the chart is drawn; the component's arguments are a version and that URL (the images inline would be ≈30 MB).
 
 Server start → healthy: {s['server_healthy_s']:.2f} s. A click is a real mouse click at the pixel position of
 a point that Plotly computes (`_fullLayout` axes, `l2p`); Esc closes the dialog between clicks.
 
-Where the time goes (Chrome trace of one click at 20k points): Plotly handles the click in ~15 ms, then
-redraws the WebGL scatter to show the selection. With software compositing the next frame reads that
-canvas back on the main thread (`GLES2::ReadPixels`, ~170–250 ms in SwiftShader) and Streamlit only sends
-the selection after it; the server's rerun then takes ~0.1 s, and the dialog is the first thing it sends
-(the page reads the chart's selection from session state *before* it builds the chart). The figure and
-points are built once per data-set version and held with `st.cache_resource`, so a click rerun sends the
-identical chart, which Streamlit does not transfer again. With GPU compositing the redraw no longer blocks
-the main thread. Page loads are mostly Streamlit's own start-up (~1.5 s before the first message) plus
-Plotly's 4.7 MB bundle and the 20k-point first draw.
-"""
+Where the time goes (`bench/trace_clicks.py`: a Chrome trace and the decoded websocket messages of one
+load and one click). A click: Plotly redraws the WebGL scatter to show the selection; with software
+compositing the next frame's commit reads that canvas back on the main thread (`GLES2::ReadPixels`, waiting
+for SwiftShader to finish the 20k-point draw: ~0.2–0.3 s) and Streamlit sends the selection only after it.
+The server's rerun then sends the dialog first (the page reads the chart's selection before it builds the
+chart). The figure and points are built once per data-set version (`st.cache_resource`); the identical chart
+is re-serialised and hashed on every rerun by Streamlit (~0.1 s of server CPU, after the dialog) but not
+transferred again. The hover preview's per-point data is not in the script run at all (a static JSON file
+per map, fetched once by the browser). Page loads are Streamlit's own start-up, Plotly's bundle and the
+2.6 MB chart with the 20k-point first draw.
+{trace_section(s)}"""
 
 
 if __name__ == "__main__":

@@ -1,22 +1,31 @@
 """Hover preview on the Embedding map: a tiny components-v2 component (``static/hover_preview.js``) hooks
 Plotly's hover event in the browser and shows the image beside the pointer — no Streamlit rerun, so the
-click → dialog path is untouched.
+click → dialog path is untouched. Its text (path, label → prediction, issue) is the point's own hover text,
+already in the figure; the component only adds the thumbnail.
 
 Where the thumbnail comes from depends on the map's size. Up to :data:`INLINE_UP_TO` points every thumbnail
 travels inside the page as a small data URL (≈1.5 KB each: nothing is fetched on hover). Above that, shipping
-them all would mean tens of MB per page and a minute of thumbnailing before the map shows, so the page
-carries only a short file name per point and the browser fetches the one thumbnail hovered from Streamlit's
-static file serving (``server.enableStaticServing``, ``.streamlit/config.toml``): ``static/thumbs/`` beside
-``dashboard.py``, named by the image's content hash, so every data set and visitor shares them and a changed
-file gets a new name. They are written by a background thread the first time a large map is shown (missing
-ones only); until an image's thumbnail exists its preview shows the text alone. Without static serving a
-large map's preview shows path, label and prediction only; so does hosted mode, where static files would
-be readable by anyone holding their URL and would outlive the visitor's private workspace.
+them all would mean tens of MB per page and a minute of thumbnailing before the map shows, so the browser
+fetches the one thumbnail hovered from Streamlit's static file serving (``server.enableStaticServing``,
+``.streamlit/config.toml``): ``static/thumbs/`` beside ``dashboard.py``, named by the image's content hash, so
+every data set and visitor shares them and a changed file gets a new name. They are written by a background
+thread the first time a large map is shown (missing ones only); until an image's thumbnail exists its
+preview shows the text alone. Which file belongs to which point is one JSON file per map
+(``static/thumbs/maps/``, named by its content), fetched by the browser once after the chart is drawn.
+Without static serving a large map's preview shows the text only; so does hosted mode, where static files
+would be readable by anyone holding their URL and would outlive the visitor's private workspace.
+
+What travels with every script run is small: the component's arguments are a map version and, for a large
+map, the JSON file's URL. Inline thumbnails are sent once per browser session and map version (the browser
+keeps them; if it lacks them it asks again with a trigger), not on every rerun: re-sending megabytes of
+equal arguments still costs the server their serialising and hashing on every click.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import os
 import threading
 from pathlib import Path
@@ -29,6 +38,7 @@ from pages._common import hosted, thumb
 INLINE_UP_TO = int(os.environ.get("CLEANING_HOVER_INLINE_UP_TO", "2000"))
 THUMB_PX = 72
 STATIC_THUMBS = Path(__file__).resolve().parent.parent / "static" / "thumbs"
+MAPS = STATIC_THUMBS / "maps"  # one JSON file per large map: {item_id: thumbnail name}
 URL_PREFIX = "app/static/thumbs/"  # relative to the page, as Streamlit's docs give static URLs
 _JS = (Path(__file__).resolve().parent / "static" / "hover_preview.js").read_text(encoding="utf-8")
 _COMPONENT = st.components.v2.component("cleaning_hover_preview", js=_JS)
@@ -75,31 +85,67 @@ def static_serving() -> bool:
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def hover_items(root: str, version: str, token: str, method: str, _pts: pd.DataFrame,
-                _items: pd.DataFrame) -> dict[str, list[str]]:
-    """``{item_id: [path, label, prediction, thumbnail]}`` once per map and data-set version (shared by every
-    session; ``_pts``/``_items`` are not hashed: the other arguments identify them). The thumbnail is a data
-    URL, a static-file URL (large maps), or "" (large map, no static serving)."""
+                _items: pd.DataFrame) -> dict:
+    """The preview's data for one map, once per map and data-set version (shared by every session;
+    ``_pts``/``_items`` are not hashed: the other arguments identify them):
+
+    * ``{"version", "thumbs": {item_id: data URL}}`` — small maps;
+    * ``{"version", "map": URL of {item_id: thumbnail name}, "prefix": URL_PREFIX}`` — large maps with static
+      serving (local mode); the JSON file is written here, its missing thumbnails by a background thread;
+    * ``{"version"}`` — large maps otherwise (text-only preview).
+    """
     pts = _pts
     rows = _items.set_index("item_id").loc[pts["item_id"], ["abs_path", "sha256"]]
     inline = len(pts) <= INLINE_UP_TO
     # hosted: a visitor's images must not be served to anyone holding a URL, nor outlive their workspace
     served = not inline and static_serving() and not hosted()
-    out: dict[str, list[str]] = {}
-    for r, ap, sha in zip(pts.itertuples(index=False), rows["abs_path"], rows["sha256"]):
-        conf = getattr(r, "confidence", float("nan"))
-        pred = f"{r.pred} {conf:.0%}" if conf == conf else str(r.pred)
-        if inline:
-            src = "data:image/jpeg;base64," + base64.b64encode(thumb(ap, THUMB_PX)).decode()
-        else:
-            src = URL_PREFIX + thumb_name(str(sha)) if served and isinstance(sha, str) and sha else ""
-        out[str(r.item_id)] = [str(r.path), str(r.label), pred, src]
-    if served:
-        jobs = [(str(ap), str(sha)) for ap, sha in zip(rows["abs_path"], rows["sha256"])
-                if isinstance(sha, str) and sha]
-        _start_writer(f"{root}#{version}", jobs)
-    return out
+    key = hashlib.sha256(f"{root}\0{version}\0{token}\0{method}\0{len(pts)}".encode()).hexdigest()[:16]
+    if inline:
+        return {"version": key, "thumbs": {
+            str(i): "data:image/jpeg;base64," + base64.b64encode(thumb(ap, THUMB_PX)).decode()
+            for i, ap in zip(pts["item_id"], rows["abs_path"])}}
+    if not served:
+        return {"version": key}
+    names = {str(i): thumb_name(str(sha)) for i, sha in zip(pts["item_id"], rows["sha256"])
+             if isinstance(sha, str) and sha}
+    _start_writer(f"{root}#{version}", [(str(ap), str(sha)) for ap, sha in zip(rows["abs_path"], rows["sha256"])
+                                        if isinstance(sha, str) and sha])
+    return {"version": key, "map": URL_PREFIX + "maps/" + write_map(names), "prefix": URL_PREFIX}
 
 
-def hover_preview(items: dict[str, list[str]]) -> None:
+def write_map(names: dict[str, str], folder: Path | None = None) -> str:
+    """Write ``{item_id: thumbnail name}`` as a JSON file named by its content into ``folder`` (default
+    :data:`MAPS`; once); returns its name."""
+    folder = folder or MAPS
+    body = json.dumps(names, separators=(",", ":")).encode()
+    name = hashlib.sha256(body).hexdigest()[:20] + ".json"
+    dest = folder / name
+    if not dest.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_suffix(f".{threading.get_ident()}.part")
+        tmp.write_bytes(body)
+        os.replace(tmp, dest)
+    return name
+
+
+SENT = "_hover_sent"  # session state: the map version whose inline thumbnails this session's browser has
+
+
+def preview_args(data: dict) -> dict:
+    """The component's arguments for this run: ``data`` without its inline thumbnails when this session's
+    browser already got them for this map version."""
+    if "thumbs" not in data:
+        return data
+    if st.session_state.get(SENT) == data["version"]:
+        return {"version": data["version"], "inline": True}
+    st.session_state[SENT] = data["version"]
+    return data
+
+
+def _resend() -> None:  # the browser asked again: it lacks the thumbnails (a reload, a lost message)
+    st.session_state.pop(SENT, None)
+
+
+def hover_preview(data: dict) -> None:
     """Mount the preview (it renders nothing of its own until a point is hovered)."""
-    _COMPONENT(key="emb_hover_preview", data={"items": items}, height=0)
+    _COMPONENT(key="emb_hover_preview", data=preview_args(data), height=0, on_need_change=_resend)

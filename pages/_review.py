@@ -25,7 +25,7 @@ from pages import _dialog_nav
 from pages._alike import ask_alike, known_labels, relabel_or_ask
 from pages._common import thumb
 from pages._dialog_keys import _dialog_key, dialog_keys
-from pages._writes import _FLASH, bump, data_version, flash, items, write  # noqa: F401  (re-exported)
+from pages._writes import _FLASH, bump, data_version, flash, items, live_labels, write  # noqa: F401  (re-exported)
 
 _RESET = "_review_reset_key"  # which counter the open dialog bumps when dismissed
 
@@ -125,7 +125,7 @@ def issues_error(ws: Workspace) -> CleaningError | None:
 
 # ---- one image ----------------------------------------------------------------------------------------
 def _label_options(ws: Workspace, preds: Predictions | None, exclude: str | None = None) -> list[str]:
-    labels = set(items(ws).query("~deleted")["label"]) | set(preds.vocab if preds else [])
+    labels = set(live_labels(ws)) | set(preds.vocab if preds else [])
     return sorted(lab for lab in labels if lab != exclude)
 
 
@@ -167,7 +167,7 @@ def item_panel(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | No
             host = urlparse(str(r["source_url"])).netloc or "link"
             st.markdown(f"**Source:** [{host}]({r['source_url']})")
         st.divider()
-        classes = sorted(set(items(ws).query("~deleted")["label"]))[:9]
+        classes = list(live_labels(ws))[:9]
         if r["deleted"]:
             if st.button("Restore", key=f"{k}_restore", type="primary", width="stretch",
                          help="Key: r") or pressed == "r":
@@ -226,7 +226,8 @@ def _dialog(ws: Workspace, item_id: str, key_prefix: str, reset_key: str | None,
 
 
 def _prefetch(ws: Workspace, item_id: str) -> None:
-    rows = items(ws).query("item_id == @item_id")
+    frame = items(ws)
+    rows = frame[frame["item_id"] == item_id]
     if not rows.empty:
         thumb(str(rows.iloc[0]["abs_path"]), 720)
 

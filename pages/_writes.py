@@ -33,6 +33,18 @@ def items(ws: Workspace) -> pd.DataFrame:
     return _items_at(str(ws.root), data_version(ws))
 
 
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _labels_at(root: str, version: str) -> tuple[str, ...]:
+    frame = _items_at(root, version)
+    return tuple(sorted(set(frame.loc[~frame["deleted"].to_numpy(dtype=bool), "label"])))
+
+
+def live_labels(ws: Workspace) -> tuple[str, ...]:
+    """The sorted labels of the images not deleted, once per data-set version (the dialog asks on every
+    click: at 20,000 images a fresh set costs more than the rest of the dialog)."""
+    return _labels_at(str(ws.root), data_version(ws))
+
+
 # ---- writing ----------------------------------------------------------------------------------------
 def bump(reset_key: str | None) -> None:
     """Advance the counter ``reset_key`` (part of a chart's key): the chart comes back unselected."""

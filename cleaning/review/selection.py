@@ -85,9 +85,14 @@ def drop_stale(item_ids: Sequence[str], items: pd.DataFrame, keep_deleted: bool 
     An id goes stale when its image vanished from disk (left out of the frame) or, with
     ``keep_deleted=False``, when it was deleted since the chart was drawn.
     """
-    live = items if keep_deleted else items[~items["deleted"]]
-    known = set(live["item_id"])
-    return [i for i in dict.fromkeys(item_ids) if i in known]
+    wanted = list(dict.fromkeys(item_ids))
+    if not wanted:
+        return []
+    hit = items["item_id"].isin(wanted).to_numpy()  # vectorised: a click names 1 of 20,000+ images
+    if not keep_deleted:
+        hit = hit & ~items["deleted"].to_numpy(dtype=bool)
+    known = set(items["item_id"].to_numpy()[hit])
+    return [i for i in wanted if i in known]
 
 
 # ---- predictions and issues per item ----------------------------------------------------------------

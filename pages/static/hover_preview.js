@@ -1,13 +1,38 @@
 // Hover preview for the Embedding map (components v2, plain JS, no build step). It listens to the Plotly
-// chart's own hover events in the page — no Streamlit rerun — and shows the image's thumbnail, path, label
-// and prediction beside the pointer. data = {items: {item_id: [path, label, pred, thumb]}}; thumb is a data
-// URL (small maps), a static-file URL fetched on hover (large maps; hidden until it exists) or "".
+// chart's own hover events in the page — no Streamlit rerun — and shows the image's thumbnail beside the
+// pointer with the point's own hover text (path, label → prediction, issue; already in the figure).
+// data = {version, thumbs?: {item_id: data URL}, inline?: true, map?: URL, prefix?: URL prefix}:
+// small maps send their thumbnails once per session and map version (kept here per version; "inline" alone
+// means "use what you kept", and if nothing was kept the component asks again with the "need" trigger);
+// large maps give the URL of a JSON file {item_id: thumbnail name}, fetched once after the chart is drawn,
+// and each thumbnail is fetched on hover from prefix + name (hidden until it exists); otherwise text only.
 // The box's data-item names the point shown, data-loaded the point whose image has loaded; the times from
 // hover to image loaded (ms) collect in window.__hoverLatency (for the tests and bench/bench_clicks.py).
 export default function (component) {
-  const { data } = component;
-  const W = window.__hoverPreview || (window.__hoverPreview = { items: {}, box: null });
-  W.items = data.items || {};
+  const { data, setTriggerValue } = component;
+  const W = window.__hoverPreview || (window.__hoverPreview = { kept: {}, asked: {}, box: null });
+  const version = String((data && data.version) || "");
+  W.version = version;
+  W.prefix = (data && data.prefix) || "";
+  if (data && data.thumbs) W.kept[version] = data.thumbs;
+  else if (data && data.inline && !W.kept[version] && !W.asked[version]) {
+    W.asked[version] = true;  // once: a lost message or a reload, not a loop
+    setTriggerValue("need", version);
+  }
+  // a large map's names are fetched once the chart has been drawn (attach below), off the load's critical path
+  W.pending = data && data.map && !W.kept[version] ? { version, url: data.map } : null;
+  const fetchMap = () => {
+    const p = W.pending;
+    if (!p || W.asked[p.version]) return;
+    W.asked[p.version] = true;
+    fetch(p.url).then((r) => (r.ok ? r.json() : Promise.reject(r.status))).then((names) => {
+      const kept = {};
+      for (const [id, name] of Object.entries(names)) kept[id] = W.prefix + name;
+      W.kept[p.version] = kept;
+      const id = W.box && W.box.style.display === "block" && W.box.dataset.item;  // hovered while it came
+      if (id && kept[id] && W.version === p.version) setSrc(id, W.box.querySelector(".hp-path").textContent, kept[id]);
+    }).catch(() => { W.asked[p.version] = false; });
+  };
   if (!W.box) {
     const box = document.createElement("div");
     box.className = "cleaning-hover-preview";
@@ -28,22 +53,31 @@ export default function (component) {
     };
     img.onerror = () => { img.style.display = "none"; };  // not written yet: the text alone
   }
+  // the figure's hover text is escaped HTML ("<b>path</b><br>label → pred 93%<br>issue"): its lines as text
+  const textLines = (html) => {
+    if (!html) return [];
+    const doc = new DOMParser().parseFromString(String(html).replace(/<br\s*\/?>/gi, "\n"), "text/html");
+    return (doc.body.textContent || "").split("\n").map((l) => l.trim()).filter(Boolean);
+  };
+  const setSrc = (id, path, src) => {
+    const img = W.box.querySelector("img");
+    W.hoverAt = performance.now();
+    delete W.box.dataset.loaded;
+    img.dataset.item = id;
+    if (src) { img.style.display = "block"; img.alt = path; img.src = src; }
+    else { img.removeAttribute("src"); img.style.display = "none"; }
+  };
   const show = (ev) => {
     const pt = ev.points && ev.points[0];
     const id = pt && (Array.isArray(pt.customdata) ? pt.customdata[0] : pt.customdata);
-    const it = id != null && W.items[String(id)];
-    if (!it) return;
-    const [path, label, pred, src] = it;
-    const img = W.box.querySelector("img");
-    if (W.box.dataset.item !== String(id)) {
-      W.hoverAt = performance.now();
-      delete W.box.dataset.loaded;
-      img.dataset.item = String(id);
-      if (src) { img.style.display = "block"; img.alt = `${path}, labelled ${label}`; img.src = src; }
-      else { img.removeAttribute("src"); img.style.display = "none"; }
-    }
+    if (id == null || !pt.data) return;
+    const html = Array.isArray(pt.data.hovertext) ? pt.data.hovertext[pt.pointIndex ?? pt.pointNumber] : pt.hovertext;
+    const lines = textLines(html);
+    const path = lines[0] || String(id);
+    const src = (W.kept[W.version] || {})[String(id)] || "";
+    if (W.box.dataset.item !== String(id)) setSrc(String(id), path, src);
     W.box.querySelector(".hp-path").textContent = path;
-    W.box.querySelector(".hp-label").textContent = `label ${label} · predicted ${pred}`;
+    W.box.querySelector(".hp-label").textContent = lines.slice(1).join(" · ");
     W.box.dataset.item = String(id);
     const e = ev.event || {};
     const x = (e.clientX || 0) + 18, y = (e.clientY || 0) + 18;
@@ -54,6 +88,7 @@ export default function (component) {
   const hide = () => { W.box.style.display = "none"; };
   const attach = () => {
     document.querySelectorAll(".js-plotly-plot").forEach((gd) => {
+      if (gd._fullData && gd._fullData.some((t) => t.customdata && t.customdata.length)) fetchMap();
       if (gd.__hoverPreview || !gd.on || !(gd._fullData || []).some((t) => t.customdata && t.customdata.length)) return;
       gd.__hoverPreview = true;
       gd.on("plotly_hover", show);

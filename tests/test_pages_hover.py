@@ -1,0 +1,70 @@
+"""The Embedding page's hover preview through AppTest: what its component is sent with each script run.
+
+The preview's data must not travel with every rerun (a click reruns the page; at 20,000 points the old
+per-point arguments were ≈2.4 MB, serialised and hashed on every click). Large maps (above
+``INLINE_UP_TO``; forced here with ``INLINE_UP_TO = 0`` so the demo's 129 images take the 20,000-image path)
+send a version and a URL only; small maps send their inline thumbnails once per session, then only the
+version.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cleaning.data.workspace import Workspace
+from tests.apptest import demo_copy, open_page, scanned_demo
+from tests.test_pages_review import click
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return scanned_demo(tmp_path_factory.mktemp("hover_app"), issues=False, projection="umap")
+
+
+@pytest.fixture
+def ws(prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    return Workspace.open(demo_copy(prepared, tmp_path, monkeypatch))
+
+
+def preview_args(at: AppTest) -> str:
+    """The JSON the hover preview component was sent in the last run."""
+    found = [e.proto for e in at.get("bidi_component") if e.proto.component_name.endswith("cleaning_hover_preview")]
+    assert len(found) == 1, [e.proto.component_name for e in at.get("bidi_component")]
+    p = found[0]
+    return p.json or p.mixed.json
+
+
+@pytest.mark.parametrize("large", [True, False], ids=["large map", "small map"])
+def test_a_click_rerun_does_not_resend_the_hover_data(large: bool, ws: Workspace, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import pages._hover as hover
+
+    if large:
+        monkeypatch.setattr(hover, "INLINE_UP_TO", 0)
+        monkeypatch.setattr(hover, "static_serving", lambda: True)
+        monkeypatch.setattr(hover, "MAPS", tmp_path / "maps")
+        monkeypatch.setattr(hover, "_start_writer", lambda key, jobs: None)  # no thumbnails written here
+    hover.hover_items.clear()
+    ids = set(ws.items_frame()["item_id"])
+    at = open_page("pages/embedding.py")
+    first = json.loads(preview_args(at))
+    iid = ws.item_id_for_path("bird/bird_0004.jpg")
+    at.session_state["emb_chart_0"] = click(iid)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(k.startswith(f"dlg_{iid}_") for k in (b.key or "" for b in at.button))  # the dialog is open
+    after_click = preview_args(at)
+    at.run()
+    assert preview_args(at) == after_click  # and unchanged on later reruns
+    assert len(after_click) < 200, after_click  # a version (and for a large map a URL), never per-point data
+    if large:
+        assert json.loads(after_click) == first  # the same small arguments from the first run on
+        names = json.loads((tmp_path / "maps" / first["map"].rsplit("/", 1)[1]).read_text())
+        assert set(names) <= ids and len(names) > 100  # per-point data: a static file, fetched once
+    else:
+        assert set(first["thumbs"]) <= ids and len(first["thumbs"]) > 100  # the session's first run had them
+        assert json.loads(after_click) == {"version": first["version"], "inline": True}
