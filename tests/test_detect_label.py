@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from cleaning.detect import ISSUE_COLUMNS, Neighbours, compute_neighbours
-from cleaning.detect.label import compute_label_scores, compute_neighbour_label_probs, find_label_issues
+from cleaning.detect.label import (
+    class_thresholds,
+    compute_label_scores,
+    compute_neighbour_label_probs,
+    find_label_issues,
+)
 from cleaning.errors import CleaningError
 from tests.hostile import make_image_tree
 
@@ -119,3 +124,30 @@ def test_by_default_the_opinions_are_re_learnt_once_without_the_flagged_images()
     assert len(seen) == 1
     assert (seen[0] != given).sum() == 2 and seen[0][3] == -1 and seen[0][25] == -1  # the two errors, left out
     assert set(np.flatnonzero(ls.flagged)) == {3, 25}
+
+
+def test_class_thresholds_are_the_mean_self_confidence_of_each_class() -> None:
+    probs = np.array([[0.9, 0.1], [0.7, 0.3], [0.2, 0.8], [0.6, 0.4]])
+    t = class_thresholds(np.array([0, 0, 1, -1]), probs)
+    assert t == pytest.approx([0.8, 0.8])
+    assert class_thresholds(np.array([0, 0, 0, -1]), probs)[1] == 1.0  # a class with no images
+
+
+def test_beyond_the_estimate_the_suggested_class_must_be_as_sure_as_its_own_images() -> None:
+    # 3 tight clusters whose images the model is 0.98 sure of; image 3 (a) is labelled c with the model
+    # 0.75 for a (above the old fixed 0.6, below class a's own 0.98); image 25 (b) labelled a, 0.98 for b
+    rng = np.random.default_rng(1)
+    x = np.concatenate([c + 0.1 * rng.standard_normal((20, 16)) for c in np.eye(3, 16)]).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    truth = np.repeat(np.arange(3), 20)
+    given = truth.copy()
+    given[[3, 25]] = [2, 0]
+    probs = np.full((60, 3), 0.01)
+    probs[np.arange(60), truth] = 0.98
+    probs[3] = [0.75, 0.15, 0.10]
+    nb = Neighbours(np.full((60, 10), -1), np.full((60, 10), -np.inf, np.float32))  # no neighbours: the model alone
+    ls = compute_label_scores(given, probs, nb, passes=1, model_weight=1.0)
+    t = class_thresholds(given, ls.pred_probs)
+    assert 0.6 <= ls.pred_probs[3, 0] < t[0] and ls.score[3] >= 0.85 and ls.suggested[3] == 0
+    assert ls.flagged[25] and ls.suggested[25] == 1  # a clear error is flagged
+    assert not ls.flagged[3]  # the old fixed 0.6 would have flagged it
