@@ -133,9 +133,10 @@ def test_class_thresholds_are_the_mean_self_confidence_of_each_class() -> None:
     assert class_thresholds(np.array([0, 0, 0, -1]), probs)[1] == 1.0  # a class with no images
 
 
-def test_beyond_the_estimate_the_suggested_class_must_be_as_sure_as_its_own_images() -> None:
-    # 3 tight clusters whose images the model is 0.98 sure of; image 3 (a) is labelled c with the model
-    # 0.75 for a (above the old fixed 0.6, below class a's own 0.98); image 25 (b) labelled a, 0.98 for b
+def test_beyond_the_estimate_both_opinions_must_be_as_sure_as_of_the_class_own_images() -> None:
+    # 3 tight clusters whose images the model is 0.98 sure of; image 3 (an a) is labelled c and the model
+    # gives it 0.75 for a: above the old fixed 0.6, below the model's 0.98 for a's own images; its
+    # neighbours are all a. Image 25 (a b) is labelled a, the model 0.98 sure of b: a clear error.
     rng = np.random.default_rng(1)
     x = np.concatenate([c + 0.1 * rng.standard_normal((20, 16)) for c in np.eye(3, 16)]).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
@@ -145,9 +146,8 @@ def test_beyond_the_estimate_the_suggested_class_must_be_as_sure_as_its_own_imag
     probs = np.full((60, 3), 0.01)
     probs[np.arange(60), truth] = 0.98
     probs[3] = [0.75, 0.15, 0.10]
-    nb = Neighbours(np.full((60, 10), -1), np.full((60, 10), -np.inf, np.float32))  # no neighbours: the model alone
-    ls = compute_label_scores(given, probs, nb, passes=1, model_weight=1.0)
-    t = class_thresholds(given, ls.pred_probs)
-    assert 0.6 <= ls.pred_probs[3, 0] < t[0] and ls.score[3] >= 0.85 and ls.suggested[3] == 0
-    assert ls.flagged[25] and ls.suggested[25] == 1  # a clear error is flagged
-    assert not ls.flagged[3]  # the old fixed 0.6 would have flagged it
+    ls = compute_label_scores(given, probs, compute_neighbours(x, 10), passes=1)
+    assert ls.flagged[25] and ls.suggested[25] == 1
+    assert ls.suggested[3] == 0 and ls.score[3] >= 0.85 and ls.pred_probs[3, 0] >= 0.6  # the old rule's flag
+    assert ls.knn_probs[3, 0] > 0.8 and class_thresholds(given, ls.model_probs)[0] > 0.75
+    assert not ls.flagged[3]
