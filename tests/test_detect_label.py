@@ -9,12 +9,7 @@ import numpy as np
 import pytest
 
 from cleaning.detect import ISSUE_COLUMNS, Neighbours, compute_neighbours
-from cleaning.detect.label import (
-    class_thresholds,
-    compute_label_scores,
-    compute_neighbour_label_probs,
-    find_label_issues,
-)
+from cleaning.detect.label import compute_label_scores, compute_neighbour_label_probs, find_label_issues
 from cleaning.errors import CleaningError
 from tests.hostile import make_image_tree
 
@@ -124,32 +119,3 @@ def test_by_default_the_opinions_are_re_learnt_once_without_the_flagged_images()
     assert len(seen) == 1
     assert (seen[0] != given).sum() == 2 and seen[0][3] == -1 and seen[0][25] == -1  # the two errors, left out
     assert set(np.flatnonzero(ls.flagged)) == {3, 25}
-
-
-def test_class_thresholds_are_the_mean_self_confidence_of_each_class() -> None:
-    probs = np.array([[0.9, 0.1], [0.7, 0.3], [0.2, 0.8], [0.6, 0.4]])
-    t = class_thresholds(np.array([0, 0, 1, -1]), probs)
-    assert t == pytest.approx([0.8, 0.8])
-    assert class_thresholds(np.array([0, 0, 0, -1]), probs)[1] == 1.0  # a class with no images
-
-
-def test_beyond_the_estimate_an_image_between_two_classes_is_not_moved() -> None:
-    # 3 tight clusters whose images the model is 0.98 sure of. Image 3 is labelled c but sits between
-    # a and b (half its neighbours each); the model gives it 0.85 for a, so the blend is sure enough for
-    # the old fixed rule, but its neighbours are far less a than a's own images' neighbours are.
-    # Image 25 (a b, inside b) is labelled a: a clear error.
-    rng = np.random.default_rng(1)
-    x = np.concatenate([c + 0.1 * rng.standard_normal((20, 16)) for c in np.eye(3, 16)]).astype(np.float32)
-    x[3] = (np.eye(3, 16)[0] + np.eye(3, 16)[1]) / np.sqrt(2)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    truth = np.repeat(np.arange(3), 20)
-    given = truth.copy()
-    given[[3, 25]] = [2, 0]
-    probs = np.full((60, 3), 0.01)
-    probs[np.arange(60), truth] = 0.98
-    probs[3] = [0.85, 0.10, 0.05]
-    ls = compute_label_scores(given, probs, compute_neighbours(x, 10), passes=1)
-    assert ls.flagged[25] and ls.suggested[25] == 1
-    assert ls.suggested[3] == 0 and ls.score[3] >= 0.85 and ls.pred_probs[3, 0] >= 0.6  # the old rule's flag
-    assert 0.2 < ls.knn_probs[3, 0] < 0.6 < class_thresholds(given, ls.knn_probs)[0]
-    assert not ls.flagged[3]

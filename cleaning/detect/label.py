@@ -6,24 +6,7 @@ neighbours in embedding space (copies excluded). *Score*: the blend of both, ``w
 (1−w)·neighbours``; ``label_issue_score = 1 − blend[given label]``. *Threshold*: the ``m`` highest
 scores, where ``m`` is confident learning's estimate (cleanlab, off-diagonal of the confident joint) of
 the number of label errors in the blend — and also every clear error beyond the estimate: label-issue
-score at least :data:`SCORE_SURE` with the suggested class ``j`` at least :data:`SUGGEST_SURE` in the
-blend, *and* the neighbours' vote for ``j`` at least ``max(SUGGEST_SURE, t[j])``, where ``t[j]`` is
-confident learning's per-class threshold on the neighbour votes: the mean vote for ``j`` that the images
-labelled ``j`` (not pruned) get from their own neighbours (:func:`class_thresholds`). Why: a mislabelled
-image sits *inside* its true class — its neighbourhood is as much of that class as a typical member's —
-while an image between two look-alike classes (a banana filed under *fruit*, suggested *vegetable*; an
-echidna under *mammal*, suggested *bird*) has a mixed neighbourhood, however sure the blend is. The
-threshold is the class's own, not one number: a tight digit class's members have ~0.9 of their votes
-from their class, *vegetable* beside *fruit* far less. Such in-between images are then left to the
-estimate's ranking. Measured on the sets of ``bench/results/photos.md`` with everything else fixed,
-against the blend-only rule (0.6): photos label F1 0.86 → 0.88 (precision 0.81 → 0.85, recall 0.93 →
-0.92), 650 digits 0.91 → 0.92 (precision 0.90 → 0.95, recall 0.92 → 0.90), 4,000 digits 0.92 → 0.93
-(precision 0.90 → 0.94, recall 0.95 → 0.91). The same per-class threshold on the blend gave 0.87 /
-0.92 / 0.93; on the model *and* the neighbours 0.88 / 0.91 / 0.93, but at 4,000 digits its lower recall
-(0.90) left more wrong labels in a retrained head (``bench/bench_photos.py``'s retraining test at 4,000 digits, 73 %
-of the lost accuracy recovered by dropping the flagged files against 85 % with the neighbours' threshold
-alone, measured against the oracle that kept the copies).
-
+score at least :data:`SCORE_SURE` with the suggested class at least :data:`SUGGEST_SURE` in the blend.
 Before scoring, confident learning on the first blend picks the likely errors, they are *left out*
 (cleanlab's prune-and-retrain: label -1, never trained on, casting no neighbour vote) and both opinions
 are re-derived once from the rest (``PASSES = 2``): a classifier and neighbours that learnt from cleaner
@@ -63,9 +46,8 @@ MODEL_WEIGHT = 0.5
 K_NEIGHBOURS = 10
 #: Passes of clean-and-re-learn (1 = no re-learning; see the module doc for why one re-learning pass).
 PASSES = 2
-#: Also flagged, whatever the estimate says: label-issue score at least SCORE_SURE, the suggested class at
-#: least SUGGEST_SURE in the blend, and the neighbours' vote for it at least SUGGEST_SURE and at least the
-#: vote that class's own images get (a clear error inside another class; see the module doc).
+#: Also flagged, whatever the estimate says: label-issue score at least SCORE_SURE with the suggested
+#: class at least SUGGEST_SURE in the blend (a clear error with a confident right prediction).
 SCORE_SURE = 0.85
 SUGGEST_SURE = 0.6
 #: Pseudo-count of the class prior added to the neighbour votes (keeps small-k votes from being 0/1).
@@ -124,8 +106,7 @@ def compute_label_scores(labels: Sequence[int] | np.ndarray, pred_probs: np.ndar
     measured against the *given* labels. The number flagged is confident learning's estimate of the
     number of label errors (:func:`cleanlab.count.num_label_issues`, off-diagonal of the confident
     joint); the highest scores are flagged, and with them every image with score ≥ ``SCORE_SURE`` whose
-    suggested class ``j`` has at least ``SUGGEST_SURE`` in the blend and at least ``max(SUGGEST_SURE, t[j])``
-    in the neighbour votes (``t``: :func:`class_thresholds` of the votes over the images not pruned).
+    suggested class has at least ``SUGGEST_SURE`` in the blend.
 
     Args:
         labels: N ints 0..K−1 (given labels).
@@ -158,27 +139,13 @@ def compute_label_scores(labels: Sequence[int] | np.ndarray, pred_probs: np.ndar
     flagged = np.zeros(n, dtype=bool)
     flagged[np.argsort(-score, kind="stable")[:_estimated_count(y, blend)]] = True
     # clear errors beyond the estimate: the given label is very unlikely and one other class is confident
-    # ... when its neighbours are as much of the suggested class as that class's own images' neighbours are
-    t = np.maximum(SUGGEST_SURE, class_thresholds(np.where(current >= 0, y, -1), knn))
-    flagged |= (score >= SCORE_SURE) & (blend[rows, suggested] >= SUGGEST_SURE) & (knn[rows, suggested] >= t[suggested])
+    flagged |= (score >= SCORE_SURE) & (blend[rows, suggested] >= SUGGEST_SURE)
     flagged &= score > 0.0
     valid = neighbours.valid
     nb = np.where(valid, y[np.clip(neighbours.index, 0, None)], -1)
     n_same, n_valid = (nb == y[:, None]).sum(axis=1), valid.sum(axis=1)
     return LabelScores(model, knn, blend, score, flagged, suggested,
                        (nb == suggested[:, None]).sum(axis=1), n_same, n_valid)
-
-
-def class_thresholds(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Confident learning's per-class thresholds: ``t[j]`` = mean ``probs[:, j]`` over the images labelled
-    ``j`` (label -1: left out). A class with no images gets 1.0 (nothing is confidently that class)."""
-    y = np.asarray(labels, dtype=np.int64)
-    k = probs.shape[1]
-    keep = y >= 0
-    total = np.zeros(k, np.float64)
-    np.add.at(total, y[keep], probs[keep, y[keep]])
-    count = np.bincount(y[keep], minlength=k)
-    return np.where(count > 0, total / np.maximum(count, 1), 1.0)
 
 
 def _estimated_count(y: np.ndarray, probs: np.ndarray) -> int:
