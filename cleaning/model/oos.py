@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 #: Inverse regularisation strength of the heads (features are standardised first).
 DEFAULT_C = 0.05
+#: lbfgs steps per head. On large sets (the 100k scale tree) a fold's head can stop here before sklearn's
+#: tolerance; that is the scan's time budget, so the warning it prints per fold is silenced in the folds.
+MAX_ITER = 300
 #: Probabilities are floored at this and renormalised so a loss never sees log(0).
 PROB_FLOOR = 1e-6
 
@@ -144,7 +147,7 @@ def fit_linear_probe(features: np.ndarray, y: np.ndarray, n_classes: int, c: flo
         bias[present[0]] = 0.0
     else:
         with threadpool_limits(1):
-            clf = LogisticRegression(C=c, max_iter=300, random_state=seed).fit((x - mean) / scale, y)
+            clf = LogisticRegression(C=c, max_iter=MAX_ITER, random_state=seed).fit((x - mean) / scale, y)
         coef, intercept = clf.coef_, clf.intercept_
         if len(clf.classes_) == 2:  # sklearn's binary form: one row for the positive class
             coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
@@ -182,13 +185,16 @@ def _fit_fold(embeddings: np.ndarray, labels: np.ndarray, folds: np.ndarray, f: 
     if len(present) == 1:
         out[np.ix_(test, present)] = 1.0
     else:
+        from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import LogisticRegression
 
         # StandardScaler + LogisticRegression, in bounded memory: the fold's rows are a fresh float32 copy (boolean indexing),
         # standardised in place; the held-out rows likewise with the same mean and scale
         xt = np.asarray(embeddings[train], dtype=np.float32)
         mean, scale = _standardise(xt)
-        clf = LogisticRegression(C=c, max_iter=300, random_state=seed).fit(xt, labels[train])
+        with warnings.catch_warnings():  # 300 lbfgs steps is the budget, not a failure: no stderr noise per fold
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf = LogisticRegression(C=c, max_iter=MAX_ITER, random_state=seed).fit(xt, labels[train])
         del xt
         xe = np.asarray(embeddings[test], dtype=np.float32)
         xe -= mean
