@@ -107,8 +107,13 @@ def build(n: int) -> tuple[Path, Path]:
 
 def get_points(page) -> list[dict]:  # noqa: ANN001
     """The chart's points, waiting while it is being replaced (a re-keyed chart is briefly absent)."""
-    page.wait_for_function(f"() => ({POINTS_JS})() !== null", timeout=120_000)
-    return page.evaluate(POINTS_JS)
+    for _ in range(20):  # it can vanish again between the wait and the read (seen once per ~30 clicks)
+        page.wait_for_function(f"() => ({POINTS_JS})() !== null", timeout=120_000)
+        pts = page.evaluate(POINTS_JS)
+        if pts is not None:
+            return pts
+        time.sleep(0.2)
+    raise RuntimeError("the chart never settled")
 
 
 def chart_ready(page, n: int) -> None:  # noqa: ANN001
