@@ -156,7 +156,7 @@ def _whole_views(thumbs: np.ndarray, block: int = 1024) -> np.ndarray:
 
 #: Rotations (degrees) tried between two whole thumbnails, besides none: a re-upload turned a little.
 ROTATIONS = (-9.0, -6.0, -3.0, 3.0, 6.0, 9.0)
-#: Pairs compared per step of the whole-against-turned comparison (2 × 768 floats each: ≈ 400 MB at 65,536).
+#: Pairs compared per step of the whole-against-turned comparison (2 × 768 floats each: ≈ 200 MB a step).
 PAIR_BLOCK = 1 << 15
 #: Side of the coarse pixel descriptor whose nearest neighbours are candidates too.
 COARSE_SIDE = 8
