@@ -23,7 +23,6 @@ import argparse
 import base64
 import json
 import os
-import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
@@ -32,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, stop_server, wait_healthy  # noqa: E402
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server, wait_healthy  # noqa: E402
 from tests.browser.test_clicks import POINTS_JS  # noqa: E402
 
 OUT = REPO / "bench" / "out" / "trace"
@@ -52,18 +51,6 @@ KINDS = {
     "DrawingBuffer::PrepareTransferableResource": "canvas read-back", "ImageDecodeTask": "image decode",
     "Decode Image": "image decode", "ResourceReceivedData": "network",
 }
-
-
-def start(app: Path, root: Path, state: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "CLEANING_STATE_DIR": str(state), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(app)}
-    env.pop("CLEANING_ROOT", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(app / "dashboard.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none", "--", str(root)],
-        cwd=app, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    return proc, f"http://127.0.0.1:{port}"
 
 
 def decode(payload: str) -> tuple[str, int]:
@@ -200,7 +187,7 @@ def run(app: Path, root: Path, state: Path, label: str) -> dict:
     from playwright.sync_api import sync_playwright
 
     OUT.mkdir(parents=True, exist_ok=True)
-    proc, base = start(app, root, state, OUT / f"{label}_server.log")
+    proc, base = start_server(root, state, OUT / f"{label}_server.log", extra_env={"PYTHONPATH": str(app)}, app=app)
     res: dict = {"label": label, "app": str(app), "loadavg_before": os.getloadavg()[:3]}
     try:
         wait_healthy(base, proc, timeout=180)

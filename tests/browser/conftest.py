@@ -52,17 +52,18 @@ def wait_healthy(base: str, proc: subprocess.Popen, timeout: float = 90) -> floa
             time.sleep(0.2)
 
 
-def start_server(root: Path, state_dir: Path, log: Path,
-                 extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """``streamlit run dashboard.py -- ROOT`` on a free loopback port with its own state folder."""
+def start_server(root: Path, state_dir: Path, log: Path, extra_env: dict[str, str] | None = None,
+                 app: Path = REPO) -> tuple[subprocess.Popen, str]:
+    """``streamlit run dashboard.py -- ROOT`` on a free loopback port with its own state folder (``app``: the
+    checkout whose dashboard runs; the benchmarks trace older commits too)."""
     port = free_port()
     env = {**os.environ, "CLEANING_STATE_DIR": str(state_dir), "HF_HUB_OFFLINE": "1", **(extra_env or {})}
     env.pop("CLEANING_ROOT", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard.py"), "--server.headless", "true",
+        [sys.executable, "-m", "streamlit", "run", str(app / "dashboard.py"), "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none", "--", str(root)],
-        cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.PIPE)
+        cwd=app, env=env, stdout=log.open("wb"), stderr=subprocess.PIPE)
     return proc, f"http://127.0.0.1:{port}"
 
 
