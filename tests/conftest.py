@@ -52,3 +52,20 @@ def _isolated_demo(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("CLEANING_DEMO_DIR", str(tmp_path_factory.mktemp("demo")))
     monkeypatch.delenv("CLEANING_STATE_DIR", raising=False)
     monkeypatch.delenv("CLEANING_ROOT", raising=False)
+
+
+@pytest.fixture(scope="session")
+def mapped_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled demo, scanned once per test session with a UMAP map (the pages' review tests share it)."""
+    from tests.apptest import scanned_demo
+
+    return scanned_demo(tmp_path_factory.mktemp("mapped_demo"), issues=False, projection="umap")
+
+
+@pytest.fixture
+def mapped_ws(mapped_demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """A private copy of :func:`mapped_demo` (its decisions stay in this test), opened."""
+    from cleaning.data.workspace import Workspace
+    from tests.apptest import demo_copy
+
+    return Workspace.open(demo_copy(mapped_demo, tmp_path, monkeypatch))

@@ -8,23 +8,16 @@ state folder is copied with the data set for every test.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from cleaning.data.workspace import Workspace
-from tests.apptest import demo_copy, open_page, scanned_demo
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return scanned_demo(tmp_path_factory.mktemp("review_app"), issues=False, projection="umap")
+from tests.apptest import open_page
 
 
 @pytest.fixture
-def ws(prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    return Workspace.open(demo_copy(prepared, tmp_path, monkeypatch))
+def ws(mapped_ws: Workspace) -> Workspace:  # the session's scanned demo with its map, a private copy
+    return mapped_ws
 
 
 def click(item_id: str) -> dict:
