@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -51,6 +52,15 @@ def thumb_name(sha256: str) -> str:
     return f"{sha256[:2]}/{sha256[:20]}.jpg"
 
 
+def _publish(dest: Path, write: Callable[[Path], object]) -> None:
+    """Make ``dest`` appear whole: ``write`` fills a file beside it (named by process and thread, so two
+    app processes serving one folder never share one), which is then renamed over it."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
+    write(tmp)
+    os.replace(tmp, dest)
+
+
 def write_static_thumbs(jobs: list[tuple[str, str]], folder: Path = STATIC_THUMBS) -> int:
     """Write the missing thumbnails of ``jobs`` = [(abs_path, sha256)]; returns how many were written.
     Each file appears whole (written beside, then renamed), so a browser never fetches half a JPEG."""
@@ -61,10 +71,7 @@ def write_static_thumbs(jobs: list[tuple[str, str]], folder: Path = STATIC_THUMB
         dest = folder / thumb_name(sha)
         if dest.exists():
             continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_suffix(f".{threading.get_ident()}.part")
-        make_thumbnail(abs_path, THUMB_PX).convert("RGB").save(tmp, "JPEG", quality=80)
-        os.replace(tmp, dest)
+        _publish(dest, lambda tmp, p=abs_path: make_thumbnail(p, THUMB_PX).convert("RGB").save(tmp, "JPEG", quality=80))
         written += 1
     return written
 
@@ -121,10 +128,7 @@ def write_map(names: dict[str, str], folder: Path | None = None) -> str:
     name = hashlib.sha256(body).hexdigest()[:20] + ".json"
     dest = folder / name
     if not dest.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_suffix(f".{threading.get_ident()}.part")
-        tmp.write_bytes(body)
-        os.replace(tmp, dest)
+        _publish(dest, lambda tmp: tmp.write_bytes(body))
     return name
 
 
