@@ -42,10 +42,10 @@ from .pixelmatch import (  # noqa: F401  (THUMB_SIDE, VIEW_SIDE, compute_thumbna
     PAIR_BLOCK,
     THUMB_SIDE,
     VIEW_SIDE,
-    _coarse,
-    _low_res_similarity,
+    coarse_descriptors,
     compute_pixel_similarity,
     compute_thumbnail,
+    low_res_similarity,
 )
 
 #: Pixel similarity from which two images are near duplicates on the pixels alone ...
@@ -68,7 +68,7 @@ PHASH_NEAR = 8
 #: Neighbours examined per image, and the least embedding similarity of a candidate pair.
 K_DUP = 8
 SIM_CANDIDATE = 0.5
-#: Nearest neighbours per image in coarse pixels (:func:`_coarse`), also candidates.
+#: Nearest neighbours per image in coarse pixels (:func:`coarse_descriptors`), also candidates.
 K_PIX = 4
 
 SEVERITY = {("duplicate", False): 0.7, ("near_duplicate", False): 0.55,
@@ -135,7 +135,7 @@ def compute_duplicate_groups(embeddings: np.ndarray, sha256: Sequence[str], phas
         sha256, phash: N hex strings.
         thumbs: N×32×32×3 uint8 from :func:`compute_thumbnail` (None: use pHash instead).
         sizes: N×2 (width, height) of the images: pairs with an image smaller than VIEW_SIDE are also
-            compared at its size (:func:`_low_res_similarity`); None: every image counts as large.
+            compared at its size (:func:`low_res_similarity`); None: every image counts as large.
     """
     x = np.asarray(embeddings, dtype=np.float32)
     n = len(x)
@@ -146,7 +146,7 @@ def compute_duplicate_groups(embeddings: np.ndarray, sha256: Sequence[str], phas
         has_emb = np.linalg.norm(x, axis=1) > 0.5
         found = [compute_neighbours(x, k, exact)]
         if thumbs is not None:
-            found.append(compute_neighbours(_coarse(np.asarray(thumbs)), K_PIX, exact))
+            found.append(compute_neighbours(coarse_descriptors(np.asarray(thumbs)), K_PIX, exact))
         code = []  # each candidate pair once, as a·n + b with a < b (arrays: no Python tuple per pair)
         for nb in found:
             i, j = np.nonzero(nb.valid)
@@ -162,7 +162,7 @@ def compute_duplicate_groups(embeddings: np.ndarray, sha256: Sequence[str], phas
     if thumbs is not None:
         pix = compute_pixel_similarity(np.asarray(thumbs), keys)
         if sizes is not None and len(keys):
-            low = _low_res_similarity(np.asarray(thumbs), keys, np.asarray(sizes, dtype=np.int64))
+            low = low_res_similarity(np.asarray(thumbs), keys, np.asarray(sizes, dtype=np.int64))
             pix = np.where(np.isnan(low), pix, np.fmax(pix, low))
         near = (pix >= PIX_NEAR) | ((pix >= PIX_WITH_EMB) & (sims >= SIM_WITH_PIX)) | (sims >= SIM_NEAR)
         near &= _distinctive(keys, 1.0 - pix.astype(np.float64), n) | (pix >= PIX_SURE)

@@ -128,7 +128,7 @@ def _turned_views(thumbs: np.ndarray, block: int = 2048) -> Iterator[np.ndarray]
         yield out
 
 
-def _coarse(thumbs: np.ndarray, block: int = 1024) -> np.ndarray:
+def coarse_descriptors(thumbs: np.ndarray, block: int = 1024) -> np.ndarray:
     """M×(COARSE_SIDE²·3) unit vectors: each thumbnail box-averaged to COARSE_SIDE², per-channel mean removed.
 
     Its nearest neighbours are near-copy candidates the embedding misses: on a tiny image (a 20×20
@@ -195,7 +195,7 @@ def _shrunk(t: np.ndarray, sh: int, sw: int) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-3 * VIEW_SIDE)
 
 
-def _low_res_similarity(thumbs: np.ndarray, pairs: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+def low_res_similarity(thumbs: np.ndarray, pairs: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """Per pair: correlation of the two thumbnails (one as it is or mirrored) averaged down to the
     smaller image's own size when that is below VIEW_SIDE on a side (NaN for the other pairs).
 
