@@ -114,13 +114,13 @@ def unclaimed_z(pred_probs: np.ndarray) -> np.ndarray:
 
 def compute_outlier_scores(embeddings: np.ndarray, labels: Sequence[int] | np.ndarray,
                            groups: np.ndarray | None = None, k: int = K_OUTLIER, z_flag: float = Z_FLAG,
-                           exclude: np.ndarray | None = None, pred_probs: np.ndarray | None = None,
+                           pred_probs: np.ndarray | None = None,
                            neighbours: Neighbours | None = None) -> OutlierScores:
     """Score every image for being off-topic (N×D L2-normalised embeddings, N int labels).
 
     ``groups`` (N ints, equal = copies) keeps copies from counting as each other's neighbours.
-    Each class's reference is its core (:func:`.junk.compute_class_core`); ``exclude`` (N bool, optional) leaves
-    more images out of it (the scan passes none: the off-topic measures do not depend on the label check).
+    Each class's reference is its core (:func:`.junk.compute_class_core`): the off-topic measures do not
+    depend on what the label check flags.
     ``pred_probs`` (N×K out-of-sample probabilities) gives ``unclaimed``; without it the score averages three terms.
     ``neighbours``: a :func:`compute_neighbours` list with at least ``K_WIDE`` columns (computed if None).
     A class of one image gets distance 1.
@@ -135,8 +135,6 @@ def compute_outlier_scores(embeddings: np.ndarray, labels: Sequence[int] | np.nd
     wide = neighbours if neighbours is not None and neighbours.index.shape[1] >= K_WIDE \
         else compute_neighbours(x, K_WIDE, g)
     ref = compute_class_core(y, wide)
-    if exclude is not None:
-        ref &= ~np.asarray(exclude, dtype=bool)
     d_knn, d_centre = np.ones(n), np.ones(n)
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
