@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -205,13 +206,12 @@ def issues_bulk(browser, base: str, state_dir: Path, issue: str, label: str) -> 
         page.get_by_role("option").filter(has_text=value).first.click()
         page.keyboard.press("Escape")
         wait_ready(page, "issues")
-    pick = page.get_by_role("button", name="Pick all")
+    pick = page.get_by_role("button", name=re.compile(r"^Pick all \d+ shown$"))
     if not pick.count():
         out["error"] = "no 'Pick all … shown' button on the Issues page"
         ctx.close()
         return out
-    name = pick.first.inner_text()
-    n = int("".join(ch for ch in name.split("all", 1)[1] if ch.isdigit()))
+    n = int(re.search(r"\d+", pick.first.inner_text()).group())
     t = time.perf_counter()
     pick.first.click()
     page.get_by_role("button", name=f"Mark {n} as fine").wait_for(timeout=600_000)
@@ -248,6 +248,84 @@ def embedding_map(base: str, n: int, clicks: int, loads: int) -> dict:
             "clicks_without_dialog": r.get("click_failed", 0), "loadavg": loadavg()}
 
 
+APPTEST_PAGES = {"overview": "pages/overview.py", "issues": "pages/issues.py", "history": "pages/history.py",
+                 "deleted": "pages/deleted.py"}
+
+
+def apptest_pages(root: Path, state_dir: Path, runs: int = 3) -> dict:
+    """The server's side of a page load without a browser: Streamlit's AppTest runs ``dashboard.py`` and
+    switches to each page, in this process (CPU seconds of the script run; the first run of a page
+    includes loading the caches). Each run is a new session, as a new browser tab is."""
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["CLEANING_ROOT"], os.environ["CLEANING_STATE_DIR"] = str(root), str(state_dir.parent)
+    out: dict = {}
+    for what, file in APPTEST_PAGES.items():
+        r: dict = {"wall_s": [], "cpu_s": []}
+        for _ in range(runs):
+            at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=900)
+            t, c = time.perf_counter(), time.process_time()
+            at.run()
+            if file != "pages/overview.py":
+                at.switch_page(file).run()
+            r["wall_s"].append(round(time.perf_counter() - t, 2))
+            r["cpu_s"].append(round(time.process_time() - c, 2))
+            if at.exception:
+                r["error"] = str(at.exception[0].value)[:300]
+        r["loadavg"] = loadavg()
+        out[what] = r
+        print(f"  apptest {what}: {r}", flush=True)
+    return out
+
+
+def apptest_part(root: Path, state_dir: Path, out: str) -> None:
+    """``--apptest``: AppTest script runs per page with no decisions, then after 10,000 deletes and 10,000
+    keeps (one batch each, library), added to ``{out}.json`` under ``apptest``."""
+    reset_state(state_dir)
+    res = {"no_decisions": apptest_pages(root, state_dir)}
+    ws = workspace(root, state_dir)
+    live = ws.items_frame()["item_id"].tolist()
+    ws.store.record(live[::10][:N_BULK], "delete", source="cli")
+    ws.store.record(live[5::10][:N_BULK], "keep", source="bulk")
+    ws.store.close()
+    res["after_20000_decisions"] = apptest_pages(root, state_dir)
+    res["date"], res["loadavg"] = time.strftime("%Y-%m-%d %H:%M"), loadavg()
+    path = RESULTS / f"{out}.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data["apptest"] = res
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def issues_bulk_part(root: Path, state_dir: Path, out: str) -> None:
+    """``--issues-bulk``: a fresh server on the state with no decisions; the Issues page filtered to the
+    class whose label issues are nearest 10,000; Pick all N shown → Mark N as fine."""
+    from playwright.sync_api import sync_playwright
+
+    from cleaning.review.analysis import load_or_find_issues
+
+    reset_state(state_dir)
+    ws = workspace(root, state_dir)
+    lab = load_or_find_issues(ws)
+    ws.store.close()
+    counts = lab[lab["issue"] == "label"].drop_duplicates("item_id")["label"].value_counts()
+    cls = str((counts - N_BULK).abs().sort_values().index[0])
+    proc, base = start_server(root, state_dir.parent, REPO / "bench" / "out" / "app_scale_server2.log")
+    try:
+        wait_healthy(base, proc, timeout=300)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            time_loads(browser, base, "issues", 0, 900)  # the server loads the issue table once
+            res = issues_bulk(browser, base, state_dir, "label", cls)
+            browser.close()
+    finally:
+        stop_server(proc)
+    print(res, flush=True)
+    path = RESULTS / f"{out}.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data["bulk_issues"] = res
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
 def has_map(root: Path, state_dir: Path) -> int:
     """How many points the cached UMAP map shows (0 when the copy has none: computing it is not a page load)."""
     from cleaning.data.cache import fingerprint, load_arrays
@@ -262,6 +340,106 @@ def has_map(root: Path, state_dir: Path) -> int:
     return n
 
 
+def _s(v: object, digits: int = 2) -> str:
+    return "–" if v is None else f"{v:.{digits}f} s" if isinstance(v, float | int) else str(v)
+
+
+def _load_cell(r: dict | None, target: float = 3.0) -> tuple[str, str]:
+    if not r:
+        return "–", "–"
+    if r.get("timed_out_after_s"):
+        return f"> {r['timed_out_after_s']:.0f} s (timed out)", "–"
+    med = r.get("median_s")
+    ok = "✓" if med is not None and med < target else "✗"
+    return f"{_s(r.get('first_s'))}", f"**{_s(med)}** {ok} ({', '.join(f'{v:.1f}' for v in r['load_s'])})"
+
+
+def report(a: dict, b: dict | None) -> str:
+    """The markdown of a run ``a`` (this branch) beside a run ``b`` of main (or None)."""
+    rows = []
+    for part, title in (("pages", "no decisions"), ("pages_after_bulk", "after 20,000+ decisions")):
+        for what in ("overview", "issues", "history", "deleted"):
+            ra = a.get(part, {}).get(what)
+            if ra is None:
+                continue
+            rb = (b or {}).get(part, {}).get(what)
+            fa, wa = _load_cell(ra)
+            fb, wb = _load_cell(rb)
+            label = "10,000 deleted, before the restore" if part == "pages_after_bulk" and what == "deleted" else title
+            rows.append(f"| {what.capitalize()} ({label}) | {fb} | {wb} | {fa} | {wa} | {ra.get('loadavg', ['?'])[0]} |")
+    bulk = []
+    for key, what in (("library_record", "library: `Store.record` 10,000 keeps (one batch) / its undo"),
+                      ("cli_delete", "CLI: `python -m cleaning delete ROOT` 10,000 paths (one process)"),
+                      ("bulk_restore", "browser, Deleted page: Restore all 10,000 → confirm"),
+                      ("bulk_issues", "browser, Issues page: Pick all N shown → Mark N as fine")):
+        ra, rb = a.get(key) or {}, (b or {}).get(key) or {}
+
+        def cell(r: dict, key: str = key) -> str:
+            if not r:
+                return "–"
+            if r.get("error"):
+                return f"failed: {r['error'][:80]}"
+            if key == "library_record":
+                return f"{r['record_s']:.2f} s / {r['undo_s']:.2f} s"
+            if key == "cli_delete":
+                return f"{r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} CPU-s"
+            ok = "✓" if r.get("page_updated_s", 99) < 5 else "✗"
+            return (f"{r.get('n', '?')} images: recorded {r['recorded_s']:.1f} s, page updated "
+                    f"**{r['page_updated_s']:.1f} s** {ok}")
+        bulk.append(f"| {what} | {cell(rb)} | {cell(ra)} | {ra.get('loadavg', ['?'])[0]} |")
+    m = a.get("map") or {}
+    if m.get("click_dialog_median_s") is not None:
+        map_txt = (f"{m['n_points']:,} points drawn ({', '.join(m['trace'])}): first load {m['first_load_s']:.1f} s, "
+                   f"then {', '.join(map(str, m['load_s']))} s (median **{m['load_median_s']:.1f} s**); click → "
+                   f"dialog visible median **{m['click_dialog_median_s']:.2f} s** "
+                   f"({', '.join(map(str, m['click_dialog_s']))}), dialog image loaded "
+                   f"{m['click_image_median_s']:.2f} s; clicks that opened nothing: {m['clicks_without_dialog']}; "
+                   f"load average {m['loadavg'][0]}.")
+    else:
+        map_txt = f"not measured: {m.get('error') or m.get('note')}"
+    u = a.get("umap_100k") or {}
+    umap_txt = (f"computed once into the copy's cache by `load_or_compute_projection(ws, 'umap')`: {u['n']:,} points, "
+                f"{u['wall_s'] / 60:.1f} min wall, {u['cpu_s']:.0f} CPU-s, peak RSS {u['peak_rss_mb'] / 1024:.2f} GB "
+                f"(load average after: {u['loadavg_after'][0]:.1f})" if u else "not computed")
+    return f"""# The app at 100,000 images (issue 15, item 3)
+
+`python bench/bench_app_scale.py` — {a['date']} UTC, {a['cpus']} CPU cores shared with four other sessions'
+work (load average {a['loadavg_before'][0]} before, {a['loadavg_after'][0]} after; every number below carries
+the load at its time), Python {a['python']}, headless Debian Chromium (software compositing, the tests'
+flags) driven by Playwright, `streamlit run` on loopback, the benchmark and server under `nice -n 10`.
+Main measured the same way{f" (commit {b['commit']}, {b['date']} UTC, `--loads 1 --timeout 300`)" if b else ""};
+this branch at {a['commit']}.
+
+Data: {a['n_images']:,} images (`/work/scale-data/t100k`, 64-px JPEGs in 10 class folders, `bench/scale_tree.py`)
+and a copy of their scanned state (projected-pixel embeddings, out-of-sample heads, the issue table of
+`bench/results/scale.md` §6): {a.get('issues_filter', {}).get('rows', '?')} label rows in the class used for the
+Issues bulk action. Each run starts from the scanned store with no decisions.
+
+A page is *loaded* when the app's script run has finished (the app root's `data-test-script-state`, twice
+150 ms apart) and the page's own content shows: Overview the class chart drawn and the class samples'
+heading; Issues the "Next page" button under the last card of the first page; History the decisions
+table; Deleted its restore button or "Nothing is deleted.". *First* is the first load after the server
+started (the server reads the caches: the issue table and predictions of 100k images); then `--loads`
+more, each in a fresh browser context. Target: < 3 s.
+
+| page | main: first | main: then (median) | this branch: first | this branch: then (median; all) | load avg (this branch) |
+|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Decisions for 10,000 images (target for the bulk action: < 5 s from the click to the page updated):
+
+| path | main | this branch | load avg (this branch) |
+|---|---|---|---|
+{chr(10).join(bulk)}
+
+Embedding map at 100k: {map_txt}
+
+UMAP of 100,000 points: {umap_txt}. The state made by the scan had no map; the app computes one on the
+first visit of the Embedding page (with a spinner) and caches it by the set of image contents, so it is
+a one-time cost per data set, not a page load.
+"""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", type=Path, default=Path("/work/scale-data/t100k"))
@@ -272,7 +450,23 @@ def main() -> None:
     ap.add_argument("--skip-map", action="store_true")
     ap.add_argument("--clicks", type=int, default=8)
     ap.add_argument("--out", default="app_scale")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the .md from the .json files")
+    ap.add_argument("--issues-bulk", action="store_true", help="only the Issues bulk action (fresh server), "
+                    "added to the .json")
+    ap.add_argument("--apptest", action="store_true", help="only the AppTest part (script CPU per page), "
+                    "added to the .json")
     a = ap.parse_args()
+    if a.report_only:
+        write_report(a.out)
+        return
+    if a.issues_bulk:
+        issues_bulk_part(a.root.resolve(), a.state.resolve(), a.out)
+        write_report(a.out)
+        return
+    if a.apptest:
+        apptest_part(a.root.resolve(), a.state.resolve(), a.out)
+        write_report(a.out)
+        return
     from playwright.sync_api import sync_playwright
 
     reset_state(a.state)
@@ -334,6 +528,7 @@ def main() -> None:
                     res["bulk_issues"] = {"error": repr(e)[:500]}
                 print(res["bulk_issues"], flush=True)
             res["decisions_recorded"] = active_count(state)
+            (RESULTS / f"{a.out}.partial.json").write_text(json.dumps(res, indent=2) + "\n")  # kept if the map hangs
             print("page loads with the decisions recorded", flush=True)
             for what in ("history", "issues", "overview"):
                 res["pages_after_bulk"][what] = {**time_loads(browser, base, what, a.loads, a.timeout),
@@ -357,6 +552,37 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{a.out}.json").write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res, indent=2))
+    write_report(a.out)
+
+
+def apptest_table(t: dict) -> str:
+    rows = []
+    for part, title in (("no_decisions", "no decisions"), ("after_20000_decisions", "20,000 decisions")):
+        for what, r in t.get(part, {}).items():
+            label = "10,000 deleted, before the restore" if part == "pages_after_bulk" and what == "deleted" else title
+            rows.append(f"| {what.capitalize()} ({label}) | {r['cpu_s'][0]:.2f} | "
+                        f"{', '.join(f'{v:.2f}' for v in r['cpu_s'][1:])} | "
+                        f"{', '.join(f'{v:.1f}' for v in r['wall_s'])} | {r['loadavg'][0]} |")
+    return ("| page | CPU-s, first run | CPU-s, then | wall s (all runs) | load avg |\n|---|---|---|---|---|\n"
+            + "\n".join(rows))
+
+
+def write_report(out: str) -> None:
+    """``{out}.md`` from ``{out}.json``, with the parts measured apart (``{out}_apptest.json``,
+    ``{out}_bulk.json``: ``--apptest`` / ``--issues-bulk`` runs) and main's run beside it."""
+    res = json.loads((RESULTS / f"{out}.json").read_text())
+    for extra, key in ((f"{out}_apptest", "apptest"), (f"{out}_bulk", "bulk_issues")):
+        f = RESULTS / f"{extra}.json"
+        if f.exists() and key in json.loads(f.read_text()) and (key not in res or "error" in res[key]):
+            res[key] = json.loads(f.read_text())[key]
+    if "date" not in res:
+        return
+    before = RESULTS / "app_scale_before.json"
+    b = json.loads(before.read_text()) if before.exists() and out != "app_scale_before" else None
+    notes = RESULTS / f"{out}.notes.md"
+    text = notes.read_text() if notes.exists() else ""
+    text = text.replace("APPTEST_TABLE", apptest_table(res.get("apptest", {})))
+    (RESULTS / f"{out}.md").write_text(report(res, b) + text)
 
 
 if __name__ == "__main__":
