@@ -106,7 +106,9 @@ def _images_tab(ws: Workspace | None) -> None:
         st.info("Upload a zip or open the demo first; then you can add images to any class here.")
         return
     gen = st.session_state.get(f"{K}_gen", 0)
-    classes = ws.vocab
+    from pages._writes import live_labels  # cached per data-set version (ws.vocab reads every item)
+
+    classes = list(live_labels(ws))
     c1, c2 = st.columns(2)
     pick = c1.selectbox("Class", classes + ["(a new class)"], key=f"{K}_cls")
     label = c2.text_input("New class name", key=f"{K}_new") if pick == "(a new class)" else pick

@@ -6,13 +6,22 @@ back byte-identical on the next apply (Export page or ``python -m cleaning apply
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from cleaning.review.trash import STATES, deleted_frame
 from pages import _review as review
-from pages._common import get_workspace, run_page
+from pages._common import get_workspace, open_workspace, run_page
 
 K = "del"
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _deleted_at(root: str, version: str) -> pd.DataFrame:
+    """Every deleted image (:func:`deleted_frame`, no search), once per data-set version for the whole
+    server. Shared object: do not modify it."""
+    ws = open_workspace(root)
+    return deleted_frame(review.items(ws), ws.store.history())
 
 
 def render() -> None:
@@ -24,8 +33,8 @@ def render() -> None:
     review.flash()
     search = st.text_input("Search", key=f"{K}_search", placeholder="file name, class, note or source query",
                            help="All words must match (case-insensitive)")
-    frame = deleted_frame(review.items(ws), ws.store.history(), search)
-    everything = deleted_frame(review.items(ws), ws.store.history())
+    everything = _deleted_at(str(ws.root), review.data_version(ws))
+    frame = deleted_frame(review.items(ws), ws.store.history(), search) if search.strip() else everything
     c = st.columns(4)
     c[0].metric("Deleted", int((everything["state"] != "restoring").sum()))
     c[1].metric("In the quarantine", int((everything["state"] == "quarantined").sum()))

@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from cleaning.data.workspace import Workspace
-from pages._common import get_workspace, run_page, thumb
+from pages._common import get_workspace, open_workspace, run_page, thumb
+from pages._writes import data_version, items
 
 STATE_LABEL = {"active": "✓ active", "undone": "↶ undone", "discarded": "✗ discarded (undone, then replaced)"}
 
@@ -31,7 +32,8 @@ COLUMNS = {
 
 def history_frame(ws: Workspace, hist: list) -> pd.DataFrame:
     """One row per decision, **newest first**, with a small thumbnail (data URL) for the newest rows."""
-    paths = dict(zip(*[ws.items_frame()[c] for c in ("item_id", "abs_path")]))
+    frame = items(ws)
+    paths = dict(zip(frame["item_id"].tolist(), frame["abs_path"].tolist()))
     rows = []
     for n, d in enumerate(reversed(hist)):
         src = paths.get(d.item_id) if n < THUMB_ROWS else None
@@ -41,6 +43,14 @@ def history_frame(ws: Workspace, hist: list) -> pd.DataFrame:
             "new label": d.label or "", "image": d.path, "source": d.source, "state": STATE_LABEL[d.state],
             "note": d.note})
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _history_at(root: str, version: str) -> pd.DataFrame:
+    """:func:`history_frame` once per data-set version for the whole server (a rerun of this page with
+    20,000 decisions then rebuilds nothing). Shared object: do not modify it."""
+    ws = open_workspace(root)
+    return history_frame(ws, ws.store.history())
 
 
 def render() -> None:
@@ -57,11 +67,10 @@ def render() -> None:
         done = ws.store.redo()
         st.toast(f"Redid {len(done)} decision(s)")
         st.rerun()
-    hist = ws.store.history()
-    if not hist:
+    df = _history_at(str(ws.root), data_version(ws))
+    if df.empty:
         st.info("No decisions yet. Relabel or delete images on the review pages, or with the CLI.")
         return
-    df = history_frame(ws, hist)
     show = st.segmented_control("Show", ["all", "active", "undone"], default="all", key="hist_filter")
     if show == "active":
         df = df[df["state"] == STATE_LABEL["active"]]

@@ -8,6 +8,7 @@ import streamlit as st
 from cleaning.review.figures import class_counts_figure
 from pages._common import NoDataset, get_workspace, hosted, is_demo, run_page, thumb
 from pages._data_in import data_in_panel
+from pages._writes import items as cached_items
 
 
 def bad_files_frame(bad: list) -> pd.DataFrame:
@@ -31,7 +32,7 @@ def render() -> None:
         st.info("This is a writable copy of the **bundled demo**: 4 classes of real photos with planted problems "
                 "(wrong folders, off-topic photos, duplicates, a broken file, a blank one). "
                 "Open your own data set from the sidebar, or run `streamlit run dashboard.py -- ROOT`.")
-    items = ws.items_frame()
+    items = cached_items(ws)  # once per data-set version for the whole server (do not modify)
     bad = ws.bad_files()
     live = items[~items["deleted"]]
     c = st.columns(5)

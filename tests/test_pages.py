@@ -86,3 +86,23 @@ def test_no_root_argument_opens_a_copy_of_the_demo() -> None:
     assert not at.exception
     assert any("bundled demo" in i.value for i in at.info)
     assert not list((REPO / "demo").glob("*.cleaning"))  # the committed demo is never written to
+
+
+def test_history_reruns_without_rebuilding_the_table(demo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table of decisions is built once per data-set version (at 20,000 decisions a build is a row
+    per decision and an items frame); a rerun that changes nothing reads the history no more."""
+    from cleaning.data.store import Store
+    from cleaning.data.workspace import Workspace
+
+    monkeypatch.setenv("CLEANING_ROOT", str(demo_root))
+    ws = Workspace.open(demo_root)
+    ws.store.record([ws.store.find_item("bird/bird_0005.jpg")], "keep")
+    reads = []
+    real = Store.history
+    monkeypatch.setattr(Store, "history", lambda self, *a, **k: reads.append(a or k) or real(self, *a, **k))
+    at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=120).run()
+    at.switch_page("pages/history.py").run()
+    assert "bird/bird_0005.jpg" in at.dataframe[0].value["image"].tolist()
+    at.run()
+    at.run()
+    assert len([r for r in reads if not r]) == 1  # the whole history, once

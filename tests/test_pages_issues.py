@@ -305,3 +305,38 @@ def test_deep_link_on_a_fresh_server_renders_the_full_app(url: str, title: str, 
         page.get_by_text("Data set:").first.wait_for(timeout=30_000)  # the shared frame is there
         assert page.get_by_role("link", name="Overview").count() >= 1  # and so is the navigation
         browser.close()
+
+
+def test_pick_all_shown_then_mark_fine_is_one_batch(root: Path) -> None:
+    """"Pick all N shown" picks every image entry the filters leave, on every page (a bulk action on
+    10,000 images at 100k); one click then records them as one batch and they leave the queue."""
+    ws = Workspace.open(root)
+    q = queue_of(ws)
+    want = [k.split(":", 1)[1] for k in q["key"] if k.startswith("item:")]
+    at = open_page("pages/issues.py")
+    at.selectbox(key="iss_size").set_value(10).run()
+    at.button(key="iss_pick_every").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(f"{len(want)} image(s) selected" in m.value for m in at.markdown)
+    at.button(key="iss_bulk_keep").click().run()
+    hist = ws.store.history()
+    assert {d.item_id for d in hist} == set(want) and len({d.batch for d in hist}) == 1
+    assert n_open(at) == len(q) - len(want)
+    assert not [k for k in at.session_state if str(k).startswith("iss_pick_item:")]  # gone entries' picks forgotten
+
+
+def test_a_rerun_reuses_the_queue(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page turn or a pick reruns the page: the queue is built once per data-set version (at 100,000
+    images a build cost seconds of every rerun), and again after a decision."""
+    from cleaning.review import queue as queue_mod
+
+    built = []
+    real = queue_mod.build_queue
+    monkeypatch.setattr(queue_mod, "build_queue", lambda *a, **k: built.append(1) or real(*a, **k))
+    at = open_page("pages/issues.py")
+    at.selectbox(key="iss_size").set_value(10).run()
+    at.button(key="iss_next").click().run()
+    assert not at.exception and len(built) == 1
+    fine = keys(at, "_keep")[0]
+    at.button(key=fine).click().run()
+    assert len(built) == 2  # the decision made a new version

@@ -211,6 +211,9 @@ def test_autofix_box_shows_the_plan_then_records_one_batch(ws: Workspace) -> Non
     plan = plan_autofix(load_or_find_issues(ws), ws.items_frame(), "balanced")
     assert plan.n_images > 0
     at = open_page("pages/issues.py")
+    assert not [s for s in at.select_slider if s.key == "autofix_level"]  # closed: no plan computed
+    at.session_state["autofix_box"] = True  # open the box (the browser's click on it)
+    at.run()
     at.select_slider(key="autofix_level").set_value("balanced").run()
     assert ws.store.decision_count() == 0  # nothing before the click
     assert any("expected precision" in m.value for m in at.markdown)

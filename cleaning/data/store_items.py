@@ -12,7 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import store_error
+
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .tree import BadFile, ScannedImage
 
 
@@ -48,10 +52,31 @@ def settle_provenance(c: sqlite3.Connection) -> None:
 
 
 
+#: The columns of the ``items`` table (what :meth:`ItemsSQL.item_tuples` may read).
+ITEM_COLUMNS = ("item_id", "path", "location", "qpath", "orig_path", "orig_label", "size", "mtime_ns", "width",
+                "height", "format", "mode", "n_frames", "sha256", "phash", "source_query", "source_url",
+                "added_at", "first_seen")
+
+
 class ItemsSQL:
-    """Items, bad files, refreshes and the file journal. Needs ``query`` and ``transaction`` (Store)."""
+    """Items, bad files, refreshes and the file journal. Needs ``query``, ``query_tuples`` and
+    ``transaction`` (Store)."""
 
     def query(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:  # pragma: no cover
+        raise NotImplementedError
+
+    def query_tuples(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
+        """Like ``query`` but plain tuples: no ``sqlite3.Row`` per row (a third of the time at 100,000 rows),
+        for the whole-table reads that build frames. Uses the Store's ``conn``, ``lock`` and ``path``."""
+        with self.lock:  # type: ignore[attr-defined]
+            try:
+                cur = self.conn.cursor()  # type: ignore[attr-defined]
+                cur.row_factory = None
+                return cur.execute(sql, tuple(params)).fetchall()
+            except sqlite3.Error as e:
+                raise store_error(e, self.path) from e  # type: ignore[attr-defined]
+
+    def read_transaction(self) -> AbstractContextManager[None]:  # pragma: no cover
         raise NotImplementedError
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover
@@ -68,6 +93,39 @@ class ItemsSQL:
                "known": "SELECT * FROM items WHERE location != 'missing' ORDER BY path",
                "all": "SELECT * FROM items"}[where]
         return self.query(sql)
+
+    def item_tuples(self, columns: Sequence[str], where: str = "known") -> list[tuple]:
+        """Plain tuples of ``columns`` of the item rows chosen as in :meth:`item_rows` (for frames)."""
+        bad = [c for c in columns if c not in ITEM_COLUMNS]
+        if bad:
+            raise ValueError(f"unknown item columns {bad}")
+        cond = {"root": " WHERE location='root'", "known": " WHERE location != 'missing' ORDER BY path",
+                "all": ""}[where]
+        return self.query_tuples(f"SELECT {', '.join(columns)} FROM items{cond}")
+
+    def current_frame(self) -> pd.DataFrame:
+        """:meth:`Store.current` as a frame indexed by ``item_id`` (columns ``label``, ``deleted``, ``kept``),
+        computed with whole-column operations instead of one ``ItemState`` per decision: the same rule
+        (the last active relabel gives the label, the last active delete or restore whether it is deleted,
+        any active keep marks it kept)."""
+        import pandas as pd
+
+        with self.read_transaction():
+            items = self.query_tuples("SELECT item_id, orig_label FROM items")
+            dec = self.query_tuples("SELECT item_id, action, label FROM decisions WHERE state='active' ORDER BY seq")
+        f = pd.DataFrame.from_records(items, columns=["item_id", "label"]).set_index("item_id")
+        f["deleted"] = False
+        f["kept"] = False
+        if dec:
+            d = pd.DataFrame.from_records(dec, columns=["item_id", "action", "label"])
+            d = d[d["item_id"].isin(f.index)]
+            rel = d[(d["action"] == "relabel") & d["label"].notna() & (d["label"] != "")]
+            rel = rel.drop_duplicates("item_id", keep="last").set_index("item_id")["label"]
+            f.loc[rel.index, "label"] = rel
+            gone = d[d["action"].isin(("delete", "restore"))].drop_duplicates("item_id", keep="last")
+            f.loc[gone["item_id"].to_numpy(), "deleted"] = (gone["action"] == "delete").to_numpy()
+            f.loc[d.loc[d["action"] == "keep", "item_id"].unique(), "kept"] = True
+        return f
 
     def bad_file_rows(self) -> list[sqlite3.Row]:
         """Files below ROOT that are not usable images, from the last refresh."""

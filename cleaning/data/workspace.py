@@ -177,23 +177,26 @@ class Workspace:
         return df
 
     def _items_frame(self) -> pd.DataFrame:
-        rows = self.store.item_rows("known")
-        state = self.store.current()
-        recs = []
-        for r in rows:
-            s = state[r["item_id"]]
-            recs.append({
-                "item_id": r["item_id"], "path": r["path"], "abs_path": str(self.abs_path(r)),
-                "label": s.label, "orig_label": r["orig_label"], "folder_label": r["path"].split("/", 1)[0],
-                "deleted": s.deleted, "kept": s.kept, "location": r["location"],
-                "width": r["width"], "height": r["height"], "format": r["format"], "n_frames": r["n_frames"],
-                "sha256": r["sha256"], "phash": r["phash"], "source_query": r["source_query"],
-                "source_url": r["source_url"], "added_at": r["added_at"],
-            })
+        """Built column-wise (one read of the item rows as tuples, the decisions folded by
+        :meth:`Store.current_frame`): 100,000 items in well under a second, not one dict per row."""
+        sql_cols = ["item_id", "path", "orig_label", "location", "qpath", "width", "height", "format", "n_frames",
+                    "sha256", "phash", "source_query", "source_url", "added_at"]
+        with self.store.read_transaction():
+            rows = self.store.item_tuples(sql_cols, "known")
+            state = self.store.current_frame()
+        df = pd.DataFrame.from_records(rows, columns=sql_cols)
+        cur = state.reindex(df["item_id"])
+        df["label"] = cur["label"].to_numpy()
+        df["deleted"] = cur["deleted"].to_numpy(dtype=bool)
+        df["kept"] = cur["kept"].to_numpy(dtype=bool)
+        df["folder_label"] = [p.split("/", 1)[0] for p in df["path"]]
+        in_root = _joiner(self.root)
+        df["abs_path"] = [str(self.state_dir / q) if loc == "quarantine" and q else in_root(p)
+                          for p, loc, q in zip(df["path"], df["location"], df["qpath"])]
         cols = ["item_id", "path", "abs_path", "label", "orig_label", "folder_label", "deleted", "kept",
                 "location", "width", "height", "format", "n_frames", "sha256", "phash", "source_query",
                 "source_url", "added_at"]
-        return pd.DataFrame.from_records(recs, columns=cols)
+        return df[cols]
 
     def bad_files(self) -> list[BadFile]:
         """Files below ROOT that are not usable images, from the last rescan."""
@@ -210,11 +213,22 @@ class Workspace:
         pinned = getattr(self._pin, "snap", None)
         if pinned is not None:
             return sorted(set(pinned.items.loc[~pinned.items["deleted"], "label"]))
-        live = {r["item_id"] for r in self.store.item_rows("known")}
-        return sorted({s.label for i, s in self.store.current().items() if i in live and not s.deleted})
+        with self.store.read_transaction():
+            live = [r[0] for r in self.store.item_tuples(["item_id"], "known")]
+            state = self.store.current_frame().reindex(live)
+        return sorted(set(state.loc[~state["deleted"].to_numpy(dtype=bool), "label"]))
 
     def item_id_for_path(self, path: str) -> str:
         return self.store.find_item(path)
+
+
+def _joiner(root: Path) -> Callable[[str], str]:
+    """``str(root / path)`` for ROOT-relative forward-slash paths; a plain string join where that is the same
+    (POSIX: a third of the time of a ``Path`` per image)."""
+    base = str(root)
+    if os.sep == "/" and base != "/":
+        return lambda p: f"{base}/{p}"
+    return lambda p: str(root / p)
 
 
 def _info(r: object) -> ImageInfo:

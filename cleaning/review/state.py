@@ -106,6 +106,10 @@ class Analysis:
         """True when decisions were made since the issue table in use was computed."""
         return self._issues_at is not None and self._issues_at != self.ws.store.version_key()
 
+    def issues_token(self) -> str:
+        """Identifies the issue table in use alone (a key for caches built from it and the items only)."""
+        return f"{self._issues_at}|{id(self._issues)}"
+
     def token(self) -> str:
         """Identifies the predictions and issue table in use (a key for caches built from them)."""
         return f"{self._preds_at}|{id(self._preds)}|{self._issues_at}|{id(self._issues)}"

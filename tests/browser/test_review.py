@@ -20,6 +20,19 @@ def test_overview_deep_link_on_a_fresh_server(app: App, page: Page) -> None:
     expect(page.get_by_text("Data set:").first).to_be_visible()  # inside the full frame
 
 
+def test_autofix_box_computes_its_plan_when_opened(app: App, page: Page) -> None:
+    """The autofix box is a lazy expander (its plan costs 1.4 CPU-s per data-set version at 100k images):
+    closed it shows nothing; a click on it reruns the page and the plan appears."""
+    page.goto(f"{app.base}/issues")
+    expect(page.get_by_role("heading", name="Issues").first).to_be_visible(timeout=120_000)
+    wait_idle(page)
+    expect(page.get_by_text("expected precision")).to_have_count(0)
+    page.get_by_text("Clean the obvious in one step (autofix)").first.click()
+    wait_idle(page)
+    expect(page.get_by_text(re.compile(r"expected precision at")).first).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("button", name=re.compile(r"^Apply these \d+ fixes as one batch$"))).to_be_visible()
+
+
 def test_wait_idle_waits_for_the_run_to_finish(app: App, page: Page) -> None:
     page.goto(f"{app.base}/history")
     wait_idle(page)  # no fixed sleeps after this: the page must be there
