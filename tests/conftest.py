@@ -8,10 +8,16 @@ import socket
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parent.parent
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# Speed is measured in bench/, not in tests: no per-example deadline (the default 200 ms fails property
+# tests on a loaded machine without anything being wrong).
+settings.register_profile("project", deadline=None)
+settings.load_profile("project")
 os.environ.setdefault("TORCH_HOME", str(Path.home() / ".cache" / "torch"))
 
 _real_connect = socket.socket.connect
