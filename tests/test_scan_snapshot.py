@@ -41,3 +41,35 @@ def test_decision_during_scan_is_kept_and_makes_the_result_stale(tmp_path: Path)
     assert not is_stale(ws, fresh)
     assert not set(victims) & set(fresh["item_id"])
     assert len(fresh) == 22
+
+
+def test_cached_analysis_follows_its_inputs_not_the_decision_log(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A "looks fine" decision, or a relabel undone again, leaves the analysis' inputs as they were: a
+    restarted app (a new Workspace) finds the cached analysis instead of running every detector again
+    (minutes at 100,000 images); a relabel that stays is a new input and is analysed."""
+    from cleaning.review import analysis
+
+    root = tmp_path / "ds"
+    make_image_tree(root, {"cat": 8, "coffee": 8, "astronaut": 8}, size=64, seed=4)
+    ws = Workspace.open(root)
+    first = compute_scores(ws)
+    runs: list[int] = []
+    real = analysis._analyse
+    monkeypatch.setattr(analysis, "_analyse", lambda *a, **k: runs.append(1) or real(*a, **k))
+    item = ws.store.find_item("cat/img_0.jpg")
+
+    ws.store.record([item], "keep", note="looks fine")
+    again = compute_scores(Workspace.open(root))
+    assert runs == [] and not is_stale(ws, again)  # same inputs: cached, labelled with today's version
+    assert again["outlier_score"].tolist() == first["outlier_score"].tolist()
+
+    ws.store.record([item], "relabel", label="coffee")
+    ws.store.undo()
+    compute_scores(Workspace.open(root))
+    assert runs == []  # undone: the inputs are as before
+
+    ws.store.record([item], "relabel", label="coffee")
+    moved = compute_scores(Workspace.open(root))
+    assert runs == [1]  # a label the analysis learns from changed
+    assert moved.set_index("item_id").loc[item, "label"] == "coffee"

@@ -4,9 +4,10 @@
 suggested_label, related_path, reason`` (plus ``related_item_id, predicted_label, confidence, group``),
 sorted by severity, highest first; :func:`compute_scores` one row per readable image with
 ``item_id, path, label, predicted_label, label_issue_score, outlier_score``. Both come from one
-analysis that is saved in the workspace cache under a key made of the store's version (every
-decision), the images' contents and the model, so the CLI and the pages share it and any decision
-recomputes it (seconds: the embeddings and probabilities have their own caches).
+analysis that is saved in the workspace cache under a key made of its inputs (each image's content,
+path, current label and deleted flag), the unusable files and the model, so the CLI and the pages share
+it; a relabel or delete recomputes it (the embeddings and probabilities have their own caches), a "looks
+fine" decision or an undone change finds it again.
 
 Pipeline: embeddings (:mod:`cleaning.model.embed`) → out-of-sample probabilities (:mod:`cleaning.model.oos`) →
 pixel statistics and thumbnails (decoded once per content, cached) → every detector over those arrays
@@ -173,12 +174,17 @@ def rank(issues: pd.DataFrame) -> pd.DataFrame:
 
 
 def scan_key(ws: Workspace) -> str:
-    """What the analysis depends on: decisions, image contents, unusable files, model, detector version."""
+    """What the analysis depends on: each image's content, path, current label and whether it is deleted,
+    the unusable files, the model and the detector version.
+
+    Not the decision history itself: a "looks fine" decision, or a relabel undone again, leaves the
+    analysis' inputs as they were and finds the cached analysis (at 100,000 images a recomputation of
+    every detector costs minutes, and a restarted app would otherwise redo it after any decision)."""
     from ..model.embed import embedding_model_key
 
     df = ws.items_frame()
-    return fingerprint("scan", SCAN_VERSION, ws.version_key(), embedding_model_key(),
-                       list(zip(df["item_id"], df["sha256"], df["path"], df["deleted"])),
+    return fingerprint("scan", SCAN_VERSION, embedding_model_key(),
+                       list(zip(df["item_id"], df["sha256"], df["path"], df["label"], df["deleted"])),
                        [(b.path, b.reason, b.kind) for b in ws.bad_files()])
 
 
