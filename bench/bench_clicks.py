@@ -1,6 +1,8 @@
 """Click latency of the Embedding page at 20,000 points in headless Chromium (Debian's), on the real app.
 
     python bench/bench_clicks.py [--n 20000] [--clicks 15] [--loads 5]
+    python bench/bench_clicks.py --app CHECKOUT --label NAME ...   # another commit's app, same data and browser
+    python bench/bench_clicks.py --pair A,B,A,B                     # the runs above, side by side, into clicks.*
 
 Data: N real images — fashion-MNIST product photos (28×28 grey, Debian ``dataset-fashion-mnist``) written
 as PNG files into 10 class folders under ``bench/out/clicks/`` (once), scanned by the product. The
@@ -21,7 +23,8 @@ Measured:
   hover started a script run is checked each time. Before hovering, the time the server's background
   thread takes to write the map's missing thumbnails (first view only) is measured.
 
-Writes ``bench/results/clicks.md`` (and ``clicks.json``).
+Writes ``bench/results/clicks.md`` (and ``clicks.json``); with ``--label`` only ``bench/out/clicks/<label>.json``
+(for before/after pairs run alternately at the same load; ``--pair`` then adds their medians to clicks.*).
 """
 
 from __future__ import annotations
@@ -142,13 +145,14 @@ CONFIGS = {
 }
 
 
-def thumbs_written(root: Path, state: Path, timeout: float = 900) -> tuple[float, int]:
-    """(seconds until every thumbnail of the map exists under static/thumbs, how many there are)."""
+def thumbs_written(root: Path, state: Path, folder: Path, timeout: float = 900) -> tuple[float, int]:
+    """(seconds until every thumbnail of the map exists under ``folder`` (the app's static/thumbs), how many
+    there are)."""
     from cleaning.data.workspace import Workspace
-    from pages._hover import STATIC_THUMBS, thumb_name
+    from pages._hover import thumb_name
 
     ws = Workspace.open(root, state_dir=state / (root.name + ".cleaning"))
-    files = {STATIC_THUMBS / thumb_name(s) for s in ws.items_frame()["sha256"].dropna()}
+    files = {folder / thumb_name(s) for s in ws.items_frame()["sha256"].dropna()}
     ws.store.close()
     t = time.perf_counter()
     while time.perf_counter() - t < timeout:
@@ -282,9 +286,18 @@ def main() -> None:
     ap.add_argument("--clicks", type=int, default=15)
     ap.add_argument("--loads", type=int, default=5)
     ap.add_argument("--hovers", type=int, default=15)
+    ap.add_argument("--app", type=Path, default=REPO, help="the checkout whose app is served (default: this one)")
+    ap.add_argument("--label", default="", help="write bench/out/clicks/<label>.json only, not the results")
+    ap.add_argument("--pair", default="", help="comma-separated labels of earlier --label runs: add them to clicks.*")
     ap.add_argument("--time-writer", action="store_true",
                     help="only time writing the map's hover thumbnails into an empty folder; add it to clicks.*")
     a = ap.parse_args()
+    if a.pair:
+        summary = json.loads((RESULTS / "clicks.json").read_text())
+        summary["paired"] = pair([json.loads((OUT / f"{lab}.json").read_text()) for lab in a.pair.split(",")])
+        (RESULTS / "clicks.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (RESULTS / "clicks.md").write_text(report(summary))
+        return
     root, state = build(a.n)
     if a.time_writer:
         summary = json.loads((RESULTS / "clicks.json").read_text())
@@ -294,8 +307,10 @@ def main() -> None:
         print(summary["thumb_writer"])
         return
     n_live = n_points(root, state)
-    log = OUT / "server.log"
-    proc, base = start_server(root, state, log)
+    app = a.app.resolve()
+    log = OUT / f"server{'_' + a.label if a.label else ''}.log"
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    proc, base = start_server(root, state, log, extra_env={"PYTHONPATH": str(app)}, app=app)
     runs = {}
     written = (0.0, 0)
     try:
@@ -305,7 +320,7 @@ def main() -> None:
             first = None
             if k == 0:  # the first page load starts the thumbnail writer: wait for it before hovering
                 first = measure(base, n_live, 0, 0, args)["first_load_s"]
-                written = thumbs_written(root, state)
+                written = thumbs_written(root, state, app / "static" / "thumbs")
             runs[name] = measure(base, n_live, a.clicks, a.loads, args, a.hovers)
             if first is not None:
                 runs[name]["first_load_s"] = first
@@ -313,7 +328,9 @@ def main() -> None:
         stop_server(proc)
     med = statistics.median
     summary = {
-        "n_points": n_live, "server_healthy_s": round(health, 2), "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+        "n_points": n_live, "server_healthy_s": round(health, 2), "loadavg_before": load_before,
+        "loadavg_after": [round(v, 2) for v in os.getloadavg()], "app": str(app), "label": a.label,
+        "commit": commit_of(app),
         "cpus": os.cpu_count(), "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M"),
         "configs": {name: {
             "trace": r["types"], "first_load_s": round(r["first_load_s"], 2),
@@ -328,10 +345,58 @@ def main() -> None:
             "hover_reruns": r.get("hover_reruns"), "hover_src": r.get("hover_src")} for name, r in runs.items()},
         "thumbs_written_s": round(written[0], 1), "thumbs": written[1],
     }
+    if a.label:
+        (OUT / f"{a.label}.json").write_text(json.dumps(summary, indent=2) + "\n")
+        print(json.dumps(summary, indent=2))
+        return
+    old = json.loads((RESULTS / "clicks.json").read_text()) if (RESULTS / "clicks.json").exists() else {}
+    for keep in ("paired", "trace_ab", "thumb_writer", "notes"):  # sections added by other runs
+        if keep in old:
+            summary[keep] = old[keep]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "clicks.json").write_text(json.dumps(summary, indent=2) + "\n")
     (RESULTS / "clicks.md").write_text(report(summary))
     print(json.dumps(summary, indent=2))
+
+
+def commit_of(app: Path) -> str:
+    import subprocess
+
+    r = subprocess.run(["git", "-C", str(app), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(app), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return r.stdout.strip() + ("+changes" if dirty else "")
+
+
+#: What a pair table shows per run: (row label, config key, field).
+PAIR_ROWS = [("page load → all points drawn, median (s)", "load_median_s"),
+             ("click → dialog visible, median (s)", "click_dialog_median_s"),
+             ("click → dialog image loaded, median (s)", "click_image_median_s"),
+             ("hover → thumbnail loaded, median (s)", "hover_thumb_median_s")]
+
+
+def pair(runs: list[dict]) -> dict:
+    """Medians of ``--label`` runs side by side (runs alternate before/after, so each pair shares a load)."""
+    cols = [f"{r['label']} ({r['commit']}, {r['date'][11:]})" for r in runs]
+    rows = [("load average (1 min) before → after", [f"{r['loadavg_before'][0]} → {r['loadavg_after'][0]}"
+                                                      for r in runs])]
+    for name in runs[0]["configs"]:
+        short = name.split(" (")[0]
+        for label, key in PAIR_ROWS:
+            rows.append((f"{short}: {label}", [r["configs"][name].get(key) for r in runs]))
+        rows.append((f"{short}: page loads (s)", [", ".join(map(str, r["configs"][name]["load_s"])) for r in runs]))
+    return {"columns": cols, "rows": rows}
+
+
+def pair_section(s: dict) -> str:
+    p = s.get("paired")
+    if not p:
+        return ""
+    body = "\n".join(f"| {label} | " + " | ".join("" if v is None else str(v) for v in vals) + " |"
+                     for label, vals in p["rows"])
+    return ("\nBefore / after, run alternately on the same data, server and browser flags (`--app`, `--label`, "
+            "`--pair`):\n\n| | " + " | ".join(p["columns"]) + " |\n|---|" + "---|" * len(p["columns"]) + "\n"
+            + body + "\n" + (f"\n{s['notes']}\n" if s.get("notes") else ""))
 
 
 def n_points(root: Path, state: Path) -> int:
@@ -418,7 +483,7 @@ is re-serialised and hashed on every rerun by Streamlit (~0.1 s of server CPU, a
 transferred again. The hover preview's per-point data is not in the script run at all (a static JSON file
 per map, fetched once by the browser). Page loads are Streamlit's own start-up, Plotly's bundle and the
 2.6 MB chart with the 20k-point first draw.
-{trace_section(s)}"""
+{pair_section(s)}{trace_section(s)}"""
 
 
 if __name__ == "__main__":
