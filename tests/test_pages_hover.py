@@ -65,3 +65,20 @@ def test_a_click_rerun_does_not_resend_the_hover_data(large: bool, ws: Workspace
         assert len(first["thumbs"]) == len(first["rows"]["path"]) > 100  # the session's first run had them
         assert set(first["rows"]["path"]) <= paths
         assert json.loads(after_click) == {"version": first["version"], "inline": True}
+
+
+def test_the_map_is_sent_without_text_per_point_and_drawn_at_one_pixel_per_css_pixel(ws: Workspace) -> None:
+    """What the browser gets for the chart: per point only x, y and the row (typed arrays; the preview has the
+    text), and ``plotGlPixelRatio`` 1 (plotly's default 2 makes every WebGL redraw, a click's included,
+    draw, multisample and read back 4× the pixels)."""
+    at = open_page("pages/embedding.py")
+    charts = [e.proto for e in at.get("plotly_chart")]
+    assert len(charts) == 1
+    spec, config = json.loads(charts[0].spec), json.loads(charts[0].config)
+    assert config["plotGlPixelRatio"] == 1
+    paths = list(ws.items_frame()["path"])
+    for trace in spec["data"]:
+        assert {trace[k]["dtype"] for k in ("x", "y", "customdata")} <= {"f4", "u1", "u2", "u4"}
+        assert trace["hoverinfo"] == "none" and not {"text", "hovertext", "hovertemplate"} & set(trace)
+    assert not any(p in charts[0].spec for p in paths)
+
