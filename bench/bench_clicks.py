@@ -288,13 +288,17 @@ def main() -> None:
     ap.add_argument("--hovers", type=int, default=15)
     ap.add_argument("--app", type=Path, default=REPO, help="the checkout whose app is served (default: this one)")
     ap.add_argument("--label", default="", help="write bench/out/clicks/<label>.json only, not the results")
-    ap.add_argument("--pair", default="", help="comma-separated labels of earlier --label runs: add them to clicks.*")
+    ap.add_argument("--software-only", action="store_true", help="measure the first browser configuration only")
+    ap.add_argument("--pair", default="", help="comma-separated labels of earlier --label runs, alternating before/"
+                    "after: clicks.* become the last run, with the medians of all side by side")
     ap.add_argument("--time-writer", action="store_true",
                     help="only time writing the map's hover thumbnails into an empty folder; add it to clicks.*")
     a = ap.parse_args()
-    if a.pair:
-        summary = json.loads((RESULTS / "clicks.json").read_text())
-        summary["paired"] = pair([json.loads((OUT / f"{lab}.json").read_text()) for lab in a.pair.split(",")])
+    if a.pair:  # the results become the last run named (an "after" run), with the pairs beside it
+        runs = [json.loads((OUT / f"{lab}.json").read_text()) for lab in a.pair.split(",")]
+        old = json.loads((RESULTS / "clicks.json").read_text()) if (RESULTS / "clicks.json").exists() else {}
+        summary = {**runs[-1], **{k: old[k] for k in ("trace_ab", "thumb_writer", "notes") if k in old}}
+        summary["paired"] = pair(runs)
         (RESULTS / "clicks.json").write_text(json.dumps(summary, indent=2) + "\n")
         (RESULTS / "clicks.md").write_text(report(summary))
         return
@@ -315,7 +319,7 @@ def main() -> None:
     written = (0.0, 0)
     try:
         health = wait_healthy(base, proc)
-        for k, (name, args) in enumerate(CONFIGS.items()):
+        for k, (name, args) in enumerate(list(CONFIGS.items())[:1] if a.software_only else CONFIGS.items()):
             print(f"measuring: {name}", flush=True)
             first = None
             if k == 0:  # the first page load starts the thumbnail writer: wait for it before hovering
@@ -380,11 +384,12 @@ def pair(runs: list[dict]) -> dict:
     cols = [f"{r['label']} ({r['commit']}, {r['date'][11:]})" for r in runs]
     rows = [("load average (1 min) before → after", [f"{r['loadavg_before'][0]} → {r['loadavg_after'][0]}"
                                                       for r in runs])]
-    for name in runs[0]["configs"]:
+    for name in dict.fromkeys(n for r in runs for n in r["configs"]):  # a --software-only run lacks the second
         short = name.split(" (")[0]
         for label, key in PAIR_ROWS:
-            rows.append((f"{short}: {label}", [r["configs"][name].get(key) for r in runs]))
-        rows.append((f"{short}: page loads (s)", [", ".join(map(str, r["configs"][name]["load_s"])) for r in runs]))
+            rows.append((f"{short}: {label}", [r["configs"].get(name, {}).get(key) for r in runs]))
+        rows.append((f"{short}: page loads (s)", [", ".join(map(str, r["configs"].get(name, {}).get("load_s", [])))
+                                                   for r in runs]))
     return {"columns": cols, "rows": rows}
 
 
@@ -466,23 +471,33 @@ Hover → thumbnail (the preview shows the hovered image's thumbnail, loaded; no
 
 Thumbnails: {s['thumbs']:,} files (72 px JPEG, content-addressed under `static/thumbs/`) written by the server's
 background thread after the first view of the map{writer}; until an image's file exists its preview shows
-text only (this run waited {s['thumbs_written_s']:.0f} s for them before hovering). Which thumbnail belongs to
-which point is one JSON file per map (`static/thumbs/maps/`, ≈0.8 MB at 20k), fetched by the browser once
-the chart is drawn; the component's arguments are a version and that URL (the images inline would be ≈30 MB).
+text only (this run waited {s['thumbs_written_s']:.0f} s for them before hovering). Each point's text (path,
+label → prediction, issue) and thumbnail name are one JSON file per map (`static/thumbs/maps/`, by the map's
+rows: 1.3 MB at 20k, 0.37 MB as sent), fetched by the browser once the chart is drawn; the component's
+arguments are a version and that URL (the images inline would be ≈30 MB).
 
 Server start → healthy: {s['server_healthy_s']:.2f} s. A click is a real mouse click at the pixel position of
 a point that Plotly computes (`_fullLayout` axes, `l2p`); Esc closes the dialog between clicks.
 
+What the chart carries (since 2026-12-01 05:30): per point only x, y (float32) and its row in the map's
+points (uint16), as base64 typed arrays: 0.31 MB at 20k points instead of 2.61 MB (the hover texts were
+≈2 MB of it once JSON-escaped, the 16-character item ids 0.4 MB). The page turns a selected row back into
+the item id; the chart's key names the map (data-set version, method), so a selection is never read
+against another map. Plotly draws the WebGL canvases at `plotGlPixelRatio` device pixels per CSS pixel,
+2 by default whatever the screen; the page sets 1 (940×640 canvases instead of 1880×1280).
+
 Where the time goes (`bench/trace_clicks.py`: a Chrome trace and the decoded websocket messages of one
 load and one click). A click: Plotly redraws the WebGL scatter to show the selection; with software
-compositing the next frame's commit reads that canvas back on the main thread (`GLES2::ReadPixels`, waiting
-for SwiftShader to finish the 20k-point draw: ~0.2–0.3 s) and Streamlit sends the selection only after it.
-The server's rerun then sends the dialog first (the page reads the chart's selection before it builds the
-chart). The figure and points are built once per data-set version (`st.cache_resource`); the identical chart
-is re-serialised and hashed on every rerun by Streamlit (~0.1 s of server CPU, after the dialog) but not
-transferred again. The hover preview's per-point data is not in the script run at all (a static JSON file
-per map, fetched once by the browser). Page loads are Streamlit's own start-up, Plotly's bundle and the
-2.6 MB chart with the 20k-point first draw.
+compositing the next frame's commit reads both WebGL canvases back on the main thread (`GLES2::ReadPixels`,
+waiting for SwiftShader to finish the draw), and Streamlit's frontend sends the selection only after that
+frame (its widget update runs in a later task): that is the browser's WebGL and compositor, not
+reachable from Python beyond the canvas size. The server's rerun then sends the dialog first (the page
+reads the chart's selection before it builds the chart); the identical chart is re-serialised and hashed
+on every rerun by Streamlit (now 0.3 MB instead of 2.6 MB) but not transferred again. A page load is
+Streamlit's own start-up (first websocket message ≈1–2 s after navigation under load), the script run up
+to the chart, then the lazily loaded Plotly chunk (`PlotlyChart.*.js`, 4.7 MB, requested only when the
+chart element arrives: fetching it takes 0.4–1.5 s on loopback, evaluating it (`v8.evaluateModule`)
+1.2–1.5 s of main-thread CPU, 2–4 s wall under load), then the figure and the first 20k-point draw.
 {pair_section(s)}{trace_section(s)}"""
 
 
