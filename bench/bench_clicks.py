@@ -1,6 +1,8 @@
 """Click latency of the Embedding page at 20,000 points in headless Chromium (Debian's), on the real app.
 
     python bench/bench_clicks.py [--n 20000] [--clicks 15] [--loads 5]
+    python bench/bench_clicks.py --app CHECKOUT --label NAME ...   # another commit's app, same data and browser
+    python bench/bench_clicks.py --pair A,B,A,B                     # the runs above, side by side, into clicks.*
 
 Data: N real images — fashion-MNIST product photos (28×28 grey, Debian ``dataset-fashion-mnist``) written
 as PNG files into 10 class folders under ``bench/out/clicks/`` (once), scanned by the product. The
@@ -21,7 +23,8 @@ Measured:
   hover started a script run is checked each time. Before hovering, the time the server's background
   thread takes to write the map's missing thumbnails (first view only) is measured.
 
-Writes ``bench/results/clicks.md`` (and ``clicks.json``).
+Writes ``bench/results/clicks.md`` (and ``clicks.json``); with ``--label`` only ``bench/out/clicks/<label>.json``
+(for before/after pairs run alternately at the same load; ``--pair`` then adds their medians to clicks.*).
 """
 
 from __future__ import annotations
@@ -142,13 +145,14 @@ CONFIGS = {
 }
 
 
-def thumbs_written(root: Path, state: Path, timeout: float = 900) -> tuple[float, int]:
-    """(seconds until every thumbnail of the map exists under static/thumbs, how many there are)."""
+def thumbs_written(root: Path, state: Path, folder: Path, timeout: float = 900) -> tuple[float, int]:
+    """(seconds until every thumbnail of the map exists under ``folder`` (the app's static/thumbs), how many
+    there are)."""
     from cleaning.data.workspace import Workspace
-    from pages._hover import STATIC_THUMBS, thumb_name
+    from pages._hover import thumb_name
 
     ws = Workspace.open(root, state_dir=state / (root.name + ".cleaning"))
-    files = {STATIC_THUMBS / thumb_name(s) for s in ws.items_frame()["sha256"].dropna()}
+    files = {folder / thumb_name(s) for s in ws.items_frame()["sha256"].dropna()}
     ws.store.close()
     t = time.perf_counter()
     while time.perf_counter() - t < timeout:
@@ -282,9 +286,22 @@ def main() -> None:
     ap.add_argument("--clicks", type=int, default=15)
     ap.add_argument("--loads", type=int, default=5)
     ap.add_argument("--hovers", type=int, default=15)
+    ap.add_argument("--app", type=Path, default=REPO, help="the checkout whose app is served (default: this one)")
+    ap.add_argument("--label", default="", help="write bench/out/clicks/<label>.json only, not the results")
+    ap.add_argument("--software-only", action="store_true", help="measure the first browser configuration only")
+    ap.add_argument("--pair", default="", help="comma-separated labels of earlier --label runs, alternating before/"
+                    "after: clicks.* become the last run, with the medians of all side by side")
     ap.add_argument("--time-writer", action="store_true",
                     help="only time writing the map's hover thumbnails into an empty folder; add it to clicks.*")
     a = ap.parse_args()
+    if a.pair:  # the results become the last run named (an "after" run), with the pairs beside it
+        runs = [json.loads((OUT / f"{lab}.json").read_text()) for lab in a.pair.split(",")]
+        old = json.loads((RESULTS / "clicks.json").read_text()) if (RESULTS / "clicks.json").exists() else {}
+        summary = {**runs[-1], **{k: old[k] for k in ("trace_ab", "thumb_writer", "notes") if k in old}}
+        summary["paired"] = pair(runs)
+        (RESULTS / "clicks.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (RESULTS / "clicks.md").write_text(report(summary))
+        return
     root, state = build(a.n)
     if a.time_writer:
         summary = json.loads((RESULTS / "clicks.json").read_text())
@@ -294,18 +311,20 @@ def main() -> None:
         print(summary["thumb_writer"])
         return
     n_live = n_points(root, state)
-    log = OUT / "server.log"
-    proc, base = start_server(root, state, log)
+    app = a.app.resolve()
+    log = OUT / f"server{'_' + a.label if a.label else ''}.log"
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    proc, base = start_server(root, state, log, extra_env={"PYTHONPATH": str(app)}, app=app)
     runs = {}
     written = (0.0, 0)
     try:
         health = wait_healthy(base, proc)
-        for k, (name, args) in enumerate(CONFIGS.items()):
+        for k, (name, args) in enumerate(list(CONFIGS.items())[:1] if a.software_only else CONFIGS.items()):
             print(f"measuring: {name}", flush=True)
             first = None
             if k == 0:  # the first page load starts the thumbnail writer: wait for it before hovering
                 first = measure(base, n_live, 0, 0, args)["first_load_s"]
-                written = thumbs_written(root, state)
+                written = thumbs_written(root, state, app / "static" / "thumbs")
             runs[name] = measure(base, n_live, a.clicks, a.loads, args, a.hovers)
             if first is not None:
                 runs[name]["first_load_s"] = first
@@ -313,7 +332,9 @@ def main() -> None:
         stop_server(proc)
     med = statistics.median
     summary = {
-        "n_points": n_live, "server_healthy_s": round(health, 2), "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+        "n_points": n_live, "server_healthy_s": round(health, 2), "loadavg_before": load_before,
+        "loadavg_after": [round(v, 2) for v in os.getloadavg()], "app": str(app), "label": a.label,
+        "commit": commit_of(app),
         "cpus": os.cpu_count(), "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M"),
         "configs": {name: {
             "trace": r["types"], "first_load_s": round(r["first_load_s"], 2),
@@ -328,10 +349,59 @@ def main() -> None:
             "hover_reruns": r.get("hover_reruns"), "hover_src": r.get("hover_src")} for name, r in runs.items()},
         "thumbs_written_s": round(written[0], 1), "thumbs": written[1],
     }
+    if a.label:
+        (OUT / f"{a.label}.json").write_text(json.dumps(summary, indent=2) + "\n")
+        print(json.dumps(summary, indent=2))
+        return
+    old = json.loads((RESULTS / "clicks.json").read_text()) if (RESULTS / "clicks.json").exists() else {}
+    for keep in ("paired", "trace_ab", "thumb_writer", "notes"):  # sections added by other runs
+        if keep in old:
+            summary[keep] = old[keep]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "clicks.json").write_text(json.dumps(summary, indent=2) + "\n")
     (RESULTS / "clicks.md").write_text(report(summary))
     print(json.dumps(summary, indent=2))
+
+
+def commit_of(app: Path) -> str:
+    import subprocess
+
+    r = subprocess.run(["git", "-C", str(app), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(app), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return r.stdout.strip() + ("+changes" if dirty else "")
+
+
+#: What a pair table shows per run: (row label, config key, field).
+PAIR_ROWS = [("page load → all points drawn, median (s)", "load_median_s"),
+             ("click → dialog visible, median (s)", "click_dialog_median_s"),
+             ("click → dialog image loaded, median (s)", "click_image_median_s"),
+             ("hover → thumbnail loaded, median (s)", "hover_thumb_median_s")]
+
+
+def pair(runs: list[dict]) -> dict:
+    """Medians of ``--label`` runs side by side (runs alternate before/after, so each pair shares a load)."""
+    cols = [f"{r['label']} ({r['commit']}, {r['date'][11:]})" for r in runs]
+    rows = [("load average (1 min) before → after", [f"{r['loadavg_before'][0]} → {r['loadavg_after'][0]}"
+                                                      for r in runs])]
+    for name in dict.fromkeys(n for r in runs for n in r["configs"]):  # a --software-only run lacks the second
+        short = name.split(" (")[0]
+        for label, key in PAIR_ROWS:
+            rows.append((f"{short}: {label}", [r["configs"].get(name, {}).get(key) for r in runs]))
+        rows.append((f"{short}: page loads (s)", [", ".join(map(str, r["configs"].get(name, {}).get("load_s", [])))
+                                                   for r in runs]))
+    return {"columns": cols, "rows": rows}
+
+
+def pair_section(s: dict) -> str:
+    p = s.get("paired")
+    if not p:
+        return ""
+    body = "\n".join(f"| {label} | " + " | ".join("" if v is None else str(v) for v in vals) + " |"
+                     for label, vals in p["rows"])
+    return ("\nBefore / after, run alternately on the same data, server and browser flags (`--app`, `--label`, "
+            "`--pair`):\n\n| | " + " | ".join(p["columns"]) + " |\n|---|" + "---|" * len(p["columns"]) + "\n"
+            + body + "\n" + (f"\n{s['notes']}\n" if s.get("notes") else ""))
 
 
 def n_points(root: Path, state: Path) -> int:
@@ -401,24 +471,34 @@ Hover → thumbnail (the preview shows the hovered image's thumbnail, loaded; no
 
 Thumbnails: {s['thumbs']:,} files (72 px JPEG, content-addressed under `static/thumbs/`) written by the server's
 background thread after the first view of the map{writer}; until an image's file exists its preview shows
-text only (this run waited {s['thumbs_written_s']:.0f} s for them before hovering). Which thumbnail belongs to
-which point is one JSON file per map (`static/thumbs/maps/`, ≈0.8 MB at 20k), fetched by the browser once
-the chart is drawn; the component's arguments are a version and that URL (the images inline would be ≈30 MB).
+text only (this run waited {s['thumbs_written_s']:.0f} s for them before hovering). Each point's text (path,
+label → prediction, issue) and thumbnail name are one JSON file per map (`static/thumbs/maps/`, by the map's
+rows: 1.3 MB at 20k, 0.37 MB as sent), fetched by the browser once the chart is drawn; the component's
+arguments are a version and that URL (the images inline would be ≈30 MB).
 
 Server start → healthy: {s['server_healthy_s']:.2f} s. A click is a real mouse click at the pixel position of
 a point that Plotly computes (`_fullLayout` axes, `l2p`); Esc closes the dialog between clicks.
 
+What the chart carries (since 2026-12-01 05:30): per point only x, y (float32) and its row in the map's
+points (uint16), as base64 typed arrays: 0.31 MB at 20k points instead of 2.61 MB (the hover texts were
+≈2 MB of it once JSON-escaped, the 16-character item ids 0.4 MB). The page turns a selected row back into
+the item id; the chart's key names the map (data-set version, method), so a selection is never read
+against another map. Plotly draws the WebGL canvases at `plotGlPixelRatio` device pixels per CSS pixel,
+2 by default whatever the screen; the page sets 1 (940×640 canvases instead of 1880×1280).
+
 Where the time goes (`bench/trace_clicks.py`: a Chrome trace and the decoded websocket messages of one
 load and one click). A click: Plotly redraws the WebGL scatter to show the selection; with software
-compositing the next frame's commit reads that canvas back on the main thread (`GLES2::ReadPixels`, waiting
-for SwiftShader to finish the 20k-point draw: ~0.2–0.3 s) and Streamlit sends the selection only after it.
-The server's rerun then sends the dialog first (the page reads the chart's selection before it builds the
-chart). The figure and points are built once per data-set version (`st.cache_resource`); the identical chart
-is re-serialised and hashed on every rerun by Streamlit (~0.1 s of server CPU, after the dialog) but not
-transferred again. The hover preview's per-point data is not in the script run at all (a static JSON file
-per map, fetched once by the browser). Page loads are Streamlit's own start-up, Plotly's bundle and the
-2.6 MB chart with the 20k-point first draw.
-{trace_section(s)}"""
+compositing the next frame's commit reads both WebGL canvases back on the main thread (`GLES2::ReadPixels`,
+waiting for SwiftShader to finish the draw), and Streamlit's frontend sends the selection only after that
+frame (its widget update runs in a later task): that is the browser's WebGL and compositor, not
+reachable from Python beyond the canvas size. The server's rerun then sends the dialog first (the page
+reads the chart's selection before it builds the chart); the identical chart is re-serialised and hashed
+on every rerun by Streamlit (now 0.3 MB instead of 2.6 MB) but not transferred again. A page load is
+Streamlit's own start-up (first websocket message ≈1–2 s after navigation under load), the script run up
+to the chart, then the lazily loaded Plotly chunk (`PlotlyChart.*.js`, 4.7 MB, requested only when the
+chart element arrives: fetching it takes 0.4–1.5 s on loopback, evaluating it (`v8.evaluateModule`)
+1.2–1.5 s of main-thread CPU, 2–4 s wall under load), then the figure and the first 20k-point draw.
+{pair_section(s)}{trace_section(s)}"""
 
 
 if __name__ == "__main__":

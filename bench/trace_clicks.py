@@ -207,6 +207,7 @@ def run(app: Path, root: Path, state: Path, label: str) -> dict:
             pg.goto(f"{base}/embedding")
             n = ready(pg)
             res["load_wall_s"] = round(time.perf_counter() - w0, 2)
+            res["load_page_ms"] = pg.evaluate(PAGE_TIMES_JS)
             time.sleep(2)
             br.stop_tracing()
             tr = trace_window(OUT / f"{label}_load.json")
@@ -241,6 +242,16 @@ def run(app: Path, root: Path, state: Path, label: str) -> dict:
         stop_server(proc)
     res["loadavg_after"] = os.getloadavg()[:3]
     return res
+
+
+#: In-page times of a load (ms after navigation start): the big scripts fetched (start, end, bytes), the
+#: first websocket message's arrival is in ``load_ws``; ``drawn`` is when all points were found drawn.
+PAGE_TIMES_JS = """() => ({
+  drawn: Math.round(performance.now()),
+  dom_content_loaded: Math.round(performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd),
+  scripts: performance.getEntriesByType('resource').filter(e => e.encodedBodySize > 100000 || /Plotly/.test(e.name))
+    .map(e => [e.name.split('/').pop().slice(0, 40), Math.round(e.startTime), Math.round(e.responseEnd),
+               e.encodedBodySize, e.decodedBodySize])})"""
 
 
 def ready(page) -> int:  # noqa: ANN001

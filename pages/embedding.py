@@ -3,6 +3,8 @@ image in a dialog; draw a box or a lasso to relabel or delete a group at once.""
 
 from __future__ import annotations
 
+import hashlib
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -30,6 +32,10 @@ from pages._review import (
 GEN = "emb_gen"  # counter in the chart key: bumped to clear the chart's selection
 METHODS = {"umap": "UMAP", "tsne": "t-SNE"}
 DRAG = {"zoom": "zoom", "select": "box select", "lasso": "lasso"}  # no "pan": a click there selects nothing
+#: plotly's config. ``plotGlPixelRatio`` (plotly's default 2) sizes the WebGL canvases of a large map at that
+#: many device pixels per CSS pixel whatever the screen: 2 draws, multisamples and (with software compositing)
+#: reads back 4× the pixels of 1 on every redraw, the selection's redraw on a click included.
+CONFIG = {"displaylogo": False, "scrollZoom": True, "plotGlPixelRatio": 1}
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -47,13 +53,17 @@ def points_and_figure(root: str, version: str, token: str, method: str, colour: 
     click rerun then costs no rebuild and sends the very same chart again. Do not modify them."""
     ws = open_workspace(root)
     proj = projection(root, method, version)
-    pts = embedding_points(items(ws), proj.item_ids, proj.xy, predictions(ws), issues(ws, compute=False))
-    pts = pts[~pts["deleted"]].reset_index(drop=True)
+    pts = embedding_points(items(ws), proj.item_ids, proj.xy, predictions(ws), issues(ws, compute=False),
+                           live_only=True)
     return pts, embedding_figure(pts, colour, dragmode=drag)
 
 
-def chart_key() -> str:
-    return f"emb_chart_{st.session_state.setdefault(GEN, 0)}"
+def chart_key(version: str, method: str, gen: int) -> str:
+    """The chart's widget key. A point's ``customdata`` is its row in the map's points, so a selection means
+    something only on the map it was made on: the key names that map (data-set version and method), and
+    any other map starts with an empty selection. ``gen`` is bumped to clear the selection on the same map."""
+    digest = hashlib.sha256(f"{version}\0{method}".encode()).hexdigest()[:10]
+    return f"emb_chart_{gen}_{digest}"
 
 
 def render() -> None:
@@ -90,18 +100,17 @@ def render() -> None:
         return
     frame = items(ws)
 
-    key = chart_key()
-    ev = read_selection(st.session_state.get(key))
+    key = chart_key(data_version(ws), method, st.session_state.setdefault(GEN, 0))
+    ev = read_selection(st.session_state.get(key), ids=pts["item_id"].to_numpy())
     # The dialog is open exactly while the chart holds a one-point selection of a live image: closing it
     # (a write, Esc, ×) bumps GEN, which gives the chart a new key and so an empty selection.
     one = drop_stale([ev.single], frame, keep_deleted=False) if ev.single else []
     if one:  # before the chart is sent, so the dialog shows as soon as possible
         review_dialog(ws, one[0], reset_key=GEN, order=nearest_on_map(pts, one[0]), what="nearest on the map")
 
+    st.plotly_chart(fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"), config=CONFIG)
+    # after the chart, so a first load sends the chart first (in hosted mode the preview's text data is inline)
     hover_preview(hover_items(str(ws.root), data_version(ws), model_token(ws), method, pts, frame))
-    st.plotly_chart(fig, key=key, on_select="rerun",
-                    selection_mode=("points", "box", "lasso"),
-                    config={"displaylogo": False, "scrollZoom": True})
     st.caption(f"{len(pts)} images · {METHODS[method]} of the embeddings · "
                f"prediction = out-of-sample ({len(preds.item_ids)} images)")
 

@@ -1,7 +1,8 @@
 """The Embedding and Confusion pages and the shared review component through AppTest.
 
 AppTest cannot click a chart, so a click is injected as the chart's selection in session state (exactly
-what the frontend would send) before ``run()``; the dialog's widgets are then driven like any other.
+what the frontend would send: a map point's ``customdata`` is its row in the map's points, under the chart key
+of that map) before ``run()``; the dialog's widgets are then driven like any other.
 Embeddings, out-of-sample probabilities and the map are computed once per module by the library and the
 state folder is copied with the data set for every test.
 """
@@ -20,13 +21,32 @@ def ws(mapped_ws: Workspace) -> Workspace:  # the session's scanned demo with it
     return mapped_ws
 
 
-def click(item_id: str) -> dict:
-    return {"selection": {"points": [{"curve_number": 0, "point_index": 0, "customdata": item_id}],
+def map_ids(ws: Workspace) -> list[str]:
+    """The item id of each row of the Embedding map's points now (what its ``customdata`` numbers)."""
+    from cleaning.model.projection import load_or_compute_projection
+    from cleaning.review.selection import embedding_points
+
+    proj = load_or_compute_projection(ws, "umap")
+    return list(embedding_points(ws.items_frame(), proj.item_ids, proj.xy, live_only=True)["item_id"])
+
+
+def chart(ws: Workspace, gen: int = 0) -> str:
+    """The map chart's key now (it names the map: data-set version and method) after ``gen`` dismissals."""
+    from pages._writes import data_version
+    from pages.embedding import chart_key
+
+    return chart_key(data_version(ws), "umap", gen)
+
+
+def click(ws: Workspace, item_id: str) -> dict:
+    return {"selection": {"points": [{"curve_number": 0, "point_index": 0,
+                                      "customdata": map_ids(ws).index(item_id)}],
                           "point_indices": [0], "box": [], "lasso": []}}
 
 
-def area(item_ids: list[str]) -> dict:
-    return {"selection": {"points": [{"curve_number": 0, "point_index": n, "customdata": i}
+def area(ws: Workspace, item_ids: list[str]) -> dict:
+    rows = map_ids(ws)
+    return {"selection": {"points": [{"curve_number": 0, "point_index": n, "customdata": rows.index(i)}
                                      for n, i in enumerate(item_ids)],
                           "point_indices": list(range(len(item_ids))),
                           "box": [{"xref": "x", "yref": "y", "x": [0, 1], "y": [0, 1]}], "lasso": []}}
@@ -39,7 +59,7 @@ def keys(at: AppTest) -> set[str]:
 def test_click_opens_the_dialog_and_relabel_is_recorded_once(ws: Workspace) -> None:
     iid = ws.item_id_for_path("bird/bird_0004.jpg")  # a planted flower in the bird folder
     at = open_page("pages/embedding.py")
-    at.session_state["emb_chart_0"] = click(iid)
+    at.session_state[chart(ws, 0)] = click(ws, iid)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert f"dlg_{iid}_relabel" in keys(at)
@@ -58,7 +78,7 @@ def test_click_opens_the_dialog_and_relabel_is_recorded_once(ws: Workspace) -> N
 def test_the_dialog_stays_open_across_full_reruns_and_closes_by_a_new_chart_key(ws: Workspace) -> None:
     iid = ws.item_id_for_path("bird/bird_0006.jpg")
     at = open_page("pages/embedding.py")
-    at.session_state["emb_chart_0"] = click(iid)
+    at.session_state[chart(ws, 0)] = click(ws, iid)
     at.run().run()
     assert f"dlg_{iid}_delete" in keys(at)
     at.session_state["emb_gen"] = 1  # what dismissing the dialog (Esc, ×) does through on_dismiss
@@ -83,7 +103,7 @@ def test_next_and_previous_walk_the_images_nearest_the_clicked_point(ws: Workspa
     walk = nearest_on_map(embedding_points(ws.items_frame(), proj.item_ids, proj.xy), iid)
     assert walk[0] == iid and len(walk) == 100
     at = open_page("pages/embedding.py")
-    at.session_state["emb_chart_0"] = click(iid)
+    at.session_state[chart(ws, 0)] = click(ws, iid)
     at.run()
     assert dialog_item(at) == iid and at.button(key="dlg_nav_prev").disabled
     assert any("Image 1 of 100 nearest on the map" in c.value for c in at.caption)
@@ -99,29 +119,32 @@ def test_next_and_previous_walk_the_images_nearest_the_clicked_point(ws: Workspa
     assert [(d.item_id, d.action) for d in ws.store.history()] == [(walk[1], "delete")]
     at.run()
     assert not any(k.startswith("dlg_") for k in keys(at))  # the write closed the dialog and ended the walk
-    at.session_state["emb_chart_1"] = click(iid)
+    at.session_state[chart(ws, 1)] = click(ws, iid)
     at.run()
     assert dialog_item(at) == iid  # a new click starts a new walk at the clicked image
 
 
 def test_a_click_on_a_stale_item_opens_nothing(ws: Workspace) -> None:
     iid = ws.item_id_for_path("bird/bird_0006.jpg")
+    old_key, old_click = chart(ws, 0), click(ws, iid)
     ws.store.record([iid], "delete")
     at = open_page("pages/embedding.py")
-    at.session_state["emb_chart_0"] = click(iid)
+    at.session_state[old_key] = old_click  # a click on the map before the delete: another map's key
     at.run()
     assert not at.exception and f"dlg_{iid}_delete" not in keys(at) and f"dlg_{iid}_restore" not in keys(at)
-    at.session_state["emb_chart_0"] = click("no-such-item")
-    at.run()
-    assert not at.exception
+    assert iid not in map_ids(ws)
+    for stale in (len(map_ids(ws)), "no-such-item", -1):  # no row of this map
+        at.session_state[chart(ws, 0)] = {"selection": {"points": [{"customdata": stale}], "box": [], "lasso": []}}
+        at.run()
+        assert not at.exception and not any(k.startswith("dlg_") for k in keys(at))
 
 
 def test_delete_and_looks_fine_from_the_dialog(ws: Workspace) -> None:
     a, b = ws.item_id_for_path("bird/bird_0006.jpg"), ws.item_id_for_path("bird/bird_0001.jpg")
     at = open_page("pages/embedding.py")
-    at.session_state["emb_chart_0"] = click(a)
+    at.session_state[chart(ws, 0)] = click(ws, a)
     at.run().button(key=f"dlg_{a}_delete").click().run()
-    at.session_state["emb_chart_1"] = click(b)
+    at.session_state[chart(ws, 1)] = click(ws, b)
     at.run().button(key=f"dlg_{b}_keep").click().run()
     assert not at.exception, [e.value for e in at.exception]
     state = ws.store.current()
@@ -131,7 +154,7 @@ def test_delete_and_looks_fine_from_the_dialog(ws: Workspace) -> None:
 def test_box_selection_bulk_delete_needs_confirmation_and_is_one_batch(ws: Workspace) -> None:
     ids = [ws.item_id_for_path(p) for p in ("bird/bird_0001.jpg", "bird/bird_0002.jpg", "bird/bird_0003.jpg")]
     at = open_page("pages/embedding.py")
-    at.session_state["emb_chart_0"] = area(ids)
+    at.session_state[chart(ws, 0)] = area(ws, ids)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert "emb_bulk_delete" in keys(at) and not any(b.key and "_dlg_" in b.key for b in at.button)
@@ -150,7 +173,7 @@ def test_box_selection_bulk_delete_needs_confirmation_and_is_one_batch(ws: Works
 def test_bulk_relabel_is_one_confirmed_batch(ws: Workspace) -> None:
     ids = [ws.item_id_for_path(p) for p in ("fruit/fruit_0001.jpg", "fruit/fruit_0002.jpg")]
     at = open_page("pages/embedding.py")
-    at.session_state["emb_chart_0"] = area(ids)
+    at.session_state[chart(ws, 0)] = area(ws, ids)
     at.run()
     at.selectbox(key="emb_bulk_label").select("flower").run()
     at.button(key="emb_bulk_relabel").click().run()

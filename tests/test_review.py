@@ -158,20 +158,52 @@ def _points(n: int) -> pd.DataFrame:
                          "issue": "no issue"})
 
 
-def test_embedding_figure_carries_item_ids_and_uses_webgl_for_many_points() -> None:
+def test_embedding_figure_names_each_point_by_its_row_and_uses_webgl_for_many_points() -> None:
     pts = _points(50)
     small = embedding_figure(pts, "label")
     assert {t.type for t in small.data} == {"scatter"} and len(small.data) == pts["label"].nunique()
-    ids = [i for t in small.data for i in t.customdata]
-    assert sorted(ids) == sorted(pts["item_id"])  # every image once, named by its id
+    rows = [int(i) for t in small.data for i in t.customdata]
+    assert sorted(rows) == list(range(len(pts)))  # every image once, named by its row in the points
     first = small.data[0]
-    row = pts.set_index("item_id").loc[first.customdata[0]]
-    assert row["path"] in first.hovertext[0] and first.name.startswith(row["label"])
+    assert first.name.startswith(pts["label"][int(first.customdata[0])])
+    assert all(t.hoverinfo == "none" and t.hovertext is None and t.text is None for t in small.data)
+    sel = {"selection": {"points": [{"curve_number": 0, "point_index": 0, "customdata": int(first.customdata[0])}],
+                         "box": [], "lasso": []}}
+    assert read_selection(sel, ids=pts["item_id"].to_numpy()).single == pts["item_id"][int(first.customdata[0])]
     big = embedding_figure(_points(WEBGL_ABOVE + 1), "pred")
     assert {t.type for t in big.data} == {"scattergl"}
     assert all(isinstance(t.marker.color, str) for t in big.data)  # one colour per trace, not per point
     with pytest.raises(ValueError):
         embedding_figure(_points(3), "colour")
+
+
+def test_a_row_number_selection_names_the_rows_item_and_ignores_anything_else() -> None:
+    ids = np.array(["a", "b", "c"], dtype=object)
+    assert read_selection(sel([{"customdata": 2}]), ids=ids).single == "c"
+    assert read_selection(sel([{"customdata": 1.0}]), ids=ids).single == "b"  # JSON may give a float
+    for bad in (3, -1, 1.5, True, "b", None):  # outside the rows, not a whole number, not a number
+        assert read_selection(sel([{"customdata": bad}]), ids=ids).kind == "none", bad
+    area = read_selection(sel([{"customdata": 0}, {"customdata": 2}, {"customdata": 0}], lasso=[{}]), ids=ids)
+    assert area.kind == "area" and area.item_ids == ("a", "c")
+
+
+def test_a_20000_point_map_figure_carries_no_text_per_point() -> None:
+    """What every page load waits for: the 20k-point figure as Streamlit serialises it
+    (``plotly.io.to_json``). 10 bytes a point (x, y float32 and a uint16 row) are 267 kB in base64, ≈330 kB
+    once plotly's JSON has escaped every "/" of the base64 as ``\\u002f``; the budget adds 20 kB for the
+    layout. One short string per point (a path, an item id) would add ≥ 0.3 MB; the hover texts were 2 MB."""
+    import json
+
+    import plotly.io as pio
+
+    pts = _points(20_000)
+    for colour in ("label", "issue"):
+        spec = pio.to_json(embedding_figure(pts, colour), validate=False)
+        assert len(spec) < 350_000, (colour, len(spec))
+        assert ".jpg" not in spec  # no path (a "." is not in base64's alphabet)
+        for trace in json.loads(spec)["data"]:  # every per-point array a typed array, none a list of values
+            assert {trace[k]["dtype"] for k in ("x", "y", "customdata")} <= {"f4", "u1", "u2", "u4"}, trace.keys()
+            assert not {"text", "hovertext", "ids", "hovertemplate"} & set(trace)
 
 
 def test_confusion_figure_has_a_clickable_marker_on_every_cell() -> None:

@@ -19,7 +19,7 @@ def test_points_carry_the_junk_group_and_the_figure_colours_by_it() -> None:
     assert pts.set_index("item_id")["group"].to_dict() == {"a": "junk-1", "b": NO_GROUP, "c": "junk-1", "d": NO_GROUP}
     assert "group" in COLOUR_COLUMNS
     fig = embedding_figure(pts, "group")
-    names = {t.name: set(t.customdata) for t in fig.data}
+    names = {t.name: {pts["item_id"][int(r)] for r in t.customdata} for t in fig.data}
     assert names["junk-1 (2)"] == {"a", "c"} and names[f"{NO_GROUP} (1)"] == {"b"} and names["deleted (1)"] == {"d"}
 
 

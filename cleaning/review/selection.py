@@ -1,8 +1,10 @@
 """Pure helpers behind the review pages (no Streamlit here): chart selections → item ids, the confusion
 matrix of out-of-sample predictions, per-item predictions and issues, colour codes for the scatter.
 
-Images are identified by ``item_id`` everywhere: a chart carries it in ``customdata`` because a plotly
-``point_index`` only counts within one trace.
+Images are identified by ``item_id`` everywhere. A chart's ``customdata`` names a point because a plotly
+``point_index`` only counts within one trace: either the item id itself, or (the embedding map, where 20,000
+ids would be most of the figure) the point's row in the frame the figure was drawn from, which
+:func:`read_selection` turns back into the id given ``ids``.
 """
 
 from __future__ import annotations
@@ -50,28 +52,37 @@ def _selection_body(selection: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return body if isinstance(body, Mapping) else {}
 
 
-def _item_id(customdata: Any) -> str | None:
+def _item_id(customdata: Any, rows: Sequence[str] | np.ndarray | None = None) -> str | None:
     if isinstance(customdata, list | tuple):
         customdata = customdata[0] if customdata else None
     if customdata is None or customdata == "":
         return None
-    return str(customdata)
+    if rows is None:
+        return str(customdata)
+    # a row number: an integer (JSON may give 3.0), never a bool or a string, inside the frame
+    if isinstance(customdata, bool) or not isinstance(customdata, int | float | np.integer | np.floating):
+        return None
+    k = int(customdata)
+    return str(rows[k]) if k == customdata and 0 <= k < len(rows) else None
 
 
-def read_selection(selection: Mapping[str, Any] | None) -> SelectionEvent:
+def read_selection(selection: Mapping[str, Any] | None,
+                   ids: Sequence[str] | np.ndarray | None = None) -> SelectionEvent:
     """Parse what ``st.plotly_chart(..., on_select=...)`` returns (or stores under its key).
 
     Accepts ``{"selection": {"points": [...], "box": [...], "lasso": [...]}}`` or the inner dict, or
-    None. A point's ``customdata`` is the item id, or a list whose first element is. Points without an
-    item id (e.g. a heatmap underneath) are ignored.
+    None. Without ``ids`` a point's ``customdata`` is the item id, or a list whose first element is; with
+    ``ids`` (the item ids of the rows the figure was drawn from) it is a row number, and a point whose
+    number is not a row of ``ids`` is ignored. Points without an item id (e.g. a heatmap underneath) are
+    ignored.
     """
     body = _selection_body(selection)
-    ids = [i for i in (_item_id(p.get("customdata")) for p in body.get("points") or []
+    found = [i for i in (_item_id(p.get("customdata"), ids) for p in body.get("points") or []
                        if isinstance(p, Mapping)) if i is not None]
-    ids = list(dict.fromkeys(ids))
+    found = list(dict.fromkeys(found))
     if body.get("box") or body.get("lasso"):
-        return SelectionEvent("area", tuple(ids))
-    return SelectionEvent("point", tuple(ids)) if ids else SelectionEvent("none")
+        return SelectionEvent("area", tuple(found))
+    return SelectionEvent("point", tuple(found)) if found else SelectionEvent("none")
 
 
 def selected_points(selection: Mapping[str, Any] | None) -> list[dict[str, Any]]:
@@ -169,10 +180,13 @@ def top_issue(issues: pd.DataFrame | None) -> pd.Series:
 
 
 def embedding_points(items: pd.DataFrame, item_ids: Sequence[str], xy: np.ndarray,
-                     preds: Predictions | None = None, issues: pd.DataFrame | None = None) -> pd.DataFrame:
+                     preds: Predictions | None = None, issues: pd.DataFrame | None = None,
+                     live_only: bool = False) -> pd.DataFrame:
     """One row per projected item that still exists: item_id, x, y, path, label, deleted, pred,
     confidence, issue, group (the junk group of an image, "no group" when none). ``xy`` is N×2 aligned to
-    ``item_ids``; ids no longer in ``items`` are dropped."""
+    ``item_ids``; ids no longer in ``items`` are dropped, and with ``live_only`` deleted images too (the
+    Embedding page's points: a map point's ``customdata`` is its row here). Rows keep the order of
+    ``item_ids``."""
     if len(xy) != len(item_ids):
         raise CleaningError(f"{len(xy)} projected points but {len(item_ids)} item ids")
     pts = pd.DataFrame({"item_id": list(item_ids), "x": np.asarray(xy)[:, 0] if len(xy) else [],
@@ -185,6 +199,8 @@ def embedding_points(items: pd.DataFrame, item_ids: Sequence[str], xy: np.ndarra
     pts["pred"] = pts["pred"].fillna("no prediction")
     pts["issue"] = pts["item_id"].map(top_issue(issues)).astype(object).fillna("no issue")
     pts["group"] = pts["item_id"].map(junk_groups(issues)).astype(object).fillna(NO_GROUP)
+    if live_only:
+        pts = pts[~pts["deleted"].astype(bool)]
     return pts.reset_index(drop=True)
 
 

@@ -1,12 +1,15 @@
 // Hover preview for the Embedding map (components v2, plain JS, no build step). It listens to the Plotly
 // chart's own hover events in the page — no Streamlit rerun — and shows the image's thumbnail beside the
-// pointer with the point's own hover text (path, label → prediction, issue; already in the figure).
-// data = {version, thumbs?: {item_id: data URL}, inline?: true, map?: URL, prefix?: URL prefix}:
-// small maps send their thumbnails once per session and map version (kept here per version; "inline" alone
-// means "use what you kept", and if nothing was kept the component asks again with the "need" trigger);
-// large maps give the URL of a JSON file {item_id: thumbnail name}, fetched once after the chart is drawn,
-// and each thumbnail is fetched on hover from prefix + name (hidden until it exists); otherwise text only.
-// The box's data-item names the point shown, data-loaded the point whose image has loaded; the times from
+// pointer with its path, label → prediction and issue. The figure carries no text per point: a point's
+// customdata is its row in the map's points, and everything shown comes from this component's data
+// (pages/_hover.py: rows = {names, path, label, pred, issue, conf}, columns by row, codes into names).
+// data = {version, rows?, thumbs?: [data URL], inline?: true, map?: URL, prefix?: URL prefix}:
+// small maps (and large ones without static files) send rows (and thumbnails) once per session and map
+// version (kept here per version; "inline" alone means "use what you kept", and if nothing was kept the
+// component asks again with the "need" trigger); large maps give the URL of a JSON file {rows, thumbs:
+// [thumbnail name]}, fetched once after the chart is drawn, and each thumbnail is fetched on hover from
+// prefix + name (hidden until it exists).
+// The box's data-item names the row shown, data-loaded the row whose image has loaded; the times from
 // hover to image loaded (ms) collect in window.__hoverLatency (for the tests and bench/bench_clicks.py).
 export default function (component) {
   const { data, setTriggerValue } = component;
@@ -14,23 +17,20 @@ export default function (component) {
   const version = String((data && data.version) || "");
   W.version = version;
   W.prefix = (data && data.prefix) || "";
-  if (data && data.thumbs) W.kept[version] = data.thumbs;
+  if (data && data.rows) W.kept[version] = { rows: data.rows, thumbs: data.thumbs || [] };
   else if (data && data.inline && !W.kept[version] && !W.asked[version]) {
     W.asked[version] = true;  // once: a lost message or a reload, not a loop
     setTriggerValue("need", version);
   }
-  // a large map's names are fetched once the chart has been drawn (attach below), off the load's critical path
+  // a large map's data is fetched once the chart has been drawn (attach below), off the load's critical path
   W.pending = data && data.map && !W.kept[version] ? { version, url: data.map } : null;
   const fetchMap = () => {
     const p = W.pending;
     if (!p || W.asked[p.version]) return;
     W.asked[p.version] = true;
-    fetch(p.url).then((r) => (r.ok ? r.json() : Promise.reject(r.status))).then((names) => {
-      const kept = {};
-      for (const [id, name] of Object.entries(names)) kept[id] = W.prefix + name;
-      W.kept[p.version] = kept;
-      const id = W.box && W.box.style.display === "block" && W.box.dataset.item;  // hovered while it came
-      if (id && kept[id] && W.version === p.version) setSrc(id, W.box.querySelector(".hp-path").textContent, kept[id]);
+    fetch(p.url).then((r) => (r.ok ? r.json() : Promise.reject(r.status))).then((doc) => {
+      W.kept[p.version] = { rows: doc.rows, thumbs: (doc.thumbs || []).map((n) => (n ? W.prefix + n : "")) };
+      if (W.box && W.box.style.display === "block" && W.version === p.version) fill(W.box.dataset.item, true);
     }).catch(() => { W.asked[p.version] = false; });
   };
   if (!W.box) {
@@ -53,11 +53,16 @@ export default function (component) {
     };
     img.onerror = () => { img.style.display = "none"; };  // not written yet: the text alone
   }
-  // the figure's hover text is escaped HTML ("<b>path</b><br>label → pred 93%<br>issue"): its lines as text
-  const textLines = (html) => {
-    if (!html) return [];
-    const doc = new DOMParser().parseFromString(String(html).replace(/<br\s*\/?>/gi, "\n"), "text/html");
-    return (doc.body.textContent || "").split("\n").map((l) => l.trim()).filter(Boolean);
+  // one row's lines: path; "label → prediction 93%" and the issue unless there is none
+  const lines = (rows, i) => {
+    const n = rows.names || [];
+    const name = (col) => (rows[col] && rows[col][i] != null ? n[rows[col][i]] : undefined);
+    const conf = rows.conf ? rows.conf[i] : -1;
+    const pred = name("pred");
+    const issue = name("issue");
+    let label = name("label") || "";
+    if (pred !== undefined) label += ` → ${pred}${conf >= 0 ? ` ${conf}%` : ""}`;
+    return [rows.path[i], label, issue && issue !== "no issue" ? issue : ""].filter(Boolean);
   };
   const setSrc = (id, path, src) => {
     const img = W.box.querySelector("img");
@@ -67,18 +72,24 @@ export default function (component) {
     if (src) { img.style.display = "block"; img.alt = path; img.src = src; }
     else { img.removeAttribute("src"); img.style.display = "none"; }
   };
+  // show row `id` of the current map's data (or a placeholder until that data is here)
+  const fill = (id, force) => {
+    const kept = W.kept[W.version];
+    const i = Number(id);
+    const ls = kept && kept.rows && kept.rows.path && i < kept.rows.path.length ? lines(kept.rows, i) : ["…"];
+    const src = (kept && kept.thumbs && kept.thumbs[i]) || "";
+    if (force || W.box.dataset.item !== id || (src && !W.box.querySelector("img").getAttribute("src"))) {
+      setSrc(id, ls[0], src);
+    }
+    W.box.querySelector(".hp-path").textContent = ls[0];
+    W.box.querySelector(".hp-label").textContent = ls.slice(1).join(" · ");
+    W.box.dataset.item = id;
+  };
   const show = (ev) => {
     const pt = ev.points && ev.points[0];
-    const id = pt && (Array.isArray(pt.customdata) ? pt.customdata[0] : pt.customdata);
-    if (id == null || !pt.data) return;
-    const html = Array.isArray(pt.data.hovertext) ? pt.data.hovertext[pt.pointIndex ?? pt.pointNumber] : pt.hovertext;
-    const lines = textLines(html);
-    const path = lines[0] || String(id);
-    const src = (W.kept[W.version] || {})[String(id)] || "";
-    if (W.box.dataset.item !== String(id)) setSrc(String(id), path, src);
-    W.box.querySelector(".hp-path").textContent = path;
-    W.box.querySelector(".hp-label").textContent = lines.slice(1).join(" · ");
-    W.box.dataset.item = String(id);
+    const cd = pt && (Array.isArray(pt.customdata) ? pt.customdata[0] : pt.customdata);
+    if (cd == null || !pt.data) return;
+    fill(String(cd), false);
     const e = ev.event || {};
     const x = (e.clientX || 0) + 18, y = (e.clientY || 0) + 18;
     W.box.style.left = `${Math.min(x, window.innerWidth - 215)}px`;

@@ -34,10 +34,27 @@ POINTS_JS = """() => {
 }"""
 
 
-def points(page: Page) -> list[dict]:
-    """Every clickable point of the page's chart with its item id (or cell) and pixel position."""
+def points(page: Page, app: App | None = None) -> list[dict]:
+    """Every clickable point of the page's chart with its ``customdata`` (a confusion cell) and pixel
+    position. With ``app`` (the Embedding map, whose ``customdata`` is a point's row in the map's points):
+    ``row`` and ``id``, the item id of that row."""
     page.wait_for_function(f"() => ({POINTS_JS})() !== null", timeout=120_000)
-    return page.evaluate(POINTS_JS)
+    pts = page.evaluate(POINTS_JS)
+    if app is not None:
+        ids = map_ids(app)
+        assert len(pts) == len(ids), (len(pts), len(ids))
+        pts = [{**p, "row": p["id"], "id": ids[int(p["id"])]} for p in pts]
+    return pts
+
+
+def map_ids(app: App) -> list[str]:
+    """The item id of each row of the Embedding map's points (live images in the projection's order)."""
+    from cleaning.model.projection import load_or_compute_projection
+    from cleaning.review.selection import embedding_points
+
+    ws = app.workspace()
+    proj = load_or_compute_projection(ws, "umap")
+    return list(embedding_points(ws.items_frame(), proj.item_ids, proj.xy, live_only=True)["item_id"])
 
 
 def open_page(page: Page, app: App, path: str, heading: str) -> None:
@@ -56,13 +73,13 @@ def isolated(pts: list[dict], want: list[str], min_px: float = 12) -> dict:
 
 def hover_target(app: App, page: Page) -> tuple[object, dict[str, str], dict]:
     """Open the Embedding map and pick a point with room around it, once the hover preview is hooked to the
-    chart: (the items frame, {item_id: path}, the point {id, x, y})."""
+    chart: (the items frame, {item_id: path}, the point {id, row, x, y})."""
     frame = app.workspace().items_frame()
     paths = dict(zip(frame["item_id"], frame["path"]))
     page.goto(f"{app.base}/embedding")
     expect(page.get_by_role("heading", name="Embedding").first).to_be_visible(timeout=120_000)
     wait_idle(page)
-    target = isolated(points(page), list(paths))
+    target = isolated(points(page, app), list(paths))
     page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(g => g.__hoverPreview)",
                            timeout=30_000)
     return frame, paths, target
@@ -93,7 +110,7 @@ def test_click_a_point_relabel_see_history_and_undo(app: App, page: Page) -> Non
              "fruit/fruit_0004.jpg": "flower", "mammal/mammal_0013.jpg": "fruit"}
     ids = {ws.item_id_for_path(p): p for p in wrong}
     open_page(page, app, "embedding", "Embedding")
-    target = isolated(points(page), list(ids))
+    target = isolated(points(page, app), list(ids))
     path = ids[target["id"]]
     page.mouse.click(target["x"], target["y"])
     dlg = dialog(page)
@@ -123,7 +140,7 @@ def test_esc_closes_the_dialog_for_good_and_a_typed_label_works(app: App, page: 
     ws = app.workspace()
     open_page(page, app, "embedding", "Embedding")
     birds = [i for i, p in zip(ws.items_frame()["item_id"], ws.items_frame()["path"]) if p.startswith("bird/")]
-    target = isolated(points(page), birds)
+    target = isolated(points(page, app), birds)
     page.mouse.click(target["x"], target["y"])
     expect(dialog(page)).to_be_visible()
     page.keyboard.press("Escape")
@@ -131,7 +148,7 @@ def test_esc_closes_the_dialog_for_good_and_a_typed_label_works(app: App, page: 
     wait_idle(page)
     time.sleep(1.5)
     expect(dialog(page)).to_be_hidden()  # the old selection did not reopen it
-    target = next(p for p in points(page) if p["id"] == target["id"])
+    target = next(p for p in points(page, app) if p["id"] == target["id"])
     page.mouse.click(target["x"], target["y"])  # the same point again: opens again (not a deselect)
     expect(dialog(page)).to_be_visible()
     choose_label(page, dialog(page), "seabird")  # a label that does not exist yet
@@ -165,7 +182,7 @@ def test_lasso_a_group_and_delete_it_in_one_confirmed_batch(app: App, page: Page
     open_page(page, app, "embedding", "Embedding")
     page.get_by_text("lasso", exact=True).click()
     wait_idle(page)
-    pts = points(page)
+    pts = points(page, app)
     def near(p: dict) -> int:
         return sum((q["x"] - p["x"]) ** 2 + (q["y"] - p["y"]) ** 2 < 40 ** 2 for q in pts)
 

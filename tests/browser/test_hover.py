@@ -40,8 +40,8 @@ def test_hover_on_a_large_map_fetches_the_thumbnail_by_url_without_a_rerun(app: 
     page.mouse.move(target["x"] - 30, target["y"] - 30)
     page.mouse.move(target["x"], target["y"], steps=4)
     expect(box).to_be_visible(timeout=5_000)
-    expect(box).to_have_attribute("data-item", target["id"])
-    expect(box).to_have_attribute("data-loaded", target["id"], timeout=5_000)  # the fetched image has loaded
+    expect(box).to_have_attribute("data-item", target["row"])  # the row the preview shows
+    expect(box).to_have_attribute("data-loaded", target["row"], timeout=5_000)  # the fetched image has loaded
     expect(box).to_contain_text(paths[target["id"]])
     src = box.locator("img").get_attribute("src") or ""
     assert src.startswith("app/static/thumbs/") and src.endswith(".jpg"), src  # a URL, not the image itself

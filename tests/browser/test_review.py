@@ -149,8 +149,10 @@ def test_hover_a_point_shows_its_image_without_a_rerun(app: App, page: Page) -> 
     page.mouse.move(target["x"], target["y"], steps=4)
     box = page.locator(".cleaning-hover-preview")
     expect(box).to_be_visible(timeout=5_000)
-    expect(box).to_have_attribute("data-item", target["id"])
+    expect(box).to_have_attribute("data-item", target["row"])  # the row the preview shows
     expect(box).to_contain_text(paths[target["id"]])
+    label = paths[target["id"]].split("/")[0]
+    expect(box.locator(".hp-label")).to_contain_text(re.compile(rf"^{re.escape(label)} → \S+ \d+%"))  # label → pred
     src = box.locator("img").get_attribute("src") or ""
     assert src.startswith("data:image/jpeg;base64,") and len(src) > 500  # the thumbnail itself
     assert page.evaluate(IDLE_JS)  # hovering started no script run
