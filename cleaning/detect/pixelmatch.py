@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 from PIL import Image
+from threadpoolctl import threadpool_limits
 
 #: Thumbnail side (px) and the side of the compared views; crop fractions tried per side.
 THUMB_SIDE = 32
@@ -149,41 +150,102 @@ def coarse_descriptors(thumbs: np.ndarray, block: int = 1024) -> np.ndarray:
 def compute_pixel_similarity(thumbs: np.ndarray, pairs: Sequence[tuple[int, int]], block: int = 256) -> np.ndarray:
     """For each pair (i, j) the best correlation of one whole thumbnail, as it is or mirrored left to right,
     with a cropped view of the other, either way round, or of the two whole thumbnails with one turned by
-    one of :data:`ROTATIONS`; in [−1, 1] (0 for a blank image).
-
-    Memory: three 768-float vectors per image in a pair (as it is, mirrored, turned by the current
-    angle), the 81 views of ``block`` images at a time (≈ 64 MB), and per-pair temporaries for
-    :data:`PAIR_BLOCK` pairs at a time: nothing grows with the number of pairs but ``out``.
+    one of :data:`ROTATIONS`; in [−1, 1] (0 for a blank image). The whole comparison
+    (:func:`compute_whole_similarity`) and the crop search (:func:`compute_crop_similarity`) together.
     """
-    out = np.zeros(len(pairs), dtype=np.float32)
-    if not len(pairs):
-        return out
     p = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    _, turned = compute_whole_similarity(thumbs, p)
+    return np.maximum(np.maximum(turned, compute_crop_similarity(thumbs, p, block)), 0.0)
+
+
+def _pair_rows(thumbs: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the thumbnails of the images in pairs ``p``, ``p`` as rows of those thumbnails)."""
     need = np.unique(p)
-    t_need = np.asarray(thumbs)[need]
-    both = np.stack([_whole_views(t_need), _whole_views(t_need[:, :, ::-1])], axis=1)  # as it is, and mirrored
-    whole = both[:, 0]
-    pos = np.searchsorted(need, p)  # pair members as rows of ``whole``
-    for turned in _turned_views(t_need):  # whole against whole, one turned; pairs in bounded blocks
+    return np.asarray(thumbs)[need], np.searchsorted(need, p)
+
+
+def compute_whole_similarity(thumbs: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair (P×2 ints): ``flat``, the correlation of the two whole views, one as it is or mirrored
+    (the better), and ``turned``, the best with one whole view turned by an angle of :data:`ROTATIONS`
+    (−1 when there are no angles). Cheap: three 768-float vectors per image, pairs in blocks.
+    """
+    p = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    flat, turned = np.full(len(p), -1.0, np.float32), np.full(len(p), -1.0, np.float32)
+    if not len(p):
+        return flat, turned
+    t_need, pos = _pair_rows(thumbs, p)
+    with threadpool_limits(1):  # many small products: a second BLAS thread only spins
+        whole, mirror = _whole_views(t_need), _whole_views(t_need[:, :, ::-1])
         for s in range(0, len(p), PAIR_BLOCK):
-            a, b = whole[pos[s:s + PAIR_BLOCK, 0]], turned[pos[s:s + PAIR_BLOCK, 1]]
-            np.maximum(out[s:s + PAIR_BLOCK], np.einsum("rf,rf->r", a, b), out=out[s:s + PAIR_BLOCK])
+            a, b = whole[pos[s:s + PAIR_BLOCK, 0]], pos[s:s + PAIR_BLOCK, 1]
+            flat[s:s + PAIR_BLOCK] = np.maximum(np.einsum("rf,rf->r", a, whole[b]), np.einsum("rf,rf->r", a, mirror[b]))
+        del mirror
+        for turn in _turned_views(t_need):  # whole against whole, one turned
+            for s in range(0, len(p), PAIR_BLOCK):
+                a, b = whole[pos[s:s + PAIR_BLOCK, 0]], turn[pos[s:s + PAIR_BLOCK, 1]]
+                np.maximum(turned[s:s + PAIR_BLOCK], np.einsum("rf,rf->r", a, b), out=turned[s:s + PAIR_BLOCK])
+    return flat, turned
+
+
+def compute_crop_reach(thumbs: np.ndarray, block: int = 256) -> np.ndarray:
+    """Per thumbnail (M): the largest angle (radians) between its whole view and one of its cropped views.
+
+    By the triangle inequality on the sphere, a cropped view of image a is at least (angle between the
+    whole views of a and b) − reach(a) away from b's whole view (as it is or mirrored), so the crop
+    search can raise a pair's correlation to at most ``cos(max(0, θ_whole − max(reach)))``
+    (:func:`crop_bound`): a strict upper bound computed without the search.
+    """
+    out = np.zeros(len(thumbs), dtype=np.float32)
+    with threadpool_limits(1):
+        for s in range(0, len(thumbs), block):
+            v = _views(np.asarray(thumbs[s:s + block]))  # b × 81 × F, view 0 the whole
+            norm = np.maximum(np.linalg.norm(v, axis=2), 1e-12)
+            cos = np.einsum("rkf,rf->rk", v, v[:, 0]) / (norm * norm[:, :1])
+            out[s:s + len(v)] = np.arccos(np.clip(cos.min(axis=1), -1.0, 1.0))
+    return out
+
+
+def crop_bound(flat: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """Upper bound of :func:`compute_crop_similarity` per pair from ``flat`` (:func:`compute_whole_similarity`,
+    computed on unit vectors) and the larger :func:`compute_crop_reach` of its two images; a margin of 1e-4
+    covers float32 rounding. A view shorter than unit (a blank image) only shrinks the correlation's size,
+    hence the floor at 0.
+    """
+    ang = np.arccos(np.clip(np.asarray(flat, np.float64), -1.0, 1.0))
+    return (np.maximum(np.cos(np.maximum(ang - reach, 0.0)), 0.0) + 1e-4).astype(np.float32)
+
+
+def compute_crop_similarity(thumbs: np.ndarray, pairs: np.ndarray, block: int = 256) -> np.ndarray:
+    """Per pair: the best correlation of one whole thumbnail, as it is or mirrored left to right, with one
+    of the 81 cropped views of the other (view 0: no crop), either way round. The costly part of the
+    pixel comparison (81 × 768 floats against every partner of every image).
+
+    Memory: two 768-float vectors per image in a pair (as it is, mirrored), the 81 views of ``block``
+    images at a time (≈ 64 MB): nothing grows with the number of pairs but ``out``.
+    """
+    p = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    out = np.full(len(p), -1.0, dtype=np.float32)
+    if not len(p):
+        return out
+    t_need, pos = _pair_rows(thumbs, p)
     # every (pair, side): the image whose crops are tried, and the other image's whole view
     me = np.concatenate([pos[:, 0], pos[:, 1]])
     other = np.concatenate([pos[:, 1], pos[:, 0]])
     pair_of = np.concatenate([np.arange(len(p)), np.arange(len(p))])
     order = np.argsort(me, kind="stable")
     me, other, pair_of = me[order], other[order], pair_of[order]
-    bounds = np.searchsorted(me, np.arange(len(need) + 1))
-    for s in range(0, len(need), block):
-        views = _views(t_need[s:s + block])  # b × 81 × F
-        for i in range(s, min(s + block, len(need))):  # one image's crops against all its partners at once
-            lo, hi = bounds[i], bounds[i + 1]
-            if lo == hi:
-                continue
-            partners = both[other[lo:hi]].reshape(-1, both.shape[2])  # 2·partners × F
-            best = (views[i - s] @ partners.T).max(axis=0).reshape(-1, 2).max(axis=1)
-            np.maximum.at(out, pair_of[lo:hi], best)
+    bounds = np.searchsorted(me, np.arange(len(t_need) + 1))
+    with threadpool_limits(1):  # one small product per image: a second BLAS thread only spins
+        both = np.stack([_whole_views(t_need), _whole_views(t_need[:, :, ::-1])], axis=1)  # as it is, mirrored
+        for s in range(0, len(t_need), block):
+            views = _views(t_need[s:s + block])  # b × 81 × F
+            for i in range(s, min(s + block, len(t_need))):  # one image's crops against all its partners at once
+                lo, hi = bounds[i], bounds[i + 1]
+                if lo == hi:
+                    continue
+                partners = both[other[lo:hi]].reshape(-1, both.shape[2])  # 2·partners × F
+                best = (views[i - s] @ partners.T).max(axis=0).reshape(-1, 2).max(axis=1)
+                np.maximum.at(out, pair_of[lo:hi], best)
     return out
 
 
