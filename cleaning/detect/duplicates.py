@@ -43,12 +43,8 @@ from .pixelmatch import (  # noqa: F401  (THUMB_SIDE, VIEW_SIDE, compute_thumbna
     THUMB_SIDE,
     VIEW_SIDE,
     coarse_descriptors,
-    compute_crop_reach,
-    compute_crop_similarity,
     compute_pixel_similarity,
     compute_thumbnail,
-    compute_whole_similarity,
-    crop_bound,
     low_res_similarity,
 )
 
@@ -100,23 +96,20 @@ def phash_distance(a: str, b: str) -> int:
     return int(bin(int(a, 16) ^ int(b, 16)).count("1"))
 
 
-def _distinctive(pairs: list[tuple[int, int]] | np.ndarray, dist: np.ndarray, n: int,
-                 ref_dist: np.ndarray | None = None) -> np.ndarray:
+def _distinctive(pairs: list[tuple[int, int]], dist: np.ndarray, n: int) -> np.ndarray:
     """Per pair: is it much closer than either image is to its other candidates?
 
     The reference of an image is the median distance to its *other* candidates (the data set's
     median candidate distance when it has none); a pair passes when its distance is at most
     :data:`RATIO_MAX` times the smaller reference. Look-alike classes (plain T-shirts, sneakers)
-    have many equally close candidates and fail; a real copy stands out. ``ref_dist``: the distances
-    the references are taken from (default ``dist``; a bound of them when only bounds are known).
+    have many equally close candidates and fail; a real copy stands out.
     """
     if not len(pairs):
         return np.zeros(0, dtype=bool)
     p = np.asarray(pairs, dtype=np.int64)
-    ref_dist = dist if ref_dist is None else ref_dist
-    fallback = float(np.median(ref_dist))
+    fallback = float(np.median(dist))
     side = np.concatenate([p[:, 0], p[:, 1]])
-    d2 = np.concatenate([ref_dist, ref_dist])
+    d2 = np.concatenate([dist, dist])
     pair_of = np.concatenate([np.arange(len(p)), np.arange(len(p))])
     order = np.lexsort((d2, side))  # by image, then by distance
     side, d2, pair_of = side[order], d2[order], pair_of[order]
@@ -167,67 +160,18 @@ def compute_duplicate_groups(embeddings: np.ndarray, sha256: Sequence[str], phas
         keep = sims >= SIM_CANDIDATE
         keys, sims = keys[keep], sims[keep]
     if thumbs is not None:
-        near, pix, _ = decide_by_pixels(np.asarray(thumbs), keys, sims, n, sizes)
+        pix = compute_pixel_similarity(np.asarray(thumbs), keys)
+        if sizes is not None and len(keys):
+            low = low_res_similarity(np.asarray(thumbs), keys, np.asarray(sizes, dtype=np.int64))
+            pix = np.where(np.isnan(low), pix, np.fmax(pix, low))
+        near = (pix >= PIX_NEAR) | ((pix >= PIX_WITH_EMB) & (sims >= SIM_WITH_PIX)) | (sims >= SIM_NEAR)
+        near &= _distinctive(keys, 1.0 - pix.astype(np.float64), n) | (pix >= PIX_SURE)
     else:
         pix = np.full(len(keys), np.nan)
         ph = np.array([phash_distance(phash[a], phash[b]) for a, b in keys])
         near = ((ph <= PHASH_NEAR) & (sims >= SIM_WITH_PIX)) | (sims >= SIM_NEAR)
     pairs = [(int(a), int(b), float(s), float(q)) for (a, b), s, q in zip(keys[near], sims[near], pix[near])]
     return DuplicateGroups(_union(n, exact, [(a, b) for a, b, _, _ in pairs]), pairs)
-
-
-def _near(keys: np.ndarray, sims: np.ndarray, own: np.ndarray, ref: np.ndarray, n: int) -> np.ndarray:
-    """The near-duplicate rule per pair, with pixel similarity ``own`` for the pair itself and ``ref`` for
-    the pairs its distinctiveness references are taken from. Rises with ``own``, falls with ``ref``."""
-    near = (own >= PIX_NEAR) | ((own >= PIX_WITH_EMB) & (sims >= SIM_WITH_PIX)) | (sims >= SIM_NEAR)
-    return near & (_distinctive(keys, 1.0 - own.astype(np.float64), n, 1.0 - ref.astype(np.float64))
-                   | (own >= PIX_SURE))
-
-
-def _touching(keys: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
-    """Pairs sharing an image with a pair of ``mask``."""
-    hit = np.zeros(n, dtype=bool)
-    hit[keys[mask].ravel()] = True
-    return hit[keys[:, 0]] | hit[keys[:, 1]]
-
-
-def decide_by_pixels(thumbs: np.ndarray, keys: np.ndarray, sims: np.ndarray, n: int,
-                     sizes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(near, pix, searched) per candidate pair: the decision of the module doc, the pixel similarity (exact
-    where ``searched``, a lower bound elsewhere), and whether the crop search ran for it.
-
-    The whole comparison gives every pair an interval [lo, hi] for its pixel similarity: lo from whole,
-    mirrored, turned and low-resolution views; hi adds :func:`crop_bound`. The rule rises with a pair's own
-    similarity and falls with its references' (:func:`_near`), so a pair is *decided* when the rule at
-    (own hi, references lo) and at (own lo, references hi) agree, and *undecided* otherwise. The crop search
-    runs on the undecided pairs and every pair sharing an image with one (their references), and on every
-    pair that may be near (so reported similarities are exact); then again until nothing is undecided (when
-    only the data set's median reference is open: the pairs whose interval overlaps it). The result equals
-    the crop search on every pair.
-    """
-    flat, turned = compute_whole_similarity(thumbs, keys)
-    low = np.full(len(keys), np.nan, dtype=np.float32)
-    if sizes is not None and len(keys):
-        low = low_res_similarity(thumbs, keys, np.asarray(sizes, dtype=np.int64))
-    lo = np.fmax(np.maximum(np.maximum(flat - 1e-5, turned), 0.0), low)  # flat − 1e-5: view 0 of the search, rounded
-    reach = np.zeros(n, dtype=np.float64)
-    imgs = np.unique(keys)
-    reach[imgs] = compute_crop_reach(thumbs[imgs])
-    hi = np.maximum(lo, crop_bound(flat, np.maximum(reach[keys[:, 0]], reach[keys[:, 1]])))
-    searched = np.zeros(len(keys), dtype=bool)
-    while True:
-        maybe, sure = _near(keys, sims, hi, lo, n), _near(keys, sims, lo, hi, n)
-        open_ = maybe & ~sure
-        todo = (maybe | _touching(keys, open_, n)) & ~searched
-        if open_.any() and not todo.any():  # only the fallback reference, the median of all pairs, is open
-            todo = ~searched & (1 - hi <= np.median(1 - lo)) & (1 - lo >= np.median(1 - hi))
-            todo = todo if todo.any() else ~searched
-        if not todo.any():
-            return sure, lo, searched
-        sel = np.flatnonzero(todo)
-        pix = np.maximum(np.maximum(turned[sel], compute_crop_similarity(thumbs, keys[sel])), 0.0)
-        lo[sel] = hi[sel] = np.fmax(pix, low[sel])
-        searched[sel] = True
 
 
 def _union(n: int, base: np.ndarray, edges: list[tuple[int, int]]) -> np.ndarray:
