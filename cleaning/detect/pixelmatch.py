@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 from PIL import Image
+from threadpoolctl import threadpool_limits
 
 #: Thumbnail side (px) and the side of the compared views; crop fractions tried per side.
 THUMB_SIDE = 32
@@ -43,40 +44,46 @@ _SPANS = np.stack([_area_matrix(a * THUMB_SIDE, THUMB_SIDE * (1 - b)) for a in C
 
 
 def _views(thumbs: np.ndarray) -> np.ndarray:
-    """M×81×(VIEW_SIDE²·3) unit vectors: every crop (rows × columns) of each thumbnail, per-channel
-    mean removed. View 0 is the whole thumbnail.
+    """M×81×(3·VIEW_SIDE²) unit vectors: every crop (rows × columns) of each thumbnail, per-channel
+    mean removed, features channel-major (c, y, x). View 0 is the whole thumbnail (:func:`_whole_views`).
 
-    Two matrix products (box filter along rows, then along columns), so BLAS does the work; memory
-    is M×81×768 float32 (≈ 250 KB per thumbnail): call it on blocks.
+    Two 2-D matrix products (box filter along rows for all crops at once, then along columns) and one
+    transpose into channel-major order, so the mean and the norm run over contiguous memory; memory is
+    M×81×768 float32 (≈ 250 KB per thumbnail): call it on blocks.
     """
     t = np.asarray(thumbs, dtype=np.float32)
     m, s, v_ = len(t), len(_SPANS), VIEW_SIDE
     spans = _SPANS.reshape(s * v_, THUMB_SIDE).astype(np.float32)  # (crop, out row) × in row
-    rows = np.matmul(spans, t.reshape(m, THUMB_SIDE, THUMB_SIDE * 3))  # m × (r·y) × (w·c)
-    rows = rows.reshape(m, s, v_, THUMB_SIDE, 3).transpose(0, 1, 2, 4, 3)  # m r y c w
-    v = np.matmul(rows, spans.T)  # m r y c (s·x)
-    v = v.reshape(m, s, v_, 3, s, v_).transpose(0, 1, 4, 2, 5, 3)  # m r s y x c
-    v = v.reshape(m, s * s, v_ * v_, 3)
-    v -= v.mean(axis=2, keepdims=True)
+    rows = spans @ t.transpose(1, 0, 2, 3).reshape(THUMB_SIDE, -1)  # (r·y) × (m·w·c)
+    rows = rows.reshape(s * v_, m, THUMB_SIDE, 3).transpose(0, 1, 3, 2).reshape(-1, THUMB_SIDE)  # (r·y·m·c) × w
+    v = (rows @ spans.T).reshape(s, v_, m, 3, s, v_)  # r y m c s x
+    v = v.transpose(2, 0, 4, 3, 1, 5).reshape(m * s * s * 3, v_ * v_)  # (m·r·s·c) × (y·x)
+    v -= v.mean(axis=1, keepdims=True)
     v = v.reshape(m, s * s, -1)
     v /= np.maximum(np.linalg.norm(v, axis=2, keepdims=True), 1e-3 * VIEW_SIDE)
     return v
 
 
-def _whole_views(thumbs: np.ndarray, block: int = 1024) -> np.ndarray:
-    """M×(VIEW_SIDE²·3): view 0 (the whole thumbnail) of :func:`_views`, without the 80 crops."""
-    out = np.zeros((len(thumbs), VIEW_SIDE * VIEW_SIDE * 3), dtype=np.float32)
-    whole = _SPANS[0].astype(np.float32)  # VIEW_SIDE × THUMB_SIDE
+def _linear_views(thumbs: np.ndarray, mats: np.ndarray, block: int = 1024) -> np.ndarray:
+    """A×M×(3·VIEW_SIDE²): per matrix of ``mats`` (A×VIEW_SIDE²×THUMB_SIDE², a linear map from a thumbnail's
+    channel to a view's) the view of every thumbnail, per-channel mean removed, unit length, channel-major."""
+    a, f = len(mats), VIEW_SIDE * VIEW_SIDE
+    out = np.empty((a, len(thumbs), 3 * f), dtype=np.float32)
+    flat = mats.reshape(a * f, -1)
     for s in range(0, len(thumbs), block):
         t = np.asarray(thumbs[s:s + block], dtype=np.float32)
-        r = np.matmul(whole, t.reshape(len(t), THUMB_SIDE, THUMB_SIDE * 3))  # m y (w·c)
-        r = r.reshape(len(t), VIEW_SIDE, THUMB_SIDE, 3).transpose(0, 1, 3, 2)  # m y c w
-        v = np.matmul(r, whole.T).transpose(0, 1, 3, 2)  # m y x c
-        v = v.reshape(len(t), VIEW_SIDE * VIEW_SIDE, 3)
-        v -= v.mean(axis=1, keepdims=True)
-        v = v.reshape(len(t), -1)
-        out[s:s + len(t)] = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-3 * VIEW_SIDE)
+        m = len(t)
+        v = flat @ t.reshape(m, -1, 3).transpose(1, 0, 2).reshape(THUMB_SIDE ** 2, m * 3)  # (a·y·x) × (m·c)
+        v = v.reshape(a, f, m, 3).transpose(0, 2, 3, 1)  # a m c (y·x)
+        v = v - v.mean(axis=3, keepdims=True)
+        v = v.reshape(a, m, -1)
+        out[:, s:s + m] = v / np.maximum(np.linalg.norm(v, axis=2, keepdims=True), 1e-3 * VIEW_SIDE)
     return out
+
+
+def _whole_views(thumbs: np.ndarray, block: int = 1024) -> np.ndarray:
+    """M×(3·VIEW_SIDE²): view 0 (the whole thumbnail) of :func:`_views`, without the 80 crops."""
+    return _linear_views(thumbs, _WHOLE[None], block)[0]
 
 
 #: Rotations (degrees) tried between two whole thumbnails, besides none: a re-upload turned a little.
@@ -103,28 +110,30 @@ def _rotation_taps(side: int, degrees: float) -> tuple[np.ndarray, np.ndarray]:
     return idx, w.astype(np.float32)
 
 
-_TAPS = {d: _rotation_taps(THUMB_SIDE, d) for d in ROTATIONS}
+def _turn_matrix(degrees: float) -> np.ndarray:
+    """VIEW_SIDE²×THUMB_SIDE² float32: the whole view (box filter) of a thumbnail channel turned by ``degrees``
+    (bilinear, :func:`_rotation_taps`), as one linear map."""
+    idx, w = _rotation_taps(THUMB_SIDE, degrees)
+    rot = np.zeros((THUMB_SIDE ** 2, THUMB_SIDE ** 2))
+    np.add.at(rot, (np.repeat(np.arange(THUMB_SIDE ** 2), 4), idx.ravel()), w.ravel())
+    return (_WHOLE.astype(np.float64) @ rot).astype(np.float32)
 
 
-def _rotate(thumbs: np.ndarray, deg: float) -> np.ndarray:
-    """The M×THUMB_SIDE×THUMB_SIDE×3 thumbnails turned by ``deg`` (one of :data:`ROTATIONS`), float32."""
-    m = len(thumbs)
-    t = np.asarray(thumbs, dtype=np.float32).reshape(m, -1, 3).transpose(1, 0, 2).reshape(THUMB_SIDE ** 2, -1)
-    idx, w = _TAPS[deg]
-    out = sum(w[:, k, None] * t[idx[:, k]] for k in range(4))  # pixel rows × (image, channel): row copies
-    return out.reshape(THUMB_SIDE, THUMB_SIDE, m, 3).transpose(2, 0, 1, 3)
+#: The whole view as one linear map of a thumbnail channel (row y·16+x, column h·32+w), and turned by each angle.
+_WHOLE = np.kron(_SPANS[0], _SPANS[0]).astype(np.float32)
+_TURNS = np.stack([_turn_matrix(d) for d in ROTATIONS]) if ROTATIONS else np.zeros((0,) + _WHOLE.shape, np.float32)
 
 
-def _turned_views(thumbs: np.ndarray, block: int = 2048) -> Iterator[np.ndarray]:
-    """Per angle of :data:`ROTATIONS`: the M×(VIEW_SIDE²·3) whole views of the thumbnails turned by it.
+def _turned_views(thumbs: np.ndarray, block: int = 1024) -> Iterator[np.ndarray]:
+    """Per angle of :data:`ROTATIONS`: the M×(3·VIEW_SIDE²) whole views of the thumbnails turned by it.
 
-    One M×F buffer, refilled per angle from blocks of ``block`` images: a float copy of *all* turned
-    thumbnails (12 KB per image) is never made.
+    One M×F buffer, refilled per angle from blocks of ``block`` images (turning and box-filtering are one
+    matrix per angle): a float copy of *all* turned thumbnails (12 KB per image) is never made.
     """
-    out = np.empty((len(thumbs), VIEW_SIDE * VIEW_SIDE * 3), dtype=np.float32)
-    for deg in ROTATIONS:
+    out = np.empty((len(thumbs), 3 * VIEW_SIDE * VIEW_SIDE), dtype=np.float32)
+    for turn in _TURNS:
         for s in range(0, len(thumbs), block):
-            out[s:s + block] = _whole_views(_rotate(thumbs[s:s + block], deg))
+            out[s:s + block] = _linear_views(thumbs[s:s + block], turn[None], block)[0]
         yield out
 
 
@@ -154,7 +163,16 @@ def compute_pixel_similarity(thumbs: np.ndarray, pairs: Sequence[tuple[int, int]
     Memory: three 768-float vectors per image in a pair (as it is, mirrored, turned by the current
     angle), the 81 views of ``block`` images at a time (≈ 64 MB), and per-pair temporaries for
     :data:`PAIR_BLOCK` pairs at a time: nothing grows with the number of pairs but ``out``.
+
+    Time: the 81 views of each image (built once per image, ≈ 0.7 ms), its turned and mirrored whole views;
+    the products against its partners are small. BLAS runs on one thread here: one small product per image
+    with a second thread spinning cost 3.3× the CPU on a loaded 2-core machine (``bench/results/scale.md``).
     """
+    with threadpool_limits(1):
+        return _pixel_similarity(thumbs, pairs, block)
+
+
+def _pixel_similarity(thumbs: np.ndarray, pairs: Sequence[tuple[int, int]], block: int) -> np.ndarray:
     out = np.zeros(len(pairs), dtype=np.float32)
     if not len(pairs):
         return out
