@@ -99,7 +99,7 @@ def load_or_compute_pixels(ws: Workspace, df: pd.DataFrame,
 def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(issues, scores) over the non-deleted images, computed now."""
     from ..model.embed import load_or_compute_embeddings
-    from ..model.oos import compute_oos_pred_probs, encode_labels, load_or_compute_oos, make_groups
+    from ..model.oos import encode_labels, load_or_compute_oos, make_groups, relearn_pred_probs
 
     df = ws.items_frame(include_deleted=False)
     _say(progress, f"embedding {len(df)} images", 0.0)
@@ -107,6 +107,7 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
         ws, progress=lambda d, n: _say(progress, f"embedding {d}/{n} new images", 0.5 * d / max(n, 1)))
     _say(progress, "out-of-sample predictions", 0.5)
     oos = load_or_compute_oos(ws, emb=emb)
+    _say(progress, f"out-of-sample predictions {oos.how}", 0.54)
     sub = df.set_index("item_id").loc[emb.item_ids].reset_index()
     stats, thumbs, pix_errors = load_or_compute_pixels(ws, sub, progress)
     bad_rows = [{"item_id": iid, "issue": "corrupt", "severity": 1.0, "reason": f"cannot be decoded: {why}"}
@@ -121,8 +122,8 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
         _say(progress, "looking for duplicates, label errors, off-topic images", 0.72)
         fold_groups = make_groups(list(sub["sha256"]), list(sub["phash"]))
 
-        def relearn(labels: np.ndarray) -> np.ndarray:
-            return compute_oos_pred_probs(x, labels, vocab, groups=fold_groups)
+        def relearn(labels: np.ndarray) -> np.ndarray:  # kept heads when the pruned set changed little
+            return relearn_pred_probs(ws.cache_dir, emb.model_key, x, list(sub["sha256"]), labels, vocab, fold_groups)
 
         inputs = DetectorInputs(ids, paths, y, vocab, x, oos.pred_probs, list(sub["sha256"]), list(sub["phash"]),
                                 thumbs, stats, list(sub["width"]), list(sub["height"]))
