@@ -162,26 +162,37 @@ def ws(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     root = tmp_path / "data"
     for label in ("bird", "fruit", "mammal"):
         (root / label).mkdir(parents=True)
-        for p in sorted((REPO / "demo" / "data" / label).glob("*.jpg"))[:8]:
+        for p in sorted((REPO / "demo" / "data" / label).glob("*.jpg"))[:16]:
             shutil.copy(p, root / label / p.name)
     return Workspace.open(root)
 
 
-def test_workspace_rescan_reuses_heads_for_new_photos_and_a_relabel_refits(ws) -> None:  # noqa: ANN001
+def test_a_rescan_after_adding_photos_fits_no_head_and_a_relabel_refits(ws, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """The whole scan (both passes: out-of-sample and the label check's re-learning) on the demo's real photos."""
     from cleaning.data.workspace import Workspace
+    from cleaning.review.analysis import compute_scores
 
-    first = oos.load_or_compute_oos(ws)
-    assert first.how.startswith("fitted") and first.pred_probs.shape == (24, 3)
-    for label in ("bird", "mammal"):  # two new photos: 2 of 26 rows (7.7 %)
-        src = sorted((REPO / "demo" / "data" / label).glob("*.jpg"))[8]
+    fits: list[int] = []
+    real = oos.cross_val_pred_probs
+    monkeypatch.setattr(oos, "cross_val_pred_probs", lambda *a, **k: fits.append(1) or real(*a, **k))
+    first = compute_scores(ws)
+    assert len(first) == 48 and fits == [1, 1]
+    p_first = oos.load_or_compute_oos(ws)
+    added = []
+    for label in ("bird", "fruit", "mammal"):  # three new photos: 3 of 51 rows (6 %)
+        src = sorted((REPO / "demo" / "data" / label).glob("*.jpg"))[16]
         shutil.copy(src, ws.root / label / src.name)
+        added.append(f"{label}/{src.name}")
     ws = Workspace.open(ws.root, refresh=True)
-    second = oos.load_or_compute_oos(ws)
-    assert second.how == "reused: 2 rows changed since the heads were fitted"
-    assert second.pred_probs.shape == (26, 3)
-    row = {iid: i for i, iid in enumerate(second.item_ids)}
-    for i, iid in enumerate(first.item_ids):
-        np.testing.assert_allclose(second.pred_probs[row[iid]], first.pred_probs[i], atol=1e-5)
-    ws.store.record([first.item_ids[0]], "relabel", label="fruit")
-    third = oos.load_or_compute_oos(ws)
-    assert third.how == "fitted: a label changed since the heads were fitted"
+    second = compute_scores(ws)
+    assert fits == [1, 1], "a rescan after adding 3 photos refitted a head"
+    assert len(second) == 51 and set(added) <= set(second["path"])
+    new_rows = second[second["path"].isin(added)]
+    assert new_rows["predicted_label"].isin(["bird", "fruit", "mammal"]).all()
+    p_second = oos.load_or_compute_oos(ws)  # (from the scan's cache: the kept heads' answer)
+    row = {iid: i for i, iid in enumerate(p_second.item_ids)}
+    for i, iid in enumerate(p_first.item_ids):  # the unchanged rows keep their probabilities
+        np.testing.assert_allclose(p_second.pred_probs[row[iid]], p_first.pred_probs[i], atol=1e-5)
+    ws.store.record([p_first.item_ids[0]], "relabel", label="fruit")
+    compute_scores(ws)
+    assert fits == [1, 1, 1, 1], "a relabel decision must refit both passes"

@@ -9,6 +9,11 @@ Why heads on embeddings rather than k fine-tuned networks: on 2 CPU cores five f
 small CNN take tens of minutes for 1,000 images, while five logistic regressions on 1,280-d
 embeddings take seconds; the embeddings are computed once and shared with the duplicate/outlier
 detectors and the map. The fine-tuned network (:mod:`cleaning.model.train`) stays the user's classifier.
+
+Incremental: the scan keeps each fit's fold heads with the rows they were fitted on
+(:func:`load_or_fit_pred_probs`, :mod:`cleaning.model.foldheads`). A rescan after images were added or
+removed answers from them — new images were in no head's training set — while at most 1/(2F) of the rows
+(10 %) changed and no label did; a relabel decision, a new class or a larger change fits the folds again.
 """
 
 from __future__ import annotations

@@ -6,7 +6,11 @@ sorted by severity, highest first; :func:`compute_scores` one row per readable i
 ``item_id, path, label, predicted_label, label_issue_score, outlier_score``. Both come from one
 analysis that is saved in the workspace cache under a key made of the store's version (every
 decision), the images' contents and the model, so the CLI and the pages share it and any decision
-recomputes it (seconds: the embeddings and probabilities have their own caches).
+recomputes it (seconds: the embeddings, the pixel statistics and the probabilities have their own
+caches). A rescan after images were added embeds and decodes only the new contents, and the out-of-sample
+probabilities of both passes (the first, and the label check's re-learning) come from the kept fold heads
+while the change is small and no label changed (:mod:`cleaning.model.foldheads`); the detectors themselves
+run over every image again.
 
 Pipeline: embeddings (:mod:`cleaning.model.embed`) → out-of-sample probabilities (:mod:`cleaning.model.oos`) →
 pixel statistics and thumbnails (decoded once per content, cached) → every detector over those arrays
