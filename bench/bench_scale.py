@@ -223,7 +223,7 @@ def incremental(data: Path, n: int, add: int, projected: bool = False, base: Pat
             "second_rss_mb": second[1], "load": f"{l0} → {l1} → {load()}"}
 
 
-def rescan_stages(state: Path, root: Path, add: int = 1000) -> dict:
+def rescan_stages(state: Path, root: Path, add: int = 1000, sample: int = 0) -> dict:
     """CPU seconds of the rescan stages made incremental, at the size of an already scanned state.
 
     ``state``: a *copy* of a scanned state folder (e.g. the 100k projected run: ``cp -a`` it first — this
@@ -233,11 +233,20 @@ def rescan_stages(state: Path, root: Path, add: int = 1000) -> dict:
     dropped from the pixel cache and the pixel pass is timed (it decodes only those). The re-learning
     pass of the label check is the same computation with pruned rows (its fit costs what the first fit
     costs; its reuse what the reuse costs). Equivalent to adding ``add`` images: none of them is in the fit.
+    ``sample``: fit the heads on that many rows only and keep them as the heads of all old rows — the reuse
+    path's cost (the rule over every row, one head's prediction per row) does not depend on the heads'
+    values, and a real fit at 100k costs ≈ 400 CPU-s per pass; the probabilities of such a run mean nothing.
     """
     from cleaning.data.cache import load_arrays, save_arrays
     from cleaning.data.workspace import Workspace
     from cleaning.model.embed import load_or_compute_embeddings
-    from cleaning.model.oos import encode_labels, load_or_fit_pred_probs, make_groups
+    from cleaning.model.oos import (
+        assign_folds,
+        cross_val_pred_probs,
+        encode_labels,
+        load_or_fit_pred_probs,
+        make_groups,
+    )
     from cleaning.review.analysis import load_or_compute_pixels
 
     ws = Workspace.open(root, state_dir=state)
@@ -251,9 +260,21 @@ def rescan_stages(state: Path, root: Path, add: int = 1000) -> dict:
     new[np.random.default_rng(0).choice(len(y), add, replace=False)] = True
     cache, x = ws.cache_dir, emb.embeddings
     out: dict = {"rows": len(y), "added": add, "load_before": load()}
+    old_shas = [s for s, b in zip(shas, new) if not b]
     t = time.process_time()
-    load_or_fit_pred_probs(cache, "bench-rescan", x[~new], [s for s, b in zip(shas, new) if not b], y[~new], vocab,
-                           groups[~new])
+    if sample:  # fit on a sample, then keep those heads as if fitted on every old row (see the doc)
+        from cleaning.model.foldheads import FoldHeads
+
+        pick = np.flatnonzero(~new)[np.random.default_rng(1).choice(int((~new).sum()), sample, replace=False)]
+        fitted: dict = {}
+        folds = assign_folds(y[pick], 5, None, 0)
+        cross_val_pred_probs(x[pick], y[pick], len(vocab), folds, heads=fitted)
+        old_folds = assign_folds(y[~new], 5, groups[~new], 0)
+        save_arrays(cache, "heads", "bench-rescan",
+                    **FoldHeads.from_fit(vocab, old_shas, y[~new], old_folds, fitted).to_arrays())
+        out["heads_fit_sample"] = sample
+    else:
+        load_or_fit_pred_probs(cache, "bench-rescan", x[~new], old_shas, y[~new], vocab, groups[~new])
     out["heads_fit_cpu_s"] = round(time.process_time() - t, 1)
     t = time.process_time()
     probs, _, how = load_or_fit_pred_probs(cache, "bench-rescan", x, shas, y, vocab, groups)
@@ -312,6 +333,7 @@ def main() -> None:
     ap.add_argument("--skip", nargs="*", default=[], choices=["scan", "ann", "ray", "incremental", "heads"])
     ap.add_argument("--rescan-stages", nargs=2, type=Path, default=None, metavar=("STATE_COPY", "ROOT"),
                     help="also time the incremental rescan stages on a copy of a scanned state (rescan_stages)")
+    ap.add_argument("--rescan-sample", type=int, default=0, help="rescan stages: heads fitted on this many rows")
     a = ap.parse_args()
     res: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                  "date": time.strftime("%Y-%m-%d %H:%M"), "scans": [], "ann": [], "ray": None, "incremental": None,
@@ -352,7 +374,7 @@ def main() -> None:
         res["incremental"] = incremental(a.data, a.inc_size, a.inc_add, a.inc_projected, a.inc_base)
         print(json.dumps(res["incremental"]), flush=True)
     if a.rescan_stages:
-        res["rescan_stages"] = rescan_stages(*a.rescan_stages, add=a.inc_add)
+        res["rescan_stages"] = rescan_stages(*a.rescan_stages, add=a.inc_add, sample=a.rescan_sample)
         print(json.dumps(res["rescan_stages"]), flush=True)
     if "ray" not in a.skip:
         res["ray"] = ray_speedup(a.data, a.ray_images)

@@ -120,6 +120,13 @@ def test_pruned_rows_count_as_changes_and_copies_keep_their_fold(tmp_path: Path,
     plan = plan_reuse(heads, shas2, np.r_[given[rows], given[7]], VOCAB, groups, 5)
     assert plan.folds is not None and plan.folds[-1] == folds[7]
     assert plan_reuse(heads, [shas[i] for i in rows], given[rows], VOCAB[:9] + ["x"], np.arange(1000), 5).folds is None
+    # an exact copy of row 7 added under another class is one added row (not a relabel); relabelling it is one
+    conflict = np.r_[given[rows], (given[7] + 1) % 10]
+    plan = plan_reuse(heads, [shas[i] for i in rows] + [shas[7]], conflict, VOCAB, groups, 5)
+    assert plan.folds is not None and plan.changed == 1 and plan.folds[-1] == folds[7]
+    relabelled = given[rows].copy()
+    relabelled[7] = (given[7] + 1) % 10
+    assert plan_reuse(heads, [shas[i] for i in rows], relabelled, VOCAB, np.arange(1000), 5).folds is None
 
 
 def test_relearn_fits_afresh_exactly_as_before(tmp_path: Path, digits) -> None:  # noqa: ANN001

@@ -15,8 +15,10 @@ fitted on ≈ (F−1)/F of the rows, as in a fresh fit, so old and new rows' pro
 **When to reuse, when to refit** (:func:`plan_reuse`). Rows are (content, training label) pairs; the
 label −1 is the label check's "predicted, never trained on" (its pruned rows).
 
-* A content whose *trained* label differs from the fit's (a relabel decision, or a copy filed under a new
-  class) → **refit**: the heads were taught the old label, and a decision must show in the next scan.
+* A content that trains with a label it did not have in the fit *and* lost one it had (a relabel decision;
+  per content, as a multiset of its rows' labels) → **refit**: the heads were taught the old label, and a
+  decision must show in the next scan. (A copy added under another class only adds a row; deleting one
+  only removes a row.)
 * The classes (vocab) differ, the model or the fold settings differ (another cache slot) → **refit**.
 * A new image that copies images of two different folds → **refit** (no head is out-of-sample for it).
 * Otherwise count the changed rows: added and removed contents (decisions that delete or restore
@@ -35,6 +37,7 @@ unchanged rows exactly their old probabilities (``tests/test_foldheads.py`` meas
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -126,23 +129,21 @@ def plan_reuse(heads: FoldHeads, sha256: Sequence[str], labels: np.ndarray, voca
         return ReusePlan(None, "the classes changed")
     shas = [str(s) for s in sha256]
     y = np.asarray(labels, np.int64)
-    old: dict[str, tuple[set[int], int, int]] = {}  # sha -> (trained labels, rows, fold)
+    old: dict[str, tuple[Counter[int], int, int]] = {}  # sha -> (trained labels, rows, fold)
     for s, lab, f in zip(map(str, heads.sha256), heads.labels.tolist(), heads.folds.tolist()):
-        trained, n, _ = old.get(s, (set(), 0, f))
-        old[s] = (trained | ({lab} if lab >= 0 else set()), n + 1, f)
-    new: dict[str, tuple[set[int], int]] = {}
+        trained, n, _ = old.get(s, (Counter(), 0, f))
+        old[s] = (trained + Counter([lab] if lab >= 0 else []), n + 1, f)
+    new: dict[str, tuple[Counter[int], int]] = {}
     for s, lab in zip(shas, y.tolist()):
-        trained, n = new.get(s, (set(), 0))
-        new[s] = (trained | ({lab} if lab >= 0 else set()), n + 1)
+        trained, n = new.get(s, (Counter(), 0))
+        new[s] = (trained + Counter([lab] if lab >= 0 else []), n + 1)
     changed = 0
     for s, (trained, n) in new.items():
-        if s not in old:
-            changed += n
-            continue
-        was, m, _ = old[s]
-        if trained and was and trained != was:
+        was, m, _ = old.get(s, (Counter(), 0, 0))
+        gained, lost = trained - was, was - trained
+        if gained and lost:  # a row of this content now trains with another label
             return ReusePlan(None, "a label changed since the heads were fitted")
-        changed += abs(n - m) + (bool(trained) != bool(was)) * max(n, m)  # moved into / out of training
+        changed += max(sum(gained.values()) + sum(lost.values()), abs(n - m))
     changed += sum(m for s, (_, m, _) in old.items() if s not in new)
     limit = reuse_share(n_folds) * len(shas)
     if changed > limit:
