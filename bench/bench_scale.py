@@ -35,14 +35,14 @@ def load() -> str:
     return "/".join(f"{v:.1f}" for v in os.getloadavg())
 
 
-def run_child(args: list[str], log: Path | None = None) -> tuple[float, float]:
+def run_child(args: list[str], log: Path | None = None, repo: Path = REPO) -> tuple[float, float]:
     """(wall seconds, peak RSS MB) of ``python args...`` in a fresh wrapper process; its stderr (the CLI's
-    one line per stage, with durations) goes to ``log`` when given."""
+    one line per stage, with durations) goes to ``log`` when given; ``repo``: the checkout whose code runs."""
     code = ("import resource, subprocess, sys, time; t = time.time(); "
             "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
             "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
             "print(time.time() - t, u.ru_maxrss / 1024, r.returncode, u.ru_utime + u.ru_stime)")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(repo)}
     with open(log or os.devnull, "a", encoding="utf-8") as err:
         out = subprocess.run([PY, "-c", code, PY, *args], stdout=subprocess.PIPE, stderr=err, text=True, env=env,
                              check=True)
@@ -70,13 +70,13 @@ def tree(data: Path, n: int, seed: int) -> Path:
     return root
 
 
-def scan(root: Path, state: Path) -> tuple[float, float]:
+def scan(root: Path, state: Path, repo: Path = REPO) -> tuple[float, float]:
     """Time and peak RSS of one ``scan``; its stage lines are appended to ``STATE.stages.log``."""
     log = state.with_name(state.name + ".stages.log")
     with open(log, "a", encoding="utf-8") as f:
-        f.write(f"--- scan {root} ({time.strftime('%H:%M:%S')}, load {load()})\n")
+        f.write(f"--- scan {root} with {repo} ({time.strftime('%H:%M:%S')}, load {load()})\n")
     return run_child(["-m", "cleaning", "scan", str(root), "--state-dir", str(state), "--create",
-                      "--out", os.devnull], log=log)
+                      "--out", os.devnull], log=log, repo=repo)
 
 
 def fresh_state(data: Path, n: int, with_embeddings: bool) -> Path:
@@ -90,7 +90,7 @@ def fresh_state(data: Path, n: int, with_embeddings: bool) -> Path:
     return state
 
 
-def projected_seed(data: Path, n: int, root: Path) -> Path:
+def projected_seed(data: Path, n: int, root: Path, name: str | None = None, also: Path | None = None) -> Path:
     """Stand-in embeddings for the size-``n`` tree in the product's content-keyed cache (``seed<n>k/cache``).
 
     The real backbone embeds ≈ 40 images/s on these 2 cores (ONNX Runtime, 224 px): 100,000 images would
@@ -99,7 +99,8 @@ def projected_seed(data: Path, n: int, root: Path) -> Path:
     Gaussian matrix and L2-normalised (``--projected``), and the scan then measures everything *but* the
     backbone — which is what the issue's memory and "rest of the scan" targets are about. Neighbour
     structure follows the pixels (alike scenes are near), so the detectors have real work; the quality
-    figures of such a run mean nothing and are not reported.
+    figures of such a run mean nothing and are not reported. ``name``: the seed folder (default
+    ``seed<n>k``); ``also``: a second tree whose images are projected into the same cache.
     """
     import hashlib
 
@@ -108,12 +109,12 @@ def projected_seed(data: Path, n: int, root: Path) -> Path:
     from cleaning.data.cache import EmbeddingTable
     from cleaning.model.embed import embedding_model_key
 
-    cache = data / f"seed{n // 1000}k" / "cache"
+    cache = data / (name or f"seed{n // 1000}k") / "cache"
     if cache.is_dir():
         return cache
     proj = np.random.default_rng(0).standard_normal((32 * 32 * 3, 1280)).astype(np.float32) / 55.0
     table = EmbeddingTable(cache, embedding_model_key(), 1280)
-    files = sorted(p for p in root.rglob("*") if p.is_file())
+    files = sorted(p for r in (root, also) if r is not None for p in r.rglob("*") if p.is_file())
     for c in range(0, len(files), 4096):
         shas, rows = [], []
         for f in files[c:c + 4096]:
@@ -174,20 +175,120 @@ def ray_speedup(data: Path, n_images: int) -> dict:
     return out
 
 
-def incremental(data: Path, n: int, add: int) -> dict:
-    """Scan a copy of the size-``n`` tree from nothing, add ``add`` new images, scan again."""
+def incremental(data: Path, n: int, add: int, projected: bool = False, base: Path | None = None) -> dict:
+    """The issue's rescan target: scan ``n`` images from nothing, add ``add`` new images, scan again.
+
+    The tree is ``bench/scale_tree.py`` seed 11 (the added images: seed 12, numbered from ``n``). Both scans
+    run in child processes (``python -m cleaning scan``); their stage lines (with durations) go to
+    ``DIR/inc-state-N.stages.log``. ``projected``: the embeddings of all ``n + add`` images are the
+    stand-in projection of :func:`projected_seed`, stored before the first scan (so neither scan runs
+    the backbone; the ratio is then of everything *but* the backbone, and the backbone's cost for the
+    ``add`` new images must be added by hand, ≈ 18 CPU-s per 1,000 on this machine). ``base``: another
+    checkout (e.g. ``main`` before a change) whose code also rescans a copy of the first scan's state, so the
+    rescan is compared before / after on the same files and caches.
+    """
     from bench.scale_tree import make_tree
 
     root, state = data / f"inc-{n}", data / f"inc-state-{n}"
     shutil.rmtree(root, ignore_errors=True)
     shutil.rmtree(state, ignore_errors=True)
     make_tree(root, n, seed=11)
+    if projected:
+        extra = data / f"inc-{n}-added"
+        shutil.rmtree(extra, ignore_errors=True)
+        make_tree(extra, add, seed=12, start=n)
+        shutil.rmtree(data / f"seed{n // 1000}k-inc", ignore_errors=True)
+        cache = projected_seed(data, n, root, name=f"seed{n // 1000}k-inc", also=extra)
+        (state / "cache").mkdir(parents=True)
+        for f in cache.glob("emb-*.npz"):
+            shutil.copy(f, state / "cache" / f.name)
+    l0 = load()
     first = scan(root, state)
-    make_tree(root, add, seed=12, start=n)
     first_cpu = last_cpu()
+    if base is not None:
+        shutil.rmtree(state.with_name(state.name + "-base"), ignore_errors=True)
+        shutil.copytree(state, state.with_name(state.name + "-base"))
+    make_tree(root, add, seed=12, start=n)
+    l1 = load()
     second = scan(root, state)
-    return {"n": n, "added": add, "first_wall_s": first[0], "second_wall_s": second[0],
-            "ratio": second[0] / first[0], "first_cpu_s": first_cpu, "second_cpu_s": last_cpu(), "first_rss_mb": first[1], "second_rss_mb": second[1], "load": load()}
+    second_cpu = last_cpu()
+    before = {}
+    if base is not None:
+        wall, rss = scan(root, state.with_name(state.name + "-base"), repo=base)
+        before = {"base_repo": str(base), "base_second_wall_s": wall, "base_second_cpu_s": last_cpu(),
+                  "base_ratio_cpu": last_cpu() / first_cpu, "base_second_rss_mb": rss}
+    return {**before, "n": n, "added": add, "projected_embeddings": projected, "first_wall_s": first[0],
+            "second_wall_s": second[0], "ratio_wall": second[0] / first[0], "first_cpu_s": first_cpu,
+            "second_cpu_s": second_cpu, "ratio_cpu": second_cpu / first_cpu, "first_rss_mb": first[1],
+            "second_rss_mb": second[1], "load": f"{l0} → {l1} → {load()}"}
+
+
+def rescan_stages(state: Path, root: Path, add: int = 1000, sample: int = 0) -> dict:
+    """CPU seconds of the rescan stages made incremental, at the size of an already scanned state.
+
+    ``state``: a *copy* of a scanned state folder (e.g. the 100k projected run: ``cp -a`` it first — this
+    writes into its cache); ``root``: its tree. ``add`` random images of it are treated as the new ones:
+    the out-of-sample heads are fitted without them (what the first scan paid), then the rescan's call
+    with all rows is timed (kept heads: the new rows predicted, nothing refitted); their contents are
+    dropped from the pixel cache and the pixel pass is timed (it decodes only those). The re-learning
+    pass of the label check is the same computation with pruned rows (its fit costs what the first fit
+    costs; its reuse what the reuse costs). Equivalent to adding ``add`` images: none of them is in the fit.
+    ``sample``: fit the heads on that many rows only and keep them as the heads of all old rows — the reuse
+    path's cost (the rule over every row, one head's prediction per row) does not depend on the heads'
+    values, and a real fit at 100k costs ≈ 400 CPU-s per pass; the probabilities of such a run mean nothing.
+    """
+    from cleaning.data.cache import load_arrays, save_arrays
+    from cleaning.data.workspace import Workspace
+    from cleaning.model.embed import load_or_compute_embeddings
+    from cleaning.model.oos import (
+        assign_folds,
+        cross_val_pred_probs,
+        encode_labels,
+        load_or_fit_pred_probs,
+        make_groups,
+    )
+    from cleaning.review.analysis import load_or_compute_pixels
+
+    ws = Workspace.open(root, state_dir=state)
+    emb = load_or_compute_embeddings(ws)
+    df = ws.items_frame().set_index("item_id").loc[emb.item_ids].reset_index()
+    labels = [str(v) for v in df["label"]]
+    vocab = sorted(set(labels))
+    y, shas = encode_labels(labels, vocab), [str(s) for s in df["sha256"]]
+    groups = make_groups(shas, list(df["phash"]))
+    new = np.zeros(len(y), bool)
+    new[np.random.default_rng(0).choice(len(y), add, replace=False)] = True
+    cache, x = ws.cache_dir, emb.embeddings
+    out: dict = {"rows": len(y), "added": add, "load_before": load()}
+    old_shas = [s for s, b in zip(shas, new) if not b]
+    t = time.process_time()
+    if sample:  # fit on a sample, then keep those heads as if fitted on every old row (see the doc)
+        from cleaning.model.foldheads import FoldHeads
+
+        pick = np.flatnonzero(~new)[np.random.default_rng(1).choice(int((~new).sum()), sample, replace=False)]
+        fitted: dict = {}
+        folds = assign_folds(y[pick], 5, None, 0)
+        cross_val_pred_probs(x[pick], y[pick], len(vocab), folds, heads=fitted)
+        old_folds = assign_folds(y[~new], 5, groups[~new], 0)
+        save_arrays(cache, "heads", "bench-rescan",
+                    **FoldHeads.from_fit(vocab, old_shas, y[~new], old_folds, fitted).to_arrays())
+        out["heads_fit_sample"] = sample
+    else:
+        load_or_fit_pred_probs(cache, "bench-rescan", x[~new], old_shas, y[~new], vocab, groups[~new])
+    out["heads_fit_cpu_s"] = round(time.process_time() - t, 1)
+    t = time.process_time()
+    probs, _, how = load_or_fit_pred_probs(cache, "bench-rescan", x, shas, y, vocab, groups)
+    out["heads_reuse_cpu_s"], out["heads_reuse_how"] = round(time.process_time() - t, 2), how
+    pix = load_arrays(cache, "pixels", "v2")
+    drop = np.isin(pix["sha256"], np.array(shas)[new])
+    save_arrays(cache, "pixels", "v2", sha256=pix["sha256"][~drop], stats=pix["stats"][~drop],
+                thumbs=pix["thumbs"][~drop])
+    del pix
+    t = time.process_time()
+    load_or_compute_pixels(ws, df)
+    out["pixels_rescan_cpu_s"], out["pixels_decoded"] = round(time.process_time() - t, 1), int(drop.sum())
+    out["load_after"] = load()
+    return out
 
 
 def head_memory(n: int = 100_000, d: int = 1280) -> dict:
@@ -221,14 +322,22 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
     ap.add_argument("--ray-images", type=int, default=300)
-    ap.add_argument("--inc-size", type=int, default=1000, help="incremental scan: first size (adds a quarter)")
+    ap.add_argument("--inc-size", type=int, default=4000, help="incremental scan: images in the first scan")
+    ap.add_argument("--inc-add", type=int, default=1000, help="incremental scan: images added before the rescan")
+    ap.add_argument("--inc-projected", action="store_true",
+                    help="incremental scan with projected embeddings (see projected_seed): no backbone")
+    ap.add_argument("--inc-base", type=Path, default=None,
+                    help="incremental scan: also rescan with this checkout's code (before / after)")
     ap.add_argument("--projected", type=int, nargs="*", default=[],
                     help="sizes whose embeddings are a random projection of the pixels (see projected_seed)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["scan", "ann", "ray", "incremental", "heads"])
+    ap.add_argument("--rescan-stages", nargs=2, type=Path, default=None, metavar=("STATE_COPY", "ROOT"),
+                    help="also time the incremental rescan stages on a copy of a scanned state (rescan_stages)")
+    ap.add_argument("--rescan-sample", type=int, default=0, help="rescan stages: heads fitted on this many rows")
     a = ap.parse_args()
     res: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                  "date": time.strftime("%Y-%m-%d %H:%M"), "scans": [], "ann": [], "ray": None, "incremental": None,
-                 "heads": None}
+                 "heads": None, "rescan_stages": None}
     if "scan" not in a.skip:
         for i, n in enumerate(a.sizes):
             root = tree(a.data, n, seed=i + 1 if n != 1000 else 3)
@@ -262,8 +371,11 @@ def main() -> None:
         res["heads"] = head_memory()
         print(json.dumps(res["heads"]), flush=True)
     if "incremental" not in a.skip:
-        res["incremental"] = incremental(a.data, a.inc_size, a.inc_size // 4)
+        res["incremental"] = incremental(a.data, a.inc_size, a.inc_add, a.inc_projected, a.inc_base)
         print(json.dumps(res["incremental"]), flush=True)
+    if a.rescan_stages:
+        res["rescan_stages"] = rescan_stages(*a.rescan_stages, add=a.inc_add, sample=a.rescan_sample)
+        print(json.dumps(res["rescan_stages"]), flush=True)
     if "ray" not in a.skip:
         res["ray"] = ray_speedup(a.data, a.ray_images)
         print(json.dumps(res["ray"]), flush=True)

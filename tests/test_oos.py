@@ -159,14 +159,19 @@ def test_oos_cache_is_reused_and_invalidated_by_a_decision(ws, monkeypatch: pyte
     assert calls == [1] and relabelled.key != first.key
     assert relabelled.labels[relabelled.item_ids.index(iid)] == "fruit"
 
+    assert relabelled.how == "fitted: a label changed since the heads were fitted"
+
     ws.store.record([first.item_ids[1]], "delete")
-    deleted = oos.load_or_compute_oos(ws)
-    assert calls == [1, 1] and first.item_ids[1] not in deleted.item_ids and len(deleted.item_ids) == 23
+    deleted = oos.load_or_compute_oos(ws)  # 1 of 24 rows removed: the kept heads answer (cleaning.model.foldheads)
+    assert calls == [1] and first.item_ids[1] not in deleted.item_ids and len(deleted.item_ids) == 23
+    assert deleted.key != relabelled.key and deleted.how == "reused: 1 rows changed since the heads were fitted"
+    keep = [relabelled.item_ids.index(i) for i in deleted.item_ids]
+    np.testing.assert_allclose(deleted.pred_probs, relabelled.pred_probs[keep], atol=1e-5)
 
     ws.store.undo()
     ws.store.undo()
     back = oos.load_or_compute_oos(ws)  # the same labels as at first: the first cache file again
-    assert calls == [1, 1] and back.key == first.key
+    assert calls == [1] and back.key == first.key
 
 
 def test_oos_changes_with_the_model(ws, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001

@@ -11,11 +11,13 @@ Two shapes of cache:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,24 @@ def save_arrays(cache_dir: Path, kind: str, key: str, keep: int = KEEP_PER_KIND,
     os.replace(tmp, path)
     prune(cache_dir, kind, keep)
     return path
+
+
+@contextmanager
+def cache_lock(cache_dir: Path, name: str) -> Iterator[None]:
+    """Hold an OS file lock (``flock``, exclusive, blocking) on ``CACHE/name.lock`` for one computation.
+
+    For a cache whose entry is read, extended and written back (the kept fold heads): a second process waits
+    for the first one's result instead of computing the same thing beside it. The kernel releases the lock
+    when its process dies. Writes stay atomic (:func:`save_arrays`), so readers need no lock.
+    """
+    path = Path(cache_dir) / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
 
 
 def prune(cache_dir: Path, kind: str, keep: int = KEEP_PER_KIND) -> None:

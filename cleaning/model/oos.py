@@ -9,6 +9,11 @@ Why heads on embeddings rather than k fine-tuned networks: on 2 CPU cores five f
 small CNN take tens of minutes for 1,000 images, while five logistic regressions on 1,280-d
 embeddings take seconds; the embeddings are computed once and shared with the duplicate/outlier
 detectors and the map. The fine-tuned network (:mod:`cleaning.model.train`) stays the user's classifier.
+
+Incremental: the scan keeps each fit's fold heads with the rows they were fitted on
+(:func:`load_or_fit_pred_probs`, :mod:`cleaning.model.foldheads`). A rescan after images were added or
+removed answers from them — new images were in no head's training set — while at most 1/(2F) of the rows
+(10 %) changed and no label did; a relabel decision, a new class or a larger change fits the folds again.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -169,10 +175,12 @@ def fit_linear_probe(features: np.ndarray, y: np.ndarray, n_classes: int, c: flo
 
 def cross_val_pred_probs(embeddings: np.ndarray, labels: np.ndarray, n_classes: int, folds: np.ndarray,
                          c: float = DEFAULT_C, seed: int = 0,
-                         progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+                         progress: Callable[[int, int], None] | None = None,
+                         heads: dict[int, tuple[np.ndarray, ...]] | None = None) -> np.ndarray:
     """N×K probabilities where row i comes from a head fitted on the rows with ``folds != folds[i]``.
 
-    A class absent from a training fold gets probability ~0 in that fold's rows.
+    A class absent from a training fold gets probability ~0 in that fold's rows. ``heads``: filled with
+    ``{fold: (mean, scale, coef K×D, intercept K, present K)}`` (:class:`cleaning.model.foldheads.FoldHeads`).
     """
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -185,7 +193,7 @@ def cross_val_pred_probs(embeddings: np.ndarray, labels: np.ndarray, n_classes: 
     # multithreaded BLAS is ~30x slower here on a busy 2-core machine: one BLAS thread per fold, folds in
     # parallel instead (each fills only its own rows of ``out``; the result does not depend on the order)
     with threadpool_limits(1), ThreadPoolExecutor(workers) as pool:
-        jobs = [pool.submit(_fit_fold, embeddings, labels, folds, f, out, c, seed) for f in fold_ids]
+        jobs = [pool.submit(_fit_fold, embeddings, labels, folds, f, out, c, seed, heads) for f in fold_ids]
         for step, job in enumerate(as_completed(jobs)):
             job.result()
             if progress:
@@ -195,12 +203,16 @@ def cross_val_pred_probs(embeddings: np.ndarray, labels: np.ndarray, n_classes: 
 
 
 def _fit_fold(embeddings: np.ndarray, labels: np.ndarray, folds: np.ndarray, f: int, out: np.ndarray,
-              c: float, seed: int) -> None:
-    """Fill ``out``'s rows of fold ``f`` from a head fitted on the other folds."""
+              c: float, seed: int, heads: dict[int, tuple[np.ndarray, ...]] | None = None) -> None:
+    """Fill ``out``'s rows of fold ``f`` from a head fitted on the other folds (and its parameters into ``heads``)."""
     test, train = folds == f, (folds != f) & (labels >= 0)  # label -1: predicted, never trained on
     present = np.unique(labels[train])
+    k, d = out.shape[1], embeddings.shape[1]
     if len(present) == 1:
         out[np.ix_(test, present)] = 1.0
+        if heads is not None:  # a head that says its one class whatever it sees
+            heads[int(f)] = (np.zeros(d, np.float32), np.ones(d, np.float32), np.zeros((k, d)), np.zeros(k),
+                             np.isin(np.arange(k), present))
     else:
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import LogisticRegression
@@ -217,6 +229,13 @@ def _fit_fold(embeddings: np.ndarray, labels: np.ndarray, folds: np.ndarray, f: 
         xe -= mean
         xe /= scale
         out[np.ix_(test, clf.classes_)] = clf.predict_proba(xe)
+        if heads is not None:
+            coef, intercept = clf.coef_, clf.intercept_
+            if len(clf.classes_) == 2:  # sklearn's binary form (one row); softmax(-z/2, z/2) = sigmoid(z)
+                coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+            full_coef, full_b = np.zeros((k, d)), np.zeros(k)
+            full_coef[clf.classes_], full_b[clf.classes_] = coef, intercept
+            heads[int(f)] = (mean, scale, full_coef, full_b, np.isin(np.arange(k), clf.classes_))
 
 
 def compute_oos_pred_probs(embeddings: np.ndarray, labels: Sequence[str] | Sequence[int] | np.ndarray,
@@ -246,6 +265,56 @@ def compute_oos_pred_probs(embeddings: np.ndarray, labels: Sequence[str] | Seque
                                 progress)
 
 
+def load_or_fit_pred_probs(cache_dir: Path, slot: str, embeddings: np.ndarray, sha256: Sequence[str],
+                           labels: np.ndarray, vocab: Sequence[str], groups: np.ndarray, n_folds: int = 5,
+                           seed: int = 0, c: float = DEFAULT_C,
+                           progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """Out-of-sample probabilities for ``labels`` (N ints into ``vocab``, -1 = never trained on), reusing kept heads.
+
+    The heads of the last fit in ``slot`` (a cache file per pass, model and fold settings) answer when
+    :func:`cleaning.model.foldheads.plan_reuse` allows (the rule is in that module's doc); otherwise the folds
+    are fitted afresh exactly as :func:`compute_oos_pred_probs` does and their heads are kept for the next
+    call. One process at a time per slot (an OS file lock in the cache folder): a second scan waits for the
+    first one's fit and then reuses it. Returns (N×K float32 ``pred_probs``, N folds, how: ``"reused: …"`` or
+    ``"fitted: <why not reused>"``).
+    """
+    from ..data.cache import cache_lock, load_arrays, save_arrays
+    from .foldheads import FoldHeads, plan_reuse
+
+    y = np.asarray(labels, np.int64)
+    x = np.asarray(embeddings, dtype=np.float32)
+    with cache_lock(cache_dir, f"heads-{slot}"):
+        kept = load_arrays(cache_dir, "heads", slot)
+        heads = FoldHeads.from_arrays(kept) if kept is not None else None
+        why = "no heads kept"
+        if heads is not None and heads.mean.shape[1:] == x.shape[1:]:
+            plan = plan_reuse(heads, sha256, y, vocab, groups, n_folds)
+            if plan.folds is not None:
+                out = np.maximum(heads.predict(x, plan.folds), PROB_FLOOR)
+                return (out / out.sum(axis=1, keepdims=True)).astype(np.float32), plan.folds, plan.reason
+            why = plan.reason
+        folds = assign_folds(np.where(y < 0, 0, y), n_folds, groups, seed)  # held-out rows stratified as class 0
+        fitted: dict[int, tuple[np.ndarray, ...]] = {}
+        probs = cross_val_pred_probs(x, y, len(vocab), folds, c, seed, progress, heads=fitted)
+        save_arrays(cache_dir, "heads", slot, **FoldHeads.from_fit(vocab, sha256, y, folds, fitted).to_arrays())
+    return probs, folds, f"fitted: {why}"
+
+
+def relearn_pred_probs(cache_dir: Path, model_key: str, embeddings: np.ndarray, sha256: Sequence[str],
+                       labels: np.ndarray, vocab: Sequence[str], groups: np.ndarray, n_folds: int = 5, seed: int = 0,
+                       c: float = DEFAULT_C) -> np.ndarray:
+    """The label check's re-learning pass (labels -1 = pruned) with kept heads: :func:`load_or_fit_pred_probs`.
+
+    Equal to ``compute_oos_pred_probs(embeddings, labels, vocab, groups=groups)`` when it fits afresh.
+    """
+    from ..data.cache import fingerprint
+
+    if len(vocab) == 1:
+        return np.ones((len(labels), 1), dtype=np.float32)
+    slot = fingerprint("relearn", model_key, n_folds, seed, c)
+    return load_or_fit_pred_probs(cache_dir, slot, embeddings, sha256, labels, vocab, groups, n_folds, seed, c)[0]
+
+
 @dataclass
 class OOS:
     """Out-of-sample probabilities aligned to ``item_ids`` (non-deleted, embeddable items)."""
@@ -256,15 +325,16 @@ class OOS:
     pred_probs: np.ndarray  # N×K float32
     folds: np.ndarray  # N ints: which held-out fold each row was predicted in
     key: str
+    how: str = "cached"  # "cached", "reused: …" (kept fold heads) or "fitted: <why>"
 
 
 def load_or_compute_oos(ws: Workspace, n_folds: int = 5, seed: int = 0, c: float = DEFAULT_C,
                         progress: Callable[[int, int], None] | None = None, emb: Embedded | None = None) -> OOS:
     """Out-of-sample probabilities for the workspace's current labels, cached.
 
-    The key covers the embedding model, every (item, content, current label) and the fold settings,
-    so any decision that changes a label or deletes/restores an image recomputes them (seconds), and
-    anything else reuses them. ``emb``: the workspace's embeddings when the caller has them loaded already
+    The key covers the embedding model, every (item, content, current label) and the fold settings; a
+    result for exactly these is read back. Otherwise the kept fold heads answer when the rows changed little
+    and no label changed (:mod:`cleaning.model.foldheads`), else the folds are fitted again. ``emb``: the workspace's embeddings when the caller has them loaded already
     (one matrix in memory instead of two: 0.5 GB at 100,000 images).
     """
     from ..data.cache import fingerprint, load_arrays, save_arrays
@@ -284,8 +354,10 @@ def load_or_compute_oos(ws: Workspace, n_folds: int = 5, seed: int = 0, c: float
     y = encode_labels(labels, vocab)
     if len(vocab) == 1:
         probs, folds = np.ones((len(y), 1), np.float32), np.zeros(len(y), np.int64)
+        how = "fitted: one class"
     else:
-        folds = assign_folds(y, n_folds, groups, seed)
-        probs = cross_val_pred_probs(emb.embeddings, y, len(vocab), folds, c, seed, progress)
+        slot = fingerprint("oos", emb.model_key, n_folds, seed, c)
+        probs, folds, how = load_or_fit_pred_probs(ws.cache_dir, slot, emb.embeddings, list(df["sha256"]), y, vocab,
+                                                   groups, n_folds, seed, c, progress)
     save_arrays(ws.cache_dir, "oos", key, pred_probs=probs, folds=folds)
-    return OOS(emb.item_ids, labels, vocab, probs, folds, key)
+    return OOS(emb.item_ids, labels, vocab, probs, folds, key, how)

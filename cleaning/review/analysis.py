@@ -6,8 +6,11 @@ sorted by severity, highest first; :func:`compute_scores` one row per readable i
 ``item_id, path, label, predicted_label, label_issue_score, outlier_score``. Both come from one
 analysis that is saved in the workspace cache under a key made of its inputs (each image's content,
 path, current label and deleted flag), the unusable files and the model, so the CLI and the pages share
-it; a relabel or delete recomputes it (the embeddings and probabilities have their own caches), a "looks
-fine" decision or an undone change finds it again.
+it; a relabel or delete recomputes it (the embeddings, the pixel statistics and the probabilities have
+their own caches), a "looks fine" decision or an undone change finds it again. A rescan after images
+were added embeds and decodes only the new contents, and the out-of-sample probabilities of both passes
+(the first, and the label check's re-learning) come from the kept fold heads while the change is small
+and no label changed (:mod:`cleaning.model.foldheads`); the detectors themselves run over every image again.
 
 Pipeline: embeddings (:mod:`cleaning.model.embed`) → out-of-sample probabilities (:mod:`cleaning.model.oos`) →
 pixel statistics and thumbnails (decoded once per content, cached) → every detector over those arrays
@@ -100,7 +103,7 @@ def load_or_compute_pixels(ws: Workspace, df: pd.DataFrame,
 def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(issues, scores) over the non-deleted images, computed now."""
     from ..model.embed import load_or_compute_embeddings
-    from ..model.oos import compute_oos_pred_probs, encode_labels, load_or_compute_oos, make_groups
+    from ..model.oos import encode_labels, load_or_compute_oos, make_groups, relearn_pred_probs
 
     df = ws.items_frame(include_deleted=False)
     _say(progress, f"embedding {len(df)} images", 0.0)
@@ -108,6 +111,7 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
         ws, progress=lambda d, n: _say(progress, f"embedding {d}/{n} new images", 0.5 * d / max(n, 1)))
     _say(progress, "out-of-sample predictions", 0.5)
     oos = load_or_compute_oos(ws, emb=emb)
+    _say(progress, f"out-of-sample predictions {oos.how}", 0.54)
     sub = df.set_index("item_id").loc[emb.item_ids].reset_index()
     stats, thumbs, pix_errors = load_or_compute_pixels(ws, sub, progress)
     bad_rows = [{"item_id": iid, "issue": "corrupt", "severity": 1.0, "reason": f"cannot be decoded: {why}"}
@@ -122,8 +126,8 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
         _say(progress, "looking for duplicates, label errors, off-topic images", 0.72)
         fold_groups = make_groups(list(sub["sha256"]), list(sub["phash"]))
 
-        def relearn(labels: np.ndarray) -> np.ndarray:
-            return compute_oos_pred_probs(x, labels, vocab, groups=fold_groups)
+        def relearn(labels: np.ndarray) -> np.ndarray:  # kept heads when the pruned set changed little
+            return relearn_pred_probs(ws.cache_dir, emb.model_key, x, list(sub["sha256"]), labels, vocab, fold_groups)
 
         inputs = DetectorInputs(ids, paths, y, vocab, x, oos.pred_probs, list(sub["sha256"]), list(sub["phash"]),
                                 thumbs, stats, list(sub["width"]), list(sub["height"]))
