@@ -43,8 +43,9 @@ check flags the image but cannot name that class clearly — the suggested class
 :data:`cleaning.detect.label.SUGGEST_SURE` of the blend of classifier and neighbours, the same bar the label
 check sets for a clear error. Such an image, if ``z ≥ Z_FLAG`` (and above the natural break when there is
 one), is off-topic though not lonely: an ``outlier`` row whose reason gives the label check's guess, and
-the person chooses (photo benchmark: a basketball filed under *bird*, *fruit* 0.57; a cymbal under
-*vegetable*, *mammal* 0.39; 650 and 4,000 digits: no image moves).
+the person chooses (photo benchmark, 9 sets: a basketball filed under *bird*, *fruit* 0.57, and a cymbal
+under *vegetable*, *mammal* 0.39, move; so do a clean pineapple on three sets, a label false flag before,
+and one real wrong label; 650 and 4,000 digits: no image moves).
 
 An off-topic image gets an ``outlier`` row and never a suggested label; when the label detector would
 have moved it to another class (split evidence) the reason says so, and the person chooses.
@@ -188,7 +189,7 @@ def split_offtopic(scores: OutlierScores, label_flagged: np.ndarray, suggested_p
 
     ``lonely`` keeps a wrongly labelled image out of the off-topic flags because its close neighbours are
     its true class; when the label check cannot name that class clearly, its neighbours are no one class's
-    and the argument does not hold (a basketball among fruit photos: *fruit* 0.57)."""
+    and the argument does not hold (a basketball filed under *bird*: *fruit* 0.57)."""
     z = scores.z
     unclear = np.asarray(label_flagged, dtype=bool) & (np.asarray(suggested_p) < sure)
     far = z >= Z_FLAG
