@@ -468,7 +468,7 @@ def run_e2e(items: pd.DataFrame, seed: int, per_class: int) -> dict:
     load0 = _load()
     t0 = time.monotonic()
     cmd = [sys.executable, "-m", "cleaning", "scan", str(root), "--state-dir", str(home / "state"),
-           "--out", str(home / "issues.csv"), "--scores", str(home / "scores.csv"), "--quiet"]
+           "--out", str(home / "issues.csv"), "--scores", str(home / "scores.csv"), "--quiet", "--create"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     wall = time.monotonic() - t0
     if proc.returncode:

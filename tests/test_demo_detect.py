@@ -4,6 +4,10 @@ its primary action (no suggested label on an outlier row; the Issues page makes 
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -11,6 +15,7 @@ from cleaning.data.demo import demo_manifest, prepare_demo
 from cleaning.data.workspace import Workspace
 from cleaning.review import analysis
 from cleaning.review.queue import build_queue
+from tests.hostile import jpeg_bytes, photo_crop
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +69,25 @@ def test_no_off_topic_image_is_offered_a_class(scanned: tuple) -> None:
     rows = issues[issues["path"].isin(off)]
     assert off <= set(rows.loc[rows["issue"] == "outlier", "path"])
     assert (rows["suggested_label"] == "").all()
+
+
+def test_an_image_with_split_label_evidence_that_fits_no_class_is_off_topic(tmp_path: Path) -> None:
+    """The demo plus two crops of one unrelated photo (the cameraman) filed under *flower* and *fruit*. Each
+    crop has the other as a close neighbour, so neither is lonely. The label check flags the *flower* one,
+    but the evidence is split: the classifier says *fruit* (0.80), only 1 of its 10 neighbours is a fruit,
+    and the blend gives *fruit* 0.54, below the bar of a clear suggestion (``SUGGEST_SURE``). It is as unlike
+    its class as an off-topic image (``z ≥ Z_FLAG``), so it gets an ``outlier`` row with no suggested class
+    and the split evidence in the reason — not "Accept → fruit" (the code before the split-evidence rule
+    reported it as a label error → fruit)."""
+    root = tmp_path / "data"
+    shutil.copytree(prepare_demo(tmp_path / "demo"), root, ignore=shutil.ignore_patterns(".cleaning*"))
+    rng = np.random.default_rng(7)
+    for j, label in enumerate(("flower", "fruit")):
+        (root / label / f"zz_camera_{j}.jpg").write_bytes(jpeg_bytes(photo_crop("camera", (192, 192), rng)))
+    issues = analysis.find_issues(Workspace.open(root))
+    rows = issues[issues["path"] == "flower/zz_camera_0.jpg"]
+    assert rows["issue"].tolist() == ["outlier"], rows[["issue", "suggested_label", "reason"]].to_dict("records")
+    assert rows["suggested_label"].tolist() == [""]
+    reason = rows["reason"].iloc[0]
+    assert "split evidence" in reason and "*fruit*" in reason and not reason.startswith("alone")
+    assert not issues.loc[issues["path"].str.contains("zz_camera"), "suggested_label"].astype(bool).any()

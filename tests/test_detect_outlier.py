@@ -158,3 +158,18 @@ def test_the_reason_names_the_evidence() -> None:
     df = find_outliers([f"i{i}" for i in range(len(ys))], ys, ["a", "b", "c"], sc, ls).set_index("item_id")
     reason = df.loc[f"i{len(ys) - 1}", "reason"]
     assert "no other class fits it either" in reason and "best *a* 0.45" in reason
+
+
+def test_split_offtopic_needs_an_unclear_suggestion_an_off_topic_score_and_the_break() -> None:
+    from cleaning.detect.outlier import OutlierScores, split_offtopic
+
+    z = np.array([3.0, 3.0, 3.0, 1.0, 3.0])
+    zeros = np.zeros(5)
+    unfit = np.array([4.0, 4.0, 4.0, 4.0, 1.0])
+    sc = OutlierScores(zeros, z, zeros, zeros, zeros, zeros, np.zeros(5, bool), None, unfit, zeros)
+    flagged = np.array([True, False, True, True, True])
+    p = np.array([0.5, 0.5, 0.9, 0.5, 0.5])
+    # 0: flagged, unclear, far → off-topic; 1: not flagged; 2: clear suggestion; 3: not far; 4: far, no break
+    assert split_offtopic(sc, flagged, p, 0.6).tolist() == [True, False, False, False, True]
+    with_break = OutlierScores(zeros, z, zeros, zeros, zeros, zeros, np.zeros(5, bool), 2.0, unfit, zeros)
+    assert split_offtopic(with_break, flagged, p, 0.6).tolist() == [True, False, False, False, False]

@@ -15,7 +15,9 @@ off-topic score its ``unclaimed`` term, and junk groups must reach the data set'
 Off-topic is not a label error: an image that fits no class (an ``outlier`` row, alone or as a member of
 a junk group) gets **no** ``label`` row and no suggested label, even when the label detector would
 have moved it (it then says so in the reason: split evidence, the person chooses). An image whose label
-is wrong but which fits another class well is a label error and not an outlier.
+is wrong but which fits another class well is a label error and not an outlier. An image the label check
+flags without a clear suggestion (below ``SUGGEST_SURE`` in the blend) that scores as off-topic (``z ≥
+Z_FLAG``) is off-topic even when it is not lonely (:func:`.outlier.split_offtopic`).
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ import pandas as pd
 from . import compute_neighbours, issues_frame
 from .duplicates import DuplicateGroups, compute_duplicate_groups, find_duplicates
 from .junk import K_WIDE, JunkGroups, compute_junk_groups, find_junk
-from .label import K_NEIGHBOURS, LabelScores, Relearn, compute_label_scores, find_label_issues
-from .outlier import OutlierScores, compute_outlier_scores, find_outliers
+from .label import K_NEIGHBOURS, SUGGEST_SURE, LabelScores, Relearn, compute_label_scores, find_label_issues
+from .outlier import OutlierScores, compute_outlier_scores, find_outliers, split_offtopic
 from .quality import find_low_quality
 
 
@@ -73,6 +75,9 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None) -> Detect
     junk = compute_junk_groups(x, y, out.own, dups.group, neighbours=wide, outlier_z=out.unfit, break_z=out.break_z)
     low = find_low_quality(ids, inp.stats, list(inp.width), list(inp.height))
     blank = set(low.loc[low["severity"] >= 0.9, "item_id"])
+    rows = np.arange(len(y))
+    unclear = split_offtopic(out, ls.flagged, ls.pred_probs[rows, ls.suggested], SUGGEST_SURE) & (junk.group < 0)
+    out = replace(out, flagged=out.flagged | unclear)
     off = out.flagged | (junk.group >= 0)
     label_ok = ls.flagged & ~off
     lab = find_label_issues(ids, y, vocab, _only(ls, label_ok))
