@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from ..data.workspace import Workspace
 
 #: Bump when the detectors change so cached scans are recomputed.
-SCAN_VERSION = 2
+SCAN_VERSION = 3  # 3: split-evidence off-topic rule; key by the analysis inputs
 QUEUE_COLUMNS = ["item_id", "path", "label", "issue", "severity", "suggested_label", "related_path", "reason",
                  "related_item_id", "predicted_label", "confidence", "group"]
 SCORE_COLUMNS = ["item_id", "path", "label", "predicted_label", "label_issue_score", "outlier_score"]
