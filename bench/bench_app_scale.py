@@ -54,7 +54,7 @@ N_BULK = 10_000
 
 #: The page's own marker of "main content rendered" (JS returning true), after the script run finished.
 READY = {
-    "overview": "() => [...document.querySelectorAll('.js-plotly-plot')].some(g => g._fullData && g._fullData.length)"
+    "overview": "() => !!document.querySelector('[data-testid=stDataFrame] canvas')"
                 " && [...document.querySelectorAll('h3')].some(h => h.textContent.includes('A look at each class'))",
     "issues": "() => [...document.querySelectorAll('button')].some(b => b.textContent.includes('Next page ('))"
               " || !!document.querySelector('[data-testid=stAlert]')",
@@ -416,7 +416,7 @@ and a copy of their scanned state (projected-pixel embeddings, out-of-sample hea
 Issues bulk action. Each run starts from the scanned store with no decisions.
 
 A page is *loaded* when the app's script run has finished (the app root's `data-test-script-state`, twice
-150 ms apart) and the page's own content shows: Overview the class chart drawn and the class samples'
+150 ms apart) and the page's own content shows: Overview the class table drawn and the class samples'
 heading; Issues the "Next page" button under the last card of the first page; History the decisions
 table; Deleted its restore button or "Nothing is deleted.". *First* is the first load after the server
 started (the server reads the caches: the issue table and predictions of 100k images); then `--loads`

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from cleaning.review.figures import class_counts_figure
+from cleaning.review.figures import class_counts_frame
 from pages._common import NoDataset, get_workspace, hosted, is_demo, run_page, thumb
 from pages._data_in import data_in_panel
 from pages._writes import items as cached_items
@@ -45,7 +45,13 @@ def render() -> None:
         st.warning("No images found. The folder must be laid out as ROOT/<label>/<image>.")
         return
     st.subheader("Images per class")
-    st.plotly_chart(class_counts_figure(items), key="class_counts")
+    counts = class_counts_frame(items)  # a table with in-cell bars: no chart library for the landing page
+    st.dataframe(counts, hide_index=True, width="stretch", height=min(600, 38 + 35 * len(counts)),
+                 column_config={"images": st.column_config.ProgressColumn(
+                     "images", format="%d", min_value=0, max_value=int(max(1, counts["images"].max())),
+                     help="images in the class now (kept, and relabelled into it)"),
+                     "relabelled into": st.column_config.NumberColumn("relabelled into", format="%d"),
+                     "deleted": st.column_config.NumberColumn("deleted", format="%d")})
     st.subheader("Files that are not usable images")
     if bad:  # full width, the kind first: a narrow column cut the reason off and hid the kind
         st.dataframe(bad_files_frame(bad), hide_index=True, width="stretch", height=min(400, 38 + 35 * len(bad)),

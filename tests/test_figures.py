@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cleaning.review.figures import class_counts_figure, loss_figure, matrix_figure
+from cleaning.review.figures import class_counts_frame, loss_figure, matrix_figure
 
 
 def test_class_counts_split_kept_relabelled_deleted() -> None:
     items = pd.DataFrame({"label": ["cat", "cat", "dog", "dog"], "orig_label": ["cat", "dog", "dog", "dog"],
                           "deleted": [False, False, True, False]})
-    fig = class_counts_figure(items)
-    bars = {t.name: dict(zip(t.y, t.x)) for t in fig.data}
-    assert bars["kept"] == {"cat": 1, "dog": 1}
-    assert bars["relabelled into"] == {"cat": 1, "dog": 0}
-    assert bars["deleted"] == {"cat": 0, "dog": 1}
+    df = class_counts_frame(items).set_index("class")
+    assert list(df.index) == ["cat", "dog"]
+    assert df["images"].to_dict() == {"cat": 2, "dog": 1}  # in the class now: kept and relabelled into it
+    assert df["relabelled into"].to_dict() == {"cat": 1, "dog": 0}
+    assert df["deleted"].to_dict() == {"cat": 0, "dog": 1}
 
 
 def test_loss_and_matrix_figures() -> None:
