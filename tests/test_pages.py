@@ -70,7 +70,7 @@ def test_overview_counts_classes_in_a_table_without_a_chart_library(demo_root: P
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The landing page shows images per class as a table with in-cell bars: a Plotly chart there made the
     browser load and evaluate Plotly's 4.7 MB bundle (Overview 4.1 s on the demo, 5.2 s at 100,000 images;
-    2.2 s / 2.6 s without it, bench_app_scale)."""
+    2.2 s / 2.6 s without it, bench/results/app_scale_quiet.md)."""
     monkeypatch.setenv("CLEANING_ROOT", str(demo_root))
     at = AppTest.from_file(str(REPO / "dashboard.py"), default_timeout=120).run()
     table = next(d.value for d in at.dataframe if "images" in d.value.columns)
