@@ -75,3 +75,20 @@ def mapped_ws(mapped_demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     from tests.apptest import demo_copy
 
     return Workspace.open(demo_copy(mapped_demo, tmp_path, monkeypatch))
+
+
+def demo_subset_workspace(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+                          per_class: int):  # noqa: ANN201 — a Workspace
+    """A workspace over the first ``per_class`` real demo photos of bird, fruit and mammal (the model cache shared
+    by the session, so the backbone embeds each photo once)."""
+    import shutil
+
+    from cleaning.data.workspace import Workspace
+
+    monkeypatch.setenv("CLEANING_CACHE", str(tmp_path_factory.getbasetemp() / "model-cache"))
+    root = tmp_path / "data"
+    for label in ("bird", "fruit", "mammal"):
+        (root / label).mkdir(parents=True)
+        for p in sorted((REPO / "demo" / "data" / label).glob("*.jpg"))[:per_class]:
+            shutil.copy(p, root / label / p.name)
+    return Workspace.open(root)

@@ -19,6 +19,7 @@ import pytest
 from cleaning.data.cache import load_arrays
 from cleaning.model import oos
 from cleaning.model.foldheads import FoldHeads, plan_reuse, reuse_share
+from tests.conftest import demo_subset_workspace
 
 REPO = Path(__file__).resolve().parent.parent
 VOCAB = [str(i) for i in range(10)]
@@ -163,15 +164,7 @@ def test_two_processes_fit_once(tmp_path: Path) -> None:
 
 @pytest.fixture
 def ws(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
-    from cleaning.data.workspace import Workspace
-
-    monkeypatch.setenv("CLEANING_CACHE", str(tmp_path_factory.getbasetemp() / "model-cache"))
-    root = tmp_path / "data"
-    for label in ("bird", "fruit", "mammal"):
-        (root / label).mkdir(parents=True)
-        for p in sorted((REPO / "demo" / "data" / label).glob("*.jpg"))[:16]:
-            shutil.copy(p, root / label / p.name)
-    return Workspace.open(root)
+    return demo_subset_workspace(tmp_path, tmp_path_factory, monkeypatch, per_class=16)
 
 
 def test_a_rescan_after_adding_photos_fits_no_head_and_a_relabel_refits(ws, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001

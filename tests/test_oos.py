@@ -3,7 +3,6 @@ shapes and vocab order, and the workspace cache (invalidated by a decision, reus
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from cleaning.model.oos import (
     encode_labels,
     make_groups,
 )
+from tests.conftest import demo_subset_workspace
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -130,15 +130,7 @@ def test_edge_cases() -> None:
 # ---- the workspace cache ---------------------------------------------------------------------------
 @pytest.fixture
 def ws(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
-    from cleaning.data.workspace import Workspace
-
-    monkeypatch.setenv("CLEANING_CACHE", str(tmp_path_factory.getbasetemp() / "model-cache"))
-    root = tmp_path / "data"
-    for label in ("bird", "fruit", "mammal"):
-        (root / label).mkdir(parents=True)
-        for p in sorted((REPO / "demo" / "data" / label).glob("*.jpg"))[:8]:
-            shutil.copy(p, root / label / p.name)
-    return Workspace.open(root)
+    return demo_subset_workspace(tmp_path, tmp_path_factory, monkeypatch, per_class=8)
 
 
 def test_oos_cache_is_reused_and_invalidated_by_a_decision(ws, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001

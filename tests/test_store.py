@@ -108,11 +108,8 @@ op = st.one_of(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=st.lists(op, max_size=12))
-def test_history_properties(tree: Path, tmp_path_factory: pytest.TempPathFactory, ops: list) -> None:
-    ws = Workspace.open(tree, state_dir=tmp_path_factory.mktemp("prop"))
-    ids = sorted(ws.items_frame()["item_id"])
+def play(ws: Workspace, ids: list[str], ops: list) -> None:
+    """Carry out generated (action, item index, label) steps: decisions, undos and redos."""
     for action, i, label in ops:
         if action == "undo":
             ws.store.undo()
@@ -120,6 +117,14 @@ def test_history_properties(tree: Path, tmp_path_factory: pytest.TempPathFactory
             ws.store.redo()
         else:
             ws.store.record([ids[i]], action, label=label)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(op, max_size=12))
+def test_history_properties(tree: Path, tmp_path_factory: pytest.TempPathFactory, ops: list) -> None:
+    ws = Workspace.open(tree, state_dir=tmp_path_factory.mktemp("prop"))
+    ids = sorted(ws.items_frame()["item_id"])
+    play(ws, ids, ops)
     before = ws.store.current()
     assert ws.store.current() == before  # replaying the ledger is idempotent
     reopened = Workspace.open(tree, state_dir=ws.state_dir)
@@ -146,13 +151,7 @@ def test_current_frame_and_items_frame_follow_the_ledger(tree: Path, tmp_path_fa
 
     ws = Workspace.open(tree, state_dir=tmp_path_factory.mktemp("frame"))
     ids = sorted(ws.items_frame()["item_id"])
-    for action, i, label in ops:
-        if action == "undo":
-            ws.store.undo()
-        elif action == "redo":
-            ws.store.redo()
-        else:
-            ws.store.record([ids[i]], action, label=label)
+    play(ws, ids, ops)
     replayed = ws.store.current()
     frame = ws.store.current_frame()
     assert {str(i): ItemState(r.label, bool(r.deleted), bool(r.kept)) for i, r in frame.iterrows()} == replayed
