@@ -24,6 +24,19 @@ def test_one_line_per_stage_when_piped() -> None:
     assert lines == ["[  0%] embedding 0/100", "[ 70%] looking for duplicates"]
 
 
+def test_a_long_stage_reports_every_heartbeat_when_piped(monkeypatch) -> None:  # noqa: ANN001
+    clock = iter([0.0, 0.0, 10.0, 31.0, 40.0, 62.0])  # (the first read is the constructor's)
+    monkeypatch.setattr("cleaning.cli.progress.time.monotonic", lambda: next(clock))
+    out = io.StringIO()
+    p = StageProgress(out, heartbeat=30.0)
+    for i, f in enumerate([0.0, 0.1, 0.25, 0.3, 0.5]):
+        p(f"embedding {i}/4", f)
+    lines = out.getvalue().splitlines()
+    # the start, then one line per 30 s with the pace so far: 25 % in 31 s → 93 s left; 50 % in 62 s → 62 s left
+    assert lines == ["[  0%] embedding 0/4", "[ 25%] embedding 2/4 — 1 min 33 s left",
+                     "[ 50%] embedding 4/4 — 1 min 2 s left"]
+
+
 def test_bar_with_eta_on_a_terminal(monkeypatch) -> None:  # noqa: ANN001
     clock = iter([0.0, 0.0, 10.0, 10.0, 20.0, 20.0])
     monkeypatch.setattr("cleaning.cli.progress.time.monotonic", lambda: next(clock))

@@ -2,7 +2,8 @@
 
 ``StageProgress(stream)`` is called with ``(what, fraction)`` (the analysis' callback shape); a stage
 is ``what`` without its numbers. When the stream is not a terminal each stage gets one line when
-it starts and one when it ends, with its duration; on a terminal the current stage is one rewritten
+it starts and one when it ends, with its duration, and a long stage one more line every ``heartbeat``
+seconds (30) with its progress and time left, so a log of a 30-minute embedding is not silent; on a terminal the current stage is one rewritten
 line ``[ 42%] embedding 840/2000 new images |████      | 12 s left``. The ETA is the time since the
 stage started scaled by the work left within it (the fraction's share of that stage).
 """
@@ -23,9 +24,11 @@ BAR = 20
 class StageProgress:
     """Callable ``(what, fraction in [0, 1])`` that reports stages with elapsed time and an ETA."""
 
-    def __init__(self, stream: TextIO | None = None, quiet: bool = False, min_interval: float = 0.2) -> None:
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False, min_interval: float = 0.2,
+                 heartbeat: float = 30.0) -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
+        self.heartbeat = heartbeat
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.min_interval = min_interval
         self.stage = ""
@@ -50,6 +53,12 @@ class StageProgress:
             self.stage, self.t_stage, self.f_stage = stage, now, frac
             if not self.tty:
                 print(f"[{frac:4.0%}] {what}", file=self.stream, flush=True)
+                self.t_draw = now
+        elif not self.tty and now - self.t_draw >= self.heartbeat:
+            self.t_draw = now
+            eta = self.eta(frac, now)
+            left = f" — {fmt_seconds(eta)} left" if eta is not None else ""
+            print(f"[{frac:4.0%}] {what}{left}", file=self.stream, flush=True)
         self.last = what
         if self.tty and (now - self.t_draw >= self.min_interval or frac >= 1):
             self.t_draw = now
