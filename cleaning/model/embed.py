@@ -90,6 +90,7 @@ def load_or_compute_embeddings(ws: Workspace, arch: str = DEFAULT_ARCH, size: in
     table = EmbeddingTable(ws.cache_dir, key, arch_spec(arch).dim)
     todo = table.missing(df["sha256"])
     if todo:
+        table.reserve(len(table.rows) + len(todo))  # one buffer for old and new rows, copied once
         first_path = dict(zip(df["sha256"][::-1], df["abs_path"][::-1]))
         paths = [first_path[s] for s in todo]
         if engine == "ray":
