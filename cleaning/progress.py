@@ -3,11 +3,44 @@
 A progress callback reports ``(what, fraction)``; a *stage* is ``what`` without its numbers
 ("embedding 840/2000 new images" → "embedding new images"). :class:`Eta` turns the calls into
 seconds left in the current stage: the time since the stage started scaled by the work left in it.
+The work is the stage's own count when ``what`` carries one ("840/2000": 1,160 of 2,000 left at the pace
+of the counts done since the stage began); otherwise the overall fraction, which then estimates the rest
+of the whole job at this stage's pace. (With the overall fraction alone, a pixel pass at 97 % of its
+files — 0.70 of the scan — showed "8 min left" for its last few seconds.)
 """
 
 from __future__ import annotations
 
+import re
 import time
+
+_COUNT = re.compile(r"(\d+)\s*/\s*(\d+)")
+
+
+def count_of(what: str) -> tuple[int, int] | None:
+    """The last ``done/total`` in ``what`` (None when there is none or the total is 0)."""
+    found = _COUNT.findall(what)
+    if not found:
+        return None
+    done, total = map(int, found[-1])
+    return (done, total) if total > 0 else None
+
+
+def time_left(t_stage: float, f_stage: float, c_stage: int | None, what: str, frac: float,
+              now: float) -> float | None:
+    """Seconds left in a stage that began at ``t_stage`` (overall fraction ``f_stage``, count ``c_stage``)."""
+    if now - t_stage < 0.5:
+        return None
+    count = count_of(what)
+    if count is not None and c_stage is not None:
+        done = count[0] - c_stage
+        if done <= 0:
+            return None
+        return (now - t_stage) / done * max(0, count[1] - count[0])
+    done_f = frac - f_stage
+    if done_f <= 1e-9:
+        return None
+    return (now - t_stage) / done_f * max(0.0, 1.0 - frac) if frac < 1 else 0.0
 
 
 def stage_of(what: str) -> str:
@@ -32,23 +65,25 @@ class Eta:
         self.stage = ""
         self.t_stage = time.monotonic()
         self.f_stage = 0.0
+        self.c_stage: int | None = None
+        self.what = ""
 
     def update(self, what: str, frac: float, now: float | None = None) -> bool:
         """Record a report; True when it starts a new stage."""
         now = time.monotonic() if now is None else now
+        self.what = what
         stage = stage_of(what)
         if stage == self.stage:
             return False
+        count = count_of(what)
         self.stage, self.t_stage, self.f_stage = stage, now, frac
+        self.c_stage = count[0] if count else None
         return True
 
     def seconds_left(self, frac: float, now: float | None = None) -> float | None:
         """Seconds left in the current stage from its pace so far (None before any measurable progress)."""
         now = time.monotonic() if now is None else now
-        done = frac - self.f_stage
-        if done <= 1e-9 or now - self.t_stage < 0.5:
-            return None
-        return (now - self.t_stage) / done * max(0.0, 1.0 - frac) if frac < 1 else 0.0
+        return time_left(self.t_stage, self.f_stage, self.c_stage, self.what, frac, now)
 
     def text(self, what: str, frac: float, now: float | None = None) -> str:
         """``"embedding 840/2000 new images — 12 s left"`` (no estimate yet: just ``what``)."""

@@ -29,12 +29,12 @@ def test_a_long_stage_reports_every_heartbeat_when_piped(monkeypatch) -> None:  
     monkeypatch.setattr("cleaning.cli.progress.time.monotonic", lambda: next(clock))
     out = io.StringIO()
     p = StageProgress(out, heartbeat=30.0)
-    for i, f in enumerate([0.0, 0.1, 0.25, 0.3, 0.5]):
-        p(f"embedding {i}/4", f)
+    for d in (0, 10, 25, 30, 50):  # the embedding is the first half of the job
+        p(f"embedding {d}/100", d / 200)
     lines = out.getvalue().splitlines()
-    # the start, then one line per 30 s with the pace so far: 25 % in 31 s → 93 s left; 50 % in 62 s → 62 s left
-    assert lines == ["[  0%] embedding 0/4", "[ 25%] embedding 2/4 — 1 min 33 s left",
-                     "[ 50%] embedding 4/4 — 1 min 2 s left"]
+    # the start, then one line per 30 s with the stage's pace so far: 25 of 100 in 31 s → 93 s left; 50 in 62 s → 62 s
+    assert lines == ["[  0%] embedding 0/100", "[ 12%] embedding 25/100 — 1 min 33 s left",
+                     "[ 25%] embedding 50/100 — 1 min 2 s left"]
 
 
 def test_bar_with_eta_on_a_terminal(monkeypatch) -> None:  # noqa: ANN001
@@ -54,5 +54,19 @@ def test_eta_of_a_stage() -> None:
     e = Eta()
     assert e.update("embedding 0/100 new images", 0.0, now=0.0)
     assert not e.update("embedding 40/100 new images", 0.2, now=8.0)
-    assert e.text("embedding 40/100 new images", 0.2, now=8.0) == "embedding 40/100 new images — 32 s left"
+    # the stage's own count: 40 of 100 in 8 s → 12 s left (not 32 s: the whole job's rest at this pace)
+    assert e.text("embedding 40/100 new images", 0.2, now=8.0) == "embedding 40/100 new images — 12 s left"
     assert e.update("looking for duplicates", 0.7, now=9.0) and e.seconds_left(0.7, now=9.0) is None
+    # a stage without a count falls back to the overall fraction
+    assert not e.update("looking for duplicates", 0.8, now=19.0) and abs(e.seconds_left(0.8, now=19.0) - 20.0) < 1e-9
+
+
+def test_time_left_of_a_stage_that_is_a_small_share_of_the_job() -> None:
+    """The pixel pass is 0.55 → 0.70 of a scan: at 97 % of its files it has seconds, not minutes, left."""
+    from cleaning.progress import Eta
+
+    e = Eta()
+    e.update("checking pixels 0/99393", 0.55, now=0.0)
+    e.update("checking pixels 96400/99393", 0.55 + 0.15 * 0.97, now=97.0)
+    left = e.seconds_left(0.55 + 0.15 * 0.97, now=97.0)
+    assert left is not None and 2.5 < left < 3.5

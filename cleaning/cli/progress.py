@@ -5,7 +5,8 @@ is ``what`` without its numbers. When the stream is not a terminal each stage ge
 it starts and one when it ends, with its duration, and a long stage one more line every ``heartbeat``
 seconds (30) with its progress and time left, so a log of a 30-minute embedding is not silent; on a terminal the current stage is one rewritten
 line ``[ 42%] embedding 840/2000 new images |████      | 12 s left``. The ETA is the time since the
-stage started scaled by the work left within it (the fraction's share of that stage).
+stage started scaled by the work left within it (:func:`cleaning.progress.time_left`: the stage's own
+count when the message carries one).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 import time
 from typing import TextIO
 
-from ..progress import fmt_seconds, stage_of
+from ..progress import count_of, fmt_seconds, stage_of, time_left
 
 __all__ = ["BAR", "StageProgress", "counting", "fmt_seconds"]
 
@@ -34,14 +35,12 @@ class StageProgress:
         self.stage = ""
         self.t_stage = self.t_draw = time.monotonic()
         self.f_stage = 0.0
+        self.c_stage: int | None = None
         self.last = ""
 
     def eta(self, frac: float, now: float) -> float | None:
         """Seconds left in the current stage, from its pace so far (None before any progress)."""
-        done = frac - self.f_stage
-        if done <= 1e-9 or now - self.t_stage < 0.5:
-            return None
-        return (now - self.t_stage) / done * max(0.0, 1.0 - frac) if frac < 1 else 0.0
+        return time_left(self.t_stage, self.f_stage, self.c_stage, self.last, frac, now)
 
     def __call__(self, what: str, frac: float) -> None:
         if self.quiet:
@@ -51,11 +50,13 @@ class StageProgress:
         if stage != self.stage:
             self._end(now)
             self.stage, self.t_stage, self.f_stage = stage, now, frac
+            count = count_of(what)
+            self.c_stage = count[0] if count else None
             if not self.tty:
                 print(f"[{frac:4.0%}] {what}", file=self.stream, flush=True)
                 self.t_draw = now
         elif not self.tty and now - self.t_draw >= self.heartbeat:
-            self.t_draw = now
+            self.t_draw, self.last = now, what
             eta = self.eta(frac, now)
             left = f" — {fmt_seconds(eta)} left" if eta is not None else ""
             print(f"[{frac:4.0%}] {what}{left}", file=self.stream, flush=True)
