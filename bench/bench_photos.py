@@ -34,6 +34,8 @@ import realsets  # noqa: E402
 RESULTS = REPO / "bench" / "results"
 #: The pixel cache (thumbnails as `compute_thumbnail` makes them: a new name when that changes).
 PIXELS_FILE = "pixels-v2.npz"
+#: Seeds of the 650-digit sets (the other sets use 1, 2, 3).
+SEEDS_650 = list(range(1, 11))
 
 
 def embed(paths: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -106,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     clusters = ["space"] if args.quick else list(realsets.CLUSTERS)
     sizes = [650] if args.quick else [650, 4000]
     sets = [realsets.photo_set(base, s, c) for s in seeds for c in clusters]
-    digit = [(realsets.digit_set(base, s, n)) for s in seeds for n in sizes]
+    # acting on the flags at 650 loses only ~3 points to the noise: more seeds there, and every digit of the sheet
+    # that is not in the set as the held-out set (4,350 at 650, 1,000 at 4,000), so the measure's own noise is
+    # below the 80 % target's margin (see the report)
+    digit = [realsets.digit_set(base, s, n, held_out=realsets.DIGITS_PER_CLASS - n // 10)
+             for n in sizes for s in (seeds if args.quick or n > 1000 else SEEDS_650)]
     every = sorted({p for s in sets for p in s["path"]} | {p for s, h in digit for p in [*s["path"], *h["path"]]})
     embed(every)
     pixels(every)

@@ -41,6 +41,7 @@ CLUSTERS = {"space": ["space/planets", "space/moon"], "coins": ["symbols/money/u
 SINGLE_STAMPS = ["household", "hobbies", "sports", "medical"]
 SKIMAGE_SINGLES = ["astronaut", "coffee", "rocket", "camera", "hubble_deep_field"]
 OPENCV_SINGLES = ["starry_night.jpg", "LinuxLogo.jpg", "messi5.jpg", "building.jpg"]
+DIGITS_PER_CLASS = 500  # opencv-doc digits.png
 TRANSFORMS = ["jpeg_q30", "resize_50pct", "crop_10pct", "brighten_30pct", "hflip", "rotate_7deg"]
 LICENCES = {"tuxpaint": "GPL-2+ (Debian tuxpaint-stamps-default)", "skimage": "scikit-image sample data (public "
             "domain / CC0 / CC-BY, see skimage data/README.txt)", "opencv": "OpenCV sample data (opencv-doc; "
