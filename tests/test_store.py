@@ -155,6 +155,8 @@ def test_current_frame_and_items_frame_follow_the_ledger(tree: Path, tmp_path_fa
     replayed = ws.store.current()
     frame = ws.store.current_frame()
     assert {str(i): ItemState(r.label, bool(r.deleted), bool(r.kept)) for i, r in frame.iterrows()} == replayed
+    some = ids[::2] + ["no-such-item"]  # what record() checks a batch against: only these items' state
+    assert ws.store.state_of(some) == {i: replayed[i] for i in ids[::2]}
     items = ws.items_frame()
     assert {r.item_id: ItemState(r.label, r.deleted, r.kept) for r in items.itertuples()} == replayed
     assert items["deleted"].dtype == bool and items["kept"].dtype == bool

@@ -11,6 +11,7 @@ deleted). Recording a decision never touches image files: :mod:`cleaning.data.fi
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -300,6 +301,22 @@ class Store(ItemsSQL, RunsSQL):
                 state[item_id] = _apply(s, action, label)
         return state
 
+    def state_of(self, item_ids: Iterable[str]) -> dict[str, ItemState]:
+        """``{item_id: ItemState}`` like :meth:`current`, for the given items only (unknown ids left out):
+        one read of their rows and of their active decisions, not a state for every item of the store."""
+        wanted = json.dumps(list(dict.fromkeys(item_ids)))
+        state: dict[str, ItemState] = {}
+        with self.read_transaction():
+            for item_id, orig in self.query_tuples(
+                    "SELECT item_id, orig_label FROM items WHERE item_id IN (SELECT value FROM json_each(?))", (wanted,)):
+                state[item_id] = ItemState(orig, False, False)
+            for item_id, action, label in self.query_tuples(
+                    "SELECT item_id, action, label FROM decisions WHERE state='active' "
+                    "AND item_id IN (SELECT value FROM json_each(?)) ORDER BY seq", (wanted,)):
+                if item_id in state:
+                    state[item_id] = _apply(state[item_id], action, label)
+        return state
+
     def record(self, item_ids: Iterable[str], action: str, label: str | None = None,
                source: str = "user", note: str = "") -> int | None:
         """Record one decision for each item as one batch (undone together).
@@ -331,7 +348,7 @@ class Store(ItemsSQL, RunsSQL):
                 label = validate_label(label or "", self.path.parent)
             rows.append((item_id, action, label if action == "relabel" else None, note))
         with self.lock:
-            cur = self.current()
+            cur = self.state_of([r[0] for r in rows])
             missing = [r[0] for r in rows if r[0] not in cur]
             if missing:
                 raise ItemNotFound(f"no item with id {missing[0]!r}")
