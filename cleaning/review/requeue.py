@@ -118,17 +118,26 @@ def splice(queue: pd.DataFrame, entry_comp: np.ndarray, issues: pd.DataFrame, it
     parts = [(p, c) for p, c in ((queue[~stale], entry_comp[~stale]),
                                   (fresh, entry_components(fresh, node_comp))) if len(p)]
     if not parts:
-        return queue.iloc[0:0], entry_comp[:0]
+        return pd.DataFrame(columns=_queue.QUEUE_COLUMNS), entry_comp[:0]
     if len(parts) == 1:
-        return parts[0][0].reset_index(drop=True), parts[0][1]
+        return _typed_as_built(parts[0][0].reset_index(drop=True), []), parts[0][1]
     (a, ca), (b, cb) = parts
     out = pd.concat([a, b], ignore_index=True)
-    for c in out.columns:  # a column typed apart in the two parts (all-missing in one) is typed as a whole,
-        if a[c].dtype != b[c].dtype:  # as build_queue's one constructor would (str with NaN, not object + None)
-            out[c] = pd.Series(out[c].tolist(), index=out.index)
     out = out.sort_values(["severity", "key"], ascending=[False, True], kind="stable")
     comp = np.concatenate([ca, cb])[out.index.to_numpy()]
-    return out.reset_index(drop=True), comp
+    return _typed_as_built(out.reset_index(drop=True), [c for c in out.columns if a[c].dtype != b[c].dtype]), comp
+
+
+def _typed_as_built(out: pd.DataFrame, mixed: list[str]) -> pd.DataFrame:
+    """Column types as build_queue's one constructor gives them for these values: a column typed apart in
+    the two spliced parts is typed as a whole (str with NaN, not object with None), an all-missing column is
+    object with None."""
+    for c in mixed:
+        out[c] = pd.Series(out[c].tolist(), index=out.index)
+    for c in out.columns:
+        if out[c].dtype != object and len(out) and out[c].isna().all():
+            out[c] = pd.Series([None] * len(out), index=out.index, dtype=object)
+    return out
 
 
 class LiveQueue:
