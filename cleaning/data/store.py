@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CleaningError, ItemNotFound, store_error
-from .store_items import ItemsSQL, now_iso, settle_provenance
+from .store_items import ItemsSQL, ItemState, now_iso, settle_provenance
+from .store_items import apply_decision as _apply
 from .store_runs import RunsSQL
 from .tree import validate_label
 
@@ -107,15 +108,6 @@ class Decision:
     created_at: str
     state: str
     path: str = ""
-
-
-@dataclass(frozen=True)
-class ItemState:
-    """The current state of an item after all active decisions."""
-
-    label: str
-    deleted: bool
-    kept: bool
 
 
 class Store(ItemsSQL, RunsSQL):
@@ -289,30 +281,22 @@ class Store(ItemsSQL, RunsSQL):
     # ---- decisions ---------------------------------------------------------------------------
     def current(self) -> dict[str, ItemState]:
         """``{item_id: ItemState}`` for every item, after all active decisions (in seq order)."""
-        state: dict[str, ItemState] = {}
-        with self.lock:
-            for r in self.conn.execute("SELECT item_id, orig_label FROM items"):
-                state[r[0]] = ItemState(r[1], False, False)
-            for item_id, action, label in self.conn.execute(
-                    "SELECT item_id, action, label FROM decisions WHERE state='active' ORDER BY seq"):
-                s = state.get(item_id)
-                if s is None:
-                    continue
-                state[item_id] = _apply(s, action, label)
-        return state
+        return self._fold("", ())
 
     def state_of(self, item_ids: Iterable[str]) -> dict[str, ItemState]:
-        """``{item_id: ItemState}`` like :meth:`current`, for the given items only (unknown ids left out):
-        one read of their rows and of their active decisions, not a state for every item of the store."""
-        wanted = json.dumps(list(dict.fromkeys(item_ids)))
+        """:meth:`current` for the given items only (unknown ids left out): one read of their rows and their
+        active decisions, not a state for every item of the store (what :meth:`record` checks a batch against)."""
+        return self._fold("item_id IN (SELECT value FROM json_each(?))", (json.dumps(list(dict.fromkeys(item_ids))),))
+
+    def _fold(self, where: str, params: tuple) -> dict[str, ItemState]:
         state: dict[str, ItemState] = {}
         with self.read_transaction():
-            for item_id, orig in self.query_tuples(
-                    "SELECT item_id, orig_label FROM items WHERE item_id IN (SELECT value FROM json_each(?))", (wanted,)):
+            for item_id, orig in self.query_tuples("SELECT item_id, orig_label FROM items"
+                                                   + (f" WHERE {where}" if where else ""), params):
                 state[item_id] = ItemState(orig, False, False)
             for item_id, action, label in self.query_tuples(
-                    "SELECT item_id, action, label FROM decisions WHERE state='active' "
-                    "AND item_id IN (SELECT value FROM json_each(?)) ORDER BY seq", (wanted,)):
+                    "SELECT item_id, action, label FROM decisions WHERE state='active'"
+                    + (f" AND {where}" if where else "") + " ORDER BY seq", params):
                 if item_id in state:
                     state[item_id] = _apply(state[item_id], action, label)
         return state
@@ -424,13 +408,3 @@ class Store(ItemsSQL, RunsSQL):
     def active_decisions_since(self, seq: int) -> int:
         """Active decisions recorded after decision ``seq`` (0 = since the start)."""
         return int(self.query("SELECT COUNT(*) FROM decisions WHERE seq > ? AND state='active'", (seq,))[0][0])
-
-
-def _apply(s: ItemState, action: str, label: str | None) -> ItemState:
-    if action == "relabel":
-        return ItemState(label or s.label, s.deleted, s.kept)
-    if action == "delete":
-        return ItemState(s.label, True, s.kept)
-    if action == "restore":
-        return ItemState(s.label, False, s.kept)
-    return ItemState(s.label, s.deleted, True)  # keep: reviewed and fine

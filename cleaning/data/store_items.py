@@ -53,6 +53,26 @@ def settle_provenance(c: sqlite3.Connection) -> None:
 
 
 
+@dataclass(frozen=True)
+class ItemState:
+    """The current state of an item after all active decisions."""
+
+    label: str
+    deleted: bool
+    kept: bool
+
+
+def apply_decision(s: ItemState, action: str, label: str | None) -> ItemState:
+    """The state after one decision (the rule :func:`fold_decisions` applies column-wise)."""
+    if action == "relabel":
+        return ItemState(label or s.label, s.deleted, s.kept)
+    if action == "delete":
+        return ItemState(s.label, True, s.kept)
+    if action == "restore":
+        return ItemState(s.label, False, s.kept)
+    return ItemState(s.label, s.deleted, True)  # keep: reviewed and fine
+
+
 def fold_decisions(item_ids: Sequence[str], orig_labels: Sequence[str],
                    decisions: Iterable[tuple]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The current ``(labels, deleted, kept)`` of the items ``item_ids`` (aligned with them) after the active

@@ -19,8 +19,10 @@ from ..errors import DatasetError
 from .images import ImageInfo
 from .lock import DEFAULT_WAIT, WorkspaceLock
 from .store import Store, now_iso
-from .store_items import fold_decisions
-from .store_items import make_item_id  # noqa: F401  (re-exported)
+from .store_items import (
+    fold_decisions,
+    make_item_id,  # noqa: F401  (re-exported)
+)
 from .tree import BadFile, check_root, walk_tree
 
 STATE_SUFFIX = ".cleaning"
