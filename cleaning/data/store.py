@@ -51,6 +51,13 @@ CREATE INDEX IF NOT EXISTS items_sha ON items(sha256);
 -- provenance of a file that landed (a download) before a rescan made it an item; keyed by ROOT path
 CREATE TABLE IF NOT EXISTS pending_provenance(path TEXT PRIMARY KEY, source_query TEXT, source_url TEXT,
                                               added_at TEXT NOT NULL);
+-- every change to an item row bumps meta 'items_gen' (Store.items_key: caches of frames built from the rows)
+CREATE TRIGGER IF NOT EXISTS items_gen_ins AFTER INSERT ON items BEGIN INSERT INTO meta VALUES('items_gen', '1')
+    ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1; END;
+CREATE TRIGGER IF NOT EXISTS items_gen_upd AFTER UPDATE ON items BEGIN INSERT INTO meta VALUES('items_gen', '1')
+    ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1; END;
+CREATE TRIGGER IF NOT EXISTS items_gen_del AFTER DELETE ON items BEGIN INSERT INTO meta VALUES('items_gen', '1')
+    ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1; END;
 CREATE TABLE IF NOT EXISTS bad_files(path TEXT PRIMARY KEY, reason TEXT NOT NULL, kind TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS decisions(
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -404,6 +411,11 @@ class Store(ItemsSQL, RunsSQL):
         last = self.query("SELECT value FROM meta WHERE key='last_scan'")
         moves = self.query("SELECT COUNT(*) FROM file_ops WHERE status='done'")[0][0]
         return f"{self.version_key()}|{last[0][0] if last else ''}|{moves}"
+
+    def items_key(self) -> str:
+        """Changes whenever an item row is added, changed or removed (a trigger counts), never with a decision."""
+        gen = self.query("SELECT value FROM meta WHERE key='items_gen'")
+        return str(gen[0][0]) if gen else "0"
 
     def active_decisions_since(self, seq: int) -> int:
         """Active decisions recorded after decision ``seq`` (0 = since the start)."""

@@ -9,7 +9,8 @@ one component (an image entry from all rows of its image, a pair entry from the 
 group entry from its members' rows; a group that shrinks to one member turns into that member's image
 entry, in the same component). When images change, only the components holding them are rebuilt with
 ``build_queue`` and spliced into the previous queue; every other entry is kept as it was. Entries are
-ordered by (severity, key), a total order (keys are unique), so the result equals a full build row for row.
+ordered by (severity, key), a total order (keys are unique), so the result equals a full build row for row
+(a missing value may be spelled None where a full build has NaN).
 
 What changed is read from the two items frames (the state columns of the same images, in the same order);
 anything else — images added, removed or moved (paths feed the pair links), another issue table — falls
@@ -129,14 +130,11 @@ def splice(queue: pd.DataFrame, entry_comp: np.ndarray, issues: pd.DataFrame, it
 
 
 def _typed_as_built(out: pd.DataFrame, mixed: list[str]) -> pd.DataFrame:
-    """Column types as build_queue's one constructor gives them for these values: a column typed apart in
-    the two spliced parts is typed as a whole (str with NaN, not object with None), an all-missing column is
-    object with None."""
+    """A column typed apart in the two spliced parts is typed as a whole, as build_queue's one constructor
+    would (str with NaN, not object with None). Missing values may still be spelled None where a full build
+    has NaN (an all-missing column keeps the type it had): every reader treats both as missing."""
     for c in mixed:
         out[c] = pd.Series(out[c].tolist(), index=out.index)
-    for c in out.columns:
-        if out[c].dtype != object and len(out) and out[c].isna().all():
-            out[c] = pd.Series([None] * len(out), index=out.index, dtype=object)
     return out
 
 
