@@ -15,11 +15,11 @@ from cleaning.review.queue import (
     ISSUE_NAMES,
     ISSUE_TYPES,
     UNKNOWN_SOURCE,
-    build_queue,
     filter_queue,
     page_of,
     queue_counts,
 )
+from cleaning.review.requeue import LiveQueue
 from cleaning.review.sources import normalise_query, source_host
 from cleaning.review.state import analysis_of
 from pages import _autofix, _keyboard
@@ -40,13 +40,20 @@ def _step_page(by: int) -> None:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
+def _live_queue(root: str, token: str, _table: pd.DataFrame) -> LiveQueue:
+    """The queue of the issue table ``token`` names (``_table``, not hashed), kept up to date across
+    decisions: a decision rebuilds only the entries of the images it changed (:mod:`cleaning.review.requeue`)."""
+    return LiveQueue(_table)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
 def _queue_at(root: str, version: str, token: str, _table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int],
                                                                                    list[str]]:
     """(the queue, its counts per issue type, the source queries of the images) once per data-set version
     and issue table for the whole server: a rerun (a page turn, a pick) rebuilds nothing. ``_table`` is
     the issue table ``token`` names (not hashed). Shared objects: do not modify them."""
     items = review.items(open_workspace(root))
-    queue = build_queue(_table, items)
+    queue = _live_queue(root, token, _table).queue(items)
     queries = sorted({normalise_query(q) for q in items["source_query"].unique().tolist()} - {UNKNOWN_SOURCE})
     return queue, queue_counts(queue), queries + [UNKNOWN_SOURCE]
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -155,6 +156,8 @@ def test_current_frame_and_items_frame_follow_the_ledger(tree: Path, tmp_path_fa
     replayed = ws.store.current()
     frame = ws.store.current_frame()
     assert {str(i): ItemState(r.label, bool(r.deleted), bool(r.kept)) for i, r in frame.iterrows()} == replayed
+    some = ids[::2] + ["no-such-item"]  # what record() checks a batch against: only these items' state
+    assert ws.store.state_of(some) == {i: replayed[i] for i in ids[::2]}
     items = ws.items_frame()
     assert {r.item_id: ItemState(r.label, r.deleted, r.kept) for r in items.itertuples()} == replayed
     assert items["deleted"].dtype == bool and items["kept"].dtype == bool
@@ -181,3 +184,21 @@ def test_items_frame_reads_plain_tuples_not_a_row_object_per_item(tree: Path, tm
         assert r.folder_label == r.path.split("/", 1)[0] and r.sha256 == rows[r.item_id]["sha256"]
     assert df.set_index("item_id").loc[iid, "label"] == "dog"
     assert ws.vocab == ["cat", "dog"]
+
+
+def test_items_key_moves_with_item_rows_not_decisions_and_refold_matches(tree: Path, tmp_path: Path) -> None:
+    """A decision changes no item row: the items key stays and the newest frame with the decisions folded in
+    again (``refold``, what the pages do after a bulk action at 100k) equals a full read; new provenance
+    changes a row, so the key moves and the pages read afresh."""
+    ws = fresh(tree, tmp_path)
+    key, before = ws.store.items_key(), ws.items_frame()
+    ids = before["item_id"].tolist()
+    ws.store.record(ids[:2], "keep")
+    ws.store.record(ids[2:3], "relabel", label="dog")
+    ws.store.record(ids[3:4], "delete")
+    ws.store.undo()
+    assert ws.store.items_key() == key
+    pd.testing.assert_frame_equal(ws.refold(before), ws.items_frame())
+    assert not before["kept"].any()  # the frame it started from is left as it was
+    ws.store.set_provenance(ids[0], query="cats", url="https://x.example.com/c")
+    assert ws.store.items_key() != key

@@ -11,6 +11,7 @@ deleted). Recording a decision never touches image files: :mod:`cleaning.data.fi
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -19,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CleaningError, ItemNotFound, store_error
-from .store_items import ItemsSQL, now_iso, settle_provenance
+from .store_items import ItemsSQL, ItemState, now_iso, settle_provenance
+from .store_items import apply_decision as _apply
 from .store_runs import RunsSQL
 from .tree import validate_label
 
@@ -49,6 +51,13 @@ CREATE INDEX IF NOT EXISTS items_sha ON items(sha256);
 -- provenance of a file that landed (a download) before a rescan made it an item; keyed by ROOT path
 CREATE TABLE IF NOT EXISTS pending_provenance(path TEXT PRIMARY KEY, source_query TEXT, source_url TEXT,
                                               added_at TEXT NOT NULL);
+-- every change to an item row bumps meta 'items_gen' (Store.items_key: caches of frames built from the rows)
+CREATE TRIGGER IF NOT EXISTS items_gen_ins AFTER INSERT ON items BEGIN INSERT INTO meta VALUES('items_gen', '1')
+    ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1; END;
+CREATE TRIGGER IF NOT EXISTS items_gen_upd AFTER UPDATE ON items BEGIN INSERT INTO meta VALUES('items_gen', '1')
+    ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1; END;
+CREATE TRIGGER IF NOT EXISTS items_gen_del AFTER DELETE ON items BEGIN INSERT INTO meta VALUES('items_gen', '1')
+    ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1; END;
 CREATE TABLE IF NOT EXISTS bad_files(path TEXT PRIMARY KEY, reason TEXT NOT NULL, kind TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS decisions(
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -106,15 +115,6 @@ class Decision:
     created_at: str
     state: str
     path: str = ""
-
-
-@dataclass(frozen=True)
-class ItemState:
-    """The current state of an item after all active decisions."""
-
-    label: str
-    deleted: bool
-    kept: bool
 
 
 class Store(ItemsSQL, RunsSQL):
@@ -288,16 +288,24 @@ class Store(ItemsSQL, RunsSQL):
     # ---- decisions ---------------------------------------------------------------------------
     def current(self) -> dict[str, ItemState]:
         """``{item_id: ItemState}`` for every item, after all active decisions (in seq order)."""
+        return self._fold("", ())
+
+    def state_of(self, item_ids: Iterable[str]) -> dict[str, ItemState]:
+        """:meth:`current` for the given items only (unknown ids left out): one read of their rows and their
+        active decisions, not a state for every item of the store (what :meth:`record` checks a batch against)."""
+        return self._fold("item_id IN (SELECT value FROM json_each(?))", (json.dumps(list(dict.fromkeys(item_ids))),))
+
+    def _fold(self, where: str, params: tuple) -> dict[str, ItemState]:
         state: dict[str, ItemState] = {}
-        with self.lock:
-            for r in self.conn.execute("SELECT item_id, orig_label FROM items"):
-                state[r[0]] = ItemState(r[1], False, False)
-            for item_id, action, label in self.conn.execute(
-                    "SELECT item_id, action, label FROM decisions WHERE state='active' ORDER BY seq"):
-                s = state.get(item_id)
-                if s is None:
-                    continue
-                state[item_id] = _apply(s, action, label)
+        with self.read_transaction():
+            for item_id, orig in self.query_tuples("SELECT item_id, orig_label FROM items"
+                                                   + (f" WHERE {where}" if where else ""), params):
+                state[item_id] = ItemState(orig, False, False)
+            for item_id, action, label in self.query_tuples(
+                    "SELECT item_id, action, label FROM decisions WHERE state='active'"
+                    + (f" AND {where}" if where else "") + " ORDER BY seq", params):
+                if item_id in state:
+                    state[item_id] = _apply(state[item_id], action, label)
         return state
 
     def record(self, item_ids: Iterable[str], action: str, label: str | None = None,
@@ -331,7 +339,7 @@ class Store(ItemsSQL, RunsSQL):
                 label = validate_label(label or "", self.path.parent)
             rows.append((item_id, action, label if action == "relabel" else None, note))
         with self.lock:
-            cur = self.current()
+            cur = self.state_of([r[0] for r in rows])
             missing = [r[0] for r in rows if r[0] not in cur]
             if missing:
                 raise ItemNotFound(f"no item with id {missing[0]!r}")
@@ -404,16 +412,11 @@ class Store(ItemsSQL, RunsSQL):
         moves = self.query("SELECT COUNT(*) FROM file_ops WHERE status='done'")[0][0]
         return f"{self.version_key()}|{last[0][0] if last else ''}|{moves}"
 
+    def items_key(self) -> str:
+        """Changes whenever an item row is added, changed or removed (a trigger counts), never with a decision."""
+        gen = self.query("SELECT value FROM meta WHERE key='items_gen'")
+        return str(gen[0][0]) if gen else "0"
+
     def active_decisions_since(self, seq: int) -> int:
         """Active decisions recorded after decision ``seq`` (0 = since the start)."""
         return int(self.query("SELECT COUNT(*) FROM decisions WHERE seq > ? AND state='active'", (seq,))[0][0])
-
-
-def _apply(s: ItemState, action: str, label: str | None) -> ItemState:
-    if action == "relabel":
-        return ItemState(label or s.label, s.deleted, s.kept)
-    if action == "delete":
-        return ItemState(s.label, True, s.kept)
-    if action == "restore":
-        return ItemState(s.label, False, s.kept)
-    return ItemState(s.label, s.deleted, True)  # keep: reviewed and fine
