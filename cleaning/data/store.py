@@ -286,13 +286,11 @@ class Store(ItemsSQL, RunsSQL):
             settle_provenance(c)
 
     # ---- decisions ---------------------------------------------------------------------------
-    def current(self) -> dict[str, ItemState]:
-        """``{item_id: ItemState}`` for every item, after all active decisions (in seq order)."""
+    def current(self) -> dict[str, ItemState]:  # every item, after all active decisions (in seq order)
         return self._fold("", ())
 
     def state_of(self, item_ids: Iterable[str]) -> dict[str, ItemState]:
-        """:meth:`current` for the given items only (unknown ids left out): one read of their rows and their
-        active decisions, not a state for every item of the store (what :meth:`record` checks a batch against)."""
+        """:meth:`current` for the given items only (unknown ids left out): one read of their rows and decisions."""
         return self._fold("item_id IN (SELECT value FROM json_each(?))", (json.dumps(list(dict.fromkeys(item_ids))),))
 
     def _fold(self, where: str, params: tuple) -> dict[str, ItemState]:
