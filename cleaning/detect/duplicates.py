@@ -26,7 +26,11 @@ change between the whole views' similarity and the most the crops could add). Cr
 lift two whole views from near 0 to 0.97 on textured images, so no cheap bound marks a pair decided; the
 strict bound (the triangle inequality with each image's largest whole-to-crop angle) needs every image's 81
 views, which are the cost itself (≈ 0.7 ms per image; the products against partners are small), and still
-left the median candidate pair at 0.92 on the 100k benchmark tree. The search is made cheap instead.
+left the median candidate pair at 0.92 on the 100k benchmark tree. The search is made cheap instead, and it
+runs once per pair of *contents*: up to :data:`cleaning.detect.index.EXACT_MAX` rows the candidates come from
+one exact neighbour table per space and a pair's pixel similarity is looked up in what the previous scan kept
+(``memo``, :mod:`.memo`), so a rescan after images were added compares only the pairs with a new image; the
+decision (thresholds and distinctiveness references) is then made over all pairs as before.
 
 Why not the embedding alone: a classification network's pooled features are made to ignore *which*
 photo it is (a brightened or cropped copy was not the nearest image of its original 28 % of the time).

@@ -155,8 +155,9 @@ def neighbour_table(x: np.ndarray, cid: np.ndarray, m: int = TABLE_M, memo: Neig
         if len(kept) and nr.any():
             to_new[:, col[r[nr]]] = prod[nr][:, kept].T
     if len(kept) and len(new_rows) and m:  # merge each kept list with its similarities to the new contents
-        ci = np.hstack([index[kept], np.broadcast_to(new_rows, (len(kept), len(new_rows)))])
-        cs = np.hstack([sim[kept], to_new])
+        best, best_sim = top_k(to_new, m)  # the m nearest new contents of each kept one (ties: lower first)
+        ci = np.hstack([index[kept], np.where(best >= 0, new_rows[np.clip(best, 0, None)], -1)])
+        cs = np.hstack([sim[kept], best_sim])
         cs = np.where(ci >= 0, cs, -np.inf)
         order = np.lexsort((np.where(ci >= 0, ci, u), -cs), axis=1)[:, :m]
         index[kept] = np.take_along_axis(ci, order, axis=1)
