@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import pytest
 
 from cleaning.detect import compute_neighbours
 from cleaning.detect.memo import ScanMemo, content_ids, lookup, neighbour_table, table_neighbours
@@ -61,3 +62,30 @@ def test_lookup_finds_kept_rows_and_only_them():
     keys = content_ids([hashlib.sha256(str(i).encode()).hexdigest() for i in range(100)])
     q = np.vstack([keys[[3, 50, 99]], content_ids(["not kept"])])
     assert lookup(keys, q).tolist() == [3, 50, 99, -1]
+
+
+@pytest.mark.parametrize("exact_max", [10_000, 50])  # 50: the approximate graph, pair similarities still kept
+def test_kept_pair_similarities_give_the_groups_of_a_fresh_run(exact_max: int, monkeypatch: pytest.MonkeyPatch):
+    from cleaning.detect import duplicates, index
+
+    monkeypatch.setattr(index, "EXACT_MAX", exact_max)
+    rng = np.random.default_rng(3)
+    small = rng.integers(0, 256, (160, 4, 4, 3)).astype(np.float32)
+    thumbs = np.clip(np.kron(small, np.ones((1, 8, 8, 1))) + rng.normal(0, 6, (160, 32, 32, 3)), 0, 255)
+    for i in range(0, 160, 9):  # near copies: brightened, a little noise
+        thumbs[i + 1] = np.clip(thumbs[i] * 1.08 + rng.normal(0, 2, (32, 32, 3)), 0, 255)
+    thumbs = thumbs.astype(np.uint8)
+    x = thumbs.reshape(160, -1).astype(np.float32) - 128 + rng.normal(0, 40, (160, 3072)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    sha = [hashlib.sha256(t.tobytes()).hexdigest() for t in thumbs]
+    ph = ["0" * 16] * 160
+    sizes = np.full((160, 2), 32)
+    first = duplicates.compute_duplicate_groups(x[:140], sha[:140], ph[:140], thumbs[:140], sizes=sizes[:140])
+    seen: list[int] = []
+    real = duplicates.compute_pixel_similarity
+    monkeypatch.setattr(duplicates, "compute_pixel_similarity", lambda t, p: seen.append(len(p)) or real(t, p))
+    again = duplicates.compute_duplicate_groups(x, sha, ph, thumbs, sizes=sizes, memo=first.memo)
+    fresh = duplicates.compute_duplicate_groups(x, sha, ph, thumbs, sizes=sizes)
+    assert np.array_equal(again.group, fresh.group) and again.pairs == fresh.pairs and len(fresh.pairs) >= 10
+    assert seen[0] < seen[1], seen  # the rescan compared only pairs with one of the 20 new rows
+    assert (first.memo.emb is None) == (exact_max < 140)

@@ -50,7 +50,7 @@ import pandas as pd
 
 from ..groups import join_groups, make_groups
 from . import compute_neighbours, issues_frame
-from .index import EXACT_MAX
+from . import index as _index
 from .memo import PairMemo, ScanMemo, content_ids, neighbour_table, table_neighbours
 from .pixelmatch import (  # noqa: F401  (THUMB_SIDE, VIEW_SIDE, compute_thumbnail: re-exported for callers)
     PAIR_BLOCK,
@@ -153,7 +153,8 @@ def compute_duplicate_groups(embeddings: np.ndarray, sha256: Sequence[str], phas
             compared at its size (:func:`low_res_similarity`); None: every image counts as large.
         memo: what an earlier scan of (mostly) the same contents kept (:mod:`.memo`): its neighbour tables
             and its candidate pairs' pixel similarities are reused where they are still exact; the result's
-            ``memo`` is what this call's would be for the next (always set up to ``EXACT_MAX`` rows).
+            ``memo`` is what this call's would be for the next (the neighbour tables only up to ``EXACT_MAX``
+            rows: above it the candidates come from the approximate graph, but the pairs' similarities are kept).
     """
     x = np.asarray(embeddings, dtype=np.float32)
     n = len(x)
@@ -161,7 +162,7 @@ def compute_duplicate_groups(embeddings: np.ndarray, sha256: Sequence[str], phas
     keys = np.zeros((0, 2), dtype=np.int64)
     sims = np.zeros(0, dtype=np.float32)
     memo = memo or ScanMemo()
-    tables = 1 < n <= EXACT_MAX
+    tables = 1 < n <= _index.EXACT_MAX
     cid = content_ids(sha256)
     emb_t = coarse_t = rc = None
     if n > 1:
@@ -209,7 +210,7 @@ def compute_duplicate_groups(embeddings: np.ndarray, sha256: Sequence[str], phas
         ph = np.array([phash_distance(phash[a], phash[b]) for a, b in keys])
         near = ((ph <= PHASH_NEAR) & (sims >= SIM_WITH_PIX)) | (sims >= SIM_NEAR)
     pairs = [(int(a), int(b), float(s), float(q)) for (a, b), s, q in zip(keys[near], sims[near], pix[near])]
-    kept = ScanMemo(emb_t, coarse_t, pair_memo, rc) if tables else None
+    kept = ScanMemo(emb_t, coarse_t, pair_memo, rc)  # above EXACT_MAX: the pair similarities only
     return DuplicateGroups(_union(n, exact, [(a, b) for a, b, _, _ in pairs]), pairs, kept)
 
 

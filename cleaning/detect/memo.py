@@ -23,8 +23,8 @@ the data set, and cost most of a scan's detector time (``bench/results/scale.md`
 
 Contents are identified by the first 128 bits of their sha256 (:func:`content_ids`). The caller (the
 scan) keys the kept arrays by the embedding model and :data:`MEMO_VERSION`; nothing here touches disk.
-Used in the exact search range only (≤ :data:`cleaning.detect.index.EXACT_MAX` rows); above it the
-approximate graph is built afresh.
+The neighbour tables are used in the exact search range only (≤ :data:`cleaning.detect.index.EXACT_MAX`
+rows); above it the approximate graph is built afresh, and only the pair similarities are kept.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ class DetectorResult:
     outliers: OutlierScores
     junk: JunkGroups
     duplicates: DuplicateGroups
-    memo: ScanMemo | None = None  # what the next scan may reuse (None above the exact search's range)
+    memo: ScanMemo | None = None  # what the next scan may reuse (above the exact search's range: pairs only)
 
 
 def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None) -> DetectorResult:
