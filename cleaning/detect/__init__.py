@@ -90,23 +90,13 @@ def compute_neighbours(embeddings: np.ndarray, k: int = 10, groups: np.ndarray |
 
     if n > _index.EXACT_MAX:
         return Neighbours(*_index.approximate_neighbours(x, k, groups))
-    sizes = np.bincount(np.unique(g, return_inverse=True)[1])
-    extra = int(min(sizes.max() - 1, n - 1 - k)) if groups is not None else 0
-    m = k + max(extra, 0)
     index = np.full((n, k), -1, np.int64)
     sim = np.full((n, k), -np.inf, np.float32)
     for s in range(0, n, block):
         rows = np.arange(s, min(s + block, n))
         sims = x[rows] @ x.T
         sims[g[rows][:, None] == g[None, :]] = -np.inf  # self and own copies
-        top = np.argpartition(-sims, m - 1, axis=1)[:, :m]  # m ≤ n − 1
-        top_sim = np.take_along_axis(sims, top, axis=1)
-        order = np.argsort(-top_sim, axis=1, kind="stable")[:, :k]
-        idx = np.take_along_axis(top, order, axis=1)
-        val = np.take_along_axis(top_sim, order, axis=1)
-        idx[~np.isfinite(val)] = -1
-        index[rows, : idx.shape[1]] = idx
-        sim[rows, : val.shape[1]] = val
+        index[rows], sim[rows] = _index.top_k(sims, k)  # ties: the lower row first
     return Neighbours(index, sim)
 
 

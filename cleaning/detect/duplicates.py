@@ -26,7 +26,11 @@ change between the whole views' similarity and the most the crops could add). Cr
 lift two whole views from near 0 to 0.97 on textured images, so no cheap bound marks a pair decided; the
 strict bound (the triangle inequality with each image's largest whole-to-crop angle) needs every image's 81
 views, which are the cost itself (≈ 0.7 ms per image; the products against partners are small), and still
-left the median candidate pair at 0.92 on the 100k benchmark tree. The search is made cheap instead.
+left the median candidate pair at 0.92 on the 100k benchmark tree. The search is made cheap instead, and it
+runs once per pair of *contents*: up to :data:`cleaning.detect.index.EXACT_MAX` rows the candidates come from
+one exact neighbour table per space and a pair's pixel similarity is looked up in what the previous scan kept
+(``memo``, :mod:`.memo`), so a rescan after images were added compares only the pairs with a new image; the
+decision (thresholds and distinctiveness references) is then made over all pairs as before.
 
 Why not the embedding alone: a classification network's pooled features are made to ignore *which*
 photo it is (a brightened or cropped copy was not the nearest image of its original 28 % of the time).
@@ -46,6 +50,8 @@ import pandas as pd
 
 from ..groups import join_groups, make_groups
 from . import compute_neighbours, issues_frame
+from . import index as _index
+from .memo import PairMemo, ScanMemo, content_ids, neighbour_table, table_neighbours
 from .pixelmatch import (  # noqa: F401  (THUMB_SIDE, VIEW_SIDE, compute_thumbnail: re-exported for callers)
     PAIR_BLOCK,
     THUMB_SIDE,
@@ -90,6 +96,7 @@ class DuplicateGroups:
 
     group: np.ndarray
     pairs: list[tuple[int, int, float, float]]
+    memo: ScanMemo | None = None  # what the next scan may reuse (:mod:`.memo`)
 
     def members(self) -> list[np.ndarray]:
         """Index arrays of the groups with at least two members."""
@@ -135,7 +142,7 @@ def _distinctive(pairs: list[tuple[int, int]], dist: np.ndarray, n: int) -> np.n
 
 def compute_duplicate_groups(embeddings: np.ndarray, sha256: Sequence[str], phash: Sequence[str],
                              thumbs: np.ndarray | None = None, k: int = K_DUP,
-                             sizes: np.ndarray | None = None) -> DuplicateGroups:
+                             sizes: np.ndarray | None = None, memo: ScanMemo | None = None) -> DuplicateGroups:
     """Group exact copies (equal sha256) and near copies (see the module doc).
 
     Args:
@@ -144,17 +151,33 @@ def compute_duplicate_groups(embeddings: np.ndarray, sha256: Sequence[str], phas
         thumbs: N×32×32×3 uint8 from :func:`compute_thumbnail` (None: use pHash instead).
         sizes: N×2 (width, height) of the images: pairs with an image smaller than VIEW_SIDE are also
             compared at its size (:func:`low_res_similarity`); None: every image counts as large.
+        memo: what an earlier scan of (mostly) the same contents kept (:mod:`.memo`): its neighbour tables
+            and its candidate pairs' pixel similarities are reused where they are still exact; the result's
+            ``memo`` is what this call's would be for the next (the neighbour tables only up to ``EXACT_MAX``
+            rows: above it the candidates come from the approximate graph, but the pairs' similarities are kept).
     """
     x = np.asarray(embeddings, dtype=np.float32)
     n = len(x)
     exact = make_groups(list(sha256))
     keys = np.zeros((0, 2), dtype=np.int64)
     sims = np.zeros(0, dtype=np.float32)
+    memo = memo or ScanMemo()
+    tables = 1 < n <= _index.EXACT_MAX
+    cid = content_ids(sha256)
+    emb_t = coarse_t = rc = None
     if n > 1:
         has_emb = np.linalg.norm(x, axis=1) > 0.5
-        found = [compute_neighbours(x, k, exact)]
-        if thumbs is not None:
-            found.append(compute_neighbours(coarse_descriptors(np.asarray(thumbs)), K_PIX, exact))
+        coarse = coarse_descriptors(np.asarray(thumbs)) if thumbs is not None else None
+        if tables:  # one exact table per space, kept for the label and off-topic checks and the next scan
+            emb_t, rc = neighbour_table(x, cid, memo=memo.emb)
+            found = [table_neighbours(x, emb_t, rc, k, exact)]
+            if coarse is not None:
+                coarse_t, _ = neighbour_table(coarse, cid, memo=memo.coarse)
+                found.append(table_neighbours(coarse, coarse_t, rc, K_PIX, exact))
+        else:
+            found = [compute_neighbours(x, k, exact)]
+            if coarse is not None:
+                found.append(compute_neighbours(coarse, K_PIX, exact))
         code = []  # each candidate pair once, as a·n + b with a < b (arrays: no Python tuple per pair)
         for nb in found:
             i, j = np.nonzero(nb.valid)
@@ -167,11 +190,19 @@ def compute_duplicate_groups(embeddings: np.ndarray, sha256: Sequence[str], phas
                                for s in range(0, len(keys), PAIR_BLOCK)] or [sims])
         keep = sims >= SIM_CANDIDATE
         keys, sims = keys[keep], sims[keep]
+    pair_memo = None
     if thumbs is not None:
-        pix = compute_pixel_similarity(np.asarray(thumbs), keys)
-        if sizes is not None and len(keys):
-            low = low_res_similarity(np.asarray(thumbs), keys, np.asarray(sizes, dtype=np.int64))
-            pix = np.where(np.isnan(low), pix, np.fmax(pix, low))
+        pa, pb = cid[keys[:, 0]], cid[keys[:, 1]]
+        at = memo.pairs.find(pa, pb) if memo.pairs is not None else np.full(len(keys), -1, np.int64)
+        pix = np.where(at >= 0, memo.pairs.pix[np.clip(at, 0, None)] if memo.pairs is not None else 0, 0)
+        pix = pix.astype(np.float32)
+        miss = np.flatnonzero(at < 0)  # pairs not compared before: the crop search runs on these only
+        got = compute_pixel_similarity(np.asarray(thumbs), keys[miss])
+        if sizes is not None and len(miss):
+            low = low_res_similarity(np.asarray(thumbs), keys[miss], np.asarray(sizes, dtype=np.int64))
+            got = np.where(np.isnan(low), got, np.fmax(got, low))
+        pix[miss] = got
+        pair_memo = PairMemo(pa, pb, pix)
         near = (pix >= PIX_NEAR) | ((pix >= PIX_WITH_EMB) & (sims >= SIM_WITH_PIX)) | (sims >= SIM_NEAR)
         near &= _distinctive(keys, 1.0 - pix.astype(np.float64), n) | (pix >= PIX_SURE)
     else:
@@ -179,7 +210,8 @@ def compute_duplicate_groups(embeddings: np.ndarray, sha256: Sequence[str], phas
         ph = np.array([phash_distance(phash[a], phash[b]) for a, b in keys])
         near = ((ph <= PHASH_NEAR) & (sims >= SIM_WITH_PIX)) | (sims >= SIM_NEAR)
     pairs = [(int(a), int(b), float(s), float(q)) for (a, b), s, q in zip(keys[near], sims[near], pix[near])]
-    return DuplicateGroups(_union(n, exact, [(a, b) for a, b, _, _ in pairs]), pairs)
+    kept = ScanMemo(emb_t, coarse_t, pair_memo, rc)  # above EXACT_MAX: the pair similarities only
+    return DuplicateGroups(_union(n, exact, [(a, b) for a, b, _, _ in pairs]), pairs, kept)
 
 
 def _union(n: int, base: np.ndarray, edges: list[tuple[int, int]]) -> np.ndarray:

@@ -40,6 +40,25 @@ _GRAPHS: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 _LOCK = threading.Lock()
 
 
+def top_k(s: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``s`` (B×U, -inf = not a candidate) the ``m`` largest: (B×m positions, B×m values),
+    by value descending, ties by position ascending (deterministic, unlike a bare argpartition)."""
+    m = min(m, s.shape[1])
+    if m == 0:
+        return np.zeros((len(s), 0), np.int64), np.zeros((len(s), 0), np.float32)
+    top = np.argpartition(-s, m - 1, axis=1)[:, :m]
+    val = np.take_along_axis(s, top, axis=1)
+    t = val.min(axis=1)
+    for r in np.flatnonzero((s >= t[:, None]).sum(axis=1) > m):  # ties at the cut: lowest positions win
+        cand = np.flatnonzero(s[r] >= t[r])
+        cand = cand[np.lexsort((cand, -s[r, cand]))][:m]
+        top[r], val[r] = cand, s[r, cand]
+    order = np.lexsort((top, -val), axis=1)
+    top, val = np.take_along_axis(top, order, axis=1), np.take_along_axis(val, order, axis=1)
+    top[~np.isfinite(val)] = -1
+    return top, val.astype(np.float32)
+
+
 def _key(x: np.ndarray) -> str:
     """A cheap fingerprint of a matrix: shape plus a hash of every 97th row."""
     h = hashlib.sha1(str(x.shape).encode())

@@ -182,9 +182,11 @@ def _pixel_similarity(thumbs: np.ndarray, pairs: Sequence[tuple[int, int]], bloc
     both = np.stack([_whole_views(t_need), _whole_views(t_need[:, :, ::-1])], axis=1)  # as it is, and mirrored
     whole = both[:, 0]
     pos = np.searchsorted(need, p)  # pair members as rows of ``whole``
-    for turned in _turned_views(t_need):  # whole against whole, one turned; pairs in bounded blocks
+    second = np.unique(pos[:, 1])  # only a pair's second image is turned
+    at = np.searchsorted(second, pos[:, 1])
+    for turned in _turned_views(t_need[second]):  # whole against whole, one turned; pairs in bounded blocks
         for s in range(0, len(p), PAIR_BLOCK):
-            a, b = whole[pos[s:s + PAIR_BLOCK, 0]], turned[pos[s:s + PAIR_BLOCK, 1]]
+            a, b = whole[pos[s:s + PAIR_BLOCK, 0]], turned[at[s:s + PAIR_BLOCK]]
             np.maximum(out[s:s + PAIR_BLOCK], np.einsum("rf,rf->r", a, b), out=out[s:s + PAIR_BLOCK])
     # every (pair, side): the image whose crops are tried, and the other image's whole view
     me = np.concatenate([pos[:, 0], pos[:, 1]])

@@ -28,10 +28,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from . import compute_neighbours, issues_frame
+from . import Neighbours, compute_neighbours, issues_frame
 from .duplicates import DuplicateGroups, compute_duplicate_groups, find_duplicates
 from .junk import K_WIDE, JunkGroups, compute_junk_groups, find_junk
 from .label import K_NEIGHBOURS, SUGGEST_SURE, LabelScores, Relearn, compute_label_scores, find_label_issues
+from .memo import ScanMemo, table_neighbours
 from .outlier import OutlierScores, compute_outlier_scores, find_outliers, split_offtopic
 from .quality import find_low_quality
 
@@ -52,6 +53,7 @@ class DetectorInputs:
     stats: pd.DataFrame  # quality statistics, N rows
     width: Sequence[int]
     height: Sequence[int]
+    memo: ScanMemo | None = None  # what an earlier scan kept (:mod:`.memo`); None: nothing
 
 
 @dataclass(frozen=True)
@@ -61,16 +63,25 @@ class DetectorResult:
     outliers: OutlierScores
     junk: JunkGroups
     duplicates: DuplicateGroups
+    memo: ScanMemo | None = None  # what the next scan may reuse (above the exact search's range: pairs only)
 
 
 def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None) -> DetectorResult:
     """All detectors over one data set (see the module doc for the rules that join them)."""
     ids, y, vocab, x = list(inp.item_ids), np.asarray(inp.labels, np.int64), list(inp.vocab), inp.embeddings
     dups = compute_duplicate_groups(x, list(inp.sha256), list(inp.phash), inp.thumbs,
-                                    sizes=np.column_stack([inp.width, inp.height]) if len(ids) else None)
-    nb = compute_neighbours(x, K_NEIGHBOURS, dups.group)
+                                    sizes=np.column_stack([inp.width, inp.height]) if len(ids) else None,
+                                    memo=inp.memo)
+    memo = dups.memo
+
+    def neighbours(k: int) -> Neighbours:  # read off the duplicate step's exact table when it has one
+        if memo is not None and memo.emb is not None and memo.row_content is not None:
+            return table_neighbours(x, memo.emb, memo.row_content, k, dups.group)
+        return compute_neighbours(x, k, dups.group)
+
+    nb = neighbours(K_NEIGHBOURS)
     ls = compute_label_scores(y, inp.pred_probs, nb, relearn=relearn if len(vocab) > 1 else None)
-    wide = compute_neighbours(x, K_WIDE, dups.group)
+    wide = neighbours(K_WIDE)
     out = compute_outlier_scores(x, y, groups=dups.group, pred_probs=ls.model_probs, neighbours=wide)
     junk = compute_junk_groups(x, y, out.own, dups.group, neighbours=wide, outlier_z=out.unfit, break_z=out.break_z)
     low = find_low_quality(ids, inp.stats, list(inp.width), list(inp.height))
@@ -94,7 +105,7 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None) -> Detect
                           list(inp.height), support=own_support)
     tables = [t for t in (lab, outl, dup, low) if len(t)]
     issues = pd.concat(tables, ignore_index=True) if tables else issues_frame()
-    return DetectorResult(issues, ls, out, junk, dups)
+    return DetectorResult(issues, ls, out, junk, dups, memo)
 
 
 def _only(ls: LabelScores, keep: np.ndarray) -> LabelScores:

@@ -10,7 +10,10 @@ it; a relabel or delete recomputes it (the embeddings, the pixel statistics and 
 their own caches), a "looks fine" decision or an undone change finds it again. A rescan after images
 were added embeds and decodes only the new contents, and the out-of-sample probabilities of both passes
 (the first, and the label check's re-learning) come from the kept fold heads while the change is small
-and no label changed (:mod:`cleaning.model.foldheads`); the detectors themselves run over every image again.
+and no label changed (:mod:`cleaning.model.foldheads`). The detectors run over every image again, but
+start from what the previous scan kept (:mod:`cleaning.detect.memo`: the exact neighbour tables and the
+candidate pairs' pixel similarities, by content): a rescan searches neighbours and compares pixels only
+for the new contents, with the same result as a scan from nothing.
 
 Pipeline: embeddings (:mod:`cleaning.model.embed`) → out-of-sample probabilities (:mod:`cleaning.model.oos`) →
 pixel statistics and thumbnails (decoded once per content, cached) → every detector over those arrays
@@ -32,6 +35,7 @@ from ..data.cache import fingerprint, load_arrays, save_arrays
 from ..data.images import load_image
 from ..detect import ISSUE_COLUMNS, issues_frame
 from ..detect.duplicates import compute_thumbnail
+from ..detect.memo import MEMO_VERSION, ScanMemo
 from ..detect.quality import STATS_COLUMNS, compute_quality_stats
 from ..detect.run import DetectorInputs, run_detectors
 from ..errors import CleaningError
@@ -129,9 +133,13 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
         def relearn(labels: np.ndarray) -> np.ndarray:  # kept heads when the pruned set changed little
             return relearn_pred_probs(ws.cache_dir, emb.model_key, x, list(sub["sha256"]), labels, vocab, fold_groups)
 
+        slot = fingerprint("detect-memo", MEMO_VERSION, "pixels-v2", emb.model_key)
+        memo = ScanMemo.from_arrays(load_arrays(ws.cache_dir, "memo", slot))
         inputs = DetectorInputs(ids, paths, y, vocab, x, oos.pred_probs, list(sub["sha256"]), list(sub["phash"]),
-                                thumbs, stats, list(sub["width"]), list(sub["height"]))
+                                thumbs, stats, list(sub["width"]), list(sub["height"]), memo=memo)
         res = run_detectors(inputs, relearn=relearn)
+        if res.memo is not None:  # the neighbour tables and pair similarities the next scan starts from
+            save_arrays(ws.cache_dir, "memo", slot, **res.memo.to_arrays())
         ls = res.labels
         tables.append(res.issues)
         labels_ = [vocab[i] for i in y]
