@@ -97,7 +97,7 @@ def test_the_class_core_leaves_out_junk_spread_over_classes_and_label_errors() -
     assert core[rest].mean() >= 0.9
 
 
-def _run(xs: np.ndarray, ys: np.ndarray, probs: np.ndarray):  # noqa: ANN202
+def _run(xs: np.ndarray, ys: np.ndarray, probs: np.ndarray, progress=None):  # noqa: ANN001, ANN202
     import pandas as pd
 
     from cleaning.detect.quality import STATS_COLUMNS
@@ -108,7 +108,7 @@ def _run(xs: np.ndarray, ys: np.ndarray, probs: np.ndarray):  # noqa: ANN202
                          probs, [f"{i:064x}" for i in range(n)], [f"{i:016x}" for i in range(n)], None,
                          pd.DataFrame([dict(zip(STATS_COLUMNS, (0.5, 0.05, 0.95, 0.25, 7.0, 0.5)))] * n),
                          [64] * n, [64] * n)  # ordinary pixel statistics: no low-quality rows
-    return run_detectors(inp)
+    return run_detectors(inp, progress=progress)
 
 
 def test_a_junk_cluster_is_found_whether_or_not_the_label_check_flags_its_members() -> None:
@@ -132,3 +132,16 @@ def test_a_junk_cluster_is_found_whether_or_not_the_label_check_flags_its_member
         assert iss.loc[junk_ids, "group"].nunique() == 1 and iss.loc[junk_ids, "group"].iloc[0].startswith("junk-")
         assert (iss.loc[junk_ids, "suggested_label"] == "").all()
         assert not set(iss.index[iss["issue"] == "outlier"]) - set(junk_ids)  # no ordinary image joins
+
+
+def test_the_detectors_report_each_step_as_it_starts() -> None:
+    """A scan of 100,000 images spends minutes in the detectors: each step says so, in order, with its share."""
+    xs, ys, _ = _junk_set(4)
+    probs = np.full((len(ys), 3), 0.05)
+    probs[np.arange(len(ys)), ys] = 0.9
+    calls: list[tuple[str, float]] = []
+    _run(xs, ys, probs, progress=lambda what, f: calls.append((what, f)))
+    assert [w for w, _ in calls] == ["near duplicates", "label errors (re-learning without the likely errors)",
+                                     "off-topic images and junk groups", "low quality"]
+    fracs = [f for _, f in calls]
+    assert fracs == sorted(fracs) and fracs[0] == 0.0 and fracs[-1] < 1.0

@@ -22,7 +22,7 @@ Z_FLAG``) is off-topic even when it is not lonely (:func:`.outlier.split_offtopi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -66,9 +66,24 @@ class DetectorResult:
     memo: ScanMemo | None = None  # what the next scan may reuse (above the exact search's range: pairs only)
 
 
-def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None) -> DetectorResult:
-    """All detectors over one data set (see the module doc for the rules that join them)."""
+#: Each step's rough share of the detectors' time (measured at 100,000 images: duplicates and the label
+#: check's re-learning dominate), for the progress callback's fraction.
+STEPS = (("near duplicates", 0.0), ("label errors (re-learning without the likely errors)", 0.45),
+         ("off-topic images and junk groups", 0.85), ("low quality", 0.97))
+
+
+def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None,
+                  progress: Callable[[str, float], None] | None = None) -> DetectorResult:
+    """All detectors over one data set (see the module doc for the rules that join them).
+
+    ``progress(step, fraction of the detectors' work)`` is called as each step starts (:data:`STEPS`).
+    """
+    def say(i: int) -> None:
+        if progress:
+            progress(*STEPS[i])
+
     ids, y, vocab, x = list(inp.item_ids), np.asarray(inp.labels, np.int64), list(inp.vocab), inp.embeddings
+    say(0)
     dups = compute_duplicate_groups(x, list(inp.sha256), list(inp.phash), inp.thumbs,
                                     sizes=np.column_stack([inp.width, inp.height]) if len(ids) else None,
                                     memo=inp.memo)
@@ -79,11 +94,14 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None) -> Detect
             return table_neighbours(x, memo.emb, memo.row_content, k, dups.group)
         return compute_neighbours(x, k, dups.group)
 
+    say(1)
     nb = neighbours(K_NEIGHBOURS)
     ls = compute_label_scores(y, inp.pred_probs, nb, relearn=relearn if len(vocab) > 1 else None)
+    say(2)
     wide = neighbours(K_WIDE)
     out = compute_outlier_scores(x, y, groups=dups.group, pred_probs=ls.model_probs, neighbours=wide)
     junk = compute_junk_groups(x, y, out.own, dups.group, neighbours=wide, outlier_z=out.unfit, break_z=out.break_z)
+    say(3)
     low = find_low_quality(ids, inp.stats, list(inp.width), list(inp.height))
     blank = set(low.loc[low["severity"] >= 0.9, "item_id"])
     rows = np.arange(len(y))

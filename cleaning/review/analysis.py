@@ -127,7 +127,6 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
     tables = [issues_frame(bad_rows)]
     scores = pd.DataFrame(columns=SCORE_COLUMNS)
     if len(ids):
-        _say(progress, "looking for duplicates, label errors, off-topic images", 0.72)
         fold_groups = make_groups(list(sub["sha256"]), list(sub["phash"]))
 
         def relearn(labels: np.ndarray) -> np.ndarray:  # kept heads when the pruned set changed little
@@ -137,7 +136,8 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
         memo = ScanMemo.from_arrays(load_arrays(ws.cache_dir, "memo", slot))
         inputs = DetectorInputs(ids, paths, y, vocab, x, oos.pred_probs, list(sub["sha256"]), list(sub["phash"]),
                                 thumbs, stats, list(sub["width"]), list(sub["height"]), memo=memo)
-        res = run_detectors(inputs, relearn=relearn)
+        res = run_detectors(inputs, relearn=relearn,
+                            progress=lambda step, f: _say(progress, f"looking for {step}", 0.72 + 0.27 * f))
         if res.memo is not None:  # the neighbour tables and pair similarities the next scan starts from
             save_arrays(ws.cache_dir, "memo", slot, **res.memo.to_arrays())
         ls = res.labels
