@@ -111,7 +111,7 @@ def test_embedding_table_holds_its_rows_once(tmp_path: Path) -> None:
     assert np.shares_memory(every, t.matrix) and np.array_equal(every, rows)
     np.testing.assert_array_equal(t.get(["s9", "s0"]), rows[[9, 0]])
     assert not np.shares_memory(t.get(["s9", "s0"]), t.matrix)
-    t.add(["s10", "s3"], rng.normal(size=(2, 4)).astype(np.float32))  # past the reservation: grows; s3 kept
+    t.add(["s10", "s3", "s10"], rng.normal(size=(3, 4)).astype(np.float32))  # grows; s3 kept; s10 once
     assert t.get(["s3"]).tolist() == rows[[3]].tolist() and len(t.matrix) == 11
     t.save()
     back = EmbeddingTable(tmp_path, "m", 4)

@@ -162,7 +162,8 @@ class EmbeddingTable:
 
         ``owned``: the table may keep ``embeddings`` itself as its buffer (nobody else holds it).
         """
-        new = [i for i, s in enumerate(shas) if s not in self.rows]
+        seen: set[str] = set()
+        new = [i for i, s in enumerate(shas) if s not in self.rows and not (s in seen or seen.add(s))]  # type: ignore[func-returns-value]
         if new:
             rows = np.asarray(embeddings, dtype=np.float32)
             if self._n == 0 and owned and len(new) == len(rows) and rows.flags.c_contiguous:
