@@ -239,7 +239,8 @@ def cpu_by_process(port: str) -> dict[str, float]:
             cmd = (d / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        args = [c.decode(errors="replace") for c in cmd if c]
+        # Chromium rewrites its command line into one string with spaces: split both ways
+        args = [a for c in cmd if c for a in c.decode(errors="replace").split()]
         if not args:
             continue
         if "chrom" in args[0]:
