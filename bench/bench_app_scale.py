@@ -259,7 +259,41 @@ def embedding_map(base: str, n: int, clicks: int, loads: int) -> dict:
             "click_dialog_s": [round(v, 3) for v in r["click_dialog_s"]],
             "click_dialog_median_s": round(med(r["click_dialog_s"]), 3) if r["click_dialog_s"] else None,
             "click_image_median_s": round(med(r["click_image_s"]), 3) if r["click_image_s"] else None,
-            "clicks_without_dialog": r.get("click_failed", 0), "loadavg": loadavg()}
+            "clicks_without_dialog": r.get("click_failed", 0), "click_cpu": r.get("click_cpu", []),
+            "click_cpu_median": cpu_medians(r.get("click_cpu", [])), "loadavg": loadavg()}
+
+
+def cpu_medians(clicks: list[dict]) -> dict:
+    """Median CPU seconds per process kind over the clicks, for each window (``to_dialog``, ``to_idle``)."""
+    out: dict = {}
+    for window in ("to_dialog", "to_idle"):
+        kinds = sorted({k for c in clicks for k in c.get(window, {})})
+        out[window] = {k: round(statistics.median(c[window].get(k, 0.0) for c in clicks), 3) for k in kinds}
+    return out
+
+
+def map_part(root: Path, state_dir: Path, app: Path, label: str, out: str, clicks: int, loads: int) -> None:
+    """``--map-only LABEL``: a fresh server from ``app`` on the state with no decisions, then only the
+    Embedding map (load, clicks with CPU per process); added to ``{out}.json`` under ``map_runs[LABEL]``
+    (run main and a branch alternately under the same load, each with its own label)."""
+    reset_state(state_dir)
+    n = has_map(root, state_dir)
+    log = REPO / "bench" / "out" / f"app_scale_map_{label}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=app, capture_output=True, text=True).stdout.strip()
+    before = loadavg()
+    proc, base = start_server(root, state_dir.parent, log, {"PYTHONPATH": str(app)}, app=app)
+    try:
+        wait_healthy(base, proc, timeout=300)
+        r = embedding_map(base, n, clicks, loads)
+    finally:
+        stop_server(proc)
+    r.update(date=time.strftime("%Y-%m-%d %H:%M"), app=str(app), commit=commit, loadavg_before=before)
+    print(json.dumps({k: v for k, v in r.items() if k != "click_cpu"}, indent=1), flush=True)
+    path = RESULTS / f"{out}.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data.setdefault("map_runs", {})[label] = r
+    path.write_text(json.dumps(data, indent=2) + "\n")
 
 
 APPTEST_PAGES = {"overview": "pages/overview.py", "issues": "pages/issues.py", "history": "pages/history.py",
@@ -486,7 +520,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="--issues-bulk: runs (a fresh server each)")
     ap.add_argument("--apptest", action="store_true", help="only the AppTest part (script CPU per page), "
                     "added to the .json")
+    ap.add_argument("--map-only", default="", metavar="LABEL", help="only the Embedding map on a fresh server "
+                    "from --app, added to the .json under map_runs[LABEL]")
     a = ap.parse_args()
+    if a.map_only:
+        map_part(a.root.resolve(), a.state.resolve(), a.app.resolve(), a.map_only, a.out, a.clicks, a.loads)
+        return
     if a.report_only:
         write_report(a.out)
         return

@@ -218,11 +218,51 @@ def hovers(page, n: int, rng: np.random.Generator) -> dict:  # noqa: ANN001
     return out
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads), 0 when it is gone."""
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_process(port: str) -> dict[str, float]:
+    """CPU seconds so far of the browser's processes (by Chromium's ``--type``: renderer, gpu-process, ...;
+    the browser process as ``browser``) and of the app's server (the ``streamlit run`` on ``port``).
+    Differences of two snapshots give what a click cost each side, whatever the machine's load."""
+    out: dict[str, float] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        # Chromium rewrites its command line into one string with spaces: split both ways
+        args = [a for c in cmd if c for a in c.decode(errors="replace").split()]
+        if not args:
+            continue
+        if "chrom" in args[0]:
+            kind = next((a.split("=", 1)[1] for a in args if a.startswith("--type=")), "browser")
+        elif "streamlit" in " ".join(args[:3]) and port in args:
+            kind = "server"
+        else:
+            continue
+        out[kind] = out.get(kind, 0.0) + _cpu_s(int(d.name))
+    return out
+
+
+def _cpu_diff(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    return {k: round(b.get(k, 0.0) - a.get(k, 0.0), 3) for k in sorted(set(a) | set(b))}
+
+
 def measure(base: str, n: int, clicks: int, loads: int, args: list[str], n_hovers: int = 0) -> dict:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
-    res: dict = {"load_s": [], "click_dialog_s": [], "click_image_s": [], "types": set()}
+    res: dict = {"load_s": [], "click_dialog_s": [], "click_image_s": [], "types": set(), "click_cpu": []}
+    port = base.rsplit(":", 1)[1]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
         for k in range(loads + 1):  # the first load warms the server's caches: reported apart
@@ -258,6 +298,7 @@ def measure(base: str, n: int, clicks: int, loads: int, args: list[str], n_hover
                     break
             page.mouse.move(pts[i]["x"], pts[i]["y"])
             time.sleep(0.2)
+            cpu0 = cpu_by_process(port)
             t = time.perf_counter()
             page.mouse.click(pts[i]["x"], pts[i]["y"])
             dlg = page.locator("[data-testid=stDialog]")
@@ -270,9 +311,13 @@ def measure(base: str, n: int, clicks: int, loads: int, args: list[str], n_hover
                 page.keyboard.press("Escape")
                 continue
             res["click_dialog_s"].append(time.perf_counter() - t)
+            cpu1 = cpu_by_process(port)
             page.wait_for_function("() => { const i = document.querySelector('[data-testid=stDialog] img');"
                                    " return i && i.complete && i.naturalWidth > 0 }", timeout=60_000)
             res["click_image_s"].append(time.perf_counter() - t)
+            idle(page)
+            # CPU seconds per process kind: click → dialog visible, and click → the run done (page idle)
+            res["click_cpu"].append({"to_dialog": _cpu_diff(cpu0, cpu1), "to_idle": _cpu_diff(cpu0, cpu_by_process(port))})
             page.keyboard.press("Escape")
             dlg.wait_for(state="hidden", timeout=60_000)
         browser.close()

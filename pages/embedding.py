@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -48,14 +49,15 @@ def projection(root: str, method: str, version: str):  # noqa: ANN201 — cleani
 
 @st.cache_resource(show_spinner=False, max_entries=12)
 def points_and_figure(root: str, version: str, token: str, method: str, colour: str,
-                      drag: str) -> tuple[pd.DataFrame, go.Figure]:
-    """The points and the figure, built once per (data-set version, model token, view) and shared: a
-    click rerun then costs no rebuild and sends the very same chart again. Do not modify them."""
+                      drag: str) -> tuple[pd.DataFrame, go.Figure, np.ndarray]:
+    """The points, the figure and the points' item ids as a NumPy array, built once per (data-set version,
+    model token, view) and shared: a click rerun then costs no rebuild and sends the very same chart again
+    (and does not turn 100,000 string ids into an array again). Do not modify them."""
     ws = open_workspace(root)
     proj = projection(root, method, version)
     pts = embedding_points(items(ws), proj.item_ids, proj.xy, predictions(ws), issues(ws, compute=False),
                            live_only=True)
-    return pts, embedding_figure(pts, colour, dragmode=drag)
+    return pts, embedding_figure(pts, colour, dragmode=drag), pts["item_id"].to_numpy(dtype=object)
 
 
 def chart_key(version: str, method: str, gen: int) -> str:
@@ -94,19 +96,19 @@ def render() -> None:
     if table is None and colour in ("issue", "group"):
         st.caption("No issue table yet: the scan has not run (Issues page, or `python -m cleaning scan ROOT`).")
     with st.spinner(f"Computing the {METHODS[method]} map (once per data set)…"):
-        pts, fig = points_and_figure(str(ws.root), data_version(ws), model_token(ws), method, colour, drag)
+        pts, fig, ids = points_and_figure(str(ws.root), data_version(ws), model_token(ws), method, colour, drag)
     if pts.empty:
         st.info("No images to show.")
         return
     frame = items(ws)
 
     key = chart_key(data_version(ws), method, st.session_state.setdefault(GEN, 0))
-    ev = read_selection(st.session_state.get(key), ids=pts["item_id"].to_numpy())
+    ev = read_selection(st.session_state.get(key), ids=ids)
     # The dialog is open exactly while the chart holds a one-point selection of a live image: closing it
     # (a write, Esc, ×) bumps GEN, which gives the chart a new key and so an empty selection.
     one = drop_stale([ev.single], frame, keep_deleted=False) if ev.single else []
     if one:  # before the chart is sent, so the dialog shows as soon as possible
-        review_dialog(ws, one[0], reset_key=GEN, order=nearest_on_map(pts, one[0]), what="nearest on the map")
+        review_dialog(ws, one[0], reset_key=GEN, order=nearest_on_map(pts, one[0], ids=ids), what="nearest on the map")
 
     st.plotly_chart(fig, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"), config=CONFIG)
     # after the chart, so a first load sends the chart first (in hosted mode the preview's text data is inline)

@@ -26,3 +26,12 @@ def test_nearest_on_map_is_the_point_then_its_neighbours_by_distance() -> None:
     assert got[1:] == [f"i{k}" for k in np.argsort(d, kind="stable")[1:20]]
     assert nearest_on_map(pts, "i7", k=10_000)[0] == "i7" and len(nearest_on_map(pts, "i7", k=10_000)) == 500
     assert nearest_on_map(pts, "nope") == []
+
+
+def test_nearest_on_map_with_the_callers_id_array_gives_the_same_walk() -> None:
+    rng = np.random.default_rng(1)
+    xy = rng.normal(size=(300, 2))
+    pts = pd.DataFrame({"item_id": pd.array([f"i{k}" for k in range(300)], dtype="str"), "x": xy[:, 0], "y": xy[:, 1]})
+    ids = pts["item_id"].to_numpy(dtype=object)  # what the Embedding page keeps with its cached points
+    assert nearest_on_map(pts, "i42", k=30, ids=ids) == nearest_on_map(pts, "i42", k=30)
+    assert nearest_on_map(pts, "nope", ids=ids) == []

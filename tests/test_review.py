@@ -177,6 +177,17 @@ def test_embedding_figure_names_each_point_by_its_row_and_uses_webgl_for_many_po
         embedding_figure(_points(3), "colour")
 
 
+def test_a_map_denser_than_50000_points_draws_smaller_markers() -> None:
+    """With software WebGL a click's selection redraws every marker in the GPU process: at 100,000 points
+    5 px markers cost 0.86 CPU-s of it per click, 3 px 0.59 (bench/results/app_scale_map.md)."""
+    from cleaning.review.figures import SMALL_MARKERS_ABOVE
+
+    assert {t.marker.size for t in embedding_figure(_points(WEBGL_ABOVE + 1), "label").data} == {5}
+    dense = embedding_figure(_points(SMALL_MARKERS_ABOVE + 1), "label")
+    assert {t.type for t in dense.data} == {"scattergl"} and {t.marker.size for t in dense.data} == {3}
+    assert {t.selected.marker.size for t in dense.data} == {8}  # the clicked point still stands out
+
+
 def test_a_row_number_selection_names_the_rows_item_and_ignores_anything_else() -> None:
     ids = np.array(["a", "b", "c"], dtype=object)
     assert read_selection(sel([{"customdata": 2}]), ids=ids).single == "c"

@@ -22,6 +22,11 @@ from .sources import BY_NAMES, PROBLEMS
 #: Above this many points the scatter is drawn with WebGL (``Scattergl``).
 WEBGL_ABOVE = 2000
 
+#: Above this many points the markers are drawn smaller (3 px instead of 5): with software WebGL the GPU
+#: process's redraw of every marker on a click (the selection) is most of a click's CPU at 100,000 points,
+#: and a map that dense is a solid cloud at 5 px anyway (≈6 px² of plot per point at 100k).
+SMALL_MARKERS_ABOVE = 50_000
+
 #: Top margin (px) of the map: room for plotly's toolbar above the plot and its legend.
 MODEBAR_MARGIN = 44
 
@@ -71,7 +76,7 @@ def embedding_figure(points: pd.DataFrame, colour_by: str = "label", height: int
         fig.add_trace(trace(
             x=x[m], y=y[m], mode="markers", customdata=rows[m], hoverinfo="none", legendrank=1000 + k,
             name=f"{cat} ({int(m.sum())})",
-            marker=dict(color=colour, size=5 if big else 9, line=dict(width=0 if big else 0.5, color="white")),
+            marker=dict(color=colour, size=(3 if len(points) > SMALL_MARKERS_ABOVE else 5) if big else 9, line=dict(width=0 if big else 0.5, color="white")),
             selected=dict(marker=dict(size=8 if big else 13)),
             unselected=dict(marker=dict(opacity=1 if big else 0.35))))
     # the top margin holds plotly's toolbar (mode bar), so it never covers the legend title below it

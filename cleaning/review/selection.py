@@ -107,7 +107,7 @@ def drop_stale(item_ids: Sequence[str], items: pd.DataFrame, keep_deleted: bool 
         hit = items["item_id"].isin(wanted).to_numpy()
         if not keep_deleted:
             hit = hit & ~items["deleted"].to_numpy(dtype=bool)
-        known = set(items["item_id"].to_numpy()[hit])
+        known = set(items["item_id"].iloc[np.flatnonzero(hit)].tolist())  # not all 100,000 ids as an array
     elif keep_deleted:  # a set, not isin: pandas 3's isin makes one Arrow scalar per wanted id (10,000: 0.2 s+)
         known = set(items["item_id"].tolist())
     else:
@@ -204,11 +204,13 @@ def embedding_points(items: pd.DataFrame, item_ids: Sequence[str], xy: np.ndarra
     return pts.reset_index(drop=True)
 
 
-def nearest_on_map(pts: pd.DataFrame, item_id: str, k: int = 100) -> list[str]:
+def nearest_on_map(pts: pd.DataFrame, item_id: str, k: int = 100, ids: np.ndarray | None = None) -> list[str]:
     """The ids of the ``k`` points nearest ``item_id`` on the map (itself first, then by distance in the
     ``x``/``y`` columns of :func:`embedding_points`; ties by position): what the review dialog walks after a
-    click on the map. Empty when ``item_id`` is not a point."""
-    at = np.flatnonzero(pts["item_id"].to_numpy() == item_id)
+    click on the map. Empty when ``item_id`` is not a point. ``ids``: ``pts["item_id"]`` as a NumPy array,
+    when the caller keeps one (turning 100,000 string ids into an array takes tens of ms on every call)."""
+    ids = pts["item_id"].to_numpy() if ids is None else ids
+    at = np.flatnonzero(ids == item_id)
     if not len(at):
         return []
     xy = pts[["x", "y"]].to_numpy(dtype=float)
@@ -217,7 +219,7 @@ def nearest_on_map(pts: pd.DataFrame, item_id: str, k: int = 100) -> list[str]:
     k = min(k, len(d))
     near = np.argpartition(d, k - 1)[:k] if k < len(d) else np.arange(len(d))
     near = near[np.lexsort((near, d[near]))]
-    return [str(i) for i in pts["item_id"].to_numpy()[near]]
+    return [str(i) for i in ids[near]]
 
 
 #: The colour-by-group category of images in no junk group.
