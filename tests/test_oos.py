@@ -73,6 +73,38 @@ def test_each_row_equals_a_head_fitted_without_its_fold() -> None:
         np.testing.assert_allclose(p[held], ref, atol=1e-5)
 
 
+def test_folds_fitted_at_once_keep_their_copies_under_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two folds run in parallel only while their training copies fit FOLD_COPY_BUDGET (at 100,000 images they
+    do not: the scan's peak went over 3 GB); the probabilities do not depend on it."""
+    import threading
+
+    from cleaning.model import oos
+
+    x, y = _random_task(n=200, k=3, seed=2)
+    folds = assign_folds(y, 5, seed=0)
+    fit, lock, state = oos._fit_fold, threading.Lock(), {"now": 0, "most": 0}
+
+    def counting(*a, **kw):  # noqa: ANN002, ANN003, ANN202
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        try:
+            return fit(*a, **kw)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    monkeypatch.setattr(oos, "_fit_fold", counting)
+    monkeypatch.setattr(oos, "_cpus", lambda: 2)
+    one_copy = 4 * x.shape[1] * 160  # a fold's 160 training rows as float32
+    monkeypatch.setattr(oos, "FOLD_COPY_BUDGET", 2 * one_copy - 1)
+    alone = cross_val_pred_probs(x, y, 3, folds)
+    assert state["most"] == 1
+    monkeypatch.setattr(oos, "FOLD_COPY_BUDGET", 2 * one_copy)
+    together = cross_val_pred_probs(x, y, 3, folds)
+    np.testing.assert_array_equal(alone, together)
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 30)), min_size=8, max_size=80),
        st.integers(2, 6), st.integers(0, 5))

@@ -42,6 +42,10 @@ MAX_ITER = 300
 #: Folds fitted at once (threads; numpy and scipy release the GIL in the heavy steps). Each holds its own
 #: standardised float32 copy of its training rows (553 MB at 100,000 × 1,280), so at most two.
 FOLD_THREADS = 2
+#: ... and only as many as keep those copies under this many bytes together: at 100,000 images two folds'
+#: copies (2 × 410 MB plus the solver's temporaries) lifted the scan's peak to 3.09 GB, over its 3 GB bound
+#: (the embeddings, the neighbour graph and the thumbnails are resident then). Up to ~65,000 rows two fit.
+FOLD_COPY_BUDGET = 512 * 2**20
 #: Probabilities are floored at this and renormalised so a loss never sees log(0).
 PROB_FLOOR = 1e-6
 
@@ -189,7 +193,8 @@ def cross_val_pred_probs(embeddings: np.ndarray, labels: np.ndarray, n_classes: 
     n = len(labels)
     out = np.zeros((n, n_classes), dtype=np.float64)
     fold_ids = np.unique(folds)
-    workers = max(1, min(FOLD_THREADS, _cpus(), len(fold_ids)))
+    fold_copy = 4 * embeddings.shape[1] * n * (len(fold_ids) - 1) / max(len(fold_ids), 1)  # one fold's float32 rows
+    workers = max(1, min(FOLD_THREADS, _cpus(), len(fold_ids), int(FOLD_COPY_BUDGET // max(fold_copy, 1))))
     # multithreaded BLAS is ~30x slower here on a busy 2-core machine: one BLAS thread per fold, folds in
     # parallel instead (each fills only its own rows of ``out``; the result does not depend on the order)
     with threadpool_limits(1), ThreadPoolExecutor(workers) as pool:
