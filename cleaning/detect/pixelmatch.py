@@ -64,14 +64,21 @@ def _views(thumbs: np.ndarray) -> np.ndarray:
     return v
 
 
-def _linear_views(thumbs: np.ndarray, mats: np.ndarray, block: int = 1024) -> np.ndarray:
+def _linear_views(thumbs: np.ndarray, mats: np.ndarray, block: int = 1024, rows: np.ndarray | None = None,
+                  mirror: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """A×M×(3·VIEW_SIDE²): per matrix of ``mats`` (A×VIEW_SIDE²×THUMB_SIDE², a linear map from a thumbnail's
-    channel to a view's) the view of every thumbnail, per-channel mean removed, unit length, channel-major."""
+    channel to a view's) the view of every thumbnail, per-channel mean removed, unit length, channel-major.
+
+    ``rows``: the thumbnails ``thumbs[rows]`` (taken a block at a time: no copy of them all); ``mirror``: each
+    mirrored left to right; ``out``: an A×M×F float32 array to fill instead of a new one.
+    """
     a, f = len(mats), VIEW_SIDE * VIEW_SIDE
-    out = np.empty((a, len(thumbs), 3 * f), dtype=np.float32)
+    m_all = len(thumbs) if rows is None else len(rows)
+    out = np.empty((a, m_all, 3 * f), dtype=np.float32) if out is None else out
     flat = mats.reshape(a * f, -1)
-    for s in range(0, len(thumbs), block):
-        t = np.asarray(thumbs[s:s + block], dtype=np.float32)
+    for s in range(0, m_all, block):
+        t = thumbs[s:s + block] if rows is None else thumbs[rows[s:s + block]]
+        t = np.asarray(t[:, :, ::-1] if mirror else t, dtype=np.float32)
         m = len(t)
         v = flat @ t.reshape(m, -1, 3).transpose(1, 0, 2).reshape(THUMB_SIDE ** 2, m * 3)  # (a·y·x) × (m·c)
         v = v.reshape(a, f, m, 3).transpose(0, 2, 3, 1)  # a m c (y·x)
@@ -124,17 +131,17 @@ _WHOLE = np.kron(_SPANS[0], _SPANS[0]).astype(np.float32)
 _TURNS = np.stack([_turn_matrix(d) for d in ROTATIONS]) if ROTATIONS else np.zeros((0,) + _WHOLE.shape, np.float32)
 
 
-def _turned_views(thumbs: np.ndarray, block: int = 1024) -> Iterator[np.ndarray]:
-    """Per angle of :data:`ROTATIONS`: the M×(3·VIEW_SIDE²) whole views of the thumbnails turned by it.
+def _turned_views(thumbs: np.ndarray, block: int = 1024, rows: np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """Per angle of :data:`ROTATIONS`: the M×(3·VIEW_SIDE²) whole views of the thumbnails (``thumbs[rows]``)
+    turned by it.
 
     One M×F buffer, refilled per angle from blocks of ``block`` images (turning and box-filtering are one
     matrix per angle): a float copy of *all* turned thumbnails (12 KB per image) is never made.
     """
-    out = np.empty((len(thumbs), 3 * VIEW_SIDE * VIEW_SIDE), dtype=np.float32)
+    m = len(thumbs) if rows is None else len(rows)
+    out = np.empty((1, m, 3 * VIEW_SIDE * VIEW_SIDE), dtype=np.float32)
     for turn in _TURNS:
-        for s in range(0, len(thumbs), block):
-            out[s:s + block] = _linear_views(thumbs[s:s + block], turn[None], block)[0]
-        yield out
+        yield _linear_views(thumbs, turn[None], block, rows=rows, out=out)[0]
 
 
 def coarse_descriptors(thumbs: np.ndarray, block: int = 1024) -> np.ndarray:
@@ -177,14 +184,17 @@ def _pixel_similarity(thumbs: np.ndarray, pairs: Sequence[tuple[int, int]], bloc
     if not len(pairs):
         return out
     p = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    need = np.unique(p)
-    t_need = np.asarray(thumbs)[need]
-    both = np.stack([_whole_views(t_need), _whole_views(t_need[:, :, ::-1])], axis=1)  # as it is, and mirrored
+    thumbs = np.asarray(thumbs)
+    need = np.unique(p)  # the images in a pair, read from ``thumbs`` a block at a time (no copy of them all)
+    both = np.empty((2, len(need), 3 * VIEW_SIDE * VIEW_SIDE), dtype=np.float32)  # as it is, and mirrored
+    _linear_views(thumbs, _WHOLE[None], rows=need, out=both[:1])
+    _linear_views(thumbs, _WHOLE[None], rows=need, mirror=True, out=both[1:])
+    both = both.transpose(1, 0, 2)  # need × 2 × F (a view)
     whole = both[:, 0]
     pos = np.searchsorted(need, p)  # pair members as rows of ``whole``
     second = np.unique(pos[:, 1])  # only a pair's second image is turned
     at = np.searchsorted(second, pos[:, 1])
-    for turned in _turned_views(t_need[second]):  # whole against whole, one turned; pairs in bounded blocks
+    for turned in _turned_views(thumbs, rows=need[second]):  # whole against whole, one turned; pairs in blocks
         for s in range(0, len(p), PAIR_BLOCK):
             a, b = whole[pos[s:s + PAIR_BLOCK, 0]], turned[at[s:s + PAIR_BLOCK]]
             np.maximum(out[s:s + PAIR_BLOCK], np.einsum("rf,rf->r", a, b), out=out[s:s + PAIR_BLOCK])
@@ -196,7 +206,7 @@ def _pixel_similarity(thumbs: np.ndarray, pairs: Sequence[tuple[int, int]], bloc
     me, other, pair_of = me[order], other[order], pair_of[order]
     bounds = np.searchsorted(me, np.arange(len(need) + 1))
     for s in range(0, len(need), block):
-        views = _views(t_need[s:s + block])  # b × 81 × F
+        views = _views(thumbs[need[s:s + block]])  # b × 81 × F
         for i in range(s, min(s + block, len(need))):  # one image's crops against all its partners at once
             lo, hi = bounds[i], bounds[i + 1]
             if lo == hi:
