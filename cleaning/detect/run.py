@@ -66,10 +66,11 @@ class DetectorResult:
     memo: ScanMemo | None = None  # what the next scan may reuse (above the exact search's range: pairs only)
 
 
-#: Each step's rough share of the detectors' time (measured at 100,000 images: duplicates and the label
-#: check's re-learning dominate), for the progress callback's fraction.
-STEPS = (("near duplicates", 0.0), ("label errors (re-learning without the likely errors)", 0.45),
-         ("off-topic images and junk groups", 0.85), ("low quality", 0.97))
+#: Where each step starts in the detectors' time, for the progress callback's fraction (measured at 100,000
+#: images on a quiet machine, ``bench/results/scale.md`` §11: near duplicates ≈ 250 of 420 CPU-s, the label
+#: check with its re-learning pass ≈ 110, off-topic and junk ≈ 45).
+STEPS = (("near duplicates", 0.0), ("label errors (re-learning without the likely errors)", 0.6),
+         ("off-topic images and junk groups", 0.86), ("low quality", 0.98))
 
 
 def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None,
