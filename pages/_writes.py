@@ -23,19 +23,9 @@ def data_version(ws: Workspace) -> str:
     return ws.store.files_key()
 
 
-_LAST: dict[str, tuple[str, pd.DataFrame]] = {}  # root → (items key, the newest items frame built)
-
-
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _items_at(root: str, version: str) -> pd.DataFrame:
-    """A decision changes no item row: the newest frame with the decisions folded in again (``refold``),
-    unless the rows changed since (their key, read before the frame, differs): then a full read."""
-    ws = open_workspace(root)
-    key = ws.store.items_key()
-    last = _LAST.get(root)
-    frame = ws.refold(last[1]) if last is not None and last[0] == key else ws.items_frame()
-    _LAST[root] = (key, frame)
-    return frame
+    return open_workspace(root).items_frame()  # after a decision: refolded, not re-read (Workspace.items_frame)
 
 
 def items(ws: Workspace) -> pd.DataFrame:

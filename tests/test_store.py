@@ -198,7 +198,13 @@ def test_items_key_moves_with_item_rows_not_decisions_and_refold_matches(tree: P
     ws.store.record(ids[3:4], "delete")
     ws.store.undo()
     assert ws.store.items_key() == key
-    pd.testing.assert_frame_equal(ws.refold(before), ws.items_frame())
+    pd.testing.assert_frame_equal(ws._refold(before), ws._read_items())
     assert not before["kept"].any()  # the frame it started from is left as it was
+    reads = []
+    full = ws._read_items
+    ws._read_items = lambda: reads.append(1) or full()  # type: ignore[method-assign]
+    pd.testing.assert_frame_equal(ws.items_frame(), full())  # the workspace refolds its newest frame itself
+    assert reads == []
     ws.store.set_provenance(ids[0], query="cats", url="https://x.example.com/c")
     assert ws.store.items_key() != key
+    assert ws.items_frame().set_index("item_id").loc[ids[0], "source_query"] == "cats" and reads == [1]

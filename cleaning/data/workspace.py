@@ -76,6 +76,7 @@ class Workspace:
         self.lock = WorkspaceLock(state_dir)
         self.store = Store(state_dir / "store.sqlite", readonly=self.readonly)
         self._pin = threading.local()
+        self._last_items: tuple[str, pd.DataFrame] | None = None  # (items key, the newest frame built)
 
     @classmethod
     def open(cls, root: str | Path, state_dir: str | Path | None = None, refresh: bool = False) -> Workspace:
@@ -179,15 +180,23 @@ class Workspace:
             df = df[~df["deleted"]].reset_index(drop=True)
         return df
 
-    def refold(self, prev: pd.DataFrame) -> pd.DataFrame:
-        """The items frame as of now, from ``prev`` (an items frame of this workspace, left as it is) and the
-        active decisions folded in again: right only while the item rows have not changed since ``prev``
-        was read (the same :meth:`Store.items_key`; the caller checks). A fraction of a full read at 100k."""
+    def _refold(self, prev: pd.DataFrame) -> pd.DataFrame:
+        """``prev`` (an items frame of this workspace, left as it is) with the active decisions folded in again."""
         labels, deleted, kept = fold_decisions(prev["item_id"].tolist(), prev["orig_label"].tolist(),
                                                self.store.active_decision_tuples())
         return prev.assign(label=labels, deleted=deleted, kept=kept)
 
     def _items_frame(self) -> pd.DataFrame:
+        """The newest frame built here with the decisions folded in again while no item row changed since
+        (:meth:`Store.items_key`, read before the frame; a decision changes no item row): a fraction of a full
+        read at 100k, for the app after every decision and for the CLI alike. Otherwise a full read."""
+        key = self.store.items_key()
+        last = self._last_items
+        frame = self._refold(last[1]) if last is not None and last[0] == key else self._read_items()
+        self._last_items = (key, frame)
+        return frame
+
+    def _read_items(self) -> pd.DataFrame:
         """Built column-wise from one read of the item rows as plain tuples and the active decisions folded
         over plain lists (:func:`~cleaning.data.store_items.fold_decisions`): iterating an Arrow-backed
         column or ``isin`` on one costs seconds at 100,000 items; lists cost a fraction of one."""
