@@ -152,15 +152,7 @@ def main() -> None:
     ap.add_argument("--retrain", action="store_true")
     ap.add_argument("--held", type=int, default=100)
     a = ap.parse_args()
-    base = realsets.base_images()
-    seeds = [int(v) for v in a.seeds.split(",")]
-    want = a.sets.split(",")
-    sets = []
-    if "photos" in want:
-        sets += [(realsets.photo_set(base, sd, c), None) for sd in seeds for c in realsets.CLUSTERS]
-    for n, tag in ((650, "d650"), (4000, "d4000")):
-        if tag in want:
-            sets += [realsets.digit_set(base, sd, n, held_out=a.held) for sd in seeds]
+    sets = realsets.chosen_sets(realsets.base_images(), a.sets, a.seeds, held_out=a.held)
     rs = []
     for s, held in sets:
         ev = evidence(s)

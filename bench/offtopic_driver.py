@@ -106,15 +106,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--detail", action="store_true")
     a = ap.parse_args()
-    base = realsets.base_images()
-    seeds = [int(v) for v in a.seeds.split(",")]
-    want = a.sets.split(",")
-    sets = []
-    if "photos" in want:
-        sets += [realsets.photo_set(base, sd, c) for sd in seeds for c in realsets.CLUSTERS]
-    for n, tag in ((650, "d650"), (4000, "d4000")):
-        if tag in want:
-            sets += [realsets.digit_set(base, sd, n)[0] for sd in seeds]
+    sets = [s for s, _ in realsets.chosen_sets(realsets.base_images(), a.sets, a.seeds)]
     rs = [run_set(s, a.detail) for s in sets]
     for prefix in ("photos", "digits-650", "digits-4000"):
         g = [r for r in rs if r["key"].startswith(prefix)]

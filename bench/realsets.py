@@ -240,3 +240,18 @@ def digit_set(base: pd.DataFrame, seed: int, n: int, held_out: int = 100) -> tup
     off = photos.iloc[rng.choice(len(photos), n_off, replace=False)].assign(pool="single")
     s = _plant(clean, [str(d) for d in range(10)], rng, off, int(round(0.015 * n)), int(round(0.03 * n)), 0.10)
     return s.assign(set=f"digits-{n}", seed=seed), pd.concat(rest).reset_index(drop=True)
+
+
+def chosen_sets(base: pd.DataFrame, sets: str = "photos,d650,d4000", seeds: str = "1,2,3",
+                held_out: int = 100) -> list[tuple[pd.DataFrame, pd.DataFrame | None]]:
+    """The benchmark sets a driver's ``--sets`` / ``--seeds`` name: every photo cluster per seed, and the
+    650 / 4,000-digit sets per seed; each with its held-out clean digits (None for photos)."""
+    seed_list = [int(v) for v in seeds.split(",")]
+    want = sets.split(",")
+    out: list[tuple[pd.DataFrame, pd.DataFrame | None]] = []
+    if "photos" in want:
+        out += [(photo_set(base, sd, c), None) for sd in seed_list for c in CLUSTERS]
+    for n, tag in ((650, "d650"), (4000, "d4000")):
+        if tag in want:
+            out += [digit_set(base, sd, n, held_out=held_out) for sd in seed_list]
+    return out
