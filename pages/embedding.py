@@ -4,6 +4,7 @@ image in a dialog; draw a box or a lasso to relabel or delete a group at once.""
 from __future__ import annotations
 
 import hashlib
+import os
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,15 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cleaning.review.figures import COLOUR_COLUMNS, embedding_figure
-from cleaning.review.selection import drop_stale, embedding_points, nearest_on_map, read_selection
+from cleaning.review.mapdensity import marker_rows
+from cleaning.review.selection import (
+    SelectionEvent,
+    drop_stale,
+    embedding_points,
+    nearest_on_map,
+    read_selection,
+    rows_in_area,
+)
 from pages._common import get_workspace, open_workspace, run_page, show_error
 from pages._hover import hover_items, hover_preview
 from pages._review import (
@@ -37,6 +46,13 @@ DRAG = {"zoom": "zoom", "select": "box select", "lasso": "lasso"}  # no "pan": a
 #: many device pixels per CSS pixel whatever the screen: 2 draws, multisamples and (with software compositing)
 #: reads back 4× the pixels of 1 on every redraw, the selection's redraw on a click included.
 CONFIG = {"displaylogo": False, "scrollZoom": True, "plotGlPixelRatio": 1}
+#: Above this many points the map draws all of them as a density raster and only :data:`MARKERS` as clickable
+#: markers (:mod:`cleaning.review.mapdensity`). Measured with software WebGL (``bench/results/clicks.md``,
+#: ``app_scale_mapdensity.md``): click → dialog 0.35 s with 20,000 markers, 0.75 s with 100,000; between
+#: 20,000 and 40,000 every point stays a marker (≈0.35–0.45 s by that slope), above 40,000 at least half
+#: of them would be thinned. Environment variables override both (tests use a small map).
+DENSITY_ABOVE = int(os.environ.get("CLEANING_MAP_DENSITY_ABOVE", "40000"))
+MARKERS = int(os.environ.get("CLEANING_MAP_MARKERS", "20000"))
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -49,15 +65,32 @@ def projection(root: str, method: str, version: str):  # noqa: ANN201 — cleani
 
 @st.cache_resource(show_spinner=False, max_entries=12)
 def points_and_figure(root: str, version: str, token: str, method: str, colour: str,
-                      drag: str) -> tuple[pd.DataFrame, go.Figure, np.ndarray]:
-    """The points, the figure and the points' item ids as a NumPy array, built once per (data-set version,
+                      drag: str, density_above: int, max_markers: int) -> tuple[pd.DataFrame, go.Figure, np.ndarray, dict | None]:
+    """The points, the figure, the points' item ids as a NumPy array and how many are drawn as markers
+    (``{"markers", "flagged", "flagged_drawn"}``; None: all, no density layer: the map has at most
+    ``density_above`` points), built once per (data-set version,
     model token, view) and shared: a click rerun then costs no rebuild and sends the very same chart again
     (and does not turn 100,000 string ids into an array again). Do not modify them."""
     ws = open_workspace(root)
     proj = projection(root, method, version)
     pts = embedding_points(items(ws), proj.item_ids, proj.xy, predictions(ws), issues(ws, compute=False),
                            live_only=True)
-    return pts, embedding_figure(pts, colour, dragmode=drag), pts["item_id"].to_numpy(dtype=object)
+    markers = marker_rows(pts, max_markers) if len(pts) > density_above else None
+    fig = embedding_figure(pts, colour, dragmode=drag, markers=markers)
+    drawn = None
+    if markers is not None:
+        flagged = (pts["issue"].astype(str) != "no issue").to_numpy()
+        drawn = {"markers": len(markers), "flagged": int(flagged.sum()), "flagged_drawn": int(flagged[markers].sum())}
+    return pts, fig, pts["item_id"].to_numpy(dtype=object), drawn
+
+
+def area_event(ev: SelectionEvent, selection: dict | None, pts: pd.DataFrame, ids: np.ndarray) -> SelectionEvent:
+    """A box or lasso on a map that draws only a sample as markers: every point inside the drawn region (from
+    its geometry, against all points), not only the markers plotly reports."""
+    if ev.kind != "area":
+        return ev
+    rows = rows_in_area(selection, pts["x"].to_numpy(), pts["y"].to_numpy())
+    return ev if rows is None else SelectionEvent("area", tuple(str(i) for i in ids[rows]))
 
 
 def chart_key(version: str, method: str, gen: int) -> str:
@@ -96,7 +129,8 @@ def render() -> None:
     if table is None and colour in ("issue", "group"):
         st.caption("No issue table yet: the scan has not run (Issues page, or `python -m cleaning scan ROOT`).")
     with st.spinner(f"Computing the {METHODS[method]} map (once per data set)…"):
-        pts, fig, ids = points_and_figure(str(ws.root), data_version(ws), model_token(ws), method, colour, drag)
+        pts, fig, ids, drawn = points_and_figure(str(ws.root), data_version(ws), model_token(ws), method, colour, drag,
+                                                     DENSITY_ABOVE, MARKERS)
     if pts.empty:
         st.info("No images to show.")
         return
@@ -104,6 +138,8 @@ def render() -> None:
 
     key = chart_key(data_version(ws), method, st.session_state.setdefault(GEN, 0))
     ev = read_selection(st.session_state.get(key), ids=ids)
+    if drawn is not None:  # a box or lasso selects every image in the region, drawn as a marker or not
+        ev = area_event(ev, st.session_state.get(key), pts, ids)
     # The dialog is open exactly while the chart holds a one-point selection of a live image: closing it
     # (a write, Esc, ×) bumps GEN, which gives the chart a new key and so an empty selection.
     one = drop_stale([ev.single], frame, keep_deleted=False) if ev.single else []
@@ -115,6 +151,12 @@ def render() -> None:
     hover_preview(hover_items(str(ws.root), data_version(ws), model_token(ws), method, pts, frame))
     st.caption(f"{len(pts)} images · {METHODS[method]} of the embeddings · "
                f"prediction = out-of-sample ({len(preds.item_ids)} images)")
+    if drawn is not None:
+        flagged = ("every flagged image" if drawn["flagged_drawn"] == drawn["flagged"] else
+                   f"{drawn['flagged_drawn']:,} of the {drawn['flagged']:,} flagged images, spread over the map")
+        st.caption(f"{drawn['markers']:,} of {len(pts):,} images are drawn as clickable markers ({flagged} and a "
+                   "sample of the rest that keeps every sparse spot); the shading shows all of them, coloured by what "
+                   "most images in each spot are. **Box and lasso select all images in the region**, drawn or not.")
 
     group = list(ev.item_ids) if ev.kind == "area" or len(ev.item_ids) > 1 else []
     group = drop_stale(group, frame)

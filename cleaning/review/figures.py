@@ -34,7 +34,7 @@ COLOUR_COLUMNS = {"label": "given label", "pred": "prediction", "issue": "issue"
 
 
 def embedding_figure(points: pd.DataFrame, colour_by: str = "label", height: int = 640,
-                     dragmode: str = "zoom") -> go.Figure:
+                     dragmode: str = "zoom", markers: np.ndarray | None = None) -> go.Figure:
     """The 2-D map of the images, one marker per image, one trace (and legend entry) per colour.
 
     One trace per category with a single colour each: cheap to build (no per-point colour strings) and,
@@ -55,6 +55,9 @@ def embedding_figure(points: pd.DataFrame, colour_by: str = "label", height: int
         colour_by: ``"label"``, ``"pred"``, ``"issue"`` or ``"group"`` (junk groups; needs the ``group``
             column); deleted images are drawn as "deleted".
         dragmode: plotly drag mode, ``"zoom"``, ``"pan"``, ``"select"`` (box) or ``"lasso"``.
+        markers: a large map's rows to draw as markers (:func:`cleaning.review.mapdensity.marker_rows`); all
+            points are then drawn underneath as a density raster (a layout image, see that module) and the
+            axes span all points. None (default): every point is a marker.
     Raises:
         ValueError: unknown ``colour_by``.
     """
@@ -64,19 +67,25 @@ def embedding_figure(points: pd.DataFrame, colour_by: str = "label", height: int
     values = col.astype(str).where(~points["deleted"].astype(bool), "deleted")
     codes, _, cats = colour_codes(list(values))
     colours = category_colours(cats)
-    big = len(points) > WEBGL_ABOVE
-    trace = go.Scattergl if big else go.Scatter
     x, y = points["x"].to_numpy(dtype=np.float32), points["y"].to_numpy(dtype=np.float32)
     rows = np.arange(len(points), dtype=np.min_scalar_type(max(len(points) - 1, 0)))
+    drawn = np.ones(len(points), dtype=bool)
+    if markers is not None:
+        drawn = np.zeros(len(points), dtype=bool)
+        drawn[np.asarray(markers, dtype=np.int64)] = True
+    n_drawn = int(drawn.sum())
+    big = n_drawn > WEBGL_ABOVE
+    trace = go.Scattergl if big else go.Scatter
     fig = go.Figure()
     # neutral categories ("no issue", ...) are drawn first, underneath, but keep their place in the legend
     order = sorted(range(len(cats)), key=lambda k: (cats[k] not in NEUTRAL, k))
     for k in order:
         cat, colour, m = cats[k], colours[k], codes == k
+        d = m & drawn
         fig.add_trace(trace(
-            x=x[m], y=y[m], mode="markers", customdata=rows[m], hoverinfo="none", legendrank=1000 + k,
+            x=x[d], y=y[d], mode="markers", customdata=rows[d], hoverinfo="none", legendrank=1000 + k,
             name=f"{cat} ({int(m.sum())})",
-            marker=dict(color=colour, size=(3 if len(points) > SMALL_MARKERS_ABOVE else 5) if big else 9, line=dict(width=0 if big else 0.5, color="white")),
+            marker=dict(color=colour, size=(3 if n_drawn > SMALL_MARKERS_ABOVE else 5) if big else 9, line=dict(width=0 if big else 0.5, color="white")),
             selected=dict(marker=dict(size=8 if big else 13)),
             unselected=dict(marker=dict(opacity=1 if big else 0.35))))
     # the top margin holds plotly's toolbar (mode bar), so it never covers the legend title below it
@@ -85,6 +94,14 @@ def embedding_figure(points: pd.DataFrame, colour_by: str = "label", height: int
                       xaxis=dict(visible=False), yaxis=dict(visible=False), uirevision="embedding",
                       legend=dict(title=dict(text=COLOUR_COLUMNS[colour_by]), itemsizing="constant",
                                   y=1, yanchor="top"))
+    if markers is not None and len(points):
+        from .mapdensity import density_image
+
+        ext = [float(x.min()), float(x.max()), float(y.min()), float(y.max())]
+        pad = [0.04 * max(ext[1] - ext[0], 1e-6), 0.04 * max(ext[3] - ext[2], 1e-6)]
+        ext = [ext[0] - pad[0], ext[1] + pad[0], ext[2] - pad[1], ext[3] + pad[1]]
+        fig.update_layout(images=[density_image(x, y, codes, colours, tuple(ext))],
+                          xaxis_range=ext[:2], yaxis_range=ext[2:])
     return fig
 
 

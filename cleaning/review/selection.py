@@ -85,6 +85,42 @@ def read_selection(selection: Mapping[str, Any] | None,
     return SelectionEvent("point", tuple(found)) if found else SelectionEvent("none")
 
 
+def rows_in_area(selection: Mapping[str, Any] | None, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+    """The positions of the points (``x``, ``y`` in data coordinates) inside the selection's boxes or lassos
+    (their union), whether the chart drew them or not; None when the selection has neither. Streamlit gives
+    a box as ``{"x": [x0, x1], "y": [y0, y1]}`` and a lasso as ``{"x": [...], "y": [...]}`` (its vertices), in
+    data coordinates. A large map draws only a sample of its points as markers
+    (:mod:`cleaning.review.mapdensity`): this is how a box or lasso there still selects every image inside."""
+    body = _selection_body(selection)
+    boxes, lassos = body.get("box") or [], body.get("lasso") or []
+    if not boxes and not lassos:
+        return None
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    hit = np.zeros(len(x), dtype=bool)
+    for shape, is_box in [*((b, True) for b in boxes), *((la, False) for la in lassos)]:
+        xs, ys = (np.asarray(shape.get(c) or [], dtype=float) if isinstance(shape, Mapping) else np.zeros(0)
+                  for c in ("x", "y"))
+        if len(xs) < 2 or len(xs) != len(ys):
+            continue
+        near = np.flatnonzero((x >= xs.min()) & (x <= xs.max()) & (y >= ys.min()) & (y <= ys.max()))
+        if is_box:
+            hit[near] = True
+        elif len(xs) >= 3:
+            hit[near[_in_polygon(x[near], y[near], xs, ys)]] = True
+    return np.flatnonzero(hit)
+
+
+def _in_polygon(x: np.ndarray, y: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Even-odd rule: is each point inside the polygon with vertices ``xs``, ``ys`` (closed implicitly)?"""
+    inside = np.zeros(len(x), dtype=bool)
+    for x1, y1, x2, y2 in zip(xs, ys, np.roll(xs, -1), np.roll(ys, -1)):
+        if y1 == y2:
+            continue
+        cross = ((y1 > y) != (y2 > y)) & (x < x1 + (y - y1) * (x2 - x1) / (y2 - y1))
+        inside ^= cross
+    return inside
+
+
 def selected_points(selection: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """The raw point dicts of a selection (for charts whose customdata is not an item id)."""
     return [dict(p) for p in _selection_body(selection).get("points") or [] if isinstance(p, Mapping)]
