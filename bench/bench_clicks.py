@@ -119,11 +119,18 @@ def get_points(page) -> list[dict]:  # noqa: ANN001
     raise RuntimeError("the chart never settled")
 
 
+#: A large map draws a sample as markers and says how many ("20,000 of 99,899 images are drawn as clickable
+#: markers"): then every one of those markers drawn is "every point drawn" (the raster of all is in the layout).
+MARKERS_JS = ("(n) => { const m = document.body.innerText.match(/([\\d,]+) of ([\\d,]+) images are drawn as "
+              "clickable markers/); return m && +m[2].replace(/,/g, '') === n ? +m[1].replace(/,/g, '') : n; }")
+
+
 def chart_ready(page, n: int) -> None:  # noqa: ANN001
     page.wait_for_function(
         "(n) => document.querySelector('[data-testid=stException]') || [...document.querySelectorAll("
         "'.js-plotly-plot')].some(g => g._fullLayout && g._fullData && g._fullData.reduce("
-        "(s, t) => s + (t.customdata ? t.customdata.length : 0), 0) === n)", arg=n, timeout=180_000)
+        "(s, t) => s + (t.customdata ? t.customdata.length : 0), 0) === (" + MARKERS_JS + ")(n))", arg=n,
+        timeout=180_000)
     if page.locator("[data-testid=stException]").count():
         raise RuntimeError(page.locator("[data-testid=stException]").first.inner_text()[:2000])
 

@@ -1,5 +1,8 @@
 """Embedding: a 2-D map of the images (UMAP or t-SNE of the embeddings). Click a point to review that
-image in a dialog; draw a box or a lasso to relabel or delete a group at once."""
+image in a dialog; draw a box or a lasso to relabel or delete a group at once. A map of more than
+:data:`DENSITY_ABOVE` images draws all of them as a density raster and a bounded sample as markers
+(:mod:`cleaning.review.mapdensity`); a box or lasso there selects every image in the region (resolved here
+from its geometry), drawn or not."""
 
 from __future__ import annotations
 
