@@ -54,23 +54,23 @@ def evidence(s) -> dict:
         seen["pruned"] = lab.copy()
         seen["model2"] = compute_oos_pred_probs(x, lab, vocab, groups=fg)
         return seen["model2"]
-    orig, orig_split = run.compute_neighbours, run.split_offtopic
+    orig, orig_split = run.compute_label_scores, run.split_offtopic
     nbs: list = []
 
-    def grab(*a, **k):
-        nbs.append(orig(*a, **k))
-        return nbs[-1]
+    def grab(y, probs, nb, *a, **k):  # the label check's neighbours (an exact table or compute_neighbours)
+        nbs.append(nb)
+        return orig(y, probs, nb, *a, **k)
 
     def grab_split(out, *a, **k):
         seen["out"] = out  # the off-topic scores before the split-evidence rule
         return orig_split(out, *a, **k)
-    run.compute_neighbours, run.split_offtopic = grab, grab_split
+    run.compute_label_scores, run.split_offtopic = grab, grab_split
     try:
         ids = [str(i) for i in range(len(y))]
         res = run.run_detectors(run.DetectorInputs(ids, paths, y, vocab, x, probs, sha, phash, thumbs, stats, w, h),
                                 relearn=relearn)
     finally:
-        run.compute_neighbours, run.split_offtopic = orig, orig_split
+        run.compute_label_scores, run.split_offtopic = orig, orig_split
     iss = res.issues
     out0 = seen["out"]
     ev = {"key": key, "x": x, "y": y, "vocab": vocab, "probs": probs, "model2": seen.get("model2", probs),
