@@ -63,7 +63,7 @@ class DetectorResult:
     outliers: OutlierScores
     junk: JunkGroups
     duplicates: DuplicateGroups
-    memo: ScanMemo | None = None  # what the next scan may reuse (above the exact search's range: pairs only)
+    memo: ScanMemo | None = None  # what the next scan may reuse (tables, kept index above EXACT_MAX, pairs)
 
 
 #: Where each step starts in the detectors' time, for the progress callback's fraction (measured at 100,000
@@ -90,7 +90,7 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None,
                                     memo=inp.memo)
     memo = dups.memo
 
-    def neighbours(k: int) -> Neighbours:  # read off the duplicate step's exact table when it has one
+    def neighbours(k: int) -> Neighbours:  # read off the duplicate step's table (exact, or .ann's above EXACT_MAX)
         if memo is not None and memo.emb is not None and memo.row_content is not None:
             return table_neighbours(x, memo.emb, memo.row_content, k, dups.group)
         return compute_neighbours(x, k, dups.group)
