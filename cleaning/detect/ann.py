@@ -14,7 +14,7 @@ instead of an exact search:
   index 30, re-ranking 38), recall@10 0.9983, recall@48 0.9870 (``bench/results/scale.md`` §12). Vectors of at
   most 2·PROJ_DIM dimensions (the 192-d coarse pixel descriptors) are indexed as they are.
 * **Kept and extended.** The index (its bytes), the projection and each graph label's content are kept
-  (:class:`AnnState`, saved with the scan's memo). A rescan adds only the new contents to the kept index
+  (:class:`.memo.AnnState`, saved with the scan's memo). A rescan adds only the new contents to the kept index
   (``add_items``) and marks removed ones deleted (``mark_deleted``); it queries only the new contents and the kept
   contents whose kept list named a removed content; every other kept list is merged with the new contents that
   found it among their candidates (a new content enters the lists of the contents it is near). A rescan thus
@@ -25,39 +25,17 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
 
 import numpy as np
 
 from .index import EF_CONSTRUCTION, EF_SEARCH, HNSW_M
-from .memo import TABLE_M, NeighbourTable, distinct_contents, lookup
+from .memo import TABLE_M, AnnState, NeighbourTable, distinct_contents, lookup
 
 #: Principal components the index is built on, and candidates per content re-ranked in full dimension.
 PROJ_DIM = 128
 CANDIDATES = 3 * TABLE_M
 #: Contents the projection is fitted on (a fixed-seed sample).
 PCA_SAMPLE = 10_000
-
-
-@dataclass(frozen=True)
-class AnnState:
-    """A kept index: ``mean`` D and ``basis`` D×d float32 (d = 0: no projection), ``labels`` L×2 uint64 content id
-    of each graph label, ``alive`` L bools (False: marked deleted), ``blob`` the saved hnswlib index (uint8)."""
-
-    mean: np.ndarray
-    basis: np.ndarray
-    labels: np.ndarray
-    alive: np.ndarray
-    blob: np.ndarray
-
-    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        return {f"{prefix}_{k}": getattr(self, k) for k in ("mean", "basis", "labels", "alive", "blob")}
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> AnnState | None:
-        if f"{prefix}_blob" not in arrays:
-            return None
-        return cls(*(np.asarray(arrays[f"{prefix}_{k}"]) for k in ("mean", "basis", "labels", "alive", "blob")))
 
 
 def _fit_projection(x: np.ndarray, first: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:

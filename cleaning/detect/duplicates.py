@@ -53,8 +53,8 @@ import pandas as pd
 from ..groups import join_groups, make_groups
 from . import index as _index
 from . import issues_frame
-from .ann import AnnState, approximate_table
-from .memo import NeighbourTable, PairMemo, ScanMemo, content_ids, neighbour_table, table_neighbours
+from .ann import approximate_table
+from .memo import AnnState, NeighbourTable, PairMemo, ScanMemo, content_ids, neighbour_table, table_neighbours
 from .pixelmatch import (  # noqa: F401  (THUMB_SIDE, VIEW_SIDE, compute_thumbnail: re-exported for callers)
     PAIR_BLOCK,
     THUMB_SIDE,

@@ -220,6 +220,27 @@ def table_neighbours(x: np.ndarray, table: NeighbourTable, row_content: np.ndarr
 
 
 @dataclass(frozen=True)
+class AnnState:
+    """A kept HNSW index (:mod:`.ann`): ``mean`` D and ``basis`` D×d float32 (d = 0: no projection), ``labels`` L×2 uint64 content id
+    of each graph label, ``alive`` L bools (False: marked deleted), ``blob`` the saved hnswlib index (uint8)."""
+
+    mean: np.ndarray
+    basis: np.ndarray
+    labels: np.ndarray
+    alive: np.ndarray
+    blob: np.ndarray
+
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}_{k}": getattr(self, k) for k in ("mean", "basis", "labels", "alive", "blob")}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> AnnState | None:
+        if f"{prefix}_blob" not in arrays:
+            return None
+        return cls(*(np.asarray(arrays[f"{prefix}_{k}"]) for k in ("mean", "basis", "labels", "alive", "blob")))
+
+
+@dataclass(frozen=True)
 class ScanMemo:
     """What one scan keeps for the next (None: nothing kept): the neighbour tables of the embeddings and of
     the coarse pixel descriptors, and the candidate pairs' pixel similarities. ``row_content``: each row's
@@ -229,8 +250,8 @@ class ScanMemo:
     coarse: NeighbourTable | None = None
     pairs: PairMemo | None = None
     row_content: np.ndarray | None = None
-    ann_emb: object | None = None  # above EXACT_MAX: the kept HNSW indexes (:class:`.ann.AnnState`)
-    ann_coarse: object | None = None
+    ann_emb: AnnState | None = None  # above EXACT_MAX: the kept HNSW indexes (:mod:`.ann`)
+    ann_coarse: AnnState | None = None
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -255,7 +276,5 @@ class ScanMemo:
                                        arrays[f"{name}_sim"])
                   for name in ("emb", "coarse") if f"{name}_content" in arrays}
         pairs = PairMemo(arrays["pairs_a"], arrays["pairs_b"], arrays["pairs_pix"]) if "pairs_a" in arrays else None
-        from .ann import AnnState
-
         return cls(tables.get("emb"), tables.get("coarse"), pairs, None,
                    AnnState.from_arrays(arrays, "ann_emb"), AnnState.from_arrays(arrays, "ann_coarse"))
