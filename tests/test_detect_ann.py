@@ -89,3 +89,25 @@ def test_duplicate_step_keeps_the_index_above_exact_max(monkeypatch: pytest.Monk
     exact = table_neighbours(x, neighbour_table(x, content_ids(sha))[0], np.arange(400), 8)
     got = table_neighbours(x, again.memo.emb, again.memo.row_content, 8)
     assert _recall(exact.index, got.index) > 0.97
+
+
+def test_the_memo_is_handed_over_after_the_duplicate_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``keep`` gets the whole memo (kept index included) once; the result no longer carries the index bytes."""
+    import pandas as pd
+
+    from cleaning.detect.quality import STATS_COLUMNS
+    from cleaning.detect.run import DetectorInputs, run_detectors
+
+    monkeypatch.setattr(index, "EXACT_MAX", 100)
+    n = 300
+    x = _clustered(n, seed=4)
+    y = np.arange(n) % 3
+    probs = np.full((n, 3), 0.1, np.float32)
+    probs[np.arange(n), y] = 0.8
+    inp = DetectorInputs([str(i) for i in range(n)], [f"{i}.jpg" for i in range(n)], y, ["a", "b", "c"], x, probs,
+                         [f"{i:064x}" for i in range(n)], [f"{i:016x}" for i in range(n)], None,
+                         pd.DataFrame(np.full((n, len(STATS_COLUMNS)), 0.5), columns=STATS_COLUMNS), [64] * n, [64] * n)
+    got: list[ScanMemo] = []
+    res = run_detectors(inp, keep=got.append)
+    assert len(got) == 1 and got[0].ann_emb is not None and len(got[0].ann_emb.blob)
+    assert res.memo is not None and res.memo.ann_emb is None and res.memo.emb is not None
