@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cleaning.data.cache import EmbeddingTable
-from cleaning.detect import compute_neighbours, index
+from cleaning.detect import ann, compute_neighbours, index
 
 
 def _clustered(n: int = 1500, d: int = 32, seed: int = 0) -> np.ndarray:
@@ -47,8 +47,9 @@ def test_every_detector_is_served_by_one_graph(monkeypatch: pytest.MonkeyPatch) 
     probs = np.full((len(x), 3), 0.1, np.float32)
     probs[np.arange(len(x)), y] = 0.8
     builds = []
-    real = index._hnsw
+    real, real_ann = index._hnsw, ann.build_index
     monkeypatch.setattr(index, "_hnsw", lambda *a, **k: builds.append(len(a[0])) or real(*a, **k))
+    monkeypatch.setattr(ann, "build_index", lambda *a, **k: builds.append(len(a[0])) or real_ann(*a, **k))
     monkeypatch.setattr(index, "EXACT_MAX", 100)
     index._GRAPHS.clear()
     n = len(x)

@@ -64,7 +64,7 @@ def test_lookup_finds_kept_rows_and_only_them():
     assert lookup(keys, q).tolist() == [3, 50, 99, -1]
 
 
-@pytest.mark.parametrize("exact_max", [10_000, 50])  # 50: the approximate graph, pair similarities still kept
+@pytest.mark.parametrize("exact_max", [10_000, 50])  # 50: the kept approximate index (cleaning/detect/ann.py)
 def test_kept_pair_similarities_give_the_groups_of_a_fresh_run(exact_max: int, monkeypatch: pytest.MonkeyPatch):
     from cleaning.detect import duplicates, index
 
@@ -88,4 +88,4 @@ def test_kept_pair_similarities_give_the_groups_of_a_fresh_run(exact_max: int, m
     fresh = duplicates.compute_duplicate_groups(x, sha, ph, thumbs, sizes=sizes)
     assert np.array_equal(again.group, fresh.group) and again.pairs == fresh.pairs and len(fresh.pairs) >= 10
     assert seen[0] < seen[1], seen  # the rescan compared only pairs with one of the 20 new rows
-    assert (first.memo.emb is None) == (exact_max < 140)
+    assert first.memo.emb is not None and (first.memo.ann_emb is None) == (exact_max >= 140)

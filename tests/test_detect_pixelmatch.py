@@ -54,13 +54,13 @@ def test_turned_views_are_the_whole_views_of_the_turned_thumbnails() -> None:
 def test_the_comparison_runs_blas_on_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     """One small product per image: a second BLAS thread only spins (3.3× the CPU on a loaded machine)."""
     seen: list[int] = []
-    views = pm._views
+    views = pm._raw_views
 
-    def spy(thumbs: np.ndarray) -> np.ndarray:
+    def spy(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         seen.extend(d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas")
         return views(thumbs)
 
-    monkeypatch.setattr(pm, "_views", spy)
+    monkeypatch.setattr(pm, "_raw_views", spy)
     thumbs = _thumbs()
     sim = pm.compute_pixel_similarity(thumbs, [(0, 1), (0, 2), (1, 2)])
     assert seen and set(seen) == {1}

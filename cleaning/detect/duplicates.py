@@ -26,11 +26,13 @@ change between the whole views' similarity and the most the crops could add). Cr
 lift two whole views from near 0 to 0.97 on textured images, so no cheap bound marks a pair decided; the
 strict bound (the triangle inequality with each image's largest whole-to-crop angle) needs every image's 81
 views, which are the cost itself (≈ 0.7 ms per image; the products against partners are small), and still
-left the median candidate pair at 0.92 on the 100k benchmark tree. The search is made cheap instead, and it
-runs once per pair of *contents*: up to :data:`cleaning.detect.index.EXACT_MAX` rows the candidates come from
-one exact neighbour table per space and a pair's pixel similarity is looked up in what the previous scan kept
-(``memo``, :mod:`.memo`), so a rescan after images were added compares only the pairs with a new image; the
-decision (thresholds and distinctiveness references) is then made over all pairs as before.
+left the median candidate pair at 0.92 on the 100k benchmark tree. The search is made cheap instead (a view's
+correlation is taken before centring and scaling, :func:`.pixelmatch._raw_views`; the mirrored whole view is the
+whole view flipped), and it runs once per pair of *contents*: the candidates come from one neighbour table per
+space — exact up to :data:`cleaning.detect.index.EXACT_MAX` rows (:mod:`.memo`), from a kept HNSW index on the
+embeddings' principal components re-ranked exactly above it (:mod:`.ann`) — and a pair's pixel similarity is looked
+up in what the previous scan kept (``memo``), so a rescan after images were added searches and compares only what
+involves a new image; the decision (thresholds and distinctiveness references) is then made over all pairs as before.
 
 Why not the embedding alone: a classification network's pooled features are made to ignore *which*
 photo it is (a brightened or cropped copy was not the nearest image of its original 28 % of the time).
@@ -49,9 +51,10 @@ import numpy as np
 import pandas as pd
 
 from ..groups import join_groups, make_groups
-from . import compute_neighbours, issues_frame
 from . import index as _index
-from .memo import PairMemo, ScanMemo, content_ids, neighbour_table, table_neighbours
+from . import issues_frame
+from .ann import approximate_table
+from .memo import AnnState, NeighbourTable, PairMemo, ScanMemo, content_ids, neighbour_table, table_neighbours
 from .pixelmatch import (  # noqa: F401  (THUMB_SIDE, VIEW_SIDE, compute_thumbnail: re-exported for callers)
     PAIR_BLOCK,
     THUMB_SIDE,
@@ -153,8 +156,8 @@ def compute_duplicate_groups(embeddings: np.ndarray, sha256: Sequence[str], phas
             compared at its size (:func:`low_res_similarity`); None: every image counts as large.
         memo: what an earlier scan of (mostly) the same contents kept (:mod:`.memo`): its neighbour tables
             and its candidate pairs' pixel similarities are reused where they are still exact; the result's
-            ``memo`` is what this call's would be for the next (the neighbour tables only up to ``EXACT_MAX``
-            rows: above it the candidates come from the approximate graph, but the pairs' similarities are kept).
+            ``memo`` is what this call's would be for the next (above ``EXACT_MAX`` rows the tables come from a
+            kept HNSW index that the next call extends, :mod:`.ann`).
     """
     x = np.asarray(embeddings, dtype=np.float32)
     n = len(x)
@@ -162,22 +165,17 @@ def compute_duplicate_groups(embeddings: np.ndarray, sha256: Sequence[str], phas
     keys = np.zeros((0, 2), dtype=np.int64)
     sims = np.zeros(0, dtype=np.float32)
     memo = memo or ScanMemo()
-    tables = 1 < n <= _index.EXACT_MAX
     cid = content_ids(sha256)
-    emb_t = coarse_t = rc = None
+    emb_t = coarse_t = rc = ann_e = ann_c = None
     if n > 1:
         has_emb = np.linalg.norm(x, axis=1) > 0.5
         coarse = coarse_descriptors(np.asarray(thumbs)) if thumbs is not None else None
-        if tables:  # one exact table per space, kept for the label and off-topic checks and the next scan
-            emb_t, rc = neighbour_table(x, cid, memo=memo.emb)
-            found = [table_neighbours(x, emb_t, rc, k, exact)]
-            if coarse is not None:
-                coarse_t, _ = neighbour_table(coarse, cid, memo=memo.coarse)
-                found.append(table_neighbours(coarse, coarse_t, rc, K_PIX, exact))
-        else:
-            found = [compute_neighbours(x, k, exact)]
-            if coarse is not None:
-                found.append(compute_neighbours(coarse, K_PIX, exact))
+        # one table per space, kept for the label and off-topic checks and the next scan
+        emb_t, rc, ann_e = _table(x, cid, memo.emb, memo.ann_emb)
+        found = [table_neighbours(x, emb_t, rc, k, exact)]
+        if coarse is not None:
+            coarse_t, _, ann_c = _table(coarse, cid, memo.coarse, memo.ann_coarse)
+            found.append(table_neighbours(coarse, coarse_t, rc, K_PIX, exact))
         code = []  # each candidate pair once, as a·n + b with a < b (arrays: no Python tuple per pair)
         for nb in found:
             i, j = np.nonzero(nb.valid)
@@ -210,8 +208,18 @@ def compute_duplicate_groups(embeddings: np.ndarray, sha256: Sequence[str], phas
         ph = np.array([phash_distance(phash[a], phash[b]) for a, b in keys])
         near = ((ph <= PHASH_NEAR) & (sims >= SIM_WITH_PIX)) | (sims >= SIM_NEAR)
     pairs = [(int(a), int(b), float(s), float(q)) for (a, b), s, q in zip(keys[near], sims[near], pix[near])]
-    kept = ScanMemo(emb_t, coarse_t, pair_memo, rc)  # above EXACT_MAX: the pair similarities only
+    kept = ScanMemo(emb_t, coarse_t, pair_memo, rc, ann_e, ann_c)
     return DuplicateGroups(_union(n, exact, [(a, b) for a, b, _, _ in pairs]), pairs, kept)
+
+
+def _table(x: np.ndarray, cid: np.ndarray, kept: NeighbourTable | None,
+           state: AnnState | None) -> tuple[NeighbourTable, np.ndarray, AnnState | None]:
+    """The neighbour table of ``x``: exact up to EXACT_MAX rows, from the kept HNSW index above (:mod:`.ann`).
+    A kept table is reused only by the search that made it (an approximate one is not exact)."""
+    if len(x) <= _index.EXACT_MAX:
+        t, rc = neighbour_table(x, cid, memo=kept if state is None else None)
+        return t, rc, None
+    return approximate_table(x, cid, memo=kept if state is not None else None, state=state)
 
 
 def _union(n: int, base: np.ndarray, edges: list[tuple[int, int]]) -> np.ndarray:

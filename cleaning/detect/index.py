@@ -7,7 +7,9 @@ Above :data:`EXACT_MAX` rows :func:`cleaning.detect.compute_neighbours` calls
 and whose time grows about as N·log N. On 5,000 clustered 1280-d vectors hnswlib took 4.8 CPU-s at
 recall 1.0, faiss' HNSW 4.5 s (0.9999), pynndescent 34 s (numba compilation included) and the exact
 search 1.2 s; on the 19,876 real embeddings of the 20k benchmark tree the exact search took 19.7 CPU-s,
-HNSW 9.6 at recall@10 0.9995: the two cost the same near 10,000 rows. The graph is built once per
+HNSW 9.6 at recall@10 0.9995: the two cost the same near 10,000 rows. The scan's whole-set lists do not come from
+here but from :mod:`.ann` (a kept, projected HNSW index, extended on a rescan); this graph serves other callers
+(the off-topic check's per-class matrices, :func:`cleaning.detect.compute_neighbours` without a table). It is built once per
 embedding matrix and reused by every detector that asks (duplicates, label votes): rows of a group (copies) are removed afterwards, as the exact search
 does. Recall against the exact search is measured in ``bench/bench_scale.py``
 (``bench/results/scale.md``).

@@ -23,8 +23,9 @@ the data set, and cost most of a scan's detector time (``bench/results/scale.md`
 
 Contents are identified by the first 128 bits of their sha256 (:func:`content_ids`). The caller (the
 scan) keys the kept arrays by the embedding model and :data:`MEMO_VERSION`; nothing here touches disk.
-The neighbour tables are used in the exact search range only (≤ :data:`cleaning.detect.index.EXACT_MAX`
-rows); above it the approximate graph is built afresh, and only the pair similarities are kept.
+Up to :data:`cleaning.detect.index.EXACT_MAX` rows the tables are exact (:func:`neighbour_table`); above it
+they come from a kept HNSW index that a rescan extends with the new contents (:mod:`.ann`), exact only up to
+that index's recall.
 """
 
 from __future__ import annotations
@@ -108,6 +109,15 @@ class NeighbourTable:
         return (self.index >= 0).all(axis=1) & (len(self.content) - 1 > self.index.shape[1])
 
 
+def distinct_contents(cid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(U×2 distinct content ids in first-row order, U first rows, N ints: each row's content position)."""
+    _, first, inv = np.unique(cid, axis=0, return_index=True, return_inverse=True)
+    inv = np.asarray(inv).reshape(-1)
+    rank = np.argsort(np.argsort(first, kind="stable"), kind="stable")  # unique order → first-row order
+    first = np.sort(first)
+    return cid[first], first, rank[inv]
+
+
 def neighbour_table(x: np.ndarray, cid: np.ndarray, m: int = TABLE_M, memo: NeighbourTable | None = None,
                     block: int = 1024) -> tuple[NeighbourTable, np.ndarray]:
     """The exact :class:`NeighbourTable` of the rows of ``x`` (N×D, L2-normalised; rows of one content id
@@ -116,12 +126,8 @@ def neighbour_table(x: np.ndarray, cid: np.ndarray, m: int = TABLE_M, memo: Neig
     Returns (table over the distinct contents in first-row order, N ints: each row's content position).
     """
     x = np.asarray(x, dtype=np.float32)
-    _, first, inv = np.unique(cid, axis=0, return_index=True, return_inverse=True)
-    inv = np.asarray(inv).reshape(-1)
-    rank = np.argsort(np.argsort(first, kind="stable"), kind="stable")  # unique order → first-row order
-    first = np.sort(first)
-    row_content = rank[inv]
-    ucid, ux, u = cid[first], x[first], len(first)
+    ucid, first, row_content = distinct_contents(cid)
+    ux, u = x[first], len(first)
     m = min(m, max(u - 1, 0))
     index = np.full((u, m), -1, dtype=np.int64)
     sim = np.full((u, m), -np.inf, dtype=np.float32)
@@ -169,7 +175,8 @@ def neighbour_table(x: np.ndarray, cid: np.ndarray, m: int = TABLE_M, memo: Neig
 def table_neighbours(x: np.ndarray, table: NeighbourTable, row_content: np.ndarray, k: int,
                      groups: np.ndarray | None = None) -> Neighbours:
     """The ``k`` nearest other rows of each row (rows of its own group left out), read off ``table``;
-    equal to the exact search (:func:`cleaning.detect.compute_neighbours`) with ties broken by row order.
+    equal to the exact search (:func:`cleaning.detect.compute_neighbours`) with ties broken by row order when
+    the table is exact (:func:`neighbour_table`); up to its recall when it is approximate (:mod:`.ann`).
 
     Rows of one content are one group at least (``groups`` must join equal contents, as the scan's do)."""
     n = len(row_content)
@@ -203,12 +210,34 @@ def table_neighbours(x: np.ndarray, table: NeighbourTable, row_content: np.ndarr
     short = np.flatnonzero((take.sum(axis=1) < k) & table.full()[row_content])
     if len(short):  # its group hid too many listed contents: search this row exactly
         xs = np.asarray(x, dtype=np.float32)
-        for s in range(0, len(short), 1024):
-            r = short[s:s + 1024]
+        step = max(1, min(1024, (1 << 24) // max(n, 1)))  # ≤ 64 MB of products at a time
+        for s in range(0, len(short), step):
+            r = short[s:s + step]
             prod = xs[r] @ xs.T
             prod[g[r][:, None] == g[None, :]] = -np.inf
             index[r], sim[r] = top_k(prod, k)
     return Neighbours(index, sim)
+
+
+@dataclass(frozen=True)
+class AnnState:
+    """A kept HNSW index (:mod:`.ann`): ``mean`` D and ``basis`` D×d float32 (d = 0: no projection), ``labels`` L×2 uint64 content id
+    of each graph label, ``alive`` L bools (False: marked deleted), ``blob`` the saved hnswlib index (uint8)."""
+
+    mean: np.ndarray
+    basis: np.ndarray
+    labels: np.ndarray
+    alive: np.ndarray
+    blob: np.ndarray
+
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}_{k}": getattr(self, k) for k in ("mean", "basis", "labels", "alive", "blob")}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> AnnState | None:
+        if f"{prefix}_blob" not in arrays:
+            return None
+        return cls(*(np.asarray(arrays[f"{prefix}_{k}"]) for k in ("mean", "basis", "labels", "alive", "blob")))
 
 
 @dataclass(frozen=True)
@@ -221,9 +250,15 @@ class ScanMemo:
     coarse: NeighbourTable | None = None
     pairs: PairMemo | None = None
     row_content: np.ndarray | None = None
+    ann_emb: AnnState | None = None  # above EXACT_MAX: the kept HNSW indexes (:mod:`.ann`)
+    ann_coarse: AnnState | None = None
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
+        for name in ("ann_emb", "ann_coarse"):
+            st = getattr(self, name)
+            if st is not None:
+                out.update(st.to_arrays(name))
         for name in ("emb", "coarse"):
             t = getattr(self, name)
             if t is not None:
@@ -241,4 +276,5 @@ class ScanMemo:
                                        arrays[f"{name}_sim"])
                   for name in ("emb", "coarse") if f"{name}_content" in arrays}
         pairs = PairMemo(arrays["pairs_a"], arrays["pairs_b"], arrays["pairs_pix"]) if "pairs_a" in arrays else None
-        return cls(tables.get("emb"), tables.get("coarse"), pairs)
+        return cls(tables.get("emb"), tables.get("coarse"), pairs, None,
+                   AnnState.from_arrays(arrays, "ann_emb"), AnnState.from_arrays(arrays, "ann_coarse"))

@@ -11,9 +11,10 @@ their own caches), a "looks fine" decision or an undone change finds it again. A
 were added embeds and decodes only the new contents, and the out-of-sample probabilities of both passes
 (the first, and the label check's re-learning) come from the kept fold heads while the change is small
 and no label changed (:mod:`cleaning.model.foldheads`). The detectors run over every image again, but
-start from what the previous scan kept (:mod:`cleaning.detect.memo`: the exact neighbour tables and the
-candidate pairs' pixel similarities, by content): a rescan searches neighbours and compares pixels only
-for the new contents, with the same result as a scan from nothing.
+start from what the previous scan kept (:mod:`cleaning.detect.memo`: the neighbour tables — above 10,000 rows
+with the HNSW index they came from, :mod:`cleaning.detect.ann` — and the candidate pairs' pixel similarities, by
+content; saved as soon as the duplicate step has them): a rescan searches neighbours and compares pixels only
+for the new contents, with the same result as a scan from nothing (above 10,000 rows: up to the index's recall).
 
 Pipeline: embeddings (:mod:`cleaning.model.embed`) → out-of-sample probabilities (:mod:`cleaning.model.oos`) →
 pixel statistics and thumbnails (decoded once per content, cached) → every detector over those arrays
@@ -136,10 +137,11 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
         memo = ScanMemo.from_arrays(load_arrays(ws.cache_dir, "memo", slot))
         inputs = DetectorInputs(ids, paths, y, vocab, x, oos.pred_probs, list(sub["sha256"]), list(sub["phash"]),
                                 thumbs, stats, list(sub["width"]), list(sub["height"]), memo=memo)
-        res = run_detectors(inputs, relearn=relearn,
+        def keep(kept: ScanMemo) -> None:  # the tables, kept indexes and pair similarities the next scan starts from
+            save_arrays(ws.cache_dir, "memo", slot, **kept.to_arrays())
+
+        res = run_detectors(inputs, relearn=relearn, keep=keep,
                             progress=lambda step, f: _say(progress, f"looking for {step}", 0.72 + 0.27 * f))
-        if res.memo is not None:  # the neighbour tables and pair similarities the next scan starts from
-            save_arrays(ws.cache_dir, "memo", slot, **res.memo.to_arrays())
         ls = res.labels
         tables.append(res.issues)
         labels_ = [vocab[i] for i in y]
