@@ -64,10 +64,19 @@ def _threads() -> int:
 
 
 def _save(index: object) -> np.ndarray:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "hnsw.bin")
+    """The index's bytes as a read-only map of an unlinked temporary file, not a copy in memory: the two kept
+    indexes are ≈ 240 MB at 100,000 images, and the scan holds them from the duplicate step until the memo is
+    saved, through the pixel comparison's peak (with the bytes read in, the 100k scan peaked at 3.04 GB)."""
+    fd, path = tempfile.mkstemp(suffix=".hnsw")
+    os.close(fd)
+    try:
         index.save_index(path)  # type: ignore[attr-defined]
-        return np.fromfile(path, dtype=np.uint8)
+        return np.memmap(path, dtype=np.uint8, mode="r")
+    finally:
+        try:
+            os.unlink(path)  # the map keeps the data; the name goes now (POSIX)
+        except OSError:  # Windows: an open map cannot be unlinked; the temp folder's cleanup takes it
+            pass
 
 
 def _load(blob: np.ndarray, dim: int, max_elements: int) -> object:
