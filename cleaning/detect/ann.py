@@ -29,7 +29,7 @@ import tempfile
 import numpy as np
 
 from .index import EF_CONSTRUCTION, EF_SEARCH, HNSW_M
-from .memo import TABLE_M, AnnState, NeighbourTable, distinct_contents, lookup
+from .memo import TABLE_M, AnnState, NeighbourTable, distinct_contents, lookup, reuse_lists
 
 #: Principal components the index is built on, and candidates per content re-ranked in full dimension.
 PROJ_DIM = 128
@@ -191,18 +191,7 @@ def approximate_table(x: np.ndarray, cid: np.ndarray, m: int = TABLE_M, memo: Ne
         label_pos[n_old:] = np.flatnonzero(new)
     table_i = np.full((u, m), -1, np.int64)
     table_s = np.full((u, m), -np.inf, np.float32)
-    kept = np.zeros(u, bool)
-    if memo is not None and m and len(memo.content) and memo.index.shape[1] >= m:
-        mat = lookup(memo.content, ucid)
-        now = np.full(len(memo.content), -1, np.int64)
-        now[mat[mat >= 0]] = np.flatnonzero(mat >= 0)
-        old = np.flatnonzero((mat >= 0) & ~new)
-        li, ls = memo.index[mat[old], :m], memo.sim[mat[old], :m]
-        mapped = np.where(li >= 0, now[np.clip(li, 0, None)], -1)
-        intact = ((li < 0) | (mapped >= 0)).all(axis=1)  # none of its listed contents was removed
-        keep = old[intact]
-        table_i[keep], table_s[keep] = mapped[intact], np.where(mapped[intact] >= 0, ls[intact], -np.inf)
-        kept[keep] = True
+    kept, _ = reuse_lists(memo, ucid, table_i, table_s, skip=new)  # new to the graph: searched below
     todo = np.flatnonzero(~kept)
     if m and len(todo):
         table_i[todo], table_s[todo] = _query(index, z, todo, x, first, label_pos, m, u, basis.shape[1] > 0)

@@ -118,6 +118,29 @@ def distinct_contents(cid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return cid[first], first, rank[inv]
 
 
+def reuse_lists(memo: NeighbourTable | None, ucid: np.ndarray, index: np.ndarray, sim: np.ndarray,
+                skip: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Copy into ``index`` / ``sim`` (U×m, current content positions) the kept lists of ``memo`` that are still
+    intact: the content is in both, none of its listed contents was removed, and it is not in ``skip`` (U bools).
+    Returns (U bools: rows filled, U bools: contents the memo does not hold). A memo narrower than m is not used."""
+    u, m = index.shape
+    kept, new = np.zeros(u, dtype=bool), np.ones(u, dtype=bool)
+    if memo is None or not m or not len(memo.content) or memo.index.shape[1] < m:
+        return kept, new
+    at = lookup(memo.content, ucid)  # current content → memo row
+    now = np.full(len(memo.content), -1, dtype=np.int64)  # memo row → current content
+    now[at[at >= 0]] = np.flatnonzero(at >= 0)
+    new = at < 0
+    old = np.flatnonzero(~new if skip is None else ~new & ~skip)
+    li, ls = memo.index[at[old], :m], memo.sim[at[old], :m]
+    mapped = np.where(li >= 0, now[np.clip(li, 0, None)], -1)
+    intact = ((li < 0) | (mapped >= 0)).all(axis=1)  # none of its listed contents was removed
+    keep = old[intact]
+    index[keep], sim[keep] = mapped[intact], np.where(mapped[intact] >= 0, ls[intact], -np.inf)
+    kept[keep] = True
+    return kept, new
+
+
 def neighbour_table(x: np.ndarray, cid: np.ndarray, m: int = TABLE_M, memo: NeighbourTable | None = None,
                     block: int = 1024) -> tuple[NeighbourTable, np.ndarray]:
     """The exact :class:`NeighbourTable` of the rows of ``x`` (N×D, L2-normalised; rows of one content id
@@ -131,21 +154,9 @@ def neighbour_table(x: np.ndarray, cid: np.ndarray, m: int = TABLE_M, memo: Neig
     m = min(m, max(u - 1, 0))
     index = np.full((u, m), -1, dtype=np.int64)
     sim = np.full((u, m), -np.inf, dtype=np.float32)
-    todo = np.ones(u, dtype=bool)
-    new = np.ones(u, dtype=bool)
-    if memo is not None and m and len(memo.content) and memo.index.shape[1] >= m:
-        at = lookup(memo.content, ucid)  # current content → memo row
-        now = np.full(len(memo.content), -1, dtype=np.int64)  # memo row → current content
-        now[at[at >= 0]] = np.flatnonzero(at >= 0)
-        new = at < 0
-        old = np.flatnonzero(~new)
-        li, ls = memo.index[at[old], :m], memo.sim[at[old], :m]
-        mapped = np.where(li >= 0, now[np.clip(li, 0, None)], -1)
-        intact = ((li < 0) | (mapped >= 0)).all(axis=1)  # none of its listed contents was removed
-        # a short (not full) memo list held every other old content: still exact when intact
-        keep = old[intact]
-        index[keep], sim[keep] = mapped[intact], np.where(mapped[intact] >= 0, ls[intact], -np.inf)
-        todo[keep] = False
+    kept_mask, new = reuse_lists(memo, ucid, index, sim)
+    # a short (not full) memo list held every other old content: still exact when intact
+    todo = ~kept_mask
     rows = np.flatnonzero(todo)
     new_rows = np.flatnonzero(new)
     kept = np.flatnonzero(~todo)
