@@ -190,11 +190,7 @@ def test_lasso_a_group_and_delete_it_in_one_confirmed_batch(app: App, page: Page
     ring = [(centre["x"] + 45 * _cos(k), centre["y"] + 45 * _sin(k)) for k in range(25)]
     inside = [p["id"] for p in pts if _in_polygon(p["x"], p["y"], ring)]
     assert 2 <= len(inside) < len(pts)
-    page.mouse.move(*ring[0])
-    page.mouse.down()
-    for x, y in ring[1:]:
-        page.mouse.move(x, y, steps=3)
-    page.mouse.up()
+    draw_lasso(page, ring)
     expect(page.get_by_role("heading", name=f"Selection: {len(inside)} image(s)")).to_be_visible()
     page.get_by_role("button", name=f"Delete {len(inside)}", exact=True).click()
     expect(page.get_by_text(f"Delete {len(inside)} image(s)? This is one decision")).to_be_visible()
@@ -206,6 +202,15 @@ def test_lasso_a_group_and_delete_it_in_one_confirmed_batch(app: App, page: Page
     last = [d for d in ws.store.history() if d.state == "active"]
     assert {d.batch for d in last} == {last[-1].batch} and {d.source for d in last} == {"bulk"}
     ws.store.undo()
+
+
+def draw_lasso(page: Page, ring: list[tuple[float, float]]) -> None:
+    """Drag the mouse round ``ring`` (page pixels) with the chart in lasso mode: a real lasso selection."""
+    page.mouse.move(*ring[0])
+    page.mouse.down()
+    for x, y in ring[1:]:
+        page.mouse.move(x, y, steps=3)
+    page.mouse.up()
 
 
 def _cos(k: int) -> float:

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from .conftest import App, serve_demo, wait_idle
-from .test_clicks import _cos, _in_polygon, _sin, dialog, isolated, open_page, points
+from .test_clicks import _cos, _in_polygon, _sin, dialog, draw_lasso, isolated, open_page, points
 
 MARKERS = 60
 
@@ -72,10 +72,6 @@ def test_a_lasso_selects_every_image_inside_drawn_or_not(app: App, page: Page) -
     ring = [(centre[0] + 60 * _cos(k), centre[1] + 60 * _sin(k)) for k in range(25)]
     inside = {i for i, (x, y) in enumerate(px) if _in_polygon(x, y, ring)}
     assert len(inside - drawn) >= 2 and len(inside) < len(pts)
-    page.mouse.move(*ring[0])
-    page.mouse.down()
-    for x, y in ring[1:]:
-        page.mouse.move(x, y, steps=3)
-    page.mouse.up()
+    draw_lasso(page, ring)
     expect(page.get_by_role("heading", name=f"Selection: {len(inside)} image(s)")).to_be_visible()
     expect(page.get_by_role("button", name=f"Delete {len(inside)}", exact=True)).to_be_visible()
