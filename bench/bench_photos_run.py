@@ -48,21 +48,29 @@ class Detected:
 _LAST: dict[tuple, Detected] = {}
 
 
+def set_inputs(s: pd.DataFrame, embed: Callable, pixels: Callable) -> tuple:
+    """What the scan's detectors start from for set ``s``: (paths, embeddings, sha256s, (quality stats, thumbnails,
+    pHashes, widths, heights), vocab, given labels as ints, copy groups for the folds)."""
+    from cleaning.model.oos import make_groups
+
+    paths = list(s["path"])
+    x, sha = embed(paths)
+    px = pixels(paths)
+    vocab = sorted(set(s["given"]))
+    y = np.array([vocab.index(v) for v in s["given"]])
+    return paths, x, sha, px, vocab, y, make_groups(sha, px[2])
+
+
 def detect_set(s: pd.DataFrame, embed: Callable, pixels: Callable) -> Detected:
     """Embeddings, pixel statistics, out-of-sample heads and every detector on ``s``, as the scan runs them.
     The last set's result is kept, so scoring a set and retraining on it run the detectors once."""
     from cleaning.detect.run import DetectorInputs, run_detectors
-    from cleaning.model.oos import compute_oos_pred_probs, make_groups
+    from cleaning.model.oos import compute_oos_pred_probs
 
     key = (s["set"].iloc[0], int(s["seed"].iloc[0]), len(s), tuple(s["path"]))
     if key in _LAST:
         return _LAST[key]
-    paths = list(s["path"])
-    x, sha = embed(paths)
-    stats, thumbs, phash, w, h = pixels(paths)
-    vocab = sorted(set(s["given"]))
-    y = np.array([vocab.index(v) for v in s["given"]])
-    groups = make_groups(sha, phash)
+    paths, x, sha, (stats, thumbs, phash, w, h), vocab, y, groups = set_inputs(s, embed, pixels)
     t0 = time.process_time()
     probs = compute_oos_pred_probs(x, y, vocab, groups=groups)
     ids = [str(i) for i in range(len(y))]

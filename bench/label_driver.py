@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 import realsets  # noqa: E402
 from bench_photos import embed, pixels  # noqa: E402
+from bench_photos_run import set_inputs  # noqa: E402
 
 CACHE = Path(os.environ.get("LABEL_CACHE", "/tmp/label_cache"))
 
@@ -34,19 +35,14 @@ CACHE = Path(os.environ.get("LABEL_CACHE", "/tmp/label_cache"))
 def evidence(s) -> dict:
     """The cached per-set evidence: first-pass and re-learnt probabilities, neighbours, off-topic results."""
     import cleaning.detect.run as run
-    from cleaning.model.oos import compute_oos_pred_probs, make_groups
+    from cleaning.model.oos import compute_oos_pred_probs
 
     key = f"{s['set'].iloc[0]}-{int(s['seed'].iloc[0])}"
     CACHE.mkdir(parents=True, exist_ok=True)
     f = CACHE / f"{key}.pkl"
     if f.exists():
         return pickle.loads(f.read_bytes())
-    paths = list(s["path"])
-    x, sha = embed(paths)
-    stats, thumbs, phash, w, h = pixels(paths)
-    vocab = sorted(set(s["given"]))
-    y = np.array([vocab.index(v) for v in s["given"]])
-    fg = make_groups(sha, phash)
+    paths, x, sha, (stats, thumbs, phash, w, h), vocab, y, fg = set_inputs(s, embed, pixels)
     probs = compute_oos_pred_probs(x, y, vocab, groups=fg)
     seen: dict = {}
 
