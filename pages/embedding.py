@@ -15,15 +15,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cleaning.review.figures import COLOUR_COLUMNS, embedding_figure
-from cleaning.review.mapdensity import marker_rows
-from cleaning.review.selection import (
-    SelectionEvent,
-    drop_stale,
-    embedding_points,
-    nearest_on_map,
-    read_selection,
-    rows_in_area,
-)
+from cleaning.review.mapdensity import marker_rows, marker_summary
+from cleaning.review.selection import area_event, drop_stale, embedding_points, nearest_on_map, read_selection
 from pages._common import get_workspace, open_workspace, run_page, show_error
 from pages._hover import hover_items, hover_preview
 from pages._review import (
@@ -80,20 +73,8 @@ def points_and_figure(root: str, version: str, token: str, method: str, colour: 
                            live_only=True)
     markers = marker_rows(pts, max_markers) if len(pts) > density_above else None
     fig = embedding_figure(pts, colour, dragmode=drag, markers=markers)
-    drawn = None
-    if markers is not None:
-        flagged = (pts["issue"].astype(str) != "no issue").to_numpy()
-        drawn = {"markers": len(markers), "flagged": int(flagged.sum()), "flagged_drawn": int(flagged[markers].sum())}
+    drawn = None if markers is None else marker_summary(pts, markers)
     return pts, fig, pts["item_id"].to_numpy(dtype=object), drawn
-
-
-def area_event(ev: SelectionEvent, selection: dict | None, pts: pd.DataFrame, ids: np.ndarray) -> SelectionEvent:
-    """A box or lasso on a map that draws only a sample as markers: every point inside the drawn region (from
-    its geometry, against all points), not only the markers plotly reports."""
-    if ev.kind != "area":
-        return ev
-    rows = rows_in_area(selection, pts["x"].to_numpy(), pts["y"].to_numpy())
-    return ev if rows is None else SelectionEvent("area", tuple(str(i) for i in ids[rows]))
 
 
 def chart_key(version: str, method: str, gen: int) -> str:
@@ -142,7 +123,7 @@ def render() -> None:
     key = chart_key(data_version(ws), method, st.session_state.setdefault(GEN, 0))
     ev = read_selection(st.session_state.get(key), ids=ids)
     if drawn is not None:  # a box or lasso selects every image in the region, drawn as a marker or not
-        ev = area_event(ev, st.session_state.get(key), pts, ids)
+        ev = area_event(ev, st.session_state.get(key), pts["x"].to_numpy(), pts["y"].to_numpy(), ids)
     # The dialog is open exactly while the chart holds a one-point selection of a live image: closing it
     # (a write, Esc, ×) bumps GEN, which gives the chart a new key and so an empty selection.
     one = drop_stale([ev.single], frame, keep_deleted=False) if ev.single else []

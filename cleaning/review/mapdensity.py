@@ -79,6 +79,19 @@ def water_fill(strata: np.ndarray, budget: int, rng: np.random.Generator) -> np.
     return np.flatnonzero(rank < take[inv])
 
 
+def _flagged(points: pd.DataFrame) -> np.ndarray:
+    """Which points carry an issue (``issue`` other than "no issue"; none without the column)."""
+    if "issue" not in points:
+        return np.zeros(len(points), bool)
+    return (points["issue"].astype(str) != "no issue").to_numpy()
+
+
+def marker_summary(points: pd.DataFrame, markers: np.ndarray) -> dict[str, int]:
+    """What the caption says of a sampled map: ``{"markers", "flagged", "flagged_drawn"}`` (counts)."""
+    flagged = _flagged(points)
+    return {"markers": len(markers), "flagged": int(flagged.sum()), "flagged_drawn": int(flagged[markers].sum())}
+
+
 def marker_rows(points: pd.DataFrame, budget: int, seed: int = 0) -> np.ndarray:
     """The rows of ``points`` (:func:`cleaning.review.selection.embedding_points`) to draw as markers: exactly
     ``min(budget, len(points))`` of them, sorted; every flagged image (``issue`` other than "no issue") while
@@ -91,7 +104,7 @@ def marker_rows(points: pd.DataFrame, budget: int, seed: int = 0) -> np.ndarray:
     x, y = points["x"].to_numpy(dtype=float), points["y"].to_numpy(dtype=float)
     _, label = np.unique(points["label"].astype(str).to_numpy(), return_inverse=True)
     strata = _cells(x, y, STRATA_GRID) * (int(label.max()) + 1) + label
-    flagged = (points["issue"].astype(str) != "no issue").to_numpy() if "issue" in points else np.zeros(n, bool)
+    flagged = _flagged(points)
     f_rows, r_rows = np.flatnonzero(flagged), np.flatnonzero(~flagged)
     f_keep = f_rows if len(f_rows) <= FLAGGED_SHARE * budget else \
         f_rows[water_fill(strata[f_rows], int(FLAGGED_SHARE * budget), rng)]

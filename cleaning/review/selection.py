@@ -110,6 +110,17 @@ def rows_in_area(selection: Mapping[str, Any] | None, x: np.ndarray, y: np.ndarr
     return np.flatnonzero(hit)
 
 
+def area_event(ev: SelectionEvent, selection: Mapping[str, Any] | None, x: np.ndarray, y: np.ndarray,
+               ids: np.ndarray) -> SelectionEvent:
+    """A box or lasso on a map that draws only a sample as markers: every point inside the region (from its
+    geometry, :func:`rows_in_area`, against all points ``x``, ``y`` with item ids ``ids``), not only the markers
+    plotly reports. Any other event is returned as it is."""
+    if ev.kind != "area":
+        return ev
+    rows = rows_in_area(selection, x, y)
+    return ev if rows is None else SelectionEvent("area", tuple(str(i) for i in ids[rows]))
+
+
 def _in_polygon(x: np.ndarray, y: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """Even-odd rule: is each point inside the polygon with vertices ``xs``, ``ys`` (closed implicitly)?"""
     inside = np.zeros(len(x), dtype=bool)
