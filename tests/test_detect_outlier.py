@@ -8,8 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cleaning.detect import ISSUE_COLUMNS
-from cleaning.detect.outlier import Z_FLAG, compute_outlier_scores, find_outliers, natural_break, unclaimed_z
+from cleaning.detect import ISSUE_COLUMNS, compute_neighbours
+from cleaning.detect.outlier import (
+    Z_FLAG,
+    compute_outlier_scores,
+    find_outliers,
+    natural_break,
+    same_label_mean_sim,
+    unclaimed_z,
+)
 from tests.hostile import jpeg_bytes, make_image_tree, photo_crop
 
 
@@ -48,6 +55,33 @@ def test_copies_of_an_off_topic_image_do_not_hide_each_other() -> None:
     groups = np.append(np.arange(len(x)), [len(x)] * 3)
     with_groups = compute_outlier_scores(xs, ys, groups=groups, k=2)
     assert with_groups.flagged[-3:].all()
+
+
+@pytest.mark.parametrize("width", [3, 8, 40])
+def test_same_label_neighbours_from_the_whole_set_list_equal_a_search_per_class(width: int) -> None:
+    """Read off a narrow whole-set list (most rows then need the per-class search) or a wide one, the mean
+    similarity to the k nearest same-label images equals a k-NN search inside each class, copies excluded."""
+    rng = np.random.default_rng(3)
+    x, y = _clusters(rng, n=30)
+    y = y.copy()
+    y[rng.choice(len(y), 12, replace=False)] = rng.integers(0, 3, 12)  # mixed neighbourhoods: short rows
+    x = np.vstack([x, x[:4]])  # exact copies of four rows, one group each
+    y = np.append(y, y[:4])
+    y = np.append(y, 3)  # a class of one image
+    x = np.vstack([x, rng.standard_normal((1, x.shape[1])).astype(np.float32)])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    g = np.arange(len(y))
+    g[-5:-1] = np.arange(4)
+    k = 10
+    got = same_label_mean_sim(x, y, g, compute_neighbours(x, width, g), k)
+    want = np.full(len(y), np.nan)
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        if len(idx) > 1:
+            nb = compute_neighbours(x[idx], min(k, len(idx) - 1), g[idx])
+            want[idx] = np.where(nb.valid, nb.sim, 0).sum(axis=1) / np.maximum(nb.valid.sum(axis=1), 1)
+    assert np.isnan(got[-1]) and np.isnan(want[-1])
+    np.testing.assert_allclose(got[:-1], want[:-1], atol=1e-6)
 
 
 def test_tiny_inputs_do_not_fail() -> None:

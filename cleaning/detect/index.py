@@ -8,8 +8,9 @@ and whose time grows about as N·log N. On 5,000 clustered 1280-d vectors hnswli
 recall 1.0, faiss' HNSW 4.5 s (0.9999), pynndescent 34 s (numba compilation included) and the exact
 search 1.2 s; on the 19,876 real embeddings of the 20k benchmark tree the exact search took 19.7 CPU-s,
 HNSW 9.6 at recall@10 0.9995: the two cost the same near 10,000 rows. The scan's whole-set lists do not come from
-here but from :mod:`.ann` (a kept, projected HNSW index, extended on a rescan); this graph serves other callers
-(the off-topic check's per-class matrices, :func:`cleaning.detect.compute_neighbours` without a table). It is built once per
+here but from :mod:`.ann` (a kept, projected HNSW index, extended on a rescan), and the off-topic check reads its
+same-label neighbours off those lists too; this graph serves other callers (:func:`cleaning.detect.compute_neighbours`
+without a table). It is built once per
 embedding matrix and reused by every detector that asks (duplicates, label votes): rows of a group (copies) are removed afterwards, as the exact search
 does. Recall against the exact search is measured in ``bench/bench_scale.py``
 (``bench/results/scale.md``).
@@ -34,7 +35,7 @@ GRAPH_K = 48
 HNSW_M = 16
 EF_CONSTRUCTION = 100
 EF_SEARCH = 64
-#: Built graphs kept in memory (one per matrix: the whole set's and the off-topic check's per-class ones),
+#: Built graphs kept in memory (one per matrix),
 #: oldest dropped first while they hold more rows than this in all (≈ 145 MB at width 48).
 KEEP_ROWS = 250_000
 
