@@ -33,13 +33,10 @@ import numpy as np
 import pandas as pd
 
 from ..data.cache import fingerprint, load_arrays, save_arrays
-from ..data.images import load_image
 from ..detect import ISSUE_COLUMNS, issues_frame
-from ..detect.duplicates import compute_thumbnail
 from ..detect.memo import MEMO_VERSION, ScanMemo
-from ..detect.quality import STATS_COLUMNS, compute_quality_stats
 from ..detect.run import DetectorInputs, run_detectors
-from ..errors import CleaningError
+from .pixels import load_or_compute_pixels
 
 if TYPE_CHECKING:
     from ..data.workspace import Workspace
@@ -58,51 +55,6 @@ Progress = Callable[[str, float], None]
 def _say(progress: Progress | None, what: str, frac: float) -> None:
     if progress:
         progress(what, float(min(max(frac, 0.0), 1.0)))
-
-
-def load_or_compute_pixels(ws: Workspace, df: pd.DataFrame,
-                           progress: Progress | None = None) -> tuple[pd.DataFrame, np.ndarray, dict[str, str]]:
-    """Quality statistics (:data:`STATS_COLUMNS`) and 32×32 thumbnails for the rows of ``df``.
-
-    Decoded once per content (sha256) and kept in the workspace cache. Returns (stats frame aligned
-    to ``df``, N×32×32×3 uint8 thumbnails, {item_id: reason} for files that failed to decode).
-    """
-    cached = load_arrays(ws.cache_dir, "pixels", "v2")  # v2: tiny images thumbnailed bilinear
-    known: dict[str, int] = {}
-    stats_rows: list[np.ndarray] = []
-    thumbs_rows: list[np.ndarray] = []
-    if cached is not None and cached["stats"].shape[1:] == (len(STATS_COLUMNS),):
-        known = {str(s): i for i, s in enumerate(cached["sha256"])}
-        stats_rows, thumbs_rows = list(cached["stats"]), list(cached["thumbs"])
-    todo = [(s, p) for s, p in dict(zip(df["sha256"], df["abs_path"])).items() if s not in known]
-    failed: dict[str, str] = {}
-    for n, (sha, path) in enumerate(todo):
-        try:
-            im = load_image(path, max_side=512)
-        except CleaningError as e:
-            failed[sha] = e.message
-            continue
-        except OSError as e:  # vanished since the folder scan
-            failed[sha] = f"cannot read file: {e.strerror or e}"
-            continue
-        st = compute_quality_stats(im)
-        known[sha] = len(stats_rows)
-        stats_rows.append(np.array([st[c] for c in STATS_COLUMNS], dtype=np.float32))
-        thumbs_rows.append(compute_thumbnail(im))
-        if n % 50 == 0:
-            _say(progress, f"checking pixels {n}/{len(todo)}", 0.55 + 0.15 * n / max(len(todo), 1))
-    if todo and len(failed) < len(todo):
-        order = sorted(known, key=known.__getitem__)
-        save_arrays(ws.cache_dir, "pixels", "v2", sha256=np.array(order, dtype="U64"),
-                    stats=np.stack(stats_rows), thumbs=np.stack(thumbs_rows))
-    nan = np.full(len(STATS_COLUMNS), np.nan, dtype=np.float32)
-    blank = np.zeros((32, 32, 3), dtype=np.uint8)
-    rows = [known.get(s) for s in df["sha256"]]
-    stats = pd.DataFrame([stats_rows[r] if r is not None else nan for r in rows], columns=STATS_COLUMNS)
-    thumbs = np.stack([thumbs_rows[r] if r is not None else blank for r in rows]) if rows else \
-        np.zeros((0, 32, 32, 3), np.uint8)
-    errors = {iid: failed[s] for iid, s in zip(df["item_id"], df["sha256"]) if s in failed}
-    return stats, thumbs, errors
 
 
 def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd.DataFrame]:
