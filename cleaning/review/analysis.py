@@ -17,7 +17,8 @@ content; saved as soon as the duplicate step has them): a rescan searches neighb
 for the new contents, with the same result as a scan from nothing (above 10,000 rows: up to the index's recall).
 
 Pipeline: embeddings (:mod:`cleaning.model.embed`) → out-of-sample probabilities (:mod:`cleaning.model.oos`) →
-pixel statistics and thumbnails (decoded once per content, cached) → every detector over those arrays
+pixel statistics and thumbnails (once per content, cached; measured from the embedding's decode when that
+read the file at full size, :mod:`cleaning.review.pixels`) → every detector over those arrays
 (:func:`cleaning.detect.run.run_detectors`: duplicates, label errors, off-topic images and junk groups,
 low quality) → corrupt files from the folder scan. Off-topic is not a label error: an ``outlier`` row
 (alone or in a junk group, ``group`` set) has no suggested label and the image gets no ``label`` row;
@@ -36,7 +37,7 @@ from ..data.cache import fingerprint, load_arrays, save_arrays
 from ..detect import ISSUE_COLUMNS, issues_frame
 from ..detect.memo import MEMO_VERSION, ScanMemo
 from ..detect.run import DetectorInputs, run_detectors
-from .pixels import load_or_compute_pixels
+from .pixels import PixelsFromEmbedding, load_or_compute_pixels
 
 if TYPE_CHECKING:
     from ..data.workspace import Workspace
@@ -64,13 +65,15 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
 
     df = ws.items_frame(include_deleted=False)
     _say(progress, f"embedding {len(df)} images", 0.0)
+    measured = PixelsFromEmbedding()  # pixel statistics from the embedding's own decode where it is full-size
     emb = load_or_compute_embeddings(
-        ws, progress=lambda d, n: _say(progress, f"embedding {d}/{n} new images", 0.5 * d / max(n, 1)))
+        ws, progress=lambda d, n: _say(progress, f"embedding {d}/{n} new images", 0.5 * d / max(n, 1)),
+        on_decoded=measured)
     _say(progress, "out-of-sample predictions", 0.5)
     oos = load_or_compute_oos(ws, emb=emb)
     _say(progress, f"out-of-sample predictions {oos.how}", 0.54)
     sub = df.set_index("item_id").loc[emb.item_ids].reset_index()
-    stats, thumbs, pix_errors = load_or_compute_pixels(ws, sub, progress)
+    stats, thumbs, pix_errors = load_or_compute_pixels(ws, sub, progress, measured)
     bad_rows = [{"item_id": iid, "issue": "corrupt", "severity": 1.0, "reason": f"cannot be decoded: {why}"}
                 for iid, why in {**emb.errors, **pix_errors}.items()]
     ids, paths = list(sub["item_id"]), list(sub["path"])

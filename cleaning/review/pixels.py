@@ -37,6 +37,29 @@ def pixel_row(im: Image.Image) -> tuple[np.ndarray, np.ndarray]:
     return np.array([st[c] for c in STATS_COLUMNS], dtype=np.float32), compute_thumbnail(im)
 
 
+def shrunk_for_pixels(im: Image.Image) -> Image.Image:
+    """A full-size decode shrunk as ``load_image(max_side=DECODE_SIDE)`` shrinks it (``im`` itself if small)."""
+    if max(im.size) <= DECODE_SIDE:
+        return im
+    im = im.copy()
+    im.thumbnail((DECODE_SIDE, DECODE_SIDE), Image.Resampling.BILINEAR)
+    return im
+
+
+class PixelsFromEmbedding:
+    """``on_decoded`` for the embedding step: the pixel rows of each content it decoded at full size.
+
+    That decode equals the pixel pass's own (a JPEG drafted to 1/1 either way, any other format read
+    whole; then shrunk the same way), so :func:`load_or_compute_pixels` takes these rows as computed.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, sha: str, im: Image.Image) -> None:
+        self.rows[sha] = pixel_row(shrunk_for_pixels(im))
+
+
 def compute_pixels(paths: Sequence[str], progress: Callable[[int], None] | None = None
                    ) -> tuple[list[np.ndarray], list[np.ndarray], dict[int, str]]:
     """Decode each path and measure it: (stats rows, thumbnails, {index: reason} of files that failed).
@@ -63,41 +86,53 @@ def compute_pixels(paths: Sequence[str], progress: Callable[[int], None] | None 
     return stats_rows, thumbs_rows, failed
 
 
-def load_or_compute_pixels(ws: Workspace, df: pd.DataFrame,
-                           progress: Progress | None = None) -> tuple[pd.DataFrame, np.ndarray, dict[str, str]]:
+def load_or_compute_pixels(ws: Workspace, df: pd.DataFrame, progress: Progress | None = None,
+                           measured: PixelsFromEmbedding | None = None
+                           ) -> tuple[pd.DataFrame, np.ndarray, dict[str, str]]:
     """Quality statistics (:data:`STATS_COLUMNS`) and 32×32 thumbnails for the rows of ``df``.
 
-    Decoded once per content (sha256) and kept in the workspace cache. Returns (stats frame aligned
-    to ``df``, N×32×32×3 uint8 thumbnails, {item_id: reason} for files that failed to decode).
+    Once per content (sha256), kept in the workspace cache: contents neither cached nor ``measured`` by the
+    embedding step are decoded here. Returns (stats frame aligned to ``df``, N×32×32×3 uint8 thumbnails,
+    {item_id: reason} for files that failed to decode).
     """
     cached = load_arrays(ws.cache_dir, "pixels", "v2")  # v2: tiny images thumbnailed bilinear
-    known: dict[str, int] = {}
-    stats_rows: list[np.ndarray] = []
-    thumbs_rows: list[np.ndarray] = []
-    if cached is not None and cached["stats"].shape[1:] == (len(STATS_COLUMNS),):
-        known = {str(s): i for i, s in enumerate(cached["sha256"])}
-        stats_rows, thumbs_rows = list(cached["stats"]), list(cached["thumbs"])
+    if cached is None or cached["stats"].shape[1:] != (len(STATS_COLUMNS),):
+        cached = {"sha256": np.zeros(0, "U64"), "stats": np.zeros((0, len(STATS_COLUMNS)), np.float32),
+                  "thumbs": np.zeros((0, 32, 32, 3), np.uint8)}
+    known = {str(s): i for i, s in enumerate(cached["sha256"])}
+    new_shas: list[str] = []
+    new_stats: list[np.ndarray] = []
+    new_thumbs: list[np.ndarray] = []
+    for sha, (st, th) in (measured.rows if measured else {}).items():
+        if sha not in known:
+            known[sha] = len(known)
+            new_shas.append(sha)
+            new_stats.append(st)
+            new_thumbs.append(th)
     todo = [(s, p) for s, p in dict(zip(df["sha256"], df["abs_path"])).items() if s not in known]
 
     def say(n: int) -> None:
         if progress:
             progress(f"checking pixels {n}/{len(todo)}", min(0.55 + 0.15 * n / max(len(todo), 1), 1.0))
 
-    new_stats, new_thumbs, bad = compute_pixels([p for _, p in todo], say)
+    stats_rows, thumbs_rows, bad = compute_pixels([p for _, p in todo], say)
     failed = {todo[i][0]: why for i, why in bad.items()}
-    for r, sha in enumerate((s for s, _ in todo if s not in failed), start=len(stats_rows)):
-        known[sha] = r
-    stats_rows += new_stats
-    thumbs_rows += new_thumbs
-    if todo and len(failed) < len(todo):
-        order = sorted(known, key=known.__getitem__)
-        save_arrays(ws.cache_dir, "pixels", "v2", sha256=np.array(order, dtype="U64"),
-                    stats=np.stack(stats_rows), thumbs=np.stack(thumbs_rows))
-    nan = np.full(len(STATS_COLUMNS), np.nan, dtype=np.float32)
-    blank = np.zeros((32, 32, 3), dtype=np.uint8)
-    rows = [known.get(s) for s in df["sha256"]]
-    stats = pd.DataFrame([stats_rows[r] if r is not None else nan for r in rows], columns=STATS_COLUMNS)
-    thumbs = np.stack([thumbs_rows[r] if r is not None else blank for r in rows]) if rows else \
-        np.zeros((0, 32, 32, 3), np.uint8)
+    for sha in (s for s, _ in todo if s not in failed):
+        known[sha] = len(known)
+        new_shas.append(sha)
+    new_stats += stats_rows
+    new_thumbs += thumbs_rows
+    all_stats, all_thumbs = cached["stats"], cached["thumbs"]
+    if new_shas:
+        all_stats = np.concatenate([all_stats, np.stack(new_stats)])
+        all_thumbs = np.concatenate([all_thumbs, np.stack(new_thumbs)])
+        save_arrays(ws.cache_dir, "pixels", "v2", sha256=np.concatenate([cached["sha256"], np.array(new_shas, "U64")]),
+                    stats=all_stats, thumbs=all_thumbs)
+    rows = np.array([known.get(s, -1) for s in df["sha256"]], dtype=np.int64)
+    stats = pd.DataFrame(all_stats[np.maximum(rows, 0)] if len(all_stats) else
+                         np.zeros((len(rows), len(STATS_COLUMNS)), np.float32), columns=STATS_COLUMNS)
+    thumbs = all_thumbs[np.maximum(rows, 0)] if len(all_thumbs) else np.zeros((len(rows), 32, 32, 3), np.uint8)
+    stats.loc[rows < 0, :] = np.nan
+    thumbs[rows < 0] = 0
     errors = {iid: failed[s] for iid, s in zip(df["item_id"], df["sha256"]) if s in failed}
     return stats, thumbs, errors
