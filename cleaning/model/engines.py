@@ -98,12 +98,21 @@ def load_for_model(path: str | Path, size: int) -> Image.Image:
 
 
 def to_array(images: Sequence[Image.Image], mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """Stack equal-sized RGB images into a normalised float32 batch of shape B×3×H×W."""
-    x = np.stack([np.asarray(im, dtype=np.uint8) for im in images]).astype(np.float32)
-    x *= 1.0 / 255.0
-    x -= np.asarray(mean, dtype=np.float32)
-    x /= np.asarray(std, dtype=np.float32)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    """Stack equal-sized RGB images into a normalised float32 batch of shape B×3×H×W.
+
+    Per channel straight into the output (``(x / 255 - mean) / std`` in float32, the same operations in the
+    same order as on a whole B×H×W×3 float copy, so the same bits): 0.3–0.4 ms per 224-px image where
+    converting, normalising and transposing the whole batch took 1.7 (issue 15).
+    """
+    x = np.stack([np.asarray(im, dtype=np.uint8) for im in images])
+    m, s = np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)
+    out = np.empty((x.shape[0], 3, x.shape[1], x.shape[2]), dtype=np.float32)
+    for c in range(3):
+        o = out[:, c]
+        np.multiply(x[..., c], np.float32(1.0 / 255.0), out=o)
+        o -= m[c]
+        o /= s[c]
+    return out
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
