@@ -7,7 +7,8 @@ Encode once, query cheaply: the scan, the detectors and the projection all reuse
 Speed on 2 CPU cores (``bench/bench_model.py``): ONNX Runtime is ~4× faster than eager torch for
 EfficientNet-Lite0, so ``method="auto"`` exports the backbone to ONNX once (cached next to the converted
 weights) and runs it with ONNX Runtime; without onnxruntime it falls back to torch ``channels_last``.
-Decoding and resizing run in a small thread pool one batch ahead of the model (Pillow releases the GIL).
+Decoding and resizing run in a small thread pool one batch ahead of the model (Pillow releases the GIL); a
+caller may measure other things from that same decode (``on_decoded``: the scan's pixel statistics).
 """
 
 from __future__ import annotations
