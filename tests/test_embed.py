@@ -197,3 +197,17 @@ def test_projection_cached_and_stable_under_decisions(ws, monkeypatch: pytest.Mo
     np.testing.assert_array_equal(second.xy[second.item_ids.index(ids[5])], first.xy[ids.index(ids[5])])
     project.load_or_compute_projection(ws, method="tsne")
     assert calls == ["umap", "tsne"]
+
+
+def test_batch_normalisation_is_bit_for_bit_the_whole_array_definition() -> None:
+    """to_array works per channel into its output (issue 15); the numbers are those of the plain definition."""
+    ims = [embed.load_for_model(p, 96) for p in _demo("bird", 5) + _demo("fruit", 4)]
+    for mean, std in [((0.5,) * 3, (0.5,) * 3), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))]:
+        x = np.stack([np.asarray(im, dtype=np.uint8) for im in ims]).astype(np.float32)
+        x *= 1.0 / 255.0
+        x -= np.asarray(mean, dtype=np.float32)
+        x /= np.asarray(std, dtype=np.float32)
+        want = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        got = embed.to_array(ims, mean, std)
+        assert got.shape == (9, 3, 96, 96) and got.dtype == np.float32 and got.flags.c_contiguous
+        assert np.array_equal(got, want)

@@ -39,22 +39,48 @@ BLUR_SHARPNESS = 0.05
 
 
 def compute_quality_stats(im: Image.Image) -> dict[str, float]:
-    """Pixel statistics of an RGB image (see :data:`STATS_COLUMNS`); all in [0, 8]."""
+    """Pixel statistics of an RGB image (see :data:`STATS_COLUMNS`); all in [0, 8].
+
+    Everything but the sharpness comes from the 256-bin grey histogram (grey level ``k`` is ``k / 255``):
+    the mean, standard deviation and percentiles (numpy's linear rule) of the pixels are those of the
+    histogram's levels weighted by their counts, in float64; the Laplacian is summed in integers. Same
+    numbers as measuring the float32 pixel array (to float32 rounding: ≤ 2e-7 absolute, 2e-6 relative on the
+    sharpness; ``tests/test_quality_stats.py``), at 0.10–0.16 ms instead of 0.40 for a 64-px image and 1.1–1.8
+    instead of 2.6–3.1 for the photo benchmark's 512-px sources (``bench/bench_pixels.py parts``, 2 cores, load 7).
+    """
     g = im.convert("L")
     if max(g.size) > STATS_MAX_SIDE:
-        g = g.copy()
         g.thumbnail((STATS_MAX_SIDE, STATS_MAX_SIDE), Image.Resampling.BILINEAR)
-    a = np.asarray(g, dtype=np.float32) / 255.0
-    hist = np.bincount((a * 255).astype(np.uint8).ravel(), minlength=256).astype(np.float64)
-    p = hist[hist > 0] / hist.sum()
-    contrast = float(a.std())
-    if min(a.shape) >= 3:
-        lap = (a[1:-1, :-2] + a[1:-1, 2:] + a[:-2, 1:-1] + a[2:, 1:-1] - 4 * a[1:-1, 1:-1])
-        sharp = float(lap.std() / max(contrast, 1e-3))
+    u = np.asarray(g)
+    n = u.size
+    counts = np.bincount(u.ravel(), minlength=256)
+    w = counts / n
+    mean = float(w @ _LEVELS)
+    contrast = float(np.sqrt(w @ (_LEVELS - mean) ** 2))
+    p = w[counts > 0]
+    cum = np.cumsum(counts)
+    if min(u.shape) >= 3:
+        i = u.astype(np.int16)
+        lap = i[1:-1, :-2] + i[1:-1, 2:] + i[:-2, 1:-1] + i[2:, 1:-1] - 4 * i[1:-1, 1:-1]
+        sharp = float(lap.std() / 255.0 / max(contrast, 1e-3))
     else:
         sharp = 0.0
-    return {"brightness": float(a.mean()), "p01": float(np.percentile(a, 1)), "p99": float(np.percentile(a, 99)),
+    return {"brightness": mean, "p01": _percentile(cum, 1), "p99": _percentile(cum, 99),
             "contrast": contrast, "entropy": max(0.0, float(-(p * np.log2(p)).sum())), "sharpness": min(sharp, 8.0)}
+
+
+#: Grey level k as the float32 k / 255 the statistics were first defined on, widened to float64.
+_LEVELS = (np.arange(256, dtype=np.float32) / np.float32(255.0)).astype(np.float64)
+
+
+def _percentile(cum: np.ndarray, q: float) -> float:
+    """numpy's default ("linear") ``q``-th percentile of the pixels whose grey histogram has cumulative counts
+    ``cum``: the k-th smallest pixel is the level whose cumulative count first exceeds k."""
+    n = int(cum[-1])
+    h = q / 100.0 * (n - 1)
+    lo = int(np.floor(h))
+    v = _LEVELS[np.searchsorted(cum, [lo, min(lo + 1, n - 1)], side="right")]
+    return float(v[0] + (v[1] - v[0]) * (h - lo))
 
 
 def compute_quality_scores(stats: pd.DataFrame, width: Sequence[int], height: Sequence[int]) -> pd.DataFrame:

@@ -7,11 +7,13 @@ Encode once, query cheaply: the scan, the detectors and the projection all reuse
 Speed on 2 CPU cores (``bench/bench_model.py``): ONNX Runtime is ~4× faster than eager torch for
 EfficientNet-Lite0, so ``method="auto"`` exports the backbone to ONNX once (cached next to the converted
 weights) and runs it with ONNX Runtime; without onnxruntime it falls back to torch ``channels_last``.
-Decoding and resizing run in a small thread pool one batch ahead of the model (Pillow releases the GIL).
+Decoding and resizing run in a small thread pool one batch ahead of the model (Pillow releases the GIL); a
+caller may measure other things from that same decode (``on_decoded``: the scan's pixel statistics).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -25,6 +27,7 @@ from .engines import (  # noqa: F401  (re-exported: the embedding API lives here
     PREPROCESS_VERSION,
     EmbedResult,
     Engine,
+    OnDecoded,
     OnnxEngine,
     Progress,
     TorchEngine,
@@ -41,6 +44,8 @@ from .engines import (  # noqa: F401  (re-exported: the embedding API lives here
 )
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from ..data.workspace import Workspace
 
 
@@ -67,7 +72,8 @@ ENGINES = ("local", "ray")
 def load_or_compute_embeddings(ws: Workspace, arch: str = DEFAULT_ARCH, size: int | None = None,
                                include_deleted: bool = False, method: str = "auto",
                                progress: Progress | None = None, engine: str = "local",
-                               address: str | None = None, workers: int | None = None) -> Embedded:
+                               address: str | None = None, workers: int | None = None,
+                               on_decoded: Callable[[str, Image.Image], None] | None = None) -> Embedded:
     """Embeddings of the workspace's images, computing only contents (sha256) not cached yet.
 
     Rows follow ``ws.items_frame()`` order, deleted items left out unless ``include_deleted``;
@@ -78,6 +84,8 @@ def load_or_compute_embeddings(ws: Workspace, arch: str = DEFAULT_ARCH, size: in
         engine: ``"local"`` (this process) or ``"ray"`` (a Ray Data job, :mod:`cleaning.model.ray_embed`:
             one backbone per worker actor; ``address`` of a running cluster, default a local one;
             ``workers`` actors, default one per CPU). Both write the same cache.
+        on_decoded: ``on_decoded(sha256, image)`` for each new content the local engine decoded at full size
+            (see :func:`embed_images`; the scan measures its pixel statistics there). Not called by Ray.
     Raises:
         CleaningError: unknown engine, Ray missing or unreachable; BackboneUnavailable from the backbone.
     """
@@ -107,7 +115,12 @@ def load_or_compute_embeddings(ws: Workspace, arch: str = DEFAULT_ARCH, size: in
                     if progress:
                         progress(done + d, len(todo))
 
-                res = embed_images(paths[c:c + CHUNK], arch, size, method=method, progress=chunk_progress)
+                def decoded(i: int, im: Image.Image, shas: list[str] = shas) -> None:
+                    if on_decoded:
+                        on_decoded(shas[i], im)
+
+                res = embed_images(paths[c:c + CHUNK], arch, size, method=method, progress=chunk_progress,
+                                   on_decoded=decoded if on_decoded else None)
                 ok = [s for i, s in enumerate(shas) if i not in res.errors]
                 table.add(ok, res.embeddings[res.ok], failed={shas[i]: r for i, r in res.errors.items()})
                 table.save_part()

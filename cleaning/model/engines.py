@@ -32,6 +32,8 @@ METHODS = ("auto", "onnx", "channels_last", "eager")
 
 #: progress(done, total) — called after every batch.
 Progress = Callable[[int, int], None]
+#: on_decoded(index of the path, its RGB image decoded at full size): see :func:`embed_images`.
+OnDecoded = Callable[[int, Image.Image], None]
 
 
 def n_cpus() -> int:
@@ -42,9 +44,11 @@ def n_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _open_drafted(path: str | Path, size: int) -> Image.Image:
+def _open_drafted(path: str | Path, size: int) -> tuple[Image.Image, bool]:
     """Open with the same format and pixel limits as :mod:`cleaning.data.images`, letting JPEG decode at
-    a reduced scale (``draft``: 1/2, 1/4, 1/8, never below ``size``), then normalise to RGB."""
+    a reduced scale (``draft``: 1/2, 1/4, 1/8, never below ``size``), then normalise to RGB.
+
+    Returns (image, whether the file was decoded at its full size)."""
     with Image.open(path) as im:
         w, h = im.size
         if im.format not in SUPPORTED_FORMATS or w * h > MAX_PIXELS or w < 1 or h < 1:
@@ -52,7 +56,7 @@ def _open_drafted(path: str | Path, size: int) -> Image.Image:
         if im.format == "JPEG":
             im.draft("RGB", (size, size))
         im.load()
-        return normalise(im)
+        return normalise(im), im.size == (w, h)
 
 
 def square(im: Image.Image, size: int) -> Image.Image:
@@ -73,10 +77,15 @@ def open_for_model(path: str | Path, min_side: int) -> Image.Image:
     Raises:
         cleaning.data.images.UnreadableImage: the file is not a usable image.
     """
+    return _open_for_model(path, min_side)[0]
+
+
+def _open_for_model(path: str | Path, min_side: int) -> tuple[Image.Image, bool]:
+    """:func:`open_for_model` and whether the file was decoded at its full size (no JPEG draft reduction)."""
     try:
         return _open_drafted(path, min_side)
     except Exception:  # noqa: BLE001 — the careful loader below re-decodes and names the problem
-        return load_image(path)
+        return load_image(path), True
 
 
 def load_for_model(path: str | Path, size: int) -> Image.Image:
@@ -89,12 +98,21 @@ def load_for_model(path: str | Path, size: int) -> Image.Image:
 
 
 def to_array(images: Sequence[Image.Image], mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """Stack equal-sized RGB images into a normalised float32 batch of shape B×3×H×W."""
-    x = np.stack([np.asarray(im, dtype=np.uint8) for im in images]).astype(np.float32)
-    x *= 1.0 / 255.0
-    x -= np.asarray(mean, dtype=np.float32)
-    x /= np.asarray(std, dtype=np.float32)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    """Stack equal-sized RGB images into a normalised float32 batch of shape B×3×H×W.
+
+    Per channel straight into the output (``(x / 255 - mean) / std`` in float32, the same operations in the
+    same order as on a whole B×H×W×3 float copy, so the same bits): 0.3–0.4 ms per 224-px image where
+    converting, normalising and transposing the whole batch took 1.7 (issue 15).
+    """
+    x = np.stack([np.asarray(im, dtype=np.uint8) for im in images])
+    m, s = np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)
+    out = np.empty((x.shape[0], 3, x.shape[1], x.shape[2]), dtype=np.float32)
+    for c in range(3):
+        o = out[:, c]
+        np.multiply(x[..., c], np.float32(1.0 / 255.0), out=o)
+        o -= m[c]
+        o /= s[c]
+    return out
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
@@ -240,31 +258,39 @@ class EmbedResult:
         return mask
 
 
-def _batches(paths: Sequence[str | Path], size: int, batch_size: int,
-             pool: ThreadPoolExecutor) -> Iterator[tuple[int, list[Image.Image | str]]]:
+def _batches(paths: Sequence[str | Path], size: int, batch_size: int, pool: ThreadPoolExecutor,
+             on_decoded: OnDecoded | None = None) -> Iterator[tuple[int, list[Image.Image | str]]]:
     """Yield (start, decoded images or error reasons) per batch, decoding one batch ahead."""
 
-    def load(p: str | Path) -> Image.Image | str:
+    def load(i: int) -> Image.Image | str:
         try:
-            return load_for_model(p, size)
+            im, full = _open_for_model(paths[i], size)
         except CleaningError as e:
             return e.message
         except OSError as e:  # vanished or unreadable since the scan
             return f"cannot read file: {e}"
+        if on_decoded is not None and full:
+            on_decoded(i, im)
+        return square(im, size)
 
     starts = list(range(0, len(paths), batch_size))
-    pending = [pool.map(load, paths[s:s + batch_size]) for s in starts[:1]]
+    pending = [pool.map(load, range(s, min(s + batch_size, len(paths)))) for s in starts[:1]]
     for i, s in enumerate(starts):
         if i + 1 < len(starts):
             nxt = starts[i + 1]
-            pending.append(pool.map(load, paths[nxt:nxt + batch_size]))
+            pending.append(pool.map(load, range(nxt, min(nxt + batch_size, len(paths)))))
         yield s, list(pending[i])
 
 
 def embed_images(paths: Sequence[str | Path], arch: str = DEFAULT_ARCH, size: int | None = None,
                  batch_size: int = 32, method: str = "auto", threads: int | None = None,
-                 workers: int = 2, progress: Progress | None = None) -> EmbedResult:
+                 workers: int = 2, progress: Progress | None = None,
+                 on_decoded: OnDecoded | None = None) -> EmbedResult:
     """Embed images, collecting per-file failures instead of raising.
+
+    ``on_decoded(i, image)`` is called (in a decoding thread) for each path the model's decode read at full
+    size — every non-JPEG and every JPEG too small for a draft reduction: the caller can measure those
+    pixels from this one decode instead of decoding the file again.
 
     Returns:
         :class:`EmbedResult` with N×D float32 L2-normalised rows (zero rows where the file failed).
@@ -275,7 +301,7 @@ def embed_images(paths: Sequence[str | Path], arch: str = DEFAULT_ARCH, size: in
     out = np.zeros((len(paths), spec.dim), dtype=np.float32)
     errors: dict[int, str] = {}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for start, loaded in _batches(paths, size, batch_size, pool):
+        for start, loaded in _batches(paths, size, batch_size, pool, on_decoded):
             good = [(start + j, im) for j, im in enumerate(loaded) if isinstance(im, Image.Image)]
             errors.update({start + j: r for j, r in enumerate(loaded) if isinstance(r, str)})
             if good:

@@ -17,7 +17,8 @@ content; saved as soon as the duplicate step has them): a rescan searches neighb
 for the new contents, with the same result as a scan from nothing (above 10,000 rows: up to the index's recall).
 
 Pipeline: embeddings (:mod:`cleaning.model.embed`) → out-of-sample probabilities (:mod:`cleaning.model.oos`) →
-pixel statistics and thumbnails (decoded once per content, cached) → every detector over those arrays
+pixel statistics and thumbnails (once per content, cached; measured from the embedding's decode when that
+read the file at full size, :mod:`cleaning.review.pixels`) → every detector over those arrays
 (:func:`cleaning.detect.run.run_detectors`: duplicates, label errors, off-topic images and junk groups,
 low quality) → corrupt files from the folder scan. Off-topic is not a label error: an ``outlier`` row
 (alone or in a junk group, ``group`` set) has no suggested label and the image gets no ``label`` row;
@@ -33,13 +34,10 @@ import numpy as np
 import pandas as pd
 
 from ..data.cache import fingerprint, load_arrays, save_arrays
-from ..data.images import load_image
 from ..detect import ISSUE_COLUMNS, issues_frame
-from ..detect.duplicates import compute_thumbnail
 from ..detect.memo import MEMO_VERSION, ScanMemo
-from ..detect.quality import STATS_COLUMNS, compute_quality_stats
 from ..detect.run import DetectorInputs, run_detectors
-from ..errors import CleaningError
+from .pixels import PixelsFromEmbedding, load_or_compute_pixels
 
 if TYPE_CHECKING:
     from ..data.workspace import Workspace
@@ -60,51 +58,6 @@ def _say(progress: Progress | None, what: str, frac: float) -> None:
         progress(what, float(min(max(frac, 0.0), 1.0)))
 
 
-def load_or_compute_pixels(ws: Workspace, df: pd.DataFrame,
-                           progress: Progress | None = None) -> tuple[pd.DataFrame, np.ndarray, dict[str, str]]:
-    """Quality statistics (:data:`STATS_COLUMNS`) and 32×32 thumbnails for the rows of ``df``.
-
-    Decoded once per content (sha256) and kept in the workspace cache. Returns (stats frame aligned
-    to ``df``, N×32×32×3 uint8 thumbnails, {item_id: reason} for files that failed to decode).
-    """
-    cached = load_arrays(ws.cache_dir, "pixels", "v2")  # v2: tiny images thumbnailed bilinear
-    known: dict[str, int] = {}
-    stats_rows: list[np.ndarray] = []
-    thumbs_rows: list[np.ndarray] = []
-    if cached is not None and cached["stats"].shape[1:] == (len(STATS_COLUMNS),):
-        known = {str(s): i for i, s in enumerate(cached["sha256"])}
-        stats_rows, thumbs_rows = list(cached["stats"]), list(cached["thumbs"])
-    todo = [(s, p) for s, p in dict(zip(df["sha256"], df["abs_path"])).items() if s not in known]
-    failed: dict[str, str] = {}
-    for n, (sha, path) in enumerate(todo):
-        try:
-            im = load_image(path, max_side=512)
-        except CleaningError as e:
-            failed[sha] = e.message
-            continue
-        except OSError as e:  # vanished since the folder scan
-            failed[sha] = f"cannot read file: {e.strerror or e}"
-            continue
-        st = compute_quality_stats(im)
-        known[sha] = len(stats_rows)
-        stats_rows.append(np.array([st[c] for c in STATS_COLUMNS], dtype=np.float32))
-        thumbs_rows.append(compute_thumbnail(im))
-        if n % 50 == 0:
-            _say(progress, f"checking pixels {n}/{len(todo)}", 0.55 + 0.15 * n / max(len(todo), 1))
-    if todo and len(failed) < len(todo):
-        order = sorted(known, key=known.__getitem__)
-        save_arrays(ws.cache_dir, "pixels", "v2", sha256=np.array(order, dtype="U64"),
-                    stats=np.stack(stats_rows), thumbs=np.stack(thumbs_rows))
-    nan = np.full(len(STATS_COLUMNS), np.nan, dtype=np.float32)
-    blank = np.zeros((32, 32, 3), dtype=np.uint8)
-    rows = [known.get(s) for s in df["sha256"]]
-    stats = pd.DataFrame([stats_rows[r] if r is not None else nan for r in rows], columns=STATS_COLUMNS)
-    thumbs = np.stack([thumbs_rows[r] if r is not None else blank for r in rows]) if rows else \
-        np.zeros((0, 32, 32, 3), np.uint8)
-    errors = {iid: failed[s] for iid, s in zip(df["item_id"], df["sha256"]) if s in failed}
-    return stats, thumbs, errors
-
-
 def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(issues, scores) over the non-deleted images, computed now."""
     from ..model.embed import load_or_compute_embeddings
@@ -112,13 +65,15 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
 
     df = ws.items_frame(include_deleted=False)
     _say(progress, f"embedding {len(df)} images", 0.0)
+    measured = PixelsFromEmbedding()  # pixel statistics from the embedding's own decode where it is full-size
     emb = load_or_compute_embeddings(
-        ws, progress=lambda d, n: _say(progress, f"embedding {d}/{n} new images", 0.5 * d / max(n, 1)))
+        ws, progress=lambda d, n: _say(progress, f"embedding {d}/{n} new images", 0.5 * d / max(n, 1)),
+        on_decoded=measured)
     _say(progress, "out-of-sample predictions", 0.5)
     oos = load_or_compute_oos(ws, emb=emb)
     _say(progress, f"out-of-sample predictions {oos.how}", 0.54)
     sub = df.set_index("item_id").loc[emb.item_ids].reset_index()
-    stats, thumbs, pix_errors = load_or_compute_pixels(ws, sub, progress)
+    stats, thumbs, pix_errors = load_or_compute_pixels(ws, sub, progress, measured)
     bad_rows = [{"item_id": iid, "issue": "corrupt", "severity": 1.0, "reason": f"cannot be decoded: {why}"}
                 for iid, why in {**emb.errors, **pix_errors}.items()]
     ids, paths = list(sub["item_id"]), list(sub["path"])
