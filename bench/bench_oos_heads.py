@@ -1,0 +1,111 @@
+"""The out-of-sample heads at scale: CPU seconds of the first pass and of the label check's re-learning pass,
+and what a cap on each head's training rows (``cleaning.model.oos.MAX_TRAIN_ROWS``) changes, on one data set's
+cached embeddings (the 100k scale tree's state dir: ``bench/results/scale.md`` §14a).
+
+    python bench/bench_oos_heads.py ROOT --state-dir DIR [--caps none 10000 20000 40000] [--planted JSON]
+        [--inputs bench/out/oosheads-100k.npz]   # the inputs (embeddings, labels, groups, neighbours) kept there
+
+Per setting: CPU-s (``time.process_time``, all threads) of the first pass (5 fold heads) and of the
+re-learning pass; agreement with the uncapped heads (``none``, run first) of the out-of-sample argmax and of the
+label check's flags and suggestions; accuracy of the argmax against the given labels; with ``--planted``
+(a JSON ``{"label_noise": [paths]}`` as ``bench/scale_tree.py`` plants them) the flags' precision and recall.
+The label check's neighbours are read off the approximate neighbour table (copy groups excluded), once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _inputs(root: str, state_dir: str, keep: Path | None) -> dict:
+    from cleaning.detect import Neighbours
+
+    if keep is not None and keep.exists():
+        z = np.load(keep)
+        return {"x": z["x"], "y": z["y"], "vocab": [str(v) for v in z["vocab"]], "groups": z["groups"],
+                "nb": Neighbours(z["nb_index"], z["nb_sim"]), "path": [str(p) for p in z["path"]]}
+    from cleaning.data.workspace import Workspace
+    from cleaning.detect.ann import approximate_table
+    from cleaning.detect.memo import content_ids, table_neighbours
+    from cleaning.model.embed import load_or_compute_embeddings
+    from cleaning.model.oos import encode_labels, make_groups
+
+    ws = Workspace.open(root, state_dir=state_dir)
+    emb = load_or_compute_embeddings(ws)
+    df = ws.items_frame(include_deleted=False).set_index("item_id").loc[emb.item_ids].reset_index()
+    labels = [str(v) for v in df["label"]]
+    vocab = sorted(set(labels))
+    groups = make_groups(list(df["sha256"]), list(df["phash"]))
+    t = time.process_time()
+    table, row_content, _ = approximate_table(emb.embeddings, content_ids(list(df["sha256"])))
+    nb = table_neighbours(emb.embeddings, table, row_content, 10, groups)
+    print(f"neighbours: {time.process_time() - t:.0f} CPU-s", flush=True)
+    y = encode_labels(labels, vocab)
+    if keep is not None:
+        np.savez(keep, x=emb.embeddings, y=y, vocab=np.array(vocab), groups=groups, nb_index=nb.index,
+                 nb_sim=nb.sim, path=np.array(df["path"], dtype=str))
+    return {"x": emb.embeddings, "y": y, "vocab": vocab, "groups": groups, "nb": nb, "path": list(df["path"])}
+
+
+def _run(d: dict, cap: int | None) -> dict:
+    from cleaning.detect.label import compute_label_scores
+    from cleaning.model.oos import assign_folds, cross_val_pred_probs
+
+    x, y, groups, k = d["x"], d["y"], d["groups"], len(d["vocab"])
+    spent = {"relearn": 0.0}
+
+    def heads(lab: np.ndarray) -> np.ndarray:
+        folds = assign_folds(np.where(lab < 0, 0, lab), 5, groups, 0)
+        return cross_val_pred_probs(x, lab, k, folds, groups=groups, max_rows=cap)
+
+    def relearn(lab: np.ndarray) -> np.ndarray:
+        t = time.process_time()
+        p = heads(lab)
+        spent["relearn"] += time.process_time() - t
+        return p
+
+    t = time.process_time()
+    p = heads(y)
+    first = time.process_time() - t
+    ls = compute_label_scores(y, p, d["nb"], relearn=relearn)
+    return {"cap": cap, "first_cpu": first, "relearn_cpu": spent["relearn"], "argmax": p.argmax(1),
+            "model2_argmax": ls.model_probs.argmax(1), "flagged": ls.flagged, "suggested": ls.suggested}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("root")
+    ap.add_argument("--state-dir", required=True)
+    ap.add_argument("--caps", nargs="+", default=["none", "20000"])
+    ap.add_argument("--planted", type=Path, default=None)
+    ap.add_argument("--inputs", type=Path, default=None, help="keep / read the inputs here (an .npz)")
+    a = ap.parse_args()
+    d = _inputs(a.root, a.state_dir, a.inputs)
+    noisy = None
+    if a.planted is not None:
+        planted = set(json.loads(a.planted.read_text())["label_noise"])
+        noisy = np.array([p in planted for p in d["path"]])
+    base = None
+    for c in a.caps:
+        r = _run(d, None if c == "none" else int(c))
+        base = base or r
+        f, f0 = r["flagged"], base["flagged"]
+        row = {"cap": c, "first_cpu": round(r["first_cpu"], 1), "relearn_cpu": round(r["relearn_cpu"], 1),
+               "acc_given": round(float((r["argmax"] == d["y"]).mean()), 4),
+               "argmax_agree": round(float((r["argmax"] == base["argmax"]).mean()), 4),
+               "relearn_argmax_agree": round(float((r["model2_argmax"] == base["model2_argmax"]).mean()), 4),
+               "flagged": int(f.sum()), "flag_jaccard": round(float((f & f0).sum() / max((f | f0).sum(), 1)), 4),
+               "suggest_agree_on_both": round(float((r["suggested"] == base["suggested"])[f & f0].mean()), 4)}
+        if noisy is not None:
+            row |= {"precision": round(float((f & noisy).sum() / max(f.sum(), 1)), 4),
+                    "recall": round(float((f & noisy).sum() / max(noisy.sum(), 1)), 4)}
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
