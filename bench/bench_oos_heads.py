@@ -77,6 +77,19 @@ def _run(d: dict, cap: int | None) -> dict:
             "model2_argmax": ls.model_probs.argmax(1), "flagged": ls.flagged, "suggested": ls.suggested}
 
 
+def _planted(path: Path | None, d: dict) -> np.ndarray | None:
+    """N bools: planted label noise (and ``d["truth"]``, the drawn class, when the file has it)."""
+    if path is None:
+        return None
+    got = json.loads(path.read_text())
+    planted = set(got["label_noise"])
+    if "truth" in got:  # {file name: drawn class} of the planted rows
+        truth = got["truth"]
+        d["truth"] = np.array([d["vocab"].index(truth[p.split("/")[-1]]) if p.split("/")[-1] in truth else -1
+                               for p in d["path"]])
+    return np.array([p in planted for p in d["path"]])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root")
@@ -86,14 +99,12 @@ def main() -> None:
     ap.add_argument("--inputs", type=Path, default=None, help="keep / read the inputs here (an .npz)")
     a = ap.parse_args()
     d = _inputs(a.root, a.state_dir, a.inputs)
-    noisy = None
-    if a.planted is not None:
-        planted = set(json.loads(a.planted.read_text())["label_noise"])
-        noisy = np.array([p in planted for p in d["path"]])
     base = None
     for c in a.caps:
         r = _run(d, None if c == "none" else int(c))
         base = base or r
+        if c == a.caps[0]:  # (read after the first setting: a planted list may still be in the making)
+            noisy = _planted(a.planted, d)
         f, f0 = r["flagged"], base["flagged"]
         row = {"cap": c, "first_cpu": round(r["first_cpu"], 1), "relearn_cpu": round(r["relearn_cpu"], 1),
                "acc_given": round(float((r["argmax"] == d["y"]).mean()), 4),
@@ -102,8 +113,10 @@ def main() -> None:
                "flagged": int(f.sum()), "flag_jaccard": round(float((f & f0).sum() / max((f | f0).sum(), 1)), 4),
                "suggest_agree_on_both": round(float((r["suggested"] == base["suggested"])[f & f0].mean()), 4)}
         if noisy is not None:
+            right = f & noisy & (r["suggested"] == d["truth"]) if "truth" in d else f & noisy
             row |= {"precision": round(float((f & noisy).sum() / max(f.sum(), 1)), 4),
-                    "recall": round(float((f & noisy).sum() / max(noisy.sum(), 1)), 4)}
+                    "recall": round(float((f & noisy).sum() / max(noisy.sum(), 1)), 4),
+                    "suggestion_right": round(float(right.sum() / max((f & noisy).sum(), 1)), 4)}
         print(json.dumps(row), flush=True)
 
 
