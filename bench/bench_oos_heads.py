@@ -1,14 +1,15 @@
 """The out-of-sample heads at scale: CPU seconds of the first pass and of the label check's re-learning pass,
-and what a cap on each head's training rows (``cleaning.model.oos.MAX_TRAIN_ROWS``) changes, on one data set's
-cached embeddings (the 100k scale tree's state dir: ``bench/results/scale.md`` §14a).
+full-dimension heads against the heads on principal components (:mod:`cleaning.model.headpca`), on one data
+set's cached embeddings (the 100k scale tree's state dir: ``bench/results/scale.md`` §14a).
 
-    python bench/bench_oos_heads.py ROOT --state-dir DIR [--caps none 10000 20000 40000] [--planted JSON]
+    python bench/bench_oos_heads.py ROOT --state-dir DIR [--settings full pca128 pca256] [--planted JSON]
         [--inputs bench/out/oosheads-100k.npz]   # the inputs (embeddings, labels, groups, neighbours) kept there
 
 Per setting: CPU-s (``time.process_time``, all threads) of the first pass (5 fold heads) and of the
-re-learning pass; agreement with the uncapped heads (``none``, run first) of the out-of-sample argmax and of the
+re-learning pass; agreement with the first setting's heads (``full``) of the out-of-sample argmax and of the
 label check's flags and suggestions; accuracy of the argmax against the given labels; with ``--planted``
-(a JSON ``{"label_noise": [paths]}`` as ``bench/scale_tree.py`` plants them) the flags' precision and recall.
+(a JSON ``{"label_noise": [paths], "truth": {file name: drawn class}}``, what ``bench/scale_tree.py`` planted)
+the flags' precision and recall and how often a found error's suggestion is the drawn class.
 The label check's neighbours are read off the approximate neighbour table (copy groups excluded), once.
 """
 
@@ -52,7 +53,7 @@ def _inputs(root: str, state_dir: str, keep: Path | None) -> dict:
     return {"x": emb.embeddings, "y": y, "vocab": vocab, "groups": groups, "nb": nb, "path": list(df["path"])}
 
 
-def _run(d: dict, cap: int | None) -> dict:
+def _run(d: dict, setting: str) -> dict:
     from cleaning.detect.label import compute_label_scores
     from cleaning.model.oos import assign_folds, cross_val_pred_probs
 
@@ -61,7 +62,9 @@ def _run(d: dict, cap: int | None) -> dict:
 
     def heads(lab: np.ndarray) -> np.ndarray:
         folds = assign_folds(np.where(lab < 0, 0, lab), 5, groups, 0)
-        return cross_val_pred_probs(x, lab, k, folds, groups=groups, max_rows=cap)
+        if setting == "full":  # every dimension at any size (the heads before the rule)
+            return cross_val_pred_probs(x, lab, k, folds, pca_above=len(lab))
+        return cross_val_pred_probs(x, lab, k, folds)  # the library's rule (pca128: HEAD_DIMS = 128, ...)
 
     def relearn(lab: np.ndarray) -> np.ndarray:
         t = time.process_time()
@@ -73,7 +76,7 @@ def _run(d: dict, cap: int | None) -> dict:
     p = heads(y)
     first = time.process_time() - t
     ls = compute_label_scores(y, p, d["nb"], relearn=relearn)
-    return {"cap": cap, "first_cpu": first, "relearn_cpu": spent["relearn"], "argmax": p.argmax(1),
+    return {"first_cpu": first, "relearn_cpu": spent["relearn"], "argmax": p.argmax(1),
             "model2_argmax": ls.model_probs.argmax(1), "flagged": ls.flagged, "suggested": ls.suggested}
 
 
@@ -94,19 +97,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root")
     ap.add_argument("--state-dir", required=True)
-    ap.add_argument("--caps", nargs="+", default=["none", "20000"])
+    ap.add_argument("--settings", nargs="+", default=["full", "pca128"],
+                    help="full (all dimensions) or pcaP (the rule with HEAD_DIMS = P); the first is the base")
     ap.add_argument("--planted", type=Path, default=None)
     ap.add_argument("--inputs", type=Path, default=None, help="keep / read the inputs here (an .npz)")
+    ap.add_argument("--save", type=Path, default=None, help="keep each setting's argmax / flags / suggestions here")
     a = ap.parse_args()
     d = _inputs(a.root, a.state_dir, a.inputs)
+    saved = {}
     base = None
-    for c in a.caps:
-        r = _run(d, None if c == "none" else int(c))
+    from cleaning.model import headpca
+
+    for c in a.settings:
+        if c.startswith("pca"):
+            headpca.HEAD_DIMS = int(c[3:])
+        r = _run(d, c)
         base = base or r
-        if c == a.caps[0]:  # (read after the first setting: a planted list may still be in the making)
+        if c == a.settings[0]:  # (read after the first setting: a planted list may still be in the making)
             noisy = _planted(a.planted, d)
         f, f0 = r["flagged"], base["flagged"]
-        row = {"cap": c, "first_cpu": round(r["first_cpu"], 1), "relearn_cpu": round(r["relearn_cpu"], 1),
+        row = {"setting": c, "first_cpu": round(r["first_cpu"], 1), "relearn_cpu": round(r["relearn_cpu"], 1),
                "acc_given": round(float((r["argmax"] == d["y"]).mean()), 4),
                "argmax_agree": round(float((r["argmax"] == base["argmax"]).mean()), 4),
                "relearn_argmax_agree": round(float((r["model2_argmax"] == base["model2_argmax"]).mean()), 4),
@@ -118,6 +128,9 @@ def main() -> None:
                     "recall": round(float((f & noisy).sum() / max(noisy.sum(), 1)), 4),
                     "suggestion_right": round(float(right.sum() / max((f & noisy).sum(), 1)), 4)}
         print(json.dumps(row), flush=True)
+        saved |= {f"{c}_{k}": r[k] for k in ("argmax", "model2_argmax", "flagged", "suggested")}
+        if a.save is not None:
+            np.savez(a.save, **saved)
 
 
 if __name__ == "__main__":

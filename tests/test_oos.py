@@ -228,36 +228,24 @@ def test_label_minus_one_is_predicted_but_never_trained_on() -> None:
         compute_oos_pred_probs(x, np.full(90, -2), ["a", "b", "c"])
 
 
-def test_row_cap_does_not_bind_at_or_below_it_and_samples_above(monkeypatch: pytest.MonkeyPatch) -> None:
-    """At or below ``max_rows`` training rows per head the heads are fitted on exactly those rows (the
-    benchmark sets, ≤ 3,200 rows per head, are far below ``MAX_TRAIN_ROWS``); above it each head sees a
-    stratified, weighted sample of ``max_rows`` rows, copies together, the same for the same seed."""
-    from cleaning.model import oos
-    from cleaning.model.oos import capped_training_rows
 
-    assert oos.MAX_TRAIN_ROWS is None or oos.MAX_TRAIN_ROWS >= 4_000
-    x, y = _random_task(n=300, k=3, seed=4)
-    groups = np.arange(300) // 2  # pairs of rows: copy groups
-    folds = assign_folds(y, 5, groups)
-    most = max(int((folds != f).sum()) for f in range(5))  # 240 training rows per head
-    uncapped = cross_val_pred_probs(x, y, 3, folds, groups=groups, max_rows=None)
-    np.testing.assert_array_equal(cross_val_pred_probs(x, y, 3, folds, groups=groups, max_rows=most), uncapped)
-    np.testing.assert_array_equal(cross_val_pred_probs(x, y, 3, folds, groups=groups), uncapped)
-    monkeypatch.setattr(oos, "MIN_CLASS_ROWS", 10)  # (the default would keep all of these small classes)
-    capped = cross_val_pred_probs(x, y, 3, folds, groups=groups, max_rows=most - 60)
-    assert np.abs(capped - uncapped).max() > 1e-3  # it binds: other heads
-    np.testing.assert_array_equal(cross_val_pred_probs(x, y, 3, folds, groups=groups, max_rows=most - 60), capped)
+def test_heads_see_principal_components_only_above_the_threshold() -> None:
+    """At or below ``pca_above`` rows the heads are fitted on the embeddings as they are (every benchmark set,
+    ≤ 4,000 images, is far below ``PCA_ABOVE``); above it on the first ``HEAD_DIMS`` principal components, and
+    the kept heads, mapped back to the embedding space, give the same probabilities."""
+    from cleaning.model import headpca
+    from cleaning.model.foldheads import FoldHeads
 
-    train = folds != 0
-    keys = np.random.default_rng(0).random(150)[groups]
-    kept, weight = capped_training_rows(train, y, keys, 100, min_class=0)
-    assert kept.sum() == 100 and not (kept & ~train).any()
-    share = np.bincount(y[train], minlength=3) / train.sum()
-    np.testing.assert_allclose(np.bincount(y[kept], minlength=3) / 100, share, atol=0.01)  # stratified
-    assert weight is not None and len(weight) == 100
-    np.testing.assert_allclose(np.bincount(y[kept], weight, minlength=3), np.bincount(y[train], minlength=3))
-    pairs = train[::2] & train[1::2] & (y[::2] == y[1::2])  # copies of one class go together (but at the
-    assert (kept[::2] != kept[1::2])[pairs].sum() <= 3  # quota's edge: one pair per class at most)
-    rare = np.where(np.arange(300) < 4, 2, np.minimum(y, 1))  # a class of 4 rows keeps them all
-    kept, _ = capped_training_rows(np.ones(300, bool), rare, keys, 30, min_class=10)
-    assert kept[:4].all()
+    assert headpca.PCA_ABOVE >= 4_000
+    x, y = _random_task(n=300, d=256, k=3, seed=5)
+    folds = assign_folds(y, 5, seed=0)
+    full = cross_val_pred_probs(x, y, 3, folds, pca_above=300)
+    np.testing.assert_array_equal(cross_val_pred_probs(x, y, 3, folds), full)  # the default does not bind
+    fitted: dict[int, tuple[np.ndarray, ...]] = {}
+    reduced = cross_val_pred_probs(x, y, 3, folds, heads=fitted, pca_above=299)
+    mean, basis = headpca.principal_basis(x)
+    assert basis.shape == (256, headpca.HEAD_DIMS)
+    np.testing.assert_array_equal(reduced, cross_val_pred_probs(headpca.project(x, mean, basis), y, 3, folds))
+    assert np.abs(reduced - full).max() > 1e-2  # it binds: other features
+    kept = FoldHeads.from_fit(["a", "b", "c"], [f"{i:064x}" for i in range(300)], y, folds, fitted)
+    np.testing.assert_allclose(kept.predict(x, folds), reduced, atol=1e-4)

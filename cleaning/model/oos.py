@@ -10,6 +10,10 @@ small CNN take tens of minutes for 1,000 images, while five logistic regressions
 embeddings take seconds; the embeddings are computed once and shared with the duplicate/outlier
 detectors and the map. The fine-tuned network (:mod:`cleaning.model.train`) stays the user's classifier.
 
+At large N (over :data:`cleaning.model.headpca.PCA_ABOVE` = 20,000 rows) the heads are fitted on the embeddings'
+first 128 principal components (no labels involved): at 100,000 images the two 5-fold passes fell from 124 + 92
+to ≈ 5 + 5 CPU-s with the label check's flags as good against planted noise (:mod:`cleaning.model.headpca`).
+
 Incremental: the scan keeps each fit's fold heads with the rows they were fitted on
 (:func:`load_or_fit_pred_probs`, :mod:`cleaning.model.foldheads`). A rescan after images were added or
 removed answers from them — new images were in no head's training set — while at most 1/(2F) of the rows
@@ -48,12 +52,6 @@ FOLD_THREADS = 2
 FOLD_COPY_BUDGET = 512 * 2**20
 #: Probabilities are floored at this and renormalised so a loss never sees log(0).
 PROB_FLOOR = 1e-6
-#: Training rows per fold head, at most (None: no cap): above it a head is fitted on a stratified sample
-#: (:func:`capped_training_rows`). Far above every benchmark set (≤ 4,000 images, ≤ 3,200 training rows
-#: per head), so there the heads are fitted exactly as without it.
-MAX_TRAIN_ROWS: int | None = 20_000
-#: ... of which every class keeps at least this many (all of its rows when it has fewer).
-MIN_CLASS_ROWS = 1_000
 
 
 def _cpus() -> int:
@@ -183,61 +181,42 @@ def fit_linear_probe(features: np.ndarray, y: np.ndarray, n_classes: int, c: flo
     return LinearProbe(mean.astype(f32), scale.astype(f32), weight.astype(f32), bias.astype(f32))
 
 
-def capped_training_rows(train: np.ndarray, labels: np.ndarray, keys: np.ndarray, max_rows: int | None,
-                         min_class: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """(``train`` itself, None) when it selects at most ``max_rows`` rows; else (a stratified sample, its weights).
-
-    Each class keeps its share of ``max_rows`` (``max_rows · n_c / n``, rounded; at least ``min(n_c, min_class)``, default
-    :data:`MIN_CLASS_ROWS`):
-    the rows with the smallest ``keys`` (one random number per copy group, so copies go together), ties by row.
-    A kept row of class c weighs ``n_c / kept_c``: the weighted loss estimates the loss over all the training
-    rows, so the regularisation ``C`` keeps its meaning. ``train``: N bools; ``labels``: N ints (≥ 0 where train).
-    """
-    idx = np.flatnonzero(train)
-    if max_rows is None or len(idx) <= max_rows:
-        return train, None
-    y = labels[idx]
-    counts = np.bincount(y)
-    floor = MIN_CLASS_ROWS if min_class is None else min_class
-    quota = np.minimum(counts, np.maximum(np.rint(max_rows * counts / len(idx)), floor)).astype(np.int64)
-    order = np.lexsort((idx, keys[idx], y))  # by class, then key, then row
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    kept = order[(np.arange(len(idx)) - starts[y[order]]) < quota[y[order]]]
-    out = np.zeros_like(train)
-    out[idx[kept]] = True
-    weight = (counts / np.maximum(quota, 1))[labels[out]]
-    return out, weight
-
-
 def cross_val_pred_probs(embeddings: np.ndarray, labels: np.ndarray, n_classes: int, folds: np.ndarray,
                          c: float = DEFAULT_C, seed: int = 0,
                          progress: Callable[[int, int], None] | None = None,
                          heads: dict[int, tuple[np.ndarray, ...]] | None = None,
-                         groups: np.ndarray | None = None, max_rows: int | None = MAX_TRAIN_ROWS) -> np.ndarray:
+                         pca_above: int | None = None) -> np.ndarray:
     """N×K probabilities where row i comes from a head fitted on the rows with ``folds != folds[i]``.
 
     A class absent from a training fold gets probability ~0 in that fold's rows. ``heads``: filled with
     ``{fold: (mean, scale, coef K×D, intercept K, present K)}`` (:class:`cleaning.model.foldheads.FoldHeads`).
-    ``max_rows``: each head's training rows above it are a stratified sample (:func:`capped_training_rows`,
-    copy ``groups`` kept together, drawn with ``seed``).
+    Over ``pca_above`` rows (default :data:`cleaning.model.headpca.PCA_ABOVE`; 0 = always) the heads see the
+    embeddings' first principal components (:mod:`cleaning.model.headpca`); ``heads`` are then mapped back.
     """
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     from threadpoolctl import threadpool_limits
 
+    from . import headpca
+
     n = len(labels)
+    limit = headpca.PCA_ABOVE if pca_above is None else pca_above
+    if n > limit and embeddings.shape[1] > headpca.HEAD_DIMS:
+        mean, basis = headpca.principal_basis(embeddings, seed=seed)
+        kept: dict[int, tuple[np.ndarray, ...]] | None = {} if heads is not None else None
+        probs = cross_val_pred_probs(headpca.project(embeddings, mean, basis), labels, n_classes, folds, c, seed,
+                                     progress, kept, pca_above=n)
+        if heads is not None and kept is not None:
+            heads.update({f: headpca.to_embedding_space(h, mean, basis) for f, h in kept.items()})
+        return probs
     out = np.zeros((n, n_classes), dtype=np.float64)
     fold_ids = np.unique(folds)
-    _, inverse = np.unique(np.arange(n) if groups is None else np.asarray(groups), return_inverse=True)
-    keys = np.random.default_rng(seed).random(int(inverse.max()) + 1 if n else 0)[inverse.ravel()]
-    fold_rows = n * (len(fold_ids) - 1) / max(len(fold_ids), 1)
-    fold_copy = 4 * embeddings.shape[1] * min(fold_rows, max_rows or fold_rows)  # one fold's float32 rows
+    fold_copy = 4 * embeddings.shape[1] * n * (len(fold_ids) - 1) / max(len(fold_ids), 1)  # one fold's float32 rows
     workers = max(1, min(FOLD_THREADS, _cpus(), len(fold_ids), int(FOLD_COPY_BUDGET // max(fold_copy, 1))))
     # multithreaded BLAS is ~30x slower here on a busy 2-core machine: one BLAS thread per fold, folds in
     # parallel instead (each fills only its own rows of ``out``; the result does not depend on the order)
     with threadpool_limits(1), ThreadPoolExecutor(workers) as pool:
-        jobs = [pool.submit(_fit_fold, embeddings, labels, folds, f, out, c, seed, heads, (keys, max_rows))
-                for f in fold_ids]
+        jobs = [pool.submit(_fit_fold, embeddings, labels, folds, f, out, c, seed, heads) for f in fold_ids]
         for step, job in enumerate(as_completed(jobs)):
             job.result()
             if progress:
@@ -247,15 +226,9 @@ def cross_val_pred_probs(embeddings: np.ndarray, labels: np.ndarray, n_classes: 
 
 
 def _fit_fold(embeddings: np.ndarray, labels: np.ndarray, folds: np.ndarray, f: int, out: np.ndarray,
-              c: float, seed: int, heads: dict[int, tuple[np.ndarray, ...]] | None = None,
-              cap: tuple[np.ndarray, int | None] | None = None) -> None:
-    """Fill ``out``'s rows of fold ``f`` from a head fitted on the other folds (and its parameters into ``heads``).
-
-    ``cap``: (a key per row, max rows) for :func:`capped_training_rows`."""
+              c: float, seed: int, heads: dict[int, tuple[np.ndarray, ...]] | None = None) -> None:
+    """Fill ``out``'s rows of fold ``f`` from a head fitted on the other folds (and its parameters into ``heads``)."""
     test, train = folds == f, (folds != f) & (labels >= 0)  # label -1: predicted, never trained on
-    weight = None
-    if cap is not None:
-        train, weight = capped_training_rows(train, labels, cap[0], cap[1])
     present = np.unique(labels[train])
     k, d = out.shape[1], embeddings.shape[1]
     if len(present) == 1:
@@ -273,8 +246,7 @@ def _fit_fold(embeddings: np.ndarray, labels: np.ndarray, folds: np.ndarray, f: 
         mean, scale = _standardise(xt)
         with warnings.catch_warnings():  # 300 lbfgs steps is the budget, not a failure: no stderr noise per fold
             warnings.simplefilter("ignore", ConvergenceWarning)
-            clf = LogisticRegression(C=c, max_iter=MAX_ITER, random_state=seed).fit(xt, labels[train],
-                                                                                    sample_weight=weight)
+            clf = LogisticRegression(C=c, max_iter=MAX_ITER, random_state=seed).fit(xt, labels[train])
         del xt
         xe = np.asarray(embeddings[test], dtype=np.float32)
         xe -= mean
@@ -313,7 +285,7 @@ def compute_oos_pred_probs(embeddings: np.ndarray, labels: Sequence[str] | Seque
     folds = assign_folds(y, n_folds, groups, seed)  # (held-out rows stratified as class 0: any class would do)
     y = np.where(held, -1, y)
     return cross_val_pred_probs(np.asarray(embeddings, dtype=np.float32), y, len(vocab), folds, c, seed,
-                                progress, groups=groups)
+                                progress)
 
 
 def load_or_fit_pred_probs(cache_dir: Path, slot: str, embeddings: np.ndarray, sha256: Sequence[str],
@@ -346,7 +318,7 @@ def load_or_fit_pred_probs(cache_dir: Path, slot: str, embeddings: np.ndarray, s
             why = plan.reason
         folds = assign_folds(np.where(y < 0, 0, y), n_folds, groups, seed)  # held-out rows stratified as class 0
         fitted: dict[int, tuple[np.ndarray, ...]] = {}
-        probs = cross_val_pred_probs(x, y, len(vocab), folds, c, seed, progress, heads=fitted, groups=groups)
+        probs = cross_val_pred_probs(x, y, len(vocab), folds, c, seed, progress, heads=fitted)
         save_arrays(cache_dir, "heads", slot, **FoldHeads.from_fit(vocab, sha256, y, folds, fitted).to_arrays())
     return probs, folds, f"fitted: {why}"
 
