@@ -101,11 +101,17 @@ def main() -> None:
                     help="full (all dimensions) or pcaP (the rule with HEAD_DIMS = P); the first is the base")
     ap.add_argument("--planted", type=Path, default=None)
     ap.add_argument("--inputs", type=Path, default=None, help="keep / read the inputs here (an .npz)")
+    ap.add_argument("--base", type=Path, default=None, help="the first setting's arrays from an earlier --save")
     ap.add_argument("--save", type=Path, default=None, help="keep each setting's argmax / flags / suggestions here")
     a = ap.parse_args()
     d = _inputs(a.root, a.state_dir, a.inputs)
     saved = {}
     base = None
+    if a.base is not None:  # {setting}_{argmax, model2_argmax, flagged, suggested} of an earlier run
+        z = np.load(a.base)
+        name = z.files[0].split("_")[0]
+        base = {k[len(name) + 1:]: z[k] for k in z.files if k.startswith(name + "_")}
+        noisy = _planted(a.planted, d)
     from cleaning.model import headpca
 
     for c in a.settings:
@@ -113,7 +119,7 @@ def main() -> None:
             headpca.HEAD_DIMS = int(c[3:])
         r = _run(d, c)
         base = base or r
-        if c == a.settings[0]:  # (read after the first setting: a planted list may still be in the making)
+        if c == a.settings[0] and a.base is None:  # (read after the first setting: a planted list may still be in the making)
             noisy = _planted(a.planted, d)
         f, f0 = r["flagged"], base["flagged"]
         row = {"setting": c, "first_cpu": round(r["first_cpu"], 1), "relearn_cpu": round(r["relearn_cpu"], 1),

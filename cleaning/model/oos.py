@@ -202,7 +202,7 @@ def cross_val_pred_probs(embeddings: np.ndarray, labels: np.ndarray, n_classes: 
     n = len(labels)
     limit = headpca.PCA_ABOVE if pca_above is None else pca_above
     if n > limit and embeddings.shape[1] > headpca.HEAD_DIMS:
-        mean, basis = headpca.principal_basis(embeddings, seed=seed)
+        mean, basis = headpca.principal_basis(embeddings, headpca.HEAD_DIMS, seed)
         kept: dict[int, tuple[np.ndarray, ...]] | None = {} if heads is not None else None
         probs = cross_val_pred_probs(headpca.project(embeddings, mean, basis), labels, n_classes, folds, c, seed,
                                      progress, kept, pca_above=n)
