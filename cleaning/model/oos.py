@@ -11,8 +11,8 @@ embeddings take seconds; the embeddings are computed once and shared with the du
 detectors and the map. The fine-tuned network (:mod:`cleaning.model.train`) stays the user's classifier.
 
 At large N (over :data:`cleaning.model.headpca.PCA_ABOVE` = 20,000 rows) the heads are fitted on the embeddings'
-first 128 principal components (no labels involved): at 100,000 images the two 5-fold passes fell from 124 + 92
-to ≈ 5 + 5 CPU-s with the label check's flags as good against planted noise (:mod:`cleaning.model.headpca`).
+first 128 principal components (no labels involved): at 100,000 images the two 5-fold passes fell from 120 + 89
+to 9 + 10 CPU-s with the label check's flags as good against planted noise (:mod:`cleaning.model.headpca`).
 
 Incremental: the scan keeps each fit's fold heads with the rows they were fitted on
 (:func:`load_or_fit_pred_probs`, :mod:`cleaning.model.foldheads`). A rescan after images were added or
