@@ -48,7 +48,8 @@ MAX_ITER = 300
 FOLD_THREADS = 2
 #: ... and only as many as keep those copies under this many bytes together: at 100,000 images two folds'
 #: copies (2 × 410 MB plus the solver's temporaries) lifted the scan's peak to 3.09 GB, over its 3 GB bound
-#: (the embeddings, the neighbour graph and the thumbnails are resident then). Up to ~65,000 rows two fit.
+#: (the embeddings, the neighbour graph and the thumbnails are resident then). Up to ~65,000 rows two fit; since
+#: the heads see 128 principal components above 20,000 rows (:mod:`.headpca`), up to ~650,000.
 FOLD_COPY_BUDGET = 512 * 2**20
 #: Probabilities are floored at this and renormalised so a loss never sees log(0).
 PROB_FLOOR = 1e-6
