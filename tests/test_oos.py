@@ -226,3 +226,26 @@ def test_label_minus_one_is_predicted_but_never_trained_on() -> None:
     assert (p[:12].argmax(1) == 0).all()  # predicted, as what they look like
     with pytest.raises(CleaningError):
         compute_oos_pred_probs(x, np.full(90, -2), ["a", "b", "c"])
+
+
+
+def test_heads_see_principal_components_only_above_the_threshold() -> None:
+    """At or below ``pca_above`` rows the heads are fitted on the embeddings as they are (every benchmark set,
+    ≤ 4,000 images, is far below ``PCA_ABOVE``); above it on the first ``HEAD_DIMS`` principal components, and
+    the kept heads, mapped back to the embedding space, give the same probabilities."""
+    from cleaning.model import headpca
+    from cleaning.model.foldheads import FoldHeads
+
+    assert headpca.PCA_ABOVE >= 4_000
+    x, y = _random_task(n=300, d=256, k=3, seed=5)
+    folds = assign_folds(y, 5, seed=0)
+    full = cross_val_pred_probs(x, y, 3, folds, pca_above=300)
+    np.testing.assert_array_equal(cross_val_pred_probs(x, y, 3, folds), full)  # the default does not bind
+    fitted: dict[int, tuple[np.ndarray, ...]] = {}
+    reduced = cross_val_pred_probs(x, y, 3, folds, heads=fitted, pca_above=299)
+    mean, basis = headpca.principal_basis(x)
+    assert basis.shape == (256, headpca.HEAD_DIMS)
+    np.testing.assert_array_equal(reduced, cross_val_pred_probs(headpca.project(x, mean, basis), y, 3, folds))
+    assert np.abs(reduced - full).max() > 1e-2  # it binds: other features
+    kept = FoldHeads.from_fit(["a", "b", "c"], [f"{i:064x}" for i in range(300)], y, folds, fitted)
+    np.testing.assert_allclose(kept.predict(x, folds), reduced, atol=1e-4)
