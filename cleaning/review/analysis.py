@@ -27,6 +27,7 @@ blank images get no label or outlier row.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.cache import fingerprint, load_arrays, save_arrays
+from ..data.hosted import trim_memory
 from ..detect import ISSUE_COLUMNS, issues_frame
 from ..detect.memo import MEMO_VERSION, ScanMemo
 from ..detect.run import DetectorInputs, run_detectors
@@ -74,6 +76,11 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
     _say(progress, f"out-of-sample predictions {oos.how}", 0.54)
     sub = df.set_index("item_id").loc[emb.item_ids].reset_index()
     stats, thumbs, pix_errors = load_or_compute_pixels(ws, sub, progress, measured)
+    # the embedding's pixel rows are in those arrays now: held through the detectors, the 100,000 small thumbnails
+    # (and the decode's freed heap) lifted a first scan's peak from 2.9 to 3.5 GB (bench/results/scale.md §15)
+    measured.rows.clear()
+    gc.collect()
+    trim_memory(0.0)
     bad_rows = [{"item_id": iid, "issue": "corrupt", "severity": 1.0, "reason": f"cannot be decoded: {why}"}
                 for iid, why in {**emb.errors, **pix_errors}.items()]
     ids, paths = list(sub["item_id"]), list(sub["path"])
