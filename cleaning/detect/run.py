@@ -67,10 +67,10 @@ class DetectorResult:
 
 
 #: Where each step starts in the detectors' time, for the progress callback's fraction (measured at 100,000
-#: images on a quiet machine, ``bench/results/scale.md`` §11: near duplicates ≈ 250 of 420 CPU-s, the label
-#: check with its re-learning pass ≈ 110, off-topic and junk ≈ 45).
-STEPS = (("near duplicates", 0.0), ("label errors (re-learning without the likely errors)", 0.6),
-         ("off-topic images and junk groups", 0.86), ("low quality", 0.98))
+#: images on a quiet machine, ``bench/results/scale.md`` §15: near duplicates ≈ 172 of ≈ 203 CPU-s, the label
+#: check with its re-learning pass ≈ 16, off-topic and junk ≈ 11).
+STEPS = (("near duplicates", 0.0), ("label errors (re-learning without the likely errors)", 0.85),
+         ("off-topic images and junk groups", 0.93), ("low quality", 0.98))
 
 
 def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None,
