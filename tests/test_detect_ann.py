@@ -111,3 +111,21 @@ def test_the_memo_is_handed_over_after_the_duplicate_step(monkeypatch: pytest.Mo
     res = run_detectors(inp, keep=got.append)
     assert len(got) == 1 and got[0].ann_emb is not None and len(got[0].ann_emb.blob)
     assert res.memo is not None and res.memo.ann_emb is None and res.memo.emb is not None
+
+
+def test_exact_re_ranking_similarities_are_the_full_dimension_products() -> None:
+    """The re-ranking's similarities (one content at a time into a reused buffer) are the full-dimension products
+    (float64 as truth), bitwise those of the earlier 64-contents-at-a-time gather, and -inf where a slot is empty."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 64)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    first = np.sort(rng.choice(300, 120, replace=False))
+    rows = np.array([0, 7, 119, 55])
+    cand = rng.integers(-1, 120, (len(rows), 20))
+    got = ann._exact_sims(x, first, rows, cand)
+    before = np.matmul(x[first[np.clip(cand, 0, None)]], x[first[rows]][:, :, None])[:, :, 0]
+    ok = cand >= 0
+    assert np.array_equal(got[ok], before[ok]) and np.isneginf(got[~ok]).all()
+    x64 = x.astype(np.float64)
+    for i, r in enumerate(rows):
+        np.testing.assert_allclose(got[i, ok[i]], x64[first[cand[i, ok[i]]]] @ x64[first[r]], atol=1e-6)

@@ -65,3 +65,40 @@ def test_the_comparison_runs_blas_on_one_thread(monkeypatch: pytest.MonkeyPatch)
     sim = pm.compute_pixel_similarity(thumbs, [(0, 1), (0, 2), (1, 2)])
     assert seen and set(seen) == {1}
     assert (sim < 0.8).all()  # three different photos
+
+
+def _many_thumbs() -> np.ndarray:
+    """40 thumbnails of real photos: crops of three photos at shifting offsets, some mirrored."""
+    out = []
+    for k in range(40):
+        im = photo_crop(("chelsea", "coffee", "astronaut")[k % 3], (120 + 3 * k, 90 + 2 * k))
+        t = pm.compute_thumbnail(im)
+        out.append(t[:, ::-1] if k % 4 == 0 else t)
+    return np.stack(out)
+
+
+def test_views_do_not_depend_on_the_block_or_the_thumbnails_type() -> None:
+    """The whole / turned views are one sparse map per angle applied to blocks of thumbnails transposed a pixel
+    at a time: blocks that split the set anywhere, and float thumbnails instead of uint8, give the same views."""
+    thumbs = _many_thumbs()
+    rows = np.array([5, 0, 39, 17, 17, 2, 33])
+    dense = np.stack([pm._WHOLE, *pm._TURNS]).astype(np.float64)
+    t = thumbs[rows].astype(np.float64).reshape(len(rows), -1, 3)
+    for k, mat in enumerate([pm._WHOLE_SPARSE, *pm._TURNS_SPARSE]):
+        whole = pm._linear_views(thumbs, [mat], block=1024, rows=rows)[0]
+        for block, th in ((3, thumbs), (1, thumbs.astype(np.float32)), (1024, thumbs.astype(np.float64))):
+            np.testing.assert_allclose(pm._linear_views(th, [mat], block=block, rows=rows)[0], whole, atol=1e-6)
+        want = np.stack([_unit_channel_major((dense[k] @ ti).T.reshape(3, pm.VIEW_SIDE, pm.VIEW_SIDE)) for ti in t])
+        np.testing.assert_allclose(whole, want, atol=2e-5)  # the sparse map is the dense one
+
+
+def test_the_comparison_does_not_depend_on_the_block_of_crop_views() -> None:
+    thumbs = _many_thumbs()
+    rng = np.random.default_rng(0)
+    pairs = np.unique(np.sort(rng.integers(0, len(thumbs), (120, 2)), axis=1), axis=0)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    got = {b: pm.compute_pixel_similarity(thumbs, pairs, block=b) for b in (1, 7, 16, 256)}
+    for b in (1, 7, 256):
+        np.testing.assert_allclose(got[b], got[16], atol=1e-6)
+    same_photo = pairs[:, 0] % 3 == pairs[:, 1] % 3  # crops of one photo (some mirrored): alike; of two: not
+    assert got[16][same_photo].min() > got[16][~same_photo].max()
