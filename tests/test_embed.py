@@ -57,6 +57,23 @@ def test_unreadable_files_are_collected_or_raised(tmp_path: Path) -> None:
         embed.compute_embeddings([good[0], bad])
 
 
+def test_lanes_equal_one_engine_in_order_with_failures_in_place(tmp_path: Path) -> None:
+    """Two single-thread lanes (the ONNX default on 2+ cores) give the rows, order and failures of one
+    engine fed batch by batch; a bad file inside a middle batch keeps its index."""
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"<html>not an image</html>")
+    good = _demo("bird", 6) + _demo("fruit", 6) + _demo("mammal", 6)
+    paths = good[:9] + [bad] + good[9:]
+    seen: list[int] = []
+    lanes = embed.embed_images(paths, batch_size=4, threads=2, progress=lambda d, n: seen.append(d))
+    one = embed.embed_images(paths, batch_size=4, threads=1)
+    assert list(lanes.errors) == list(one.errors) == [9]
+    assert seen == sorted(seen) and seen[-1] == len(paths)  # progress in order, to the end
+    keep = one.ok
+    assert (lanes.embeddings[keep] * one.embeddings[keep]).sum(axis=1).min() > 0.99999
+    assert not lanes.embeddings[9].any()
+
+
 def test_exif_rotation_and_alpha_are_applied(tmp_path: Path) -> None:
     src = Image.open(_demo("mammal", 1)[0]).convert("RGB")
     upright = tmp_path / "upright.png"
