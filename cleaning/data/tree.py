@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,6 +201,13 @@ def list_files(root: Path) -> tuple[list[tuple[str, str, os.stat_result]], list[
     return candidates, skipped
 
 
+def _n_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def walk_tree(
     root: str | Path,
     known: Mapping[str, tuple[int, int, ImageInfo]] | None = None,
@@ -220,21 +228,30 @@ def walk_tree(
     root = check_root(root)
     known = known or {}
     candidates, bad = list_files(root)
-    images: list[ScannedImage] = []
-    for i, (rel, label, st) in enumerate(candidates):
+
+    def look(i: int) -> ImageInfo | UnreadableImage:
+        rel, _, st = candidates[i]
         prev = known.get(rel)
         if prev is not None and prev[0] == st.st_size and prev[1] == st.st_mtime_ns:
-            info = prev[2]
-        else:
-            try:
-                info = inspect_image(root / rel)
-            except UnreadableImage as e:
-                kind = "unsupported" if e.message.startswith(("unsupported", "not an image")) else "corrupt"
-                bad.append(BadFile(rel, e.message, kind))
-                info = None
-        if info is not None:
-            images.append(ScannedImage(rel, label, st.st_size, st.st_mtime_ns, info))
-        if progress:
-            progress(i + 1, len(candidates))
+            return prev[2]
+        try:
+            return inspect_image(root / rel)
+        except UnreadableImage as e:
+            return e
+
+    images: list[ScannedImage] = []
+    # decoding, hashing and pHash release the GIL for most of their time: one thread per CPU
+    with ThreadPoolExecutor(max_workers=_n_cpus()) as pool:
+        looked = (info for c in range(0, len(candidates), 1024)  # a bounded number of futures at a time
+                  for info in pool.map(look, range(c, min(c + 1024, len(candidates)))))
+        for i, info in enumerate(looked):
+            rel, label, st = candidates[i]
+            if isinstance(info, UnreadableImage):
+                kind = "unsupported" if info.message.startswith(("unsupported", "not an image")) else "corrupt"
+                bad.append(BadFile(rel, info.message, kind))
+            else:
+                images.append(ScannedImage(rel, label, st.st_size, st.st_mtime_ns, info))
+            if progress:
+                progress(i + 1, len(candidates))
     bad.sort(key=lambda b: b.path)
     return TreeWalk(images, bad)
