@@ -26,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "review": {"data", "detect", "model"},
     "cli": {"data", "detect", "model", "scrape", "review"},
 }
-BOTTOM = {"errors", "groups", "progress"}
+BOTTOM = {"cpus", "errors", "groups", "progress"}
 
 
 def _module_name(path: Path) -> str:

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cpus import n_cpus
 from ..errors import DatasetError, LabelError
 from .images import ImageInfo, UnreadableImage, inspect_image
 
@@ -201,13 +202,6 @@ def list_files(root: Path) -> tuple[list[tuple[str, str, os.stat_result]], list[
     return candidates, skipped
 
 
-def _n_cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def walk_tree(
     root: str | Path,
     known: Mapping[str, tuple[int, int, ImageInfo]] | None = None,
@@ -241,7 +235,7 @@ def walk_tree(
 
     images: list[ScannedImage] = []
     # decoding, hashing and pHash release the GIL for most of their time: one thread per CPU
-    with ThreadPoolExecutor(max_workers=_n_cpus()) as pool:
+    with ThreadPoolExecutor(max_workers=n_cpus()) as pool:
         looked = (info for c in range(0, len(candidates), 1024)  # a bounded number of futures at a time
                   for info in pool.map(look, range(c, min(c + 1024, len(candidates)))))
         for i, info in enumerate(looked):

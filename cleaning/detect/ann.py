@@ -31,6 +31,7 @@ import tempfile
 
 import numpy as np
 
+from ..cpus import n_cpus
 from .index import EF_CONSTRUCTION, EF_SEARCH, HNSW_M
 from .memo import TABLE_M, AnnState, NeighbourTable, distinct_contents, lookup, reuse_lists
 
@@ -60,10 +61,6 @@ def _project(x: np.ndarray, rows: np.ndarray, mean: np.ndarray, basis: np.ndarra
         z = z if basis.shape[1] == 0 else (z - mean) @ basis
         out[s:s + len(z)] = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-6)
     return out
-
-
-def _threads() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
 
 def _save(index: object) -> np.ndarray:
@@ -99,7 +96,7 @@ def build_index(z: np.ndarray, seed: int = 0) -> object:
 
     index = hnswlib.Index(space="ip", dim=z.shape[1])
     index.init_index(max_elements=max(len(z), 1), ef_construction=EF_CONSTRUCTION, M=HNSW_M, random_seed=seed)
-    index.set_num_threads(_threads())
+    index.set_num_threads(n_cpus())
     for s in range(0, len(z), 8192):
         index.add_items(z[s:s + 8192], np.arange(s, min(s + 8192, len(z))))
     return index
@@ -192,7 +189,7 @@ def approximate_table(x: np.ndarray, cid: np.ndarray, m: int = TABLE_M, memo: Ne
         new = at < 0
         n_old = len(state.labels)
         index = _load(state.blob, basis.shape[1] or x.shape[1], n_old + int(new.sum()))
-        index.set_num_threads(_threads())
+        index.set_num_threads(n_cpus())
         gone = np.asarray(state.alive, bool).copy()
         gone[at[~new]] = False
         for lab in np.flatnonzero(gone):

@@ -19,11 +19,12 @@ does. Recall against the exact search is measured in ``bench/bench_scale.py``
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import warnings
 
 import numpy as np
+
+from ..cpus import n_cpus
 
 #: Above this many rows the neighbours come from the approximate graph.
 EXACT_MAX = 10_000
@@ -84,7 +85,7 @@ def _hnsw(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     n, d = x.shape
     index = hnswlib.Index(space="ip", dim=d)
     index.init_index(max_elements=n, ef_construction=EF_CONSTRUCTION, M=HNSW_M, random_seed=seed)
-    index.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
+    index.set_num_threads(n_cpus())
     for s in range(0, n, 8192):  # float32 blocks: no float64 copy of the whole matrix
         index.add_items(np.ascontiguousarray(x[s:s + 8192], dtype=np.float32), np.arange(s, min(s + 8192, n)))
     index.set_ef(max(EF_SEARCH, k + 1))

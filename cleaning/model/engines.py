@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from PIL import Image
 
+from ..cpus import n_cpus
 from ..data.images import MAX_PIXELS, SUPPORTED_FORMATS, load_image, normalise
 from ..errors import CleaningError
 from .backbone import DEFAULT_ARCH, arch_spec, cache_root, create_backbone, model_id
@@ -34,14 +35,6 @@ METHODS = ("auto", "onnx", "channels_last", "eager")
 Progress = Callable[[int, int], None]
 #: on_decoded(index of the path, its RGB image decoded at full size): see :func:`embed_images`.
 OnDecoded = Callable[[int, Image.Image], None]
-
-
-def n_cpus() -> int:
-    """CPUs this process may use (affinity-aware)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _open_drafted(path: str | Path, size: int) -> tuple[Image.Image, bool]:

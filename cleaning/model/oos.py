@@ -22,7 +22,6 @@ removed answers from them — new images were in no head's training set — whil
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..cpus import n_cpus
 from ..errors import CleaningError
 from ..groups import join_groups, make_groups  # noqa: F401  (make_groups: re-exported)
 
@@ -53,13 +53,6 @@ FOLD_THREADS = 2
 FOLD_COPY_BUDGET = 512 * 2**20
 #: Probabilities are floored at this and renormalised so a loss never sees log(0).
 PROB_FLOOR = 1e-6
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def encode_labels(labels: Sequence[str] | Sequence[int] | np.ndarray, vocab: Sequence[str]) -> np.ndarray:
@@ -213,7 +206,7 @@ def cross_val_pred_probs(embeddings: np.ndarray, labels: np.ndarray, n_classes: 
     out = np.zeros((n, n_classes), dtype=np.float64)
     fold_ids = np.unique(folds)
     fold_copy = 4 * embeddings.shape[1] * n * (len(fold_ids) - 1) / max(len(fold_ids), 1)  # one fold's float32 rows
-    workers = max(1, min(FOLD_THREADS, _cpus(), len(fold_ids), int(FOLD_COPY_BUDGET // max(fold_copy, 1))))
+    workers = max(1, min(FOLD_THREADS, n_cpus(), len(fold_ids), int(FOLD_COPY_BUDGET // max(fold_copy, 1))))
     # multithreaded BLAS is ~30x slower here on a busy 2-core machine: one BLAS thread per fold, folds in
     # parallel instead (each fills only its own rows of ``out``; the result does not depend on the order)
     with threadpool_limits(1), ThreadPoolExecutor(workers) as pool:

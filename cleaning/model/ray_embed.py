@@ -16,13 +16,13 @@ batches of ``M / 2 / BYTES_PER_IMAGE`` images, between 8 and 64.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..cpus import n_cpus
 from ..data.cache import EmbeddingTable
 from ..errors import CleaningError
 
@@ -65,7 +65,7 @@ def _start(address: str | None, workers: int | None) -> bool:
     if address:
         kwargs["address"] = address
     else:
-        kwargs["num_cpus"] = workers or max(1, len(os.sched_getaffinity(0)))
+        kwargs["num_cpus"] = workers or n_cpus()
     try:
         ray.init(**kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
