@@ -95,7 +95,7 @@ def test_folds_fitted_at_once_keep_their_copies_under_the_budget(monkeypatch: py
                 state["now"] -= 1
 
     monkeypatch.setattr(oos, "_fit_fold", counting)
-    monkeypatch.setattr(oos, "_cpus", lambda: 2)
+    monkeypatch.setattr(oos, "n_cpus", lambda: 2)
     one_copy = 4 * x.shape[1] * 160  # a fold's 160 training rows as float32
     monkeypatch.setattr(oos, "FOLD_COPY_BUDGET", 2 * one_copy - 1)
     alone = cross_val_pred_probs(x, y, 3, folds)
