@@ -60,6 +60,25 @@ def test_rescan_reuses_known_results(tmp_path: Path) -> None:
     assert by["cat/img_0.jpg"] == by["cat/img_1.jpg"]  # changed file was read again
 
 
+def test_rescan_decodes_only_new_or_changed_files_and_reports_progress_to_the_end(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cleaning.data.tree as tree
+
+    root = tmp_path / "ds"
+    make_image_tree(root, {"cat": 3, "dog": 3})
+    first = walk_tree(root)
+    known = {im.path: (im.size, im.mtime_ns, im.info) for im in first.images}
+    make_image_tree(root, {"bird": 2})
+    decoded: list[str] = []
+    real = tree.inspect_image
+    monkeypatch.setattr(tree, "inspect_image", lambda p: decoded.append(Path(p).parent.name) or real(p))
+    seen: list[tuple[int, int]] = []
+    second = walk_tree(root, known, progress=lambda d, n: seen.append((d, n)))
+    assert sorted(decoded) == ["bird", "bird"]  # the six known files are not decoded again
+    assert [im.path for im in second.images] == sorted(im.path for im in second.images)
+    assert len(second.images) == 8 and seen[-1] == (8, 8) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
 @pytest.mark.parametrize("bad", ["", "..", ".", "../x", "a/b", "a\\b", ".hidden", " cat", "x\x00y", "a\nb", "x" * 101])
 def test_bad_labels_refused(bad: str) -> None:
     with pytest.raises(LabelError):

@@ -224,28 +224,32 @@ def walk_tree(
     candidates, bad = list_files(root)
 
     def look(i: int) -> ImageInfo | UnreadableImage:
-        rel, _, st = candidates[i]
-        prev = known.get(rel)
-        if prev is not None and prev[0] == st.st_size and prev[1] == st.st_mtime_ns:
-            return prev[2]
         try:
-            return inspect_image(root / rel)
+            return inspect_image(root / candidates[i][0])
         except UnreadableImage as e:
             return e
 
-    images: list[ScannedImage] = []
-    # decoding, hashing and pHash release the GIL for most of their time: one thread per CPU
+    def unchanged(rel: str, st: os.stat_result) -> ImageInfo | None:
+        prev = known.get(rel)
+        return prev[2] if prev is not None and prev[0] == st.st_size and prev[1] == st.st_mtime_ns else None
+
+    infos: list[ImageInfo | UnreadableImage | None] = [unchanged(rel, st) for rel, _, st in candidates]
+    todo = [i for i, info in enumerate(infos) if info is None]
+    # decoding, hashing and pHash release the GIL for most of their time: one thread per CPU, new files only
     with ThreadPoolExecutor(max_workers=n_cpus()) as pool:
-        looked = (info for c in range(0, len(candidates), 1024)  # a bounded number of futures at a time
-                  for info in pool.map(look, range(c, min(c + 1024, len(candidates)))))
-        for i, info in enumerate(looked):
-            rel, label, st = candidates[i]
-            if isinstance(info, UnreadableImage):
-                kind = "unsupported" if info.message.startswith(("unsupported", "not an image")) else "corrupt"
-                bad.append(BadFile(rel, info.message, kind))
-            else:
-                images.append(ScannedImage(rel, label, st.st_size, st.st_mtime_ns, info))
-            if progress:
-                progress(i + 1, len(candidates))
+        for c in range(0, len(todo), 1024):  # a bounded number of futures at a time
+            for j, (i, info) in enumerate(zip(todo[c:c + 1024], pool.map(look, todo[c:c + 1024]))):
+                infos[i] = info
+                if progress:
+                    progress(len(candidates) - len(todo) + c + j + 1, len(candidates))
+    images: list[ScannedImage] = []
+    for (rel, label, st), info in zip(candidates, infos):
+        if isinstance(info, UnreadableImage):
+            kind = "unsupported" if info.message.startswith(("unsupported", "not an image")) else "corrupt"
+            bad.append(BadFile(rel, info.message, kind))
+        elif info is not None:
+            images.append(ScannedImage(rel, label, st.st_size, st.st_mtime_ns, info))
+    if progress and not todo:
+        progress(len(candidates), len(candidates))
     bad.sort(key=lambda b: b.path)
     return TreeWalk(images, bad)
