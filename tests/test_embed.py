@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -58,15 +59,19 @@ def test_unreadable_files_are_collected_or_raised(tmp_path: Path) -> None:
 
 
 def test_lanes_equal_one_engine_in_order_with_failures_in_place(tmp_path: Path) -> None:
-    """Two single-thread lanes (the ONNX default on 2+ cores) give the rows, order and failures of one
-    engine fed batch by batch; a bad file inside a middle batch keeps its index."""
+    """Two single-thread lanes (the ONNX default on 2+ cores) give the rows, order and failures of one lane;
+    a bad file inside a middle batch keeps its index."""
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"<html>not an image</html>")
     good = _demo("bird", 6) + _demo("fruit", 6) + _demo("mammal", 6)
     paths = good[:9] + [bad] + good[9:]
     seen: list[int] = []
-    lanes = embed.embed_images(paths, batch_size=4, threads=2, progress=lambda d, n: seen.append(d))
-    one = embed.embed_images(paths, batch_size=4, threads=1)
+    threads: dict[int, set[int]] = {1: set(), 2: set()}
+    lanes = embed.embed_images(paths, batch_size=4, threads=2, progress=lambda d, n: seen.append(d),
+                               on_decoded=lambda i, im: threads[2].add(threading.get_ident()))
+    one = embed.embed_images(paths, batch_size=4, threads=1,
+                             on_decoded=lambda i, im: threads[1].add(threading.get_ident()))
+    assert len(threads[2]) == 2 and len(threads[1]) == 1  # two lanes decoded side by side, then one
     assert list(lanes.errors) == list(one.errors) == [9]
     assert seen == sorted(seen) and seen[-1] == len(paths)  # progress in order, to the end
     keep = one.ok

@@ -182,10 +182,10 @@ def onnx_file(arch: str, size: int) -> Path:
     return out
 
 
-_ENGINES: dict[tuple[str, int, str, int], Engine] = {}
 #: Images per backbone call. Measured on 2 cores with 64-px sources (issue 15, `bench/results/fastdup.md`):
 #: 8 runs as fast as 32 or faster (the activations stay in cache) with a third of the memory arena.
 BATCH_SIZE = 8
+_ENGINES: dict[tuple[str, int, str, int], Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
@@ -260,9 +260,19 @@ class EmbedResult:
         return mask
 
 
-def _loader(paths: Sequence[str | Path], size: int,
-            on_decoded: OnDecoded | None) -> Callable[[int], Image.Image | str]:
-    """load(i): the model's square input for ``paths[i]``, or why the file cannot be read."""
+def _lanes(paths: Sequence[str | Path], size: int, batch_size: int, lanes: int, engine: Engine,
+           mean_std: tuple[Sequence[float], Sequence[float]],
+           on_decoded: OnDecoded | None) -> Iterator[tuple[int, list[Image.Image | str], np.ndarray | None]]:
+    """Yield (start, decoded images or reasons why not, features of the decoded ones) per batch, in order.
+
+    ``lanes`` threads each decode a whole batch and run it through ``engine``. With ONNX Runtime that is one
+    single-thread session called side by side (it runs concurrent calls in parallel, sharing its weights): on
+    2 cores ≈ 11 wall-ms and ≈ 22 CPU-ms per image where one two-thread session, fed by two decoding threads,
+    took ≈ 17 and ≈ 30 — the intra-op threads wait for each other at every layer, the lanes never do.
+    """
+    from collections import deque
+
+    mean, std = mean_std
 
     def load(i: int) -> Image.Image | str:
         try:
@@ -275,46 +285,14 @@ def _loader(paths: Sequence[str | Path], size: int,
             on_decoded(i, im)
         return square(im, size)
 
-    return load
-
-
-def _batches(paths: Sequence[str | Path], size: int, batch_size: int, pool: ThreadPoolExecutor,
-             on_decoded: OnDecoded | None = None) -> Iterator[tuple[int, list[Image.Image | str]]]:
-    """Yield (start, decoded images or error reasons) per batch, decoding one batch ahead."""
-    load = _loader(paths, size, on_decoded)
-
-    starts = list(range(0, len(paths), batch_size))
-    pending = [pool.map(load, range(s, min(s + batch_size, len(paths)))) for s in starts[:1]]
-    for i, s in enumerate(starts):
-        if i + 1 < len(starts):
-            nxt = starts[i + 1]
-            pending.append(pool.map(load, range(nxt, min(nxt + batch_size, len(paths)))))
-        yield s, list(pending[i])
-
-
-def _lanes(paths: Sequence[str | Path], size: int, batch_size: int, lanes: int, engine: Engine,
-           mean_std: tuple[Sequence[float], Sequence[float]],
-           on_decoded: OnDecoded | None) -> Iterator[tuple[int, list[Image.Image | str], np.ndarray | None]]:
-    """Yield (start, decoded images or reasons, features of the decoded ones) per batch, in order.
-
-    ``lanes`` threads each decode a whole batch and run it through one single-thread session (ONNX Runtime
-    runs concurrent calls on one session side by side, sharing its weights). On 2 cores this embeds in
-    ≈ 11 wall-ms and ≈ 22 CPU-ms per image where one two-thread session, fed by two decoding threads, took
-    ≈ 17 and ≈ 30: the intra-op threads wait for each other at every layer, the lanes never do.
-    """
-    from collections import deque
-
-    load = _loader(paths, size, on_decoded)
-    spec_mean, spec_std = mean_std
-
     def run(start: int) -> tuple[int, list[Image.Image | str], np.ndarray | None]:
         loaded = [load(i) for i in range(start, min(start + batch_size, len(paths)))]
         good = [im for im in loaded if isinstance(im, Image.Image)]
-        return start, loaded, engine(to_array(good, spec_mean, spec_std)) if good else None
+        return start, loaded, engine(to_array(good, mean, std)) if good else None
 
     starts = iter(range(0, len(paths), batch_size))
     with ThreadPoolExecutor(max_workers=lanes) as pool:
-        pending = deque(pool.submit(run, s) for _, s in zip(range(2 * lanes), starts))
+        pending = deque(pool.submit(run, s) for _, s in zip(range(2 * lanes), starts))  # two batches per lane
         while pending:
             done = pending.popleft().result()
             nxt = next(starts, None)
@@ -325,15 +303,14 @@ def _lanes(paths: Sequence[str | Path], size: int, batch_size: int, lanes: int, 
 
 def embed_images(paths: Sequence[str | Path], arch: str = DEFAULT_ARCH, size: int | None = None,
                  batch_size: int = BATCH_SIZE, method: str = "auto", threads: int | None = None,
-                 workers: int = 2, progress: Progress | None = None,
-                 on_decoded: OnDecoded | None = None) -> EmbedResult:
+                 progress: Progress | None = None, on_decoded: OnDecoded | None = None) -> EmbedResult:
     """Embed images, collecting per-file failures instead of raising.
 
-    With ONNX Runtime and ``threads`` > 1 the work runs in ``threads`` lanes, each decoding and running
-    whole batches on one thread (:func:`_lanes`; ``workers`` is then unused); otherwise one engine with
-    ``threads`` intra-op threads, fed by ``workers`` decoding threads one batch ahead.
+    With ONNX Runtime the work runs in ``threads`` lanes (default: every usable CPU), each decoding and
+    running whole batches on one single-thread session (:func:`_lanes`); torch runs one lane with ``threads``
+    intra-op threads.
 
-    ``on_decoded(i, image)`` is called (in a decoding thread) for each path the model's decode read at full
+    ``on_decoded(i, image)`` is called (in a lane's thread) for each path the model's decode read at full
     size — every non-JPEG and every JPEG too small for a draft reduction: the caller can measure those
     pixels from this one decode instead of decoding the file again.
 
@@ -344,39 +321,29 @@ def embed_images(paths: Sequence[str | Path], arch: str = DEFAULT_ARCH, size: in
     size = size or spec.input_size
     threads = threads or n_cpus()
     method = resolve_method(method)
-    lanes = threads if method == "onnx" and threads > 1 and len(paths) > batch_size else 1
-    engine = get_engine(arch, size, method, 1 if lanes > 1 else threads)
+    lanes = threads if method == "onnx" else 1
+    engine = get_engine(arch, size, method, 1 if method == "onnx" else threads)
     out = np.zeros((len(paths), spec.dim), dtype=np.float32)
     errors: dict[int, str] = {}
-
-    def take(start: int, loaded: list[Image.Image | str], feats: np.ndarray | None) -> None:
+    for start, loaded, feats in _lanes(paths, size, batch_size, lanes, engine, (spec.mean, spec.std), on_decoded):
         errors.update({start + j: r for j, r in enumerate(loaded) if isinstance(r, str)})
         if feats is not None:
             out[[start + j for j, im in enumerate(loaded) if isinstance(im, Image.Image)]] = l2_normalise(feats)
         if progress:
             progress(min(start + batch_size, len(paths)), len(paths))
-
-    if lanes > 1:
-        for start, loaded, feats in _lanes(paths, size, batch_size, lanes, engine, (spec.mean, spec.std), on_decoded):
-            take(start, loaded, feats)
-        return EmbedResult(out, errors)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for start, loaded in _batches(paths, size, batch_size, pool, on_decoded):
-            good = [im for im in loaded if isinstance(im, Image.Image)]
-            take(start, loaded, engine(to_array(good, spec.mean, spec.std)) if good else None)
     return EmbedResult(out, errors)
 
 
 def compute_embeddings(paths: Sequence[str | Path], arch: str = DEFAULT_ARCH, size: int | None = None,
                        batch_size: int = BATCH_SIZE, method: str = "auto", threads: int | None = None,
-                       workers: int = 2, progress: Progress | None = None) -> np.ndarray:
+                       progress: Progress | None = None) -> np.ndarray:
     """Embed every image: N×D float32, rows L2-normalised (D = 1280 for EfficientNet-Lite0).
 
     Raises:
         cleaning.data.images.UnreadableImage: a file is not a usable image (use :func:`embed_images` to
             collect failures instead).
     """
-    res = embed_images(paths, arch, size, batch_size, method, threads, workers, progress)
+    res = embed_images(paths, arch, size, batch_size, method, threads, progress)
     if res.errors:
         from ..data.images import UnreadableImage
 

@@ -43,7 +43,7 @@ class _Embedder:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from .engines import embed_images
 
-        res = embed_images([str(p) for p in batch["path"]], self.arch, self.size, threads=1, workers=1)
+        res = embed_images([str(p) for p in batch["path"]], self.arch, self.size, threads=1)
         err = np.array([res.errors.get(i, "") for i in range(len(batch["path"]))], dtype=object)
         return {"i": np.asarray(batch["i"]), "emb": res.embeddings, "error": err}
 
