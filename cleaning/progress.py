@@ -67,6 +67,16 @@ class Eta:
         self.f_stage = 0.0
         self.c_stage: int | None = None
         self.what = ""
+        self.t_drawn = float("-inf")
+
+    def due(self, what: str, frac: float, every: float = 0.25, now: float | None = None) -> bool:
+        """Record a report (:meth:`update`); True when it is worth drawing: a new stage, or ``every`` seconds
+        since the last drawn one (the embedding reports every 8 images, a bar need not redraw that often)."""
+        now = time.monotonic() if now is None else now
+        if self.update(what, frac, now) or now - self.t_drawn >= every:
+            self.t_drawn = now
+            return True
+        return False
 
     def update(self, what: str, frac: float, now: float | None = None) -> bool:
         """Record a report; True when it starts a new stage."""

@@ -104,17 +104,12 @@ def issues(ws: Workspace, refresh: bool = False, compute: bool = True) -> pd.Dat
     False, or when the scan failed: the reason in :func:`issues_error`)."""
     state = analysis_of(ws)
     if compute and (refresh or not state.has_issues):
-        import time
-
         from cleaning.progress import Eta
 
         bar, eta = st.progress(0.0, text="Looking for issues…"), Eta()
-        drawn = [0.0]
 
         def progress(what: str, frac: float) -> None:  # one bar, the stage and its time left
-            now = time.monotonic()
-            if eta.update(what, frac) or now - drawn[0] >= 0.25:  # a new stage at once, else ≤ 4 redraws/s
-                drawn[0] = now
+            if eta.due(what, frac):  # a new stage at once, else at most 4 redraws a second
                 bar.progress(min(max(frac, 0.0), 1.0), text=eta.text(what, frac))
 
         try:

@@ -70,3 +70,15 @@ def test_time_left_of_a_stage_that_is_a_small_share_of_the_job() -> None:
     e.update("checking pixels 96400/99393", 0.55 + 0.15 * 0.97, now=97.0)
     left = e.seconds_left(0.55 + 0.15 * 0.97, now=97.0)
     assert left is not None and 2.5 < left < 3.5
+
+
+def test_a_bar_redraws_at_a_new_stage_at_once_and_otherwise_at_most_every_quarter_second() -> None:
+    from cleaning.progress import Eta
+
+    e = Eta()
+    assert e.due("embedding 8/100 new images", 0.01, now=0.0)  # the first report is drawn
+    assert not e.due("embedding 16/100 new images", 0.02, now=0.1)
+    assert e.due("embedding 24/100 new images", 0.03, now=0.3)
+    assert not e.due("embedding 32/100 new images", 0.04, now=0.4)
+    assert e.due("looking for duplicates", 0.7, now=0.45)  # a new stage: at once
+    assert e.text("looking for duplicates", 0.7, now=0.45) == "looking for duplicates"
