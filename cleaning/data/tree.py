@@ -233,23 +233,21 @@ def walk_tree(
         prev = known.get(rel)
         return prev[2] if prev is not None and prev[0] == st.st_size and prev[1] == st.st_mtime_ns else None
 
-    infos: list[ImageInfo | UnreadableImage | None] = [unchanged(rel, st) for rel, _, st in candidates]
+    infos = [unchanged(rel, st) for rel, _, st in candidates]
     todo = [i for i, info in enumerate(infos) if info is None]
+    images: list[ScannedImage] = []
     # decoding, hashing and pHash release the GIL for most of their time: one thread per CPU, new files only
     with ThreadPoolExecutor(max_workers=n_cpus()) as pool:
-        for c in range(0, len(todo), 1024):  # a bounded number of futures at a time
-            for j, (i, info) in enumerate(zip(todo[c:c + 1024], pool.map(look, todo[c:c + 1024]))):
-                infos[i] = info
-                if progress:
-                    progress(len(candidates) - len(todo) + c + j + 1, len(candidates))
-    images: list[ScannedImage] = []
-    for (rel, label, st), info in zip(candidates, infos):
-        if isinstance(info, UnreadableImage):
-            kind = "unsupported" if info.message.startswith(("unsupported", "not an image")) else "corrupt"
-            bad.append(BadFile(rel, info.message, kind))
-        elif info is not None:
-            images.append(ScannedImage(rel, label, st.st_size, st.st_mtime_ns, info))
-    if progress and not todo:
-        progress(len(candidates), len(candidates))
+        looked = (info for c in range(0, len(todo), 1024)  # a bounded number of futures at a time
+                  for info in pool.map(look, todo[c:c + 1024]))
+        for i, ((rel, label, st), known_info) in enumerate(zip(candidates, infos)):
+            info = known_info if known_info is not None else next(looked)
+            if isinstance(info, UnreadableImage):
+                kind = "unsupported" if info.message.startswith(("unsupported", "not an image")) else "corrupt"
+                bad.append(BadFile(rel, info.message, kind))
+            else:
+                images.append(ScannedImage(rel, label, st.st_size, st.st_mtime_ns, info))
+            if progress:  # every file, known ones too, in order
+                progress(i + 1, len(candidates))
     bad.sort(key=lambda b: b.path)
     return TreeWalk(images, bad)
