@@ -102,3 +102,19 @@ def test_the_comparison_does_not_depend_on_the_block_of_crop_views() -> None:
         np.testing.assert_allclose(got[b], got[16], atol=1e-6)
     same_photo = pairs[:, 0] % 3 == pairs[:, 1] % 3  # crops of one photo (some mirrored): alike; of two: not
     assert got[16][same_photo].min() > got[16][~same_photo].max()
+
+
+def test_the_comparison_does_not_depend_on_how_pairs_and_turned_views_are_blocked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The turned views are made a few images at a time and the pairs compared a few at a time: blocks that
+    split the images and the pairs anywhere (an image second in pairs on both sides of a block's edge) give
+    the same similarities as one block of everything."""
+    thumbs = _many_thumbs()
+    rng = np.random.default_rng(1)
+    pairs = np.unique(np.sort(rng.integers(0, len(thumbs), (200, 2)), axis=1), axis=0)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    want = pm.compute_pixel_similarity(thumbs, pairs)
+    assert len(np.unique(pairs[:, 1])) > 8
+    for turn_block, pair_block in ((1, 1), (3, 2), (5, 7)):
+        monkeypatch.setattr(pm, "TURN_BLOCK", turn_block)
+        monkeypatch.setattr(pm, "PAIR_BLOCK", pair_block)
+        np.testing.assert_allclose(pm.compute_pixel_similarity(thumbs, pairs), want, atol=1e-6)

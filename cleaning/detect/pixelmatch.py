@@ -121,8 +121,10 @@ def _whole_views(thumbs: np.ndarray, block: int = 1024) -> np.ndarray:
 
 #: Rotations (degrees) tried between two whole thumbnails, besides none: a re-upload turned a little.
 ROTATIONS = (-9.0, -6.0, -3.0, 3.0, 6.0, 9.0)
-#: Pairs compared per step of the whole-against-turned comparison (2 × 768 floats each: ≈ 200 MB a step).
-PAIR_BLOCK = 1 << 15
+#: Pairs compared per step of the whole-against-turned comparison (2 × 768 floats each: ≈ 50 MB a step), and
+#: the images whose turned views are made at a time (768 floats each: ≈ 12 MB).
+PAIR_BLOCK = 1 << 13
+TURN_BLOCK = 1 << 12
 #: Side of the coarse pixel descriptor whose nearest neighbours are candidates too.
 COARSE_SIDE = 8
 
@@ -196,9 +198,11 @@ def compute_pixel_similarity(thumbs: np.ndarray, pairs: Sequence[tuple[int, int]
     with a cropped view of the other, either way round, or of the two whole thumbnails with one turned by
     one of :data:`ROTATIONS`; in [−1, 1] (0 for a blank image).
 
-    Memory: three 768-float vectors per image in a pair (as it is, mirrored, turned by the current
-    angle), the 81 views of ``block`` images at a time (≈ 4 MB), and per-pair temporaries for
-    :data:`PAIR_BLOCK` pairs at a time: nothing grows with the number of pairs but ``out``.
+    Memory: one 768-float whole view per image in a pair (3 KB; the mirrored view is the whole view flipped,
+    made per partner when needed), the turned views of :data:`TURN_BLOCK` images at a time, the 81 views of
+    ``block`` images at a time (≈ 4 MB), and per-pair temporaries for :data:`PAIR_BLOCK` pairs at a time:
+    nothing grows with the number of pairs but ``out``. (Keeping the mirrored and every turned view of all
+    images held 9 KB per image: ≈ 0.9 GB at 100,000 images, the near-duplicate step's peak.)
 
     Time: the 81 views of each image (built once per image, ≈ 0.3–0.5 ms), its turned and mirrored whole views;
     the products against its partners are small. BLAS runs on one thread here: one small product per image
@@ -218,19 +222,21 @@ def _pixel_similarity(thumbs: np.ndarray, pairs: Sequence[tuple[int, int]], bloc
     p = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     thumbs = np.asarray(thumbs)
     need = np.unique(p)  # the images in a pair, read from ``thumbs`` a block at a time (no copy of them all)
-    both = np.empty((2, len(need), 3 * VIEW_SIDE * VIEW_SIDE), dtype=np.float32)  # as it is, and mirrored
-    _linear_views(thumbs, [_WHOLE_SPARSE], rows=need, out=both[:1])
-    for s in range(0, len(need), 8192):  # mirrored: the whole view flipped (its box filter is symmetric)
-        both[1, s:s + 8192] = both[0, s:s + 8192].reshape(-1, 3, VIEW_SIDE, VIEW_SIDE)[..., ::-1].reshape(-1, both.shape[2])
-    both = both.transpose(1, 0, 2)  # need × 2 × F (a view)
-    whole = both[:, 0]
+    whole = _linear_views(thumbs, [_WHOLE_SPARSE], rows=need)[0]  # need × F; mirrored: flipped when needed
     pos = np.searchsorted(need, p)  # pair members as rows of ``whole``
-    second = np.unique(pos[:, 1])  # only a pair's second image is turned
-    at = np.searchsorted(second, pos[:, 1])
-    for turned in _turned_views(thumbs, rows=need[second]):  # whole against whole, one turned; pairs in blocks
-        for s in range(0, len(p), PAIR_BLOCK):
-            a, b = whole[pos[s:s + PAIR_BLOCK, 0]], turned[at[s:s + PAIR_BLOCK]]
-            np.maximum(out[s:s + PAIR_BLOCK], np.einsum("rf,rf->r", a, b), out=out[s:s + PAIR_BLOCK])
+    # whole against whole with the second image turned: the pairs by their second image, whose turned views
+    # are made TURN_BLOCK images at a time (each image once), the pairs of those images in PAIR_BLOCK steps
+    by_second = np.argsort(pos[:, 1], kind="stable")
+    second_sorted = pos[by_second, 1]
+    second = np.unique(second_sorted)
+    for s in range(0, len(second), TURN_BLOCK):
+        rows = second[s:s + TURN_BLOCK]
+        lo, hi = np.searchsorted(second_sorted, [rows[0], rows[-1] + 1])
+        for turned in _turned_views(thumbs, rows=need[rows]):
+            for q in range(lo, hi, PAIR_BLOCK):
+                sel = by_second[q:min(q + PAIR_BLOCK, hi)]
+                a, b = whole[pos[sel, 0]], turned[np.searchsorted(rows, pos[sel, 1])]
+                out[sel] = np.maximum(out[sel], np.einsum("rf,rf->r", a, b))
     # every (pair, side): the image whose crops are tried, and the other image's whole view
     me = np.concatenate([pos[:, 0], pos[:, 1]])
     other = np.concatenate([pos[:, 1], pos[:, 0]])
@@ -238,14 +244,18 @@ def _pixel_similarity(thumbs: np.ndarray, pairs: Sequence[tuple[int, int]], bloc
     order = np.argsort(me, kind="stable")
     me, other, pair_of = me[order], other[order], pair_of[order]
     bounds = np.searchsorted(me, np.arange(len(need) + 1))
+    f = whole.shape[1]
     for s in range(0, len(need), block):
         views, inv = _raw_views(thumbs[need[s:s + block]])  # b × 81 × F, b × 81
         for i in range(s, min(s + block, len(need))):  # one image's crops against all its partners at once
             lo, hi = bounds[i], bounds[i + 1]
             if lo == hi:
                 continue
-            partners = both[other[lo:hi]].reshape(-1, both.shape[2])  # 2·partners × F
-            prod = views[i - s] @ partners.T
+            w = whole[other[lo:hi]]
+            partners = np.empty((hi - lo, 2, f), dtype=np.float32)  # each partner as it is and mirrored
+            partners[:, 0] = w
+            partners[:, 1] = w.reshape(-1, 3, VIEW_SIDE, VIEW_SIDE)[..., ::-1].reshape(-1, f)
+            prod = views[i - s] @ partners.reshape(-1, f).T
             prod *= inv[i - s][:, None]
             best = prod.max(axis=0).reshape(-1, 2).max(axis=1)
             np.maximum.at(out, pair_of[lo:hi], best)
