@@ -12,9 +12,11 @@ import pytest
 from PIL import Image
 
 import cleaning.model.embed as embed
+import cleaning.model.engines as embed_engines
 import cleaning.model.projection as project
 from cleaning.data.cache import EmbeddingTable, fingerprint, load_arrays, save_arrays
 from cleaning.data.images import UnreadableImage
+from cleaning.errors import CleaningError
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "demo" / "data"
@@ -39,12 +41,36 @@ def test_embeddings_are_n_by_1280_float32_unit_rows() -> None:
     assert sims[0, 1] > sims[0, 4]  # bird is nearer bird than fruit (here: these two files)
 
 
-def test_onnx_and_torch_give_the_same_embeddings() -> None:
-    paths = _demo("mammal", 4)
+def test_openvino_onnx_and_torch_give_the_same_embeddings() -> None:
+    """Every runtime gives the same rows: OpenVINO (the default) in float32 equals ONNX Runtime to rounding
+    (in bfloat16, which it picks by itself on CPUs with AMX, it would not: cosine 0.97)."""
+    paths = _demo("mammal", 4) + _demo("fruit", 4)
+    assert embed_engines.resolve_method("auto") == "openvino"
+    v = embed.compute_embeddings(paths, method="openvino")
     a = embed.compute_embeddings(paths, method="onnx")
     b = embed.compute_embeddings(paths, method="eager")
     c = embed.compute_embeddings(paths, method="channels_last", batch_size=3)
+    assert (v * a).sum(axis=1).min() > 0.99999
     assert (a * b).sum(axis=1).min() > 0.9999 and (a * c).sum(axis=1).min() > 0.9999
+
+
+def test_an_openvino_that_cannot_load_the_model_falls_back_to_onnx_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CPU or model OpenVINO cannot handle (simulated: its compile raises as OpenVINO does) must not stop a
+    scan: ``auto`` warns once and runs ONNX Runtime from then on; asking for OpenVINO by name is an error."""
+    def unsupported(path: Path, threads: int, lanes: int) -> None:
+        raise RuntimeError("Exception from src/inference/src/core.cpp: unsupported")
+
+    monkeypatch.setattr(embed_engines, "_openvino_engine", unsupported)
+    monkeypatch.setattr(embed_engines, "_ENGINES", {})
+    monkeypatch.setattr(embed_engines, "_FAILED", set())
+    paths = _demo("bird", 2)
+    with pytest.warns(UserWarning, match="using ONNX Runtime"):
+        e = embed.compute_embeddings(paths)
+    assert isinstance(embed_engines.get_engine(threads=1), embed_engines.OnnxEngine)
+    assert embed_engines.resolve_method("auto") == "onnx"
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    with pytest.raises(CleaningError, match="OpenVINO cannot run"):
+        embed_engines.get_engine(method="openvino", threads=2)
 
 
 def test_unreadable_files_are_collected_or_raised(tmp_path: Path) -> None:
@@ -72,6 +98,8 @@ def test_lanes_equal_one_engine_in_order_with_failures_in_place(tmp_path: Path) 
     one = embed.embed_images(paths, batch_size=4, threads=1,
                              on_decoded=lambda i, im: threads[1].add(threading.get_ident()))
     assert len(threads[2]) == 2 and len(threads[1]) == 1  # two lanes decoded side by side, then one
+    # ... and ran side by side: OpenVINO runs one call per stream at a time, so two lanes need two streams
+    assert embed_engines.get_engine(threads=1, lanes=2).compiled.get_property("NUM_STREAMS") == 2
     assert list(lanes.errors) == list(one.errors) == [9]
     assert seen == sorted(seen) and seen[-1] == len(paths)  # progress in order, to the end
     keep = one.ok
