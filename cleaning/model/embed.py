@@ -4,9 +4,10 @@ Encode once, query cheaply: the scan, the detectors and the projection all reuse
 :func:`load_or_compute_embeddings` keeps them in the workspace cache, one row per image content
 (sha256) and model, so adding an image embeds one image and relabelling or deleting embeds none.
 
-Speed on 2 CPU cores (``bench/bench_model.py``): ONNX Runtime is ~4× faster than eager torch for
-EfficientNet-Lite0, so ``method="auto"`` exports the backbone to ONNX once (cached next to the converted
-weights) and runs it with ONNX Runtime; without onnxruntime it falls back to torch ``channels_last``.
+Speed on 2 CPU cores (``bench/bench_model.py``, ``bench/results/fastdup.md``): ONNX Runtime is ~4× faster than
+eager torch for EfficientNet-Lite0, and OpenVINO on the same ONNX file ~1.7× faster than ONNX Runtime with the same
+embeddings, so ``method="auto"`` exports the backbone to ONNX once (cached next to the converted weights) and runs
+it with OpenVINO in float32, else ONNX Runtime, else torch ``channels_last``.
 Decoding and resizing run in a small thread pool one batch ahead of the model (Pillow releases the GIL); a
 caller may measure other things from that same decode (``on_decoded``: the scan's pixel statistics).
 """

@@ -2,8 +2,8 @@
 
 Called by :func:`cleaning.model.embed.load_or_compute_embeddings` with ``engine="ray"``. The driver
 lists the images still missing from the content-keyed cache; Ray Data splits them into batches,
-each worker actor (:class:`_Embedder`, one CPU, one ONNX Runtime session with one thread) decodes its
-batch from ROOT and embeds it with exactly the local engine's code (:func:`embed_images`), and
+each worker actor (:class:`_Embedder`, one CPU, one backbone runtime with one thread: OpenVINO, else
+ONNX Runtime) decodes its batch from ROOT and embeds it with exactly the local engine's code (:func:`embed_images`), and
 the driver streams the results back into :class:`~cleaning.data.cache.EmbeddingTable`, writing a
 part file every ``chunk`` rows. Workers must be able to read ROOT's files at the same absolute paths
 (a shared file system; see ``docs/SCALE.md``). The package itself is shipped to the workers.

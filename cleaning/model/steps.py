@@ -101,7 +101,7 @@ def probe_features(learn: Any, dl: Any, arch: str, size: int, should_stop: Calla
     """Pooled, L2-normalised features of every image of ``dl`` (no augmentation), in order.
 
     The batches are fastai's own (same resize, crop and normalisation as training); the backbone runs
-    in ONNX Runtime when it can (≈ 4–7× faster than eager torch on 2 cores, same numbers to 1e-5),
+    in OpenVINO or ONNX Runtime when it can (≈ 4–12× faster than eager torch on 2 cores, same numbers to 1e-5),
     else in torch. These are exactly the features :class:`cleaning.heads.ProbeHead` computes.
     """
     import torch
