@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
@@ -22,10 +22,6 @@ from ..cpus import n_cpus
 from ..data.images import MAX_PIXELS, SUPPORTED_FORMATS, load_image, normalise
 from ..errors import CleaningError
 from .backbone import DEFAULT_ARCH, arch_spec, cache_root, create_backbone, model_id
-
-if TYPE_CHECKING:
-    pass
-
 
 #: Bump when the preprocessing changes so cached embeddings are recomputed.
 PREPROCESS_VERSION = 1
@@ -164,14 +160,11 @@ class OnnxEngine:
 
 @dataclass
 class OpenVinoEngine:
-    """OpenVINO over the same ONNX file, in float32. One infer request per calling thread (a request runs one
-    call at a time; the lanes call side by side), made on its first call in that thread.
+    """OpenVINO over the same ONNX file, in float32; one infer request per calling thread (made on its first call).
 
-    Why OpenVINO first: on one thread EfficientNet-Lite0 runs in ≈ 9.4 CPU-ms per 224-px image where ONNX
-    Runtime takes ≈ 17, with the same embeddings (cosine ≥ 0.9999998; ``bench/results/fastdup.md``). Its
-    precision is pinned to f32: on CPUs with AMX or AVX-512 BF16 it would otherwise run in bfloat16, which
-    moved the embeddings to cosine 0.972 (the near-duplicate and off-topic thresholds were set on f32).
-    """
+    Why first: on one thread EfficientNet-Lite0 takes ≈ 9.4 CPU-ms per 224-px image where ONNX Runtime takes ≈ 17,
+    with the same embeddings (cosine ≥ 0.9999998; ``bench/results/fastdup.md``). Precision is pinned to f32: on
+    CPUs with AMX or AVX-512 BF16 it would run in bfloat16, which moved the embeddings to cosine 0.972."""
 
     compiled: Any
     method: str = "openvino"
@@ -233,14 +226,19 @@ def resolve_method(method: str) -> str:
     ``channels_last``; other names unchanged."""
     if method != "auto":
         return method
-    for name, module in (("openvino", "openvino"), ("onnx", "onnxruntime")):
-        if name in _FAILED:
-            continue
+    if "openvino" not in _FAILED:
         try:
-            __import__(module)
-            return name
+            import openvino  # noqa: F401
+
+            return "openvino"
         except ImportError:
-            continue
+            pass
+    try:
+        import onnxruntime  # noqa: F401
+
+        return "onnx"
+    except ImportError:
+        pass
     return "channels_last"
 
 
