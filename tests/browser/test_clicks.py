@@ -187,7 +187,13 @@ def test_lasso_a_group_and_delete_it_in_one_confirmed_batch(app: App, page: Page
         return sum((q["x"] - p["x"]) ** 2 + (q["y"] - p["y"]) ** 2 < 40 ** 2 for q in pts)
 
     centre = sorted(pts, key=near)[len(pts) * 3 // 4]  # a point in a busy (not the busiest) spot
-    ring = [(centre["x"] + 45 * _cos(k), centre["y"] + 45 * _sin(k)) for k in range(25)]
+    # a radius with no point within 3 px of the ring: the mouse moves to whole pixels, so a point on the edge
+    # could fall either side of the drawn lasso
+    def clearance(r: int) -> float:
+        return min(abs(((p["x"] - centre["x"]) ** 2 + (p["y"] - centre["y"]) ** 2) ** 0.5 - r) for p in pts)
+
+    radius = next((r for r in range(45, 71) if clearance(r) >= 3), max(range(45, 71), key=clearance))
+    ring = [(centre["x"] + radius * _cos(k), centre["y"] + radius * _sin(k)) for k in range(25)]
     inside = [p["id"] for p in pts if _in_polygon(p["x"], p["y"], ring)]
     assert 2 <= len(inside) < len(pts)
     draw_lasso(page, ring)
