@@ -40,6 +40,7 @@ from .engines import (  # noqa: F401  (re-exported: the embedding API lives here
     n_cpus,
     onnx_file,
     open_for_model,
+    release_engines,
     square,
     to_array,
 )
@@ -125,6 +126,7 @@ def load_or_compute_embeddings(ws: Workspace, arch: str = DEFAULT_ARCH, size: in
                 ok = [s for i, s in enumerate(shas) if i not in res.errors]
                 table.add(ok, res.embeddings[res.ok], failed={shas[i]: r for i, r in res.errors.items()})
                 table.save_part()
+            release_engines()  # the step is done: what follows (heads, detectors, the app) gets its memory
         table.save()
     good = df["sha256"].isin(list(table.rows)).to_numpy()
     errors = {iid: table.failed.get(sha, "not embedded")
