@@ -8,8 +8,9 @@ Speed on 2 CPU cores (``bench/bench_model.py``, ``bench/results/fastdup.md``): O
 eager torch for EfficientNet-Lite0, and OpenVINO on the same ONNX file ~1.7× faster than ONNX Runtime with the same
 embeddings, so ``method="auto"`` exports the backbone to ONNX once (cached next to the converted weights) and runs
 it with OpenVINO in float32, else ONNX Runtime, else torch ``channels_last``.
-Decoding and resizing run in a small thread pool one batch ahead of the model (Pillow releases the GIL); a
-caller may measure other things from that same decode (``on_decoded``: the scan's pixel statistics).
+Decoding and the model run in one lane per CPU, each lane decoding and embedding its own batch
+(:func:`cleaning.model.engines._lanes`); a caller may measure other things from that same decode
+(``on_decoded``: the scan's pixel statistics).
 """
 
 from __future__ import annotations
