@@ -27,7 +27,7 @@ from bench_photos import embed, pixels  # noqa: E402
 CACHE = Path(os.environ.get("OFFTOPIC_CACHE", "/tmp/offtopic_cache"))
 
 
-def run_set(s, detail: bool) -> dict:
+def run_set(s, detail: bool, groups: bool = False) -> dict:
     import cleaning.detect.run as run
     from cleaning.detect.label import compute_label_scores
     from cleaning.model.oos import compute_oos_pred_probs, make_groups
@@ -82,6 +82,14 @@ def run_set(s, detail: bool) -> dict:
     print(f"{key:22s} P {r['P']:.2f} R {r['R']:.2f} flag {r['flag']:4d} junk_out {r['junk_out']} "
           f"junk_lab {r['junk_lab']} singles {r['single']} labP {r['lab_P']:.2f} labR {r['wrong_lab_R']:.2f}",
           flush=True)
+    if groups:
+        o, pp = res.outliers, res.labels.model_probs
+        for gi, info in enumerate(res.junk.info):
+            m = np.flatnonzero(res.junk.group == gi)
+            print(f"   group {gi}: {len(m)} ({int(off[m].sum())} planted off-topic) classes {info['classes']} "
+                  f"z {info['z']:.2f} fit {info['fit']:.2f} tight {info['tight']:.3f} chance {info['chance']:.3f} "
+                  f"own {np.median(o.own[m]):.2f} unfit {np.median(o.unfit[m]):.2f} "
+                  f"lonely {np.median(o.lonely[m]):.2f} p_own {np.median(pp[m, y[m]]):.2f}")
     if detail:
         o = res.outliers
         ls_ = res.labels
@@ -105,9 +113,10 @@ def main() -> None:
     ap.add_argument("--sets", default="photos,d650,d4000")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--detail", action="store_true")
+    ap.add_argument("--groups", action="store_true", help="print every junk group's evidence")
     a = ap.parse_args()
     sets = [s for s, _ in realsets.chosen_sets(realsets.base_images(), a.sets, a.seeds)]
-    rs = [run_set(s, a.detail) for s in sets]
+    rs = [run_set(s, a.detail, a.groups) for s in sets]
     for prefix in ("photos", "digits-650", "digits-4000"):
         g = [r for r in rs if r["key"].startswith(prefix)]
         if g:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from cleaning.detect import ISSUE_COLUMNS
-from cleaning.detect.junk import compute_class_fit, compute_junk_groups, find_junk
+from cleaning.detect.junk import P_CHANCE, chance_of_spread, compute_class_fit, compute_junk_groups, find_junk
 from cleaning.detect.outlier import compute_outlier_scores
 
 DIM = 48
@@ -56,6 +56,38 @@ def test_a_tight_sub_type_near_its_class_core_and_label_errors_are_not_junk() ->
     out = compute_outlier_scores(xs, ys)
     found = compute_junk_groups(xs, ys, out.own)
     assert (found.group == -1).all(), found.info
+
+
+def test_the_chance_of_a_spread_tells_a_random_draw_from_a_few_look_alike_classes() -> None:
+    even = np.full(10, 0.1)
+    assert chance_of_spread(np.ones(10, np.int64), even) > 0.5  # one per class: what a draw gives at most
+    assert chance_of_spread(np.array([2, 1, 2, 1, 1, 2, 0, 1, 1, 1]), even) > 0.3  # 12 sent to every class
+    shirts = np.array([0, 0, 1, 1, 0, 1, 8, 0, 0, 4])  # 15 of a shirt / t-shirt overlap
+    assert chance_of_spread(shirts, even) < 0.01
+    assert chance_of_spread(np.array([0, 0, 2, 1, 4, 0, 2, 0, 0, 0]), even) < P_CHANCE  # 9 on 4 look-alikes
+    assert chance_of_spread(np.array([0, 2, 0, 0, 0, 1, 0, 0, 0, 0]), even) > P_CHANCE  # 3: too few to tell
+    assert chance_of_spread(shirts, even) == chance_of_spread(shirts, even)  # fixed seed: same answer
+
+
+def test_a_look_alike_group_on_a_few_classes_is_not_junk_the_same_group_on_every_class_is() -> None:
+    """The same tight group, apart from every class: filed round-robin under all eight classes (what a query
+    template does) it is junk; filed under three of them, 5 / 4 / 3 (the overlap of a few look-alike classes:
+    labels spread, no class holding more than half, but not as a random draw would spread them) it is not."""
+    rng = np.random.default_rng(3)
+    x, y = _classes(rng, n=30, k=8)
+    centre = np.zeros(DIM)
+    centre[-1] = 3.0
+    group = centre + 0.35 * rng.standard_normal((12, DIM))
+    xs = _unit(np.vstack([x, group]))
+    for labels, is_junk in ((np.arange(12) % 8, True), (np.repeat([0, 1, 2], [5, 4, 3]), False)):
+        ys = np.concatenate([y, labels])
+        found = compute_junk_groups(xs, ys, compute_outlier_scores(xs, ys).own)
+        ids, n_in = np.unique(found.group[len(y):], return_counts=True)
+        if is_junk:
+            assert ids[0] >= 0 and len(ids) == 1 and n_in[0] >= 10, found.info  # one group holds them
+            assert found.info[ids[0]]["chance"] >= P_CHANCE
+        else:
+            assert (found.group[len(y):] == -1).all(), found.info
 
 
 def test_class_fit_is_typical_for_the_true_class_and_large_for_another_kind_of_image() -> None:
