@@ -65,7 +65,9 @@ def detect_set(s: pd.DataFrame, embed: Callable, pixels: Callable) -> Detected:
     """Embeddings, pixel statistics, out-of-sample heads and every detector on ``s``, as the scan runs them.
     The last set's result is kept, so scoring a set and retraining on it run the detectors once."""
     from cleaning.detect.run import DetectorInputs, run_detectors
+    from cleaning.model.backbone import DEFAULT_ARCH
     from cleaning.model.oos import compute_oos_pred_probs
+    from cleaning.model.semantic import class_mass
 
     key = (s["set"].iloc[0], int(s["seed"].iloc[0]), len(s), tuple(s["path"]))
     if key in _LAST:
@@ -74,7 +76,8 @@ def detect_set(s: pd.DataFrame, embed: Callable, pixels: Callable) -> Detected:
     t0 = time.process_time()
     probs = compute_oos_pred_probs(x, y, vocab, groups=groups)
     ids = [str(i) for i in range(len(y))]
-    res = run_detectors(DetectorInputs(ids, paths, y, vocab, x, probs, sha, phash, thumbs, stats, w, h),
+    res = run_detectors(DetectorInputs(ids, paths, y, vocab, x, probs, sha, phash, thumbs, stats, w, h,
+                                       semantic=class_mass(x, vocab, DEFAULT_ARCH)),
                         relearn=lambda lab: compute_oos_pred_probs(x, lab, vocab, groups=groups))
     _LAST.clear()
     _LAST[key] = Detected(res, x, y, vocab, ids, probs, time.process_time() - t0)

@@ -35,7 +35,9 @@ CACHE = Path(os.environ.get("LABEL_CACHE", "/tmp/label_cache"))
 def evidence(s) -> dict:
     """The cached per-set evidence: first-pass and re-learnt probabilities, neighbours, off-topic results."""
     import cleaning.detect.run as run
+    from cleaning.model.backbone import DEFAULT_ARCH
     from cleaning.model.oos import compute_oos_pred_probs
+    from cleaning.model.semantic import class_mass
 
     key = f"{s['set'].iloc[0]}-{int(s['seed'].iloc[0])}"
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -63,7 +65,8 @@ def evidence(s) -> dict:
     run.compute_label_scores, run.split_offtopic = grab, grab_split
     try:
         ids = [str(i) for i in range(len(y))]
-        res = run.run_detectors(run.DetectorInputs(ids, paths, y, vocab, x, probs, sha, phash, thumbs, stats, w, h),
+        res = run.run_detectors(run.DetectorInputs(ids, paths, y, vocab, x, probs, sha, phash, thumbs, stats, w, h,
+                                                   semantic=class_mass(x, vocab, DEFAULT_ARCH)),
                                 relearn=relearn)
     finally:
         run.compute_label_scores, run.split_offtopic = orig, orig_split

@@ -30,7 +30,9 @@ CACHE = Path(os.environ.get("OFFTOPIC_CACHE", "/tmp/offtopic_cache"))
 def run_set(s, detail: bool, groups: bool = False) -> dict:
     import cleaning.detect.run as run
     from cleaning.detect.label import compute_label_scores
+    from cleaning.model.backbone import DEFAULT_ARCH
     from cleaning.model.oos import compute_oos_pred_probs, make_groups
+    from cleaning.model.semantic import class_mass
 
     paths = list(s["path"])
     x, sha = embed(paths)
@@ -58,7 +60,8 @@ def run_set(s, detail: bool, groups: bool = False) -> dict:
     run.compute_label_scores = cached
     try:
         ids = [str(i) for i in range(len(y))]
-        inp = run.DetectorInputs(ids, paths, y, vocab, x, probs, sha, phash, thumbs, stats, w, h)
+        inp = run.DetectorInputs(ids, paths, y, vocab, x, probs, sha, phash, thumbs, stats, w, h,
+                                 semantic=class_mass(x, vocab, DEFAULT_ARCH))
         res = run.run_detectors(inp, relearn=lambda lab: compute_oos_pred_probs(x, lab, vocab, groups=fg))
     finally:
         run.compute_label_scores = orig

@@ -58,17 +58,20 @@ def test_outlier_rows_never_suggest_a_class(scanned: tuple) -> None:
     assert entries["suggested_label"].isna().all()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9, not reached: the Earth and the Moon look like fruit to the "
-                   "embedding (round, on white) and are reported as label errors → fruit. Every signal agrees: the "
-                   "Moon's mean similarity to its 5 nearest fruit (0.58) is above the fruit class's own median (0.54), "
-                   "the Earth's (0.47) inside its range (unfit z 0.6); the out-of-sample classifier says fruit 0.98 / "
-                   "0.94; each has close neighbours (not lonely)")
 def test_no_off_topic_image_is_offered_a_class(scanned: tuple) -> None:
     issues, _, manifest = scanned
+    """Every planted off-topic image gets an ``outlier`` row and no class. The Earth (under *flower*) and the Moon
+    (under *mammal*) look round and on white like the fruit to the embedding (the classifier: *fruit* 0.98 / 0.94),
+    so the label check would move them to *fruit*; the backbone's own ImageNet head sees no fruit in them (a gong,
+    a nautilus: fruit mass ≈ 0.01–0.03, where most of the demo's fruit reach 0.05), so the split evidence is
+    said and no class is offered (:mod:`cleaning.detect.semantic`)."""
     off = {p["path"] for p in _planted(manifest, "off_topic")}
     rows = issues[issues["path"].isin(off)]
     assert off <= set(rows.loc[rows["issue"] == "outlier", "path"])
     assert (rows["suggested_label"] == "").all()
+    for path in ("flower/flower_0017.jpg", "mammal/mammal_0005.jpg"):  # the Earth, the Moon
+        reason = rows.loc[(rows["path"] == path) & (rows["issue"] == "outlier"), "reason"].iloc[0]
+        assert "*fruit*" in reason and "ImageNet head does not see a *fruit*" in reason, reason
 
 
 def test_an_image_with_split_label_evidence_that_fits_no_class_is_off_topic(tmp_path: Path) -> None:

@@ -17,7 +17,9 @@ a junk group) gets **no** ``label`` row and no suggested label, even when the la
 have moved it (it then says so in the reason: split evidence, the person chooses). An image whose label
 is wrong but which fits another class well is a label error and not an outlier. An image the label check
 flags without a clear suggestion (below ``SUGGEST_SURE`` in the blend) that scores as off-topic (``z ≥
-Z_FLAG``) is off-topic even when it is not lonely (:func:`.outlier.split_offtopic`).
+Z_FLAG``) is off-topic even when it is not lonely (:func:`.outlier.split_offtopic`); so is one whose suggested
+class the backbone's own ImageNet head knows in this data set but does not see in the image
+(:func:`.semantic.contradicted`: the demo's Moon, *fruit* to the embedding and the classifier, a gong to the head).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from .label import K_NEIGHBOURS, SUGGEST_SURE, LabelScores, Relearn, compute_lab
 from .memo import ScanMemo, table_neighbours
 from .outlier import OutlierScores, compute_outlier_scores, find_outliers, split_offtopic
 from .quality import find_low_quality
+from .semantic import MASS_MIN, class_cover, contradicted
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class DetectorInputs:
     width: Sequence[int]
     height: Sequence[int]
     memo: ScanMemo | None = None  # what an earlier scan kept (:mod:`.memo`); None: nothing
+    semantic: np.ndarray | None = None  # N×K the backbone head's mass per class name (:mod:`.semantic`); None: off
 
 
 @dataclass(frozen=True)
@@ -115,13 +119,20 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None,
     blank = set(low.loc[low["severity"] >= 0.9, "item_id"])
     rows = np.arange(len(y))
     unclear = split_offtopic(out, ls.flagged, ls.pred_probs[rows, ls.suggested], SUGGEST_SURE) & (junk.group < 0)
-    out = replace(out, flagged=out.flagged | unclear)
+    unseen = contradicted(inp.semantic, y, ls.flagged, ls.suggested) & (junk.group < 0)
+    out = replace(out, flagged=out.flagged | unclear | unseen)
     off = out.flagged | (junk.group >= 0)
     label_ok = ls.flagged & ~off
     lab = find_label_issues(ids, y, vocab, _only(ls, label_ok))
     junk_rows = find_junk(ids, y, vocab, junk)
     single = out.flagged & (junk.group < 0)
     outl = find_outliers(ids, y, vocab, out, ls, only=single)
+    if unseen.any() and len(outl):
+        cover = class_cover(inp.semantic, y, ls.flagged)
+        note = {ids[i]: f" — but the backbone's own ImageNet head does not see a *{vocab[s]}* in it (mass "
+                        f"{inp.semantic[i, s]:.2f}, where {cover[s]:.0%} of your *{vocab[s]}* images reach {MASS_MIN})"
+                for i, s in zip(np.flatnonzero(unseen), ls.suggested[unseen])}
+        outl["reason"] = [r + note.get(iid, "") for iid, r in zip(outl["item_id"], outl["reason"])]
     lab = lab[~lab["item_id"].isin(blank)]
     outl = pd.concat([t for t in (outl, junk_rows) if len(t)], ignore_index=True) if len(outl) or len(junk_rows) \
         else issues_frame()

@@ -28,6 +28,7 @@ blank images get no label or outlier row.
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -44,8 +45,10 @@ from .pixels import PixelsFromEmbedding, load_or_compute_pixels
 if TYPE_CHECKING:
     from ..data.workspace import Workspace
 
+log = logging.getLogger(__name__)
+
 #: Bump when the detectors change so cached scans are recomputed.
-SCAN_VERSION = 3  # 3: split-evidence off-topic rule; key by the analysis inputs
+SCAN_VERSION = 4  # 3: split-evidence off-topic rule; key by the analysis inputs; 4: junk chance test, zero-shot check
 QUEUE_COLUMNS = ["item_id", "path", "label", "issue", "severity", "suggested_label", "related_path", "reason",
                  "related_item_id", "predicted_label", "confidence", "group"]
 SCORE_COLUMNS = ["item_id", "path", "label", "predicted_label", "label_issue_score", "outlier_score"]
@@ -98,7 +101,8 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
         slot = fingerprint("detect-memo", MEMO_VERSION, "pixels-v2", emb.model_key)
         memo = ScanMemo.from_arrays(load_arrays(ws.cache_dir, "memo", slot))
         inputs = DetectorInputs(ids, paths, y, vocab, x, oos.pred_probs, list(sub["sha256"]), list(sub["phash"]),
-                                thumbs, stats, list(sub["width"]), list(sub["height"]), memo=memo)
+                                thumbs, stats, list(sub["width"]), list(sub["height"]), memo=memo,
+                                semantic=_semantic(x, vocab))
         def keep(kept: ScanMemo) -> None:  # the tables, kept indexes and pair similarities the next scan starts from
             save_arrays(ws.cache_dir, "memo", slot, **kept.to_arrays())
 
@@ -123,6 +127,18 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
     if corrupt:
         issues = pd.concat([issues, pd.DataFrame(corrupt, columns=QUEUE_COLUMNS)], ignore_index=True)
     return rank(issues), scores.reset_index(drop=True)
+
+
+def _semantic(x: np.ndarray, vocab: list[str]) -> np.ndarray | None:
+    """The backbone head's mass per class name (:mod:`cleaning.model.semantic`), or None when it cannot be had."""
+    from ..model.backbone import DEFAULT_ARCH, BackboneUnavailable
+    from ..model.semantic import class_mass
+
+    try:
+        return class_mass(x, vocab, DEFAULT_ARCH)
+    except (BackboneUnavailable, OSError, KeyError) as e:
+        log.warning("zero-shot check off: %s", e)
+        return None
 
 
 def _decorate(issues: pd.DataFrame, items: pd.DataFrame, scores: pd.DataFrame,

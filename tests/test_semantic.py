@@ -1,0 +1,56 @@
+"""The zero-shot check (:mod:`cleaning.model.semantic`, :mod:`cleaning.detect.semantic`): class names read
+through WordNet over the backbone's own ImageNet head, on real photos, and the rule that stops a suggestion
+the head does not see."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cleaning.detect.semantic import COVER, MASS_MIN, class_cover, contradicted
+from cleaning.model.backbone import DEFAULT_ARCH
+from cleaning.model.embed import embed_images
+from cleaning.model.semantic import class_mass, name_members, name_terms
+from tests.hostile import load_photo
+
+
+def test_class_names_are_read_as_wordnet_nouns_over_imagenet_classes() -> None:
+    assert name_terms("Birds") == ["birds", "bird"] and name_terms("sun_photo") == ["sun photo"]
+    m = name_members(["bird", "Birds", "cat", "fruit", "sun photo", "7"])
+    assert (m[0] == m[1]).all() and 50 <= m[0].sum() <= 70  # every ImageNet bird, whatever the plural
+    assert m[2].sum() >= 5 and m[3].sum() >= 10
+    assert not m[4].any() and not m[5].any()  # no noun over any ImageNet class: the check stays off
+
+
+def test_the_head_sees_a_cat_in_the_cat_photo_and_not_in_the_coffee(tmp_path: Path) -> None:
+    paths = []
+    for name in ("chelsea", "coffee"):
+        load_photo(name).save(tmp_path / f"{name}.jpg")
+        paths.append(tmp_path / f"{name}.jpg")
+    x = embed_images(paths).embeddings
+    mass = class_mass(x, ["cat", "cup", "digit 7"], DEFAULT_ARCH)
+    assert mass is not None and mass.shape == (2, 3)
+    assert mass[0, 0] > 0.5 and mass[1, 0] < MASS_MIN  # chelsea is a tabby; the coffee is no cat
+    assert mass[1, 1] > mass[0, 1]  # the espresso is in a cup
+    assert np.isnan(mass[:, 2]).all()
+    assert class_mass(x, ["0", "1"], DEFAULT_ARCH) is None
+
+
+def test_a_suggestion_the_head_does_not_see_in_a_class_it_knows_is_contradicted() -> None:
+    y = np.repeat([0, 1, 2], 12)
+    mass = np.full((36, 3), 0.5)
+    mass[12:18, 1] = 0.01  # half of class 1 carries none of its mass: the head does not know class 1 here
+    mass[:, 2] = np.nan  # class 2's name matched no ImageNet class
+    flagged = np.zeros(36, bool)
+    flagged[[30, 31, 32]] = True  # three images of class 2 the label check would move ...
+    suggested = np.zeros(36, np.int64)
+    suggested[[30, 31, 32]] = [0, 1, 2]  # ... to class 0, class 1, and nowhere new
+    mass[30, 0] = mass[31, 1] = 0.01  # the head sees neither class in them
+    cover = class_cover(mass, y, flagged)
+    assert cover[0] == 1.0 and cover[1] == 0.5 and np.isnan(cover[2])
+    assert cover[0] >= COVER > cover[1]
+    assert np.flatnonzero(contradicted(mass, y, flagged, suggested)).tolist() == [30]  # class 0 only: it is known
+    mass[30, 0] = 2 * MASS_MIN
+    assert not contradicted(mass, y, flagged, suggested).any()  # it does see some class 0 in it
+    assert not contradicted(None, y, flagged, suggested).any()
