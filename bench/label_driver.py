@@ -84,6 +84,9 @@ def apply_rule(ev: dict):
     """Today's label module on the cached evidence (no head is fitted: the re-learnt probabilities are replayed)."""
     from cleaning.detect.label import SUGGEST_SURE, compute_label_scores
     from cleaning.detect.outlier import split_offtopic
+    from cleaning.detect.semantic import contradicted
+    from cleaning.model.backbone import DEFAULT_ARCH
+    from cleaning.model.semantic import class_mass
 
     def replay(lab: np.ndarray) -> np.ndarray:
         if ev["pruned"] is not None and not np.array_equal(lab, ev["pruned"]):
@@ -97,7 +100,8 @@ def apply_rule(ev: dict):
     low = iss[(iss["issue"] == "low_quality") & (iss["severity"] >= 0.9)]
     blank[[int(i) for i in low["item_id"]]] = True
     unclear = split_offtopic(out, ls.flagged, ls.pred_probs[rows, ls.suggested], SUGGEST_SURE) & (ev["junk_group"] < 0)
-    off = out.flagged | unclear | (ev["junk_group"] >= 0)
+    unseen = contradicted(class_mass(ev["x"], ev["vocab"], DEFAULT_ARCH), ev["y"], ls.flagged, ls.suggested)
+    off = out.flagged | unclear | (unseen & (ev["junk_group"] < 0)) | (ev["junk_group"] >= 0)
     label = ls.flagged & ~off & ~blank
     return ls, label, off
 

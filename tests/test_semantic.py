@@ -54,3 +54,31 @@ def test_a_suggestion_the_head_does_not_see_in_a_class_it_knows_is_contradicted(
     mass[30, 0] = 2 * MASS_MIN
     assert not contradicted(mass, y, flagged, suggested).any()  # it does see some class 0 in it
     assert not contradicted(None, y, flagged, suggested).any()
+
+
+def test_the_head_is_read_without_torch_and_equals_torch_load(tmp_path: Path) -> None:
+    """The scan does not import torch (≈ 0.5 GB): the head comes from the converted weights file read as a zip."""
+    import pickle
+    import subprocess
+    import sys
+
+    import pytest
+    import torch
+
+    from cleaning.model.backbone import weights_file
+    from cleaning.model.semantic import read_torch_zip
+
+    state = torch.load(weights_file(DEFAULT_ARCH), map_location="cpu", weights_only=True)
+    got = read_torch_zip(weights_file(DEFAULT_ARCH), ["classifier.weight", "classifier.bias", "conv_stem.weight"])
+    for name, arr in got.items():
+        assert np.array_equal(arr, state[name].numpy()), name
+    torch.save({"w": torch.arange(6, dtype=torch.float32).reshape(2, 3).t()}, tmp_path / "t.pth")  # strided
+    assert read_torch_zip(tmp_path / "t.pth", ["w"])["w"].tolist() == [[0, 3], [1, 4], [2, 5]]
+    torch.save({"w": torch.nn.Linear(2, 2)}, tmp_path / "module.pth")  # not a plain state dict: refused
+    with pytest.raises(pickle.UnpicklingError):
+        read_torch_zip(tmp_path / "module.pth", ["w"])
+    code = ("import sys, numpy as np; from cleaning.model.semantic import class_mass; "
+            "m = class_mass(np.eye(2, 1280, dtype=np.float32), ['bird', 'cat'], 'tf_efficientnet_lite0'); "
+            "print(m.shape, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[-1] == "False" and out[0] == "(2,"
