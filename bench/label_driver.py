@@ -18,6 +18,7 @@ import argparse
 import os
 import pickle
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +85,7 @@ def apply_rule(ev: dict):
     """Today's label module on the cached evidence (no head is fitted: the re-learnt probabilities are replayed)."""
     from cleaning.detect.label import SUGGEST_SURE, compute_label_scores
     from cleaning.detect.outlier import split_offtopic
-    from cleaning.detect.semantic import contradicted
+    from cleaning.detect.semantic import contradicted, label_opinion
     from cleaning.model.backbone import DEFAULT_ARCH
     from cleaning.model.semantic import class_mass
 
@@ -93,6 +94,9 @@ def apply_rule(ev: dict):
             raise RuntimeError("the prune step changed: delete the cache")
         return ev["model2"]
     ls = compute_label_scores(ev["y"], ev["probs"], ev["nb"], relearn=replay)
+    mass = class_mass(ev["x"], ev["vocab"], DEFAULT_ARCH)
+    head_no, head_yes = label_opinion(mass, ev["y"], ls.flagged, ls.suggested)
+    ls = replace(ls, flagged=(ls.flagged & ~head_no) | head_yes)
     out = ev["out"]
     rows = np.arange(len(ev["y"]))
     iss = ev["issues"]
@@ -100,7 +104,7 @@ def apply_rule(ev: dict):
     low = iss[(iss["issue"] == "low_quality") & (iss["severity"] >= 0.9)]
     blank[[int(i) for i in low["item_id"]]] = True
     unclear = split_offtopic(out, ls.flagged, ls.pred_probs[rows, ls.suggested], SUGGEST_SURE) & (ev["junk_group"] < 0)
-    unseen = contradicted(class_mass(ev["x"], ev["vocab"], DEFAULT_ARCH), ev["y"], ls.flagged, ls.suggested)
+    unseen = contradicted(mass, ev["y"], ls.flagged, ls.suggested)
     off = out.flagged | unclear | (unseen & (ev["junk_group"] < 0)) | (ev["junk_group"] >= 0)
     label = ls.flagged & ~off & ~blank
     return ls, label, off

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cleaning.detect.semantic import COVER, MASS_MIN, class_cover, contradicted
+from cleaning.detect.semantic import COVER, MASS_CLEAR, MASS_MIN, class_cover, contradicted, label_opinion
 from cleaning.model.backbone import DEFAULT_ARCH
 from cleaning.model.embed import embed_images
 from cleaning.model.semantic import class_mass, name_members, name_terms
@@ -82,3 +82,28 @@ def test_the_head_is_read_without_torch_and_equals_torch_load(tmp_path: Path) ->
             "print(m.shape, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[-1] == "False" and out[0] == "(2,"
+
+
+def test_the_head_drops_a_flag_on_what_it_clearly_sees_and_adds_one_on_what_it_clearly_sees_instead() -> None:
+    y = np.repeat([0, 1, 2], 12)
+    mass = np.zeros((36, 3))
+    mass[y == 0, 0] = mass[y == 1, 1] = 0.6  # classes 0 and 1 known (every member carries its class) ...
+    mass[:, 2] = np.nan  # ... class 2's name matched nothing
+    flagged = np.zeros(36, bool)
+    suggested = np.where(y == 0, 1, 0)
+    flagged[[0, 1]] = True  # the label check would move two class-0 images to class 1
+    mass[1, 0] = 0.02  # the head clearly sees class 0 in image 0, none in image 1
+    mass[1, 1] = 0.7
+    mass[[13, 14], 1] = 0.01  # two unflagged class-1 images in which the head sees no class 1 ...
+    mass[13, 0] = 0.8  # ... and clearly class 0 (the check's best other class) in one of them
+    mass[14, 0] = 0.3  # ... and only a little in the other
+    drop, add = label_opinion(mass, y, flagged, suggested)
+    assert np.flatnonzero(drop).tolist() == [0]  # image 1 keeps its flag: the head agrees it is no class 0
+    assert np.flatnonzero(add).tolist() == [13]
+    assert MASS_CLEAR > 0.3 and MASS_MIN > 0.01
+    flagged[24] = True  # class 2 is not known: its images get no opinion either way
+    mass[24, 0] = 0.9
+    suggested[24] = 0
+    drop2, add2 = label_opinion(mass, y, flagged, suggested)
+    assert not drop2[24] and not add2[24]
+    assert not any(a.any() for a in label_opinion(None, y, flagged, suggested))

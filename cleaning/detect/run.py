@@ -20,6 +20,8 @@ flags without a clear suggestion (below ``SUGGEST_SURE`` in the blend) that scor
 Z_FLAG``) is off-topic even when it is not lonely (:func:`.outlier.split_offtopic`); so is one whose suggested
 class the backbone's own ImageNet head knows in this data set but does not see in the image
 (:func:`.semantic.contradicted`: the demo's Moon, *fruit* to the embedding and the classifier, a gong to the head).
+That head is also a third opinion on the label check's flags (:func:`.semantic.label_opinion`): a flag is dropped
+when it clearly sees the given class, and added when it clearly sees the suggested class and none of the given.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from .label import K_NEIGHBOURS, SUGGEST_SURE, LabelScores, Relearn, compute_lab
 from .memo import ScanMemo, table_neighbours
 from .outlier import OutlierScores, compute_outlier_scores, find_outliers, split_offtopic
 from .quality import find_low_quality
-from .semantic import MASS_MIN, class_cover, contradicted
+from .semantic import MASS_MIN, class_cover, contradicted, label_opinion
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,8 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None,
     say(1)
     nb = neighbours(K_NEIGHBOURS)
     ls = compute_label_scores(y, inp.pred_probs, nb, relearn=relearn if len(vocab) > 1 else None)
+    head_no, head_yes = label_opinion(inp.semantic, y, ls.flagged, ls.suggested)  # the backbone's own head
+    ls = replace(ls, flagged=(ls.flagged & ~head_no) | head_yes)
     say(2)
     wide = neighbours(K_WIDE)
     out = compute_outlier_scores(x, y, groups=dups.group, pred_probs=ls.model_probs, neighbours=wide)
@@ -124,6 +128,11 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None,
     off = out.flagged | (junk.group >= 0)
     label_ok = ls.flagged & ~off
     lab = find_label_issues(ids, y, vocab, _only(ls, label_ok))
+    if head_yes.any() and len(lab):
+        seen = {ids[i]: f"; the backbone's own ImageNet head sees a *{vocab[ls.suggested[i]]}* in it "
+                        f"({inp.semantic[i, ls.suggested[i]]:.2f}) and no *{vocab[y[i]]}* ({inp.semantic[i, y[i]]:.2f})"
+                for i in np.flatnonzero(head_yes)}
+        lab["reason"] = [r + seen.get(iid, "") for iid, r in zip(lab["item_id"], lab["reason"])]
     junk_rows = find_junk(ids, y, vocab, junk)
     single = out.flagged & (junk.group < 0)
     outl = find_outliers(ids, y, vocab, out, ls, only=single)
