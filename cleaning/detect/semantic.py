@@ -8,9 +8,9 @@ less than :data:`MASS_MIN` of it is *contradicted*: the scan does not offer that
 image as off-topic with the split evidence in words (:func:`cleaning.detect.run.run_detectors`).
 
 The head is also a third opinion on the label itself (:func:`label_opinion`), one that never learnt from the
-data set's labels: the label check's flag is dropped when the head clearly sees the given class (a whale filed
-under *mammal* that the classifier calls *bird*: the head says grey whale), and an image the check left alone is
-flagged when the head clearly sees the check's best other class in it and none of the given one. Photo
+data set's labels: the label check's flag is dropped when the head clearly sees the given class (an odd member
+the classifier and the neighbours place elsewhere, but which the head recognises), and an image the check left
+alone is flagged when the head clearly sees the check's best other class in it and none of the given one. Photo
 benchmark, 30 sets: label F1 0.792 → 0.804 (7 sets up, none down; ``bench/results/photos.md``).
 """
 
