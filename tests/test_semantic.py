@@ -107,3 +107,24 @@ def test_the_head_drops_a_flag_on_what_it_clearly_sees_and_adds_one_on_what_it_c
     drop2, add2 = label_opinion(mass, y, flagged, suggested)
     assert not drop2[24] and not add2[24]
     assert not any(a.any() for a in label_opinion(None, y, flagged, suggested))
+
+
+def test_an_unreadable_weights_file_turns_the_check_off_with_a_clear_error(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    import pytest
+
+    from cleaning.model import semantic
+    from cleaning.model.backbone import BackboneUnavailable, _wheel_weights_file, arch_spec
+    from cleaning.review.analysis import _semantic
+
+    monkeypatch.setenv("CLEANING_CACHE", str(tmp_path))
+    stem = _wheel_weights_file(arch_spec(DEFAULT_ARCH)).stem
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / f"{DEFAULT_ARCH}-{stem}.pth").write_bytes(b"<html>not a zip</html>")
+    semantic._head.cache_clear()
+    try:
+        with pytest.raises(BackboneUnavailable, match="cannot read the ImageNet head"):
+            class_mass(np.eye(2, 1280, dtype=np.float32), ["bird"], DEFAULT_ARCH)
+        semantic._head.cache_clear()
+        assert _semantic(np.eye(2, 1280, dtype=np.float32), ["bird", "cat"]) is None  # the scan goes on without it
+    finally:
+        semantic._head.cache_clear()

