@@ -230,6 +230,20 @@ def test_the_embedding_step_releases_its_compiled_backbone(ws) -> None:  # noqa:
         ws.items_frame().set_index("path").loc["bird/copy.jpg", "item_id"])], atol=1e-5)
 
 
+def test_a_compiled_backbone_stays_while_another_step_still_embeds() -> None:
+    """Two visitors' scans on one hosted server: the first step to end must not drop the engine the other is
+    still using (it would compile a second one, ≈ 200 MB more, for its next chunk); the last to end drops it."""
+    def compiled() -> list:
+        return [e for e in embed_engines._ENGINES.values() if isinstance(e, embed_engines.OpenVinoEngine)]
+
+    with embed_engines.engines_in_use():
+        first = embed_engines.get_engine(threads=1, lanes=2)
+        with embed_engines.engines_in_use():  # the other visitor's step starts and ends inside the first one's
+            assert embed_engines.get_engine(threads=1, lanes=2) is first
+        assert compiled() == [first]  # still cached for the step that is running
+    assert compiled() == []
+
+
 def test_projection_methods_and_small_inputs() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 16)).astype(np.float32)

@@ -35,13 +35,13 @@ from .engines import (  # noqa: F401  (re-exported: the embedding API lives here
     TorchEngine,
     compute_embeddings,
     embed_images,
+    engines_in_use,
     get_engine,
     l2_normalise,
     load_for_model,
     n_cpus,
     onnx_file,
     open_for_model,
-    release_engines,
     square,
     to_array,
 )
@@ -110,24 +110,24 @@ def load_or_compute_embeddings(ws: Workspace, arch: str = DEFAULT_ARCH, size: in
             embed_with_ray(table, todo, paths, arch, size, address=address, workers=workers, progress=progress,
                            chunk=CHUNK)
         else:
-            for c in range(0, len(todo), CHUNK):
-                shas = todo[c:c + CHUNK]
-                done = c
+            with engines_in_use():  # a compiled backbone is dropped when the last step using it ends
+                for c in range(0, len(todo), CHUNK):
+                    shas = todo[c:c + CHUNK]
+                    done = c
 
-                def chunk_progress(d: int, n: int, done: int = done) -> None:
-                    if progress:
-                        progress(done + d, len(todo))
+                    def chunk_progress(d: int, n: int, done: int = done) -> None:
+                        if progress:
+                            progress(done + d, len(todo))
 
-                def decoded(i: int, im: Image.Image, shas: list[str] = shas) -> None:
-                    if on_decoded:
-                        on_decoded(shas[i], im)
+                    def decoded(i: int, im: Image.Image, shas: list[str] = shas) -> None:
+                        if on_decoded:
+                            on_decoded(shas[i], im)
 
-                res = embed_images(paths[c:c + CHUNK], arch, size, method=method, progress=chunk_progress,
-                                   on_decoded=decoded if on_decoded else None)
-                ok = [s for i, s in enumerate(shas) if i not in res.errors]
-                table.add(ok, res.embeddings[res.ok], failed={shas[i]: r for i, r in res.errors.items()})
-                table.save_part()
-            release_engines()  # the step is done: what follows (heads, detectors, the app) gets its memory
+                    res = embed_images(paths[c:c + CHUNK], arch, size, method=method, progress=chunk_progress,
+                                       on_decoded=decoded if on_decoded else None)
+                    ok = [s for i, s in enumerate(shas) if i not in res.errors]
+                    table.add(ok, res.embeddings[res.ok], failed={shas[i]: r for i, r in res.errors.items()})
+                    table.save_part()
         table.save()
     good = df["sha256"].isin(list(table.rows)).to_numpy()
     errors = {iid: table.failed.get(sha, "not embedded")

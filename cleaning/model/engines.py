@@ -11,6 +11,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -181,10 +182,8 @@ def _openvino_engine(path: Path, threads: int, lanes: int = 1) -> OpenVinoEngine
 
 
 def onnx_file(arch: str, size: int) -> Path:
-    """The backbone exported to ONNX (dynamic batch), exported once and cached under ``cache_root()``.
-
-    torch is imported only to export (≈ 450 MB of resident memory a scan does not need otherwise).
-    """
+    """The backbone exported to ONNX (dynamic batch) once and cached under ``cache_root()``; torch is imported
+    only to export (≈ 450 MB of resident memory a scan does not need otherwise)."""
     out = cache_root() / "onnx" / f"{model_id(arch).replace('@', '-')}-{size}.onnx"
     if out.exists():
         return out
@@ -202,11 +201,12 @@ def onnx_file(arch: str, size: int) -> Path:
     return out
 
 
-#: Images per backbone call. Measured on 2 cores with 64-px sources (issue 15, `bench/results/fastdup.md`):
-#: 8 runs as fast as 32 or faster (the activations stay in cache) with a third of the memory arena.
+#: Images per backbone call: on 2 cores 8 runs as fast as 32 or faster (the activations stay in cache) with a third
+#: of the memory arena (issue 15, `bench/results/fastdup.md`).
 BATCH_SIZE = 8
 _ENGINES: dict[tuple[str, int, str, int, int], Engine] = {}
 _ENGINES_LOCK = threading.Lock()
+_USERS = 0  # steps inside engines_in_use()
 #: Runtimes that failed to load the backbone in this process: ``auto`` skips them from then on.
 _FAILED: set[str] = set()
 
@@ -300,13 +300,21 @@ def _onnx_engine(path: Path, threads: int) -> OnnxEngine:
     return OnnxEngine(sess, input_name=sess.get_inputs()[0].name)
 
 
-def release_engines() -> None:
-    """Drop the cached OpenVINO engines: a compiled model holds ≈ 200 MB more than a shrunk ONNX Runtime arena (a
-    100k scan's heads and detectors, a hosted server between scans). A caller still using one keeps it until done;
-    the next call compiles again (≈ 1 s)."""
+@contextmanager
+def engines_in_use() -> Iterator[None]:
+    """Hold the cached engines while a step embeds; when the last holder ends, drop the OpenVINO ones (≈ 200 MB
+    each above ONNX Runtime's shrunk arena). Two visitors' steps overlap: the first to end leaves the engine to the
+    other. The next step compiles again (≈ 1 s)."""
+    global _USERS
     with _ENGINES_LOCK:
-        for key in [k for k, e in _ENGINES.items() if isinstance(e, OpenVinoEngine)]:
-            del _ENGINES[key]
+        _USERS += 1
+    try:
+        yield
+    finally:
+        with _ENGINES_LOCK:
+            _USERS -= 1
+            for key in [k for k, e in _ENGINES.items() if isinstance(e, OpenVinoEngine) and _USERS == 0]:
+                del _ENGINES[key]
 
 
 @dataclass
@@ -329,12 +337,9 @@ def _lanes(paths: Sequence[str | Path], size: int, batch_size: int, lanes: int, 
            on_decoded: OnDecoded | None) -> Iterator[tuple[int, list[Image.Image | str], np.ndarray | None]]:
     """Yield (start, decoded images or reasons why not, features of the decoded ones) per batch, in order.
 
-    ``lanes`` threads each decode a whole batch and run it through ``engine``: with OpenVINO one compiled model
-    with a single-thread stream per lane, with ONNX Runtime one single-thread session called side by side (it runs
-    concurrent calls in parallel, sharing its weights). On 2 cores ONNX Runtime's lanes took ≈ 11 wall-ms and
-    ≈ 22 CPU-ms per image where one two-thread session, fed by two decoding threads, took ≈ 17 and ≈ 30 (the
-    intra-op threads wait for each other at every layer, the lanes never do); OpenVINO's ≈ 7 and ≈ 13.
-    """
+    ``lanes`` threads each decode a whole batch and run it through ``engine`` (OpenVINO: a single-thread stream per
+    lane; ONNX Runtime: one single-thread session called side by side). Intra-op threads wait for each other at
+    every layer, lanes never do: ONNX Runtime 11 vs 17 wall-ms per image on 2 cores (``bench/results/fastdup.md``)."""
     from collections import deque
 
     mean, std = mean_std
@@ -371,13 +376,10 @@ def embed_images(paths: Sequence[str | Path], arch: str = DEFAULT_ARCH, size: in
                  progress: Progress | None = None, on_decoded: OnDecoded | None = None) -> EmbedResult:
     """Embed images, collecting per-file failures instead of raising.
 
-    With OpenVINO or ONNX Runtime the work runs in ``threads`` lanes (default: every usable CPU), each decoding
-    and running whole batches on one single thread of the runtime (:func:`_lanes`); torch runs one lane with ``threads``
-    intra-op threads.
-
-    ``on_decoded(i, image)`` is called (in a lane's thread) for each path the model's decode read at full
-    size — every non-JPEG and every JPEG too small for a draft reduction: the caller can measure those
-    pixels from this one decode instead of decoding the file again.
+    OpenVINO and ONNX Runtime run in ``threads`` lanes (default: every usable CPU; :func:`_lanes`); torch in one
+    lane with ``threads`` intra-op threads. ``on_decoded(i, image)`` is called (in a lane's thread) for each path
+    decoded at full size (non-JPEGs, JPEGs too small for a draft reduction), so the caller can measure those pixels
+    without decoding the file again.
 
     Returns:
         :class:`EmbedResult` with N×D float32 L2-normalised rows (zero rows where the file failed).
@@ -386,9 +388,9 @@ def embed_images(paths: Sequence[str | Path], arch: str = DEFAULT_ARCH, size: in
     size = size or spec.input_size
     threads = threads or n_cpus()
     laned = resolve_method(method) in LANED
-    # ``method`` as asked: ``auto`` may fall back to another laned runtime
-    engine = get_engine(arch, size, method, 1 if laned else threads, lanes=threads if laned else 1)
     lanes = threads if laned else 1
+    # ``method`` as asked: ``auto`` may fall back to another laned runtime
+    engine = get_engine(arch, size, method, 1 if laned else threads, lanes=lanes)
     out = np.zeros((len(paths), spec.dim), dtype=np.float32)
     errors: dict[int, str] = {}
     for start, loaded, feats in _lanes(paths, size, batch_size, lanes, engine, (spec.mean, spec.std), on_decoded):

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import CleaningError
 from .backbone import DEFAULT_ARCH, fastai_arch
-from .embed import open_for_model, release_engines
+from .embed import engines_in_use, open_for_model
 from .oos import DEFAULT_C, assign_folds, encode_labels, fit_linear_probe
 from .steps import (  # noqa: F401 — TrainEvent, TrainingStopped, DEFAULT_LR, LR_RANGE: re-exported
     DEFAULT_LR,
@@ -236,9 +236,9 @@ def _run(learn: Any, y: np.ndarray, valid: np.ndarray, vocab: list[str], s: Trai
 
     train_idx, valid_idx = np.flatnonzero(~valid), np.flatnonzero(valid)
     done = [0]
-    feats = [probe_features(learn, learn.dls.test_dl([learn._all_paths[i] for i in idx]), s.arch, s.size, should_stop,
-                       on_progress, done, len(y)) for idx in (train_idx, valid_idx)]
-    release_engines()  # the features are made: the compiled backbone's memory goes back before fine-tuning
+    with engines_in_use():  # the compiled backbone is dropped once the features are made, before fine-tuning
+        feats = [probe_features(learn, learn.dls.test_dl([learn._all_paths[i] for i in idx]), s.arch, s.size,
+                                should_stop, on_progress, done, len(y)) for idx in (train_idx, valid_idx)]
     probe = fit_linear_probe(feats[0], y[train_idx], len(vocab), s.probe_c, s.seed)
     learn.model[1].load_probe(probe)
     targets = y[valid_idx]
