@@ -113,13 +113,13 @@ def test_an_unreadable_weights_file_turns_the_check_off_with_a_clear_error(tmp_p
     import pytest
 
     from cleaning.model import semantic
-    from cleaning.model.backbone import BackboneUnavailable, _wheel_weights_file, arch_spec
+    from cleaning.model.backbone import BackboneUnavailable, converted_file
     from cleaning.review.analysis import _semantic
 
     monkeypatch.setenv("CLEANING_CACHE", str(tmp_path))
-    stem = _wheel_weights_file(arch_spec(DEFAULT_ARCH)).stem
-    (tmp_path / "weights").mkdir()
-    (tmp_path / "weights" / f"{DEFAULT_ARCH}-{stem}.pth").write_bytes(b"<html>not a zip</html>")
+    converted_file(DEFAULT_ARCH).parent.mkdir(parents=True)
+    converted_file(DEFAULT_ARCH).write_bytes(b"<html>not a zip</html>")
+    assert converted_file(DEFAULT_ARCH).parent == tmp_path / "weights"
     semantic._head.cache_clear()
     try:
         with pytest.raises(BackboneUnavailable, match="cannot read the ImageNet head"):

