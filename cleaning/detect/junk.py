@@ -177,14 +177,14 @@ def compute_junk_groups(embeddings: np.ndarray, labels: Sequence[int] | np.ndarr
         classes = np.bincount(y[members])
         share = classes.max() / len(members)
         spread_ok = (classes > 0).sum() >= 2 and share <= MAX_SHARE
-        chance = chance_of_spread(classes, shares) if spread_ok else 1.0
-        if spread_ok and chance < P_CHANCE:
-            continue  # labels concentrated on a few look-alike classes: their overlap, not junk
         z_med, fit_med = float(np.median(z)), float(np.median(fit))
         if break_z is not None and outlier_z is not None and float(np.median(outlier_z[members])) < break_z:
             continue
         if z_med < (Z_APART if spread_ok else Z_ISLAND) or fit_med < (Z_FIT if spread_ok else Z_ISLAND_FIT):
             continue
+        chance = chance_of_spread(classes, shares) if spread_ok else 1.0  # simulated: only for what passed the rest
+        if chance < P_CHANCE:
+            continue  # labels concentrated on a few look-alike classes: their overlap, not junk
         out_group[members] = len(info)
         out_z[members] = z
         info.append({"size": int(len(members)), "classes": {int(c): int(v) for c, v in enumerate(classes) if v},

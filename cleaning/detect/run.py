@@ -128,20 +128,18 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None,
     off = out.flagged | (junk.group >= 0)
     label_ok = ls.flagged & ~off
     lab = find_label_issues(ids, y, vocab, _only(ls, label_ok))
-    if head_yes.any() and len(lab):
-        seen = {ids[i]: f"; the backbone's own ImageNet head sees a *{vocab[ls.suggested[i]]}* in it "
-                        f"({inp.semantic[i, ls.suggested[i]]:.2f}) and no *{vocab[y[i]]}* ({inp.semantic[i, y[i]]:.2f})"
-                for i in np.flatnonzero(head_yes)}
-        lab["reason"] = [r + seen.get(iid, "") for iid, r in zip(lab["item_id"], lab["reason"])]
+    lab = _add_to_reasons(lab, {ids[i]: f"; the backbone's own ImageNet head sees a *{vocab[ls.suggested[i]]}* in it "
+                                        f"({inp.semantic[i, ls.suggested[i]]:.2f}) and no *{vocab[y[i]]}* "
+                                        f"({inp.semantic[i, y[i]]:.2f})" for i in np.flatnonzero(head_yes)})
     junk_rows = find_junk(ids, y, vocab, junk)
     single = out.flagged & (junk.group < 0)
     outl = find_outliers(ids, y, vocab, out, ls, only=single)
-    if unseen.any() and len(outl):
+    if unseen.any():
         cover = class_cover(inp.semantic, y, ls.flagged)
-        note = {ids[i]: f" — but the backbone's own ImageNet head does not see a *{vocab[s]}* in it (mass "
-                        f"{inp.semantic[i, s]:.2f}, where {cover[s]:.0%} of your *{vocab[s]}* images reach {MASS_MIN})"
-                for i, s in zip(np.flatnonzero(unseen), ls.suggested[unseen])}
-        outl["reason"] = [r + note.get(iid, "") for iid, r in zip(outl["item_id"], outl["reason"])]
+        outl = _add_to_reasons(outl, {ids[i]: f" — but the backbone's own ImageNet head does not see a *{vocab[s]}* "
+                                              f"in it (mass {inp.semantic[i, s]:.2f}, where {cover[s]:.0%} of your "
+                                              f"*{vocab[s]}* images reach {MASS_MIN})"
+                                      for i, s in zip(np.flatnonzero(unseen), ls.suggested[unseen])})
     lab = lab[~lab["item_id"].isin(blank)]
     outl = pd.concat([t for t in (outl, junk_rows) if len(t)], ignore_index=True) if len(outl) or len(junk_rows) \
         else issues_frame()
@@ -153,6 +151,13 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None,
     tables = [t for t in (lab, outl, dup, low) if len(t)]
     issues = pd.concat(tables, ignore_index=True) if tables else issues_frame()
     return DetectorResult(issues, ls, out, junk, dups, memo)
+
+
+def _add_to_reasons(rows: pd.DataFrame, extra: dict[str, str]) -> pd.DataFrame:
+    """``rows`` with ``extra[item_id]`` appended to the reason of the rows it names."""
+    if extra and len(rows):
+        rows = rows.assign(reason=[r + extra.get(iid, "") for iid, r in zip(rows["item_id"], rows["reason"])])
+    return rows
 
 
 def _only(ls: LabelScores, keep: np.ndarray) -> LabelScores:
