@@ -18,7 +18,6 @@ import argparse
 import os
 import pickle
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -82,10 +81,10 @@ def evidence(s) -> dict:
 
 
 def apply_rule(ev: dict):
-    """Today's label module on the cached evidence (no head is fitted: the re-learnt probabilities are replayed)."""
-    from cleaning.detect.label import SUGGEST_SURE, compute_label_scores
-    from cleaning.detect.outlier import split_offtopic
-    from cleaning.detect.semantic import contradicted, label_opinion
+    """Today's label module on the cached evidence (no head is fitted: the re-learnt probabilities are replayed),
+    joined with the off-topic results by the scan's own rules (:func:`cleaning.detect.run.join_checks`)."""
+    from cleaning.detect.label import compute_label_scores
+    from cleaning.detect.run import join_checks
     from cleaning.model.backbone import DEFAULT_ARCH
     from cleaning.model.semantic import class_mass
 
@@ -94,18 +93,13 @@ def apply_rule(ev: dict):
             raise RuntimeError("the prune step changed: delete the cache")
         return ev["model2"]
     ls = compute_label_scores(ev["y"], ev["probs"], ev["nb"], relearn=replay)
-    mass = class_mass(ev["x"], ev["vocab"], DEFAULT_ARCH)
-    head_no, head_yes = label_opinion(mass, ev["y"], ls.flagged, ls.suggested)
-    ls = replace(ls, flagged=(ls.flagged & ~head_no) | head_yes)
-    out = ev["out"]
-    rows = np.arange(len(ev["y"]))
+    ls, _, unclear, unseen = join_checks(ls, ev["out"], ev["junk_group"], ev["y"],
+                                         class_mass(ev["x"], ev["vocab"], DEFAULT_ARCH))
     iss = ev["issues"]
-    blank = np.zeros(len(rows), bool)
+    blank = np.zeros(len(ev["y"]), bool)
     low = iss[(iss["issue"] == "low_quality") & (iss["severity"] >= 0.9)]
     blank[[int(i) for i in low["item_id"]]] = True
-    unclear = split_offtopic(out, ls.flagged, ls.pred_probs[rows, ls.suggested], SUGGEST_SURE) & (ev["junk_group"] < 0)
-    unseen = contradicted(mass, ev["y"], ls.flagged, ls.suggested)
-    off = out.flagged | unclear | (unseen & (ev["junk_group"] < 0)) | (ev["junk_group"] >= 0)
+    off = ev["out"].flagged | unclear | unseen | (ev["junk_group"] >= 0)
     label = ls.flagged & ~off & ~blank
     return ls, label, off
 

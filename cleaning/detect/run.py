@@ -112,8 +112,6 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None,
     say(1)
     nb = neighbours(K_NEIGHBOURS)
     ls = compute_label_scores(y, inp.pred_probs, nb, relearn=relearn if len(vocab) > 1 else None)
-    head_no, head_yes = label_opinion(inp.semantic, y, ls.flagged, ls.suggested)  # the backbone's own head
-    ls = replace(ls, flagged=(ls.flagged & ~head_no) | head_yes)
     say(2)
     wide = neighbours(K_WIDE)
     out = compute_outlier_scores(x, y, groups=dups.group, pred_probs=ls.model_probs, neighbours=wide)
@@ -121,9 +119,7 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None,
     say(3)
     low = find_low_quality(ids, inp.stats, list(inp.width), list(inp.height))
     blank = set(low.loc[low["severity"] >= 0.9, "item_id"])
-    rows = np.arange(len(y))
-    unclear = split_offtopic(out, ls.flagged, ls.pred_probs[rows, ls.suggested], SUGGEST_SURE) & (junk.group < 0)
-    unseen = contradicted(inp.semantic, y, ls.flagged, ls.suggested) & (junk.group < 0)
+    ls, head_yes, unclear, unseen = join_checks(ls, out, junk.group, y, inp.semantic)
     out = replace(out, flagged=out.flagged | unclear | unseen)
     off = out.flagged | (junk.group >= 0)
     label_ok = ls.flagged & ~off
@@ -151,6 +147,21 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None,
     tables = [t for t in (lab, outl, dup, low) if len(t)]
     issues = pd.concat(tables, ignore_index=True) if tables else issues_frame()
     return DetectorResult(issues, ls, out, junk, dups, memo)
+
+
+def join_checks(ls: LabelScores, out: OutlierScores, junk_group: np.ndarray, labels: np.ndarray,
+                semantic: np.ndarray | None) -> tuple[LabelScores, np.ndarray, np.ndarray, np.ndarray]:
+    """The rules that join the label check with the off-topic checks (see the module doc), on their results:
+    the backbone head's opinion on the flags, then the images off-topic though not lonely — split evidence, and a
+    suggestion the head does not see. Returns (label scores with the head's flags, the flags the head added,
+    split-evidence images, contradicted images); the last two exclude junk-group members."""
+    y = np.asarray(labels, dtype=np.int64)
+    head_no, head_yes = label_opinion(semantic, y, ls.flagged, ls.suggested)
+    ls = replace(ls, flagged=(ls.flagged & ~head_no) | head_yes)
+    alone = np.asarray(junk_group) < 0
+    unclear = split_offtopic(out, ls.flagged, ls.pred_probs[np.arange(len(y)), ls.suggested], SUGGEST_SURE) & alone
+    unseen = contradicted(semantic, y, ls.flagged, ls.suggested) & alone
+    return ls, head_yes, unclear, unseen
 
 
 def _add_to_reasons(rows: pd.DataFrame, extra: dict[str, str]) -> pd.DataFrame:
