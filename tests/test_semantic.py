@@ -126,5 +126,9 @@ def test_an_unreadable_weights_file_turns_the_check_off_with_a_clear_error(tmp_p
             class_mass(np.eye(2, 1280, dtype=np.float32), ["bird"], DEFAULT_ARCH)
         semantic._head.cache_clear()
         assert _semantic(np.eye(2, 1280, dtype=np.float32), ["bird", "cat"]) is None  # the scan goes on without it
+        kept = converted_file(DEFAULT_ARCH).with_name(f"{converted_file(DEFAULT_ARCH).stem}-imagenet-head.npz")
+        kept.write_bytes(b"damaged")  # a kept head that no longer reads: off this time, removed for the next
+        semantic._head.cache_clear()
+        assert _semantic(np.eye(2, 1280, dtype=np.float32), ["bird"]) is None and not kept.exists()
     finally:
         semantic._head.cache_clear()

@@ -99,8 +99,12 @@ def _head(arch: str) -> tuple[np.ndarray, np.ndarray] | None:
             np.savez(tmp, w=state["classifier.weight"].astype(np.float32),
                      b=state["classifier.bias"].astype(np.float32))
             os.replace(tmp, kept)
-        with np.load(kept) as f:
-            return f["w"], f["b"]
+        try:
+            with np.load(kept) as f:
+                return f["w"], f["b"]
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:  # damaged since: made again next time
+            kept.unlink(missing_ok=True)
+            raise BackboneUnavailable(f"cannot read {kept}: {e}", hint="scan again") from e
 
 
 def read_torch_zip(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
