@@ -62,22 +62,41 @@ def evidence(s) -> dict:
     def grab_split(out, *a, **k):
         seen["out"] = out  # the off-topic scores before the split-evidence rule
         return orig_split(out, *a, **k)
-    run.compute_label_scores, run.split_offtopic = grab, grab_split
+    orig_junk = run.compute_junk_groups
+
+    def grab_junk(*a, **k):
+        seen["junk"] = orig_junk(*a, **k)  # the junk groups before the head's opinion on their members
+        return seen["junk"]
+    run.compute_label_scores, run.split_offtopic, run.compute_junk_groups = grab, grab_split, grab_junk
     try:
         ids = [str(i) for i in range(len(y))]
         res = run.run_detectors(run.DetectorInputs(ids, paths, y, vocab, x, probs, sha, phash, thumbs, stats, w, h,
                                                    semantic=class_mass(x, vocab, DEFAULT_ARCH)),
                                 relearn=relearn)
     finally:
-        run.compute_label_scores, run.split_offtopic = orig, orig_split
+        run.compute_label_scores, run.split_offtopic, run.compute_junk_groups = orig, orig_split, orig_junk
     iss = res.issues
     out0 = seen["out"]
     ev = {"key": key, "x": x, "y": y, "vocab": vocab, "probs": probs, "model2": seen.get("model2", probs),
-          "pruned": seen.get("pruned"), "nb": nbs[0], "out": out0, "junk_group": res.junk.group,
+          "pruned": seen.get("pruned"), "nb": nbs[0], "out": out0, "junk_group": seen["junk"].group,
+          "copies": res.duplicates.group,
           "old_flagged": res.labels.flagged, "issues": iss, "kind": s["kind"].to_numpy(),
           "true": s["true"].to_numpy(), "paths": paths, "given": s["given"].to_numpy()}
     f.write_bytes(pickle.dumps(ev))
     return ev
+
+
+def _junk(group: np.ndarray, y: np.ndarray):
+    """The cached junk groups (before the head's opinion on their members) with the fields ``join_checks`` reads:
+    sizes, classes and whether a group is spread, recounted by ``compute_junk_groups``'s own rule."""
+    from cleaning.detect.junk import MAX_SHARE, JunkGroups
+
+    info = []
+    for gi in range(int(group.max()) + 1 if len(group) else 0):
+        c = np.bincount(y[group == gi])
+        info.append({"size": int(c.sum()), "classes": {int(k): int(v) for k, v in enumerate(c) if v},
+                     "spread": bool((c > 0).sum() >= 2 and c.max() / c.sum() <= MAX_SHARE)})
+    return JunkGroups(group, np.zeros(len(group)), info)
 
 
 def apply_rule(ev: dict):
@@ -93,13 +112,14 @@ def apply_rule(ev: dict):
             raise RuntimeError("the prune step changed: delete the cache")
         return ev["model2"]
     ls = compute_label_scores(ev["y"], ev["probs"], ev["nb"], relearn=replay)
-    ls, _, unclear, unseen = join_checks(ls, ev["out"], ev["junk_group"], ev["y"],
-                                         class_mass(ev["x"], ev["vocab"], DEFAULT_ARCH))
+    j = join_checks(ls, ev["out"], _junk(ev["junk_group"], ev["y"]), ev["y"],
+                    class_mass(ev["x"], ev["vocab"], DEFAULT_ARCH), ev.get("copies"))
+    ls, unclear, unseen = j.labels, j.unclear, j.unseen
     iss = ev["issues"]
     blank = np.zeros(len(ev["y"]), bool)
     low = iss[(iss["issue"] == "low_quality") & (iss["severity"] >= 0.9)]
     blank[[int(i) for i in low["item_id"]]] = True
-    off = ev["out"].flagged | unclear | unseen | (ev["junk_group"] >= 0)
+    off = ((ev["out"].flagged | unclear | unseen) & ~j.seen) | (j.junk.group >= 0)
     label = ls.flagged & ~off & ~blank
     return ls, label, off
 

@@ -96,12 +96,13 @@ def run_set(s, detail: bool, groups: bool = False) -> dict:
     if detail:
         o = res.outliers
         ls_ = res.labels
+        sem = inp.semantic if inp.semantic is not None else np.full((len(y), len(vocab)), np.nan)
         conf = ls_.model_probs.max(axis=1)
         print(f"   break_z {o.break_z}")
         def show(i: int, tag: str) -> None:
             print(f"   {tag:8s} {kind[i]:12s} {Path(paths[i]).name[:28]:28s} z {o.z[i]:5.2f} lonely {o.lonely[i]:5.2f} "
                   f"own {o.own[i]:5.2f} unfit {o.unfit[i]:5.2f} uncl {o.unclaimed[i]:5.2f} conf {conf[i]:.2f} blend {ls_.pred_probs[i].max():.2f} "
-                  f"lab {int(ls_.flagged[i])} grp {int(res.junk.group[i])} out {int(fo[i])} labrow {int(fl[i])}")
+                  f"mass {sem[i, y[i]]:.2f} pown {ls_.model_probs[i, y[i]]:.2f} lab {int(ls_.flagged[i])} grp {int(res.junk.group[i])} out {int(fo[i])} labrow {int(fl[i])}")
         for i in np.flatnonzero(single & ~fo):
             show(i, "MISS1")
         for i in np.flatnonzero(junk & ~fo):

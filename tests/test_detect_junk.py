@@ -129,7 +129,7 @@ def test_the_class_core_leaves_out_junk_spread_over_classes_and_label_errors() -
     assert core[rest].mean() >= 0.9
 
 
-def _run(xs: np.ndarray, ys: np.ndarray, probs: np.ndarray, progress=None):  # noqa: ANN001, ANN202
+def _run(xs: np.ndarray, ys: np.ndarray, probs: np.ndarray, progress=None, semantic=None):  # noqa: ANN001, ANN202
     import pandas as pd
 
     from cleaning.detect.quality import STATS_COLUMNS
@@ -139,7 +139,7 @@ def _run(xs: np.ndarray, ys: np.ndarray, probs: np.ndarray, progress=None):  # n
     inp = DetectorInputs([str(i) for i in range(n)], [f"{i}.jpg" for i in range(n)], ys, ["dog", "cat", "cow"], xs,
                          probs, [f"{i:064x}" for i in range(n)], [f"{i:016x}" for i in range(n)], None,
                          pd.DataFrame([dict(zip(STATS_COLUMNS, (0.5, 0.05, 0.95, 0.25, 7.0, 0.5)))] * n),
-                         [64] * n, [64] * n)  # ordinary pixel statistics: no low-quality rows
+                         [64] * n, [64] * n, semantic=semantic)  # ordinary pixel statistics: no low-quality rows
     return run_detectors(inp, progress=progress)
 
 
@@ -164,6 +164,52 @@ def test_a_junk_cluster_is_found_whether_or_not_the_label_check_flags_its_member
         assert iss.loc[junk_ids, "group"].nunique() == 1 and iss.loc[junk_ids, "group"].iloc[0].startswith("junk-")
         assert (iss.loc[junk_ids, "suggested_label"] == "").all()
         assert not set(iss.index[iss["issue"] == "outlier"]) - set(junk_ids)  # no ordinary image joins
+
+
+def test_a_member_the_imagenet_head_clearly_sees_its_own_class_in_leaves_the_junk_group() -> None:
+    """An odd member of a class that sits near the junk (a penguin beside the moons) is pulled into the group;
+    where the backbone's own ImageNet head clearly sees its class in it, it gets no row at all. A group left with
+    fewer than three images is no group."""
+    from cleaning.detect.semantic import MASS_CLEAR, MASS_MIN
+
+    xs, ys, n = _junk_set(4)
+    probs = np.full((len(ys), 3), 0.05)
+    probs[np.arange(len(ys)), ys] = 0.9
+    mass = np.zeros((len(ys), 3))
+    mass[np.arange(n), ys[:n]] = 0.6  # every class known to the head: each ordinary member carries its class
+    base = _run(xs, ys, probs, semantic=mass)
+    junk_ids = [str(i) for i in range(n, len(ys))]
+    assert set(base.issues.loc[base.issues["group"] != "", "item_id"]) == set(junk_ids)  # no opinion on the junk
+    seen = mass.copy()
+    seen[[n, n + 1], ys[[n, n + 1]]] = MASS_CLEAR + 0.2  # the head sees the class the first two are filed under
+    seen[n + 2, ys[n + 2]] = MASS_MIN  # ... and a little of it in a third: not clearly
+    res = _run(xs, ys, probs, semantic=seen)
+    iss = res.issues
+    assert not iss["item_id"].isin([str(n), str(n + 1)]).any()  # neither junk nor a label error
+    rest = iss[iss["item_id"].isin(junk_ids[2:])]
+    assert len(rest) == 7 and set(rest["issue"]) == {"outlier"} and rest["group"].nunique() == 1
+    assert rest["reason"].iloc[0].startswith("7 look-alike images filed under 3 classes")
+    assert (res.junk.group[n:] >= 0).sum() == 7 and res.junk.info[0]["size"] == 7
+    most = mass.copy()
+    most[n:n + 7, ys[n:n + 7]] = 0.9  # seven of the nine: two are left, no group
+    gone = _run(xs, ys, probs, semantic=most)
+    assert (gone.junk.group == -1).all() and not (gone.issues["group"] != "").any()
+
+
+def test_leaving_members_out_of_junk_groups_recounts_them_and_dissolves_what_is_no_group() -> None:
+    from cleaning.detect.junk import JunkGroups
+
+    y = np.array([0, 1, 2, 0, 1, 0, 0, 0, 1])
+    g = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1])
+    info = [{"size": 5, "classes": {0: 2, 1: 2, 2: 1}, "spread": True}, {"size": 4, "classes": {0: 3, 1: 1}, "spread": True}]
+    j = JunkGroups(g, np.arange(9.0), info)
+    assert j.without(np.zeros(9, bool), y) is j
+    left = j.without(np.isin(np.arange(9), [2, 8]), y)
+    assert left.group.tolist() == [0, 0, -1, 0, 0, -1, -1, -1, -1]  # group 1 is left on one class: dissolved
+    assert left.info == [{"size": 4, "classes": {0: 2, 1: 2}, "spread": True}] and left.z[3] == 3.0
+    copies = np.array([0, 0, 2, 3, 4, 5, 6, 7, 8])  # images 0 and 1 are copies: three distinct images remain
+    assert j.without(np.isin(np.arange(9), [4]), y, copies).group.tolist()[:5] == [0, 0, 0, 0, -1]
+    assert (j.without(np.isin(np.arange(9), [3, 4]), y, copies).group[:5] == -1).all()
 
 
 def test_the_detectors_report_each_step_as_it_starts() -> None:

@@ -90,6 +90,27 @@ class JunkGroups:
     z: np.ndarray
     info: list[dict] = field(default_factory=list)
 
+    def without(self, drop: np.ndarray, labels: np.ndarray, copies: np.ndarray | None = None) -> JunkGroups:
+        """The groups with the ``drop`` members left out (sizes and classes recounted); a group left with fewer
+        than MIN_GROUP distinct images (``copies``: N copy-group ids, copies count once), or a spread group whose
+        rest is no longer spread, is dissolved."""
+        drop = np.asarray(drop, dtype=bool) & (self.group >= 0)
+        if not drop.any():
+            return self
+        y = np.asarray(labels, dtype=np.int64)
+        g = np.arange(len(y)) if copies is None else np.asarray(copies)
+        group, z, info = np.full(len(y), -1, np.int64), np.zeros(len(y)), []
+        for gi, inf in enumerate(self.info):
+            members = np.flatnonzero((self.group == gi) & ~drop)
+            if len(np.unique(g[members])) < MIN_GROUP:
+                continue
+            classes = np.bincount(y[members])
+            if inf["spread"] and ((classes > 0).sum() < 2 or classes.max() / len(members) > MAX_SHARE):
+                continue  # what is left sits on one class: not the spread the group was found by
+            group[members], z[members] = len(info), self.z[members]
+            info.append({**inf, "size": int(len(members)), "classes": {int(c): int(v) for c, v in enumerate(classes) if v}})
+        return JunkGroups(group, z, info)
+
 
 def _mean_first(sim: np.ndarray, keep: np.ndarray, m: int) -> np.ndarray:
     """Per row, the mean of the first ``m`` kept similarities; missing ones are taken as the row's last

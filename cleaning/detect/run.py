@@ -21,13 +21,16 @@ Z_FLAG``) is off-topic even when it is not lonely (:func:`.outlier.split_offtopi
 class the backbone's own ImageNet head knows in this data set but does not see in the image
 (:func:`.semantic.contradicted`: the demo's Moon, *fruit* to the embedding and the classifier, a gong to the head).
 That head is also a third opinion on the label check's flags (:func:`.semantic.label_opinion`): a flag is dropped
-when it clearly sees the given class, and added when it clearly sees the suggested class and none of the given.
+when it clearly sees the given class, and added when it clearly sees the suggested class and none of the given;
+and an image in which it clearly sees the given class is not off-topic either, alone or in a junk group
+(:func:`.semantic.sees_own`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -39,7 +42,7 @@ from .label import K_NEIGHBOURS, SUGGEST_SURE, LabelScores, Relearn, compute_lab
 from .memo import ScanMemo, table_neighbours
 from .outlier import OutlierScores, compute_outlier_scores, find_outliers, split_offtopic
 from .quality import find_low_quality
-from .semantic import MASS_MIN, class_cover, contradicted, label_opinion
+from .semantic import MASS_MIN, class_cover, contradicted, label_opinion, sees_own
 
 
 @dataclass(frozen=True)
@@ -119,8 +122,9 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None,
     say(3)
     low = find_low_quality(ids, inp.stats, list(inp.width), list(inp.height))
     blank = set(low.loc[low["severity"] >= 0.9, "item_id"])
-    ls, head_yes, unclear, unseen = join_checks(ls, out, junk.group, y, inp.semantic)
-    out = replace(out, flagged=out.flagged | unclear | unseen)
+    j = join_checks(ls, out, junk, y, inp.semantic, dups.group)
+    ls, head_yes, junk, unseen = j.labels, j.head_yes, j.junk, j.unseen
+    out = replace(out, flagged=(out.flagged | j.unclear | unseen) & ~j.seen)
     off = out.flagged | (junk.group >= 0)
     label_ok = ls.flagged & ~off
     lab = find_label_issues(ids, y, vocab, _only(ls, label_ok))
@@ -149,19 +153,31 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None,
     return DetectorResult(issues, ls, out, junk, dups, memo)
 
 
-def join_checks(ls: LabelScores, out: OutlierScores, junk_group: np.ndarray, labels: np.ndarray,
-                semantic: np.ndarray | None) -> tuple[LabelScores, np.ndarray, np.ndarray, np.ndarray]:
+class Joined(NamedTuple):
+    """What :func:`join_checks` decides."""
+
+    labels: LabelScores  # the label scores with the head's flags
+    head_yes: np.ndarray  # N bool: flags the head added
+    junk: JunkGroups  # the junk groups without the members the head clearly sees their own class in
+    seen: np.ndarray  # N bool: images the head clearly sees their own class in (never flagged off-topic)
+    unclear: np.ndarray  # N bool: split evidence, off-topic though not lonely (junk-group members excluded)
+    unseen: np.ndarray  # N bool: contradicted suggestions (junk-group members excluded)
+
+
+def join_checks(ls: LabelScores, out: OutlierScores, junk: JunkGroups, labels: np.ndarray,
+                semantic: np.ndarray | None, copies: np.ndarray | None = None) -> Joined:
     """The rules that join the label check with the off-topic checks (see the module doc), on their results:
-    the backbone head's opinion on the flags, then the images off-topic though not lonely — split evidence, and a
-    suggestion the head does not see. Returns (label scores with the head's flags, the flags the head added,
-    split-evidence images, contradicted images); the last two exclude junk-group members."""
+    the backbone head's opinion on the flags and on the junk groups' members, then the images off-topic though
+    not lonely — split evidence, and a suggestion the head does not see."""
     y = np.asarray(labels, dtype=np.int64)
     head_no, head_yes = label_opinion(semantic, y, ls.flagged, ls.suggested)
+    seen = sees_own(semantic, y, ls.flagged)
     ls = replace(ls, flagged=(ls.flagged & ~head_no) | head_yes)
-    alone = np.asarray(junk_group) < 0
+    junk = junk.without(seen, y, copies)
+    alone = junk.group < 0
     unclear = split_offtopic(out, ls.flagged, ls.pred_probs[np.arange(len(y)), ls.suggested], SUGGEST_SURE) & alone
     unseen = contradicted(semantic, y, ls.flagged, ls.suggested) & alone
-    return ls, head_yes, unclear, unseen
+    return Joined(ls, head_yes, junk, seen, unclear & ~seen, unseen & ~seen)
 
 
 def _add_to_reasons(rows: pd.DataFrame, extra: dict[str, str]) -> pd.DataFrame:

@@ -12,6 +12,12 @@ data set's labels: the label check's flag is dropped when the head clearly sees 
 the classifier and the neighbours place elsewhere, but which the head recognises), and an image the check left
 alone is flagged when the head clearly sees the check's best other class in it and none of the given one. Photo
 benchmark, 30 sets: label F1 0.792 → 0.804 (7 sets up, none down; ``bench/results/photos.md``).
+
+The same opinion holds for off-topic flags (:func:`sees_own`): an image in which the head clearly sees its own
+class is not off-topic, alone or as a member of a junk group (:func:`cleaning.detect.run.join_checks`). The
+members of a junk group that are not junk are odd members of their class that sit near the junk (a penguin near
+the moons, a yellow pepper near the coins). Photo benchmark, 30 sets: off-topic precision 0.76 → 0.78 at the
+same recall (0.91).
 """
 
 from __future__ import annotations
@@ -57,6 +63,17 @@ def contradicted(mass: np.ndarray | None, labels: np.ndarray, flagged: np.ndarra
     return np.asarray(flagged, dtype=bool) & known[s] & (mass[np.arange(n), s] < MASS_MIN)
 
 
+def sees_own(mass: np.ndarray | None, labels: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+    """N bool: images of a known class (counted without the ``flagged`` ones) in which the head clearly sees it
+    (mass ≥ MASS_CLEAR): neither a label error nor off-topic."""
+    y = np.asarray(labels, dtype=np.int64)
+    if mass is None or len(y) == 0:
+        return np.zeros(len(y), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        known = class_cover(mass, y, flagged) >= COVER
+    return known[y] & (np.nan_to_num(mass[np.arange(len(y)), y]) >= MASS_CLEAR)
+
+
 def label_opinion(mass: np.ndarray | None, labels: np.ndarray, flagged: np.ndarray,
                   suggested: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N bool: flags to drop — the head clearly sees the given class; N bool: flags to add — the head clearly
@@ -71,6 +88,6 @@ def label_opinion(mass: np.ndarray | None, labels: np.ndarray, flagged: np.ndarr
         known = class_cover(mass, y, flag) >= COVER
     rows = np.arange(n)
     own, other = np.nan_to_num(mass[rows, y]), np.nan_to_num(mass[rows, s])
-    drop = flag & known[y] & (own >= MASS_CLEAR)
+    drop = flag & sees_own(mass, y, flag)
     add = ~flag & known[y] & known[s] & (s != y) & (own < MASS_MIN) & (other >= MASS_CLEAR)
     return drop, add
