@@ -90,6 +90,29 @@ def test_a_look_alike_group_on_a_few_classes_is_not_junk_the_same_group_on_every
             assert (found.group[len(y):] == -1).all(), found.info
 
 
+def test_a_group_holding_most_of_a_class_is_that_class_not_junk_filed_into_it() -> None:
+    """Twelve look-alike images, five of them filed under class 3. When class 3 has 25 images elsewhere the group
+    is junk filed into it too; when class 3 has just one image besides the five, the group is most of class 3: a
+    varied class whose members sit nearer other classes (7 of 9 insects among 184 photos, ``detect.md``)."""
+    from cleaning.detect.junk import MAX_TAKE
+
+    rng = np.random.default_rng(5)
+    x, y = _classes(rng, n=40, k=4)
+    centre = np.zeros(DIM)
+    centre[-1] = 3.0
+    group = centre + 0.35 * rng.standard_normal((12, DIM))
+    labels = np.array([3, 3, 3, 3, 3, 0, 1, 2, 0, 1, 2, 0])
+    for others, is_junk in ((20, True), (1, False)):
+        keep = (y != 3) | (np.cumsum(y == 3) <= others)
+        xs, ys = _unit(np.vstack([x[keep], group])), np.concatenate([y[keep], labels])
+        found = compute_junk_groups(xs, ys, compute_outlier_scores(xs, ys).own)
+        in_group = found.group[-12:]
+        if is_junk:
+            assert (in_group >= 0).sum() >= 10 and len(set(in_group[in_group >= 0])) == 1, found.info
+        else:
+            assert 5 / (5 + others) > MAX_TAKE and (in_group == -1).all(), found.info
+
+
 def test_class_fit_is_typical_for_the_true_class_and_large_for_another_kind_of_image() -> None:
     rng = np.random.default_rng(2)
     x, y = _classes(rng)

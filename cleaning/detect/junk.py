@@ -22,7 +22,9 @@ detector looks for the group instead.
 
 *Score*: the group's median ``apart`` z, mapped to a severity in [0.6, 0.95].
 *Threshold*: a group of at least :data:`MIN_GROUP` distinct images (copies count once) is junk when
-its labels are spread (at least two classes, none with more than :data:`MAX_SHARE` of the members)
+its labels are spread (at least two classes, none with more than :data:`MAX_SHARE` of the members, and
+no more than :data:`MAX_TAKE` of any class's images: a group holding most of a class *is* that class, a varied
+one whose members are closer to other classes than to each other, like 7 of 9 insects among 184 photos)
 *as a random draw over the classes would spread them* (:func:`chance_of_spread` ≥ :data:`P_CHANCE`),
 its median ``apart`` z ≥ :data:`Z_APART` and median ``fit`` z ≥ :data:`Z_FIT`; or, filed under one
 class, when it is an island: median ``apart`` z ≥ :data:`Z_ISLAND` and ``fit`` z ≥ :data:`Z_ISLAND_FIT`.
@@ -59,8 +61,10 @@ DOM_MAX = 0.5
 K_LINK = 5
 #: Fewest distinct images (copies count once) that make a group.
 MIN_GROUP = 3
-#: A spread group: no class holds more than this share of its members.
+#: A spread group: no class holds more than this share of its members ...
 MAX_SHARE = 0.6
+#: ... and it holds no more than this share of any class's images.
+MAX_TAKE = 0.5
 #: Nearest outside images averaged per member (apartness), and the length of the list searched.
 M_APART = 5
 K_WIDE = 40
@@ -179,7 +183,8 @@ def compute_junk_groups(embeddings: np.ndarray, labels: Sequence[int] | np.ndarr
     out_group = np.full(n, -1, np.int64)
     out_z = np.zeros(n)
     info: list[dict] = []
-    shares = np.bincount(y, minlength=int(y.max()) + 1) / n
+    sizes = np.bincount(y, minlength=int(y.max()) + 1)
+    shares = sizes / n
     for c_id in np.unique(comp[cand]):
         members = np.flatnonzero((comp == c_id) & cand)
         if len(np.unique(g[members])) < MIN_GROUP:
@@ -198,6 +203,8 @@ def compute_junk_groups(embeddings: np.ndarray, labels: Sequence[int] | np.ndarr
         classes = np.bincount(y[members])
         share = classes.max() / len(members)
         spread_ok = (classes > 0).sum() >= 2 and share <= MAX_SHARE
+        if spread_ok and (classes / sizes[:len(classes)]).max() > MAX_TAKE:
+            continue  # it holds most of a class: that class (a varied one), not junk filed into it
         z_med, fit_med = float(np.median(z)), float(np.median(fit))
         if break_z is not None and outlier_z is not None and float(np.median(outlier_z[members])) < break_z:
             continue
