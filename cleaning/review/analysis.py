@@ -49,7 +49,8 @@ log = logging.getLogger(__name__)
 
 #: Bump when the detectors change so cached scans are recomputed.
 SCAN_VERSION = 5  # 3: split-evidence off-topic rule; key by the analysis inputs; 4: junk chance test, zero-shot check;
-#               5: what the zero-shot head clearly sees as its own class is not off-topic
+#               5: what the zero-shot head clearly sees as its own class is not off-topic; a group holding
+#               most of a class is not junk
 QUEUE_COLUMNS = ["item_id", "path", "label", "issue", "severity", "suggested_label", "related_path", "reason",
                  "related_item_id", "predicted_label", "confidence", "group"]
 SCORE_COLUMNS = ["item_id", "path", "label", "predicted_label", "label_issue_score", "outlier_score"]
