@@ -113,6 +113,22 @@ def test_a_group_holding_most_of_a_class_is_that_class_not_junk_filed_into_it() 
             assert 5 / (5 + others) > MAX_TAKE and (in_group == -1).all(), found.info
 
 
+def test_a_class_with_no_images_left_does_not_switch_the_class_take_gate_off() -> None:
+    import warnings
+
+    rng = np.random.default_rng(0)
+    x, y = _classes(rng)
+    y = np.where(y == 0, 0, y + 1)  # class 1 has no images (all of them unreadable, say)
+    centre = np.zeros(DIM)
+    centre[-1] = 3.0
+    xs = _unit(np.vstack([x, centre + 0.35 * rng.standard_normal((9, DIM))]))
+    ys = np.concatenate([y, np.tile([0, 2, 3], 3)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 0 / 0
+        found = compute_junk_groups(xs, ys, compute_outlier_scores(xs, ys).own)
+    assert (found.group[-9:] >= 0).all() and found.info[0]["classes"] == {0: 3, 2: 3, 3: 3}
+
+
 def test_class_fit_is_typical_for_the_true_class_and_large_for_another_kind_of_image() -> None:
     rng = np.random.default_rng(2)
     x, y = _classes(rng)

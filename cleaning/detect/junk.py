@@ -203,7 +203,7 @@ def compute_junk_groups(embeddings: np.ndarray, labels: Sequence[int] | np.ndarr
         classes = np.bincount(y[members])
         share = classes.max() / len(members)
         spread_ok = (classes > 0).sum() >= 2 and share <= MAX_SHARE
-        if spread_ok and (classes / sizes[:len(classes)]).max() > MAX_TAKE:
+        if spread_ok and (classes / np.maximum(sizes[:len(classes)], 1)).max() > MAX_TAKE:  # (a class may be empty)
             continue  # it holds most of a class: that class (a varied one), not junk filed into it
         z_med, fit_med = float(np.median(z)), float(np.median(fit))
         if break_z is not None and outlier_z is not None and float(np.median(outlier_z[members])) < break_z:
