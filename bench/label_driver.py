@@ -119,7 +119,7 @@ def apply_rule(ev: dict):
     blank = np.zeros(len(ev["y"]), bool)
     low = iss[(iss["issue"] == "low_quality") & (iss["severity"] >= 0.9)]
     blank[[int(i) for i in low["item_id"]]] = True
-    off = ((ev["out"].flagged | unclear | unseen) & ~j.seen) | (j.junk.group >= 0)
+    off = ((ev["out"].flagged | unclear | unseen) & ~j.seen & ~j.claimed) | (j.junk.group >= 0)
     label = ls.flagged & ~off & ~blank
     return ls, label, off
 

@@ -207,7 +207,8 @@ def test_a_junk_cluster_is_found_whether_or_not_the_label_check_flags_its_member
 
 def test_a_member_the_imagenet_head_clearly_sees_its_own_class_in_leaves_the_junk_group() -> None:
     """An odd member of a class that sits near the junk (a penguin beside the moons) is pulled into the group;
-    where the backbone's own ImageNet head clearly sees its class in it, it gets no row at all. A group left with
+    where the backbone's own ImageNet head clearly sees its class in it, it gets no row at all; where it clearly
+    sees the class the label check would move it to, and none of its own, it is a label error. A group left with
     fewer than three images is no group."""
     from cleaning.detect.semantic import MASS_CLEAR, MASS_MIN
 
@@ -229,6 +230,15 @@ def test_a_member_the_imagenet_head_clearly_sees_its_own_class_in_leaves_the_jun
     assert len(rest) == 7 and set(rest["issue"]) == {"outlier"} and rest["group"].nunique() == 1
     assert rest["reason"].iloc[0].startswith("7 look-alike images filed under 3 classes")
     assert (res.junk.group[n:] >= 0).sum() == 7 and res.junk.info[0]["size"] == 7
+    other = seen.copy()  # the head clearly sees, in a third member, the class the label check would move it to
+    k = n + 2
+    to = int(base.labels.suggested[k])
+    other[k, to], other[k, ys[k]] = 0.8, 0.0
+    res2 = _run(xs, ys, probs, semantic=other)
+    row = res2.issues[res2.issues["item_id"] == str(k)]
+    assert row["issue"].tolist() == ["label"] and row["suggested_label"].tolist() == [["dog", "cat", "cow"][to]]
+    assert "ImageNet head sees a" in row["reason"].iloc[0]
+    assert (res2.issues["group"] != "").sum() == 6  # the group holds the other six
     most = mass.copy()
     most[n:n + 7, ys[n:n + 7]] = 0.9  # seven of the nine: two are left, no group
     gone = _run(xs, ys, probs, semantic=most)

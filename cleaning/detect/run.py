@@ -22,8 +22,9 @@ class the backbone's own ImageNet head knows in this data set but does not see i
 (:func:`.semantic.contradicted`: the demo's Moon, *fruit* to the embedding and the classifier, a gong to the head).
 That head is also a third opinion on the label check's flags (:func:`.semantic.label_opinion`): a flag is dropped
 when it clearly sees the given class, and added when it clearly sees the suggested class and none of the given;
-and an image in which it clearly sees the given class is not off-topic either, alone or in a junk group
-(:func:`.semantic.sees_own`).
+and the same opinions hold for off-topic images, alone or in a junk group: one in which it clearly sees the given
+class is not flagged (:func:`.semantic.sees_own`), one in which it clearly sees the suggested class and none of
+the given is a label error (:func:`.semantic.sees_other`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from .label import K_NEIGHBOURS, SUGGEST_SURE, LabelScores, Relearn, compute_lab
 from .memo import ScanMemo, table_neighbours
 from .outlier import OutlierScores, compute_outlier_scores, find_outliers, split_offtopic
 from .quality import find_low_quality
-from .semantic import MASS_MIN, class_cover, contradicted, label_opinion, sees_own
+from .semantic import MASS_MIN, class_cover, contradicted, label_opinion, sees_other, sees_own
 
 
 @dataclass(frozen=True)
@@ -123,14 +124,14 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None,
     low = find_low_quality(ids, inp.stats, list(inp.width), list(inp.height))
     blank = set(low.loc[low["severity"] >= 0.9, "item_id"])
     j = join_checks(ls, out, junk, y, inp.semantic, dups.group)
-    ls, head_yes, junk, unseen = j.labels, j.head_yes, j.junk, j.unseen
-    out = replace(out, flagged=(out.flagged | j.unclear | unseen) & ~j.seen)
+    ls, junk, unseen = j.labels, j.junk, j.unseen
+    out = replace(out, flagged=(out.flagged | j.unclear | unseen) & ~j.seen & ~j.claimed)
     off = out.flagged | (junk.group >= 0)
     label_ok = ls.flagged & ~off
     lab = find_label_issues(ids, y, vocab, _only(ls, label_ok))
     lab = _add_to_reasons(lab, {ids[i]: f"; the backbone's own ImageNet head sees a *{vocab[ls.suggested[i]]}* in it "
                                         f"({inp.semantic[i, ls.suggested[i]]:.2f}) and no *{vocab[y[i]]}* "
-                                        f"({inp.semantic[i, y[i]]:.2f})" for i in np.flatnonzero(head_yes)})
+                                        f"({inp.semantic[i, y[i]]:.2f})" for i in np.flatnonzero(j.claimed & label_ok)})
     junk_rows = find_junk(ids, y, vocab, junk)
     single = out.flagged & (junk.group < 0)
     outl = find_outliers(ids, y, vocab, out, ls, only=single)
@@ -156,10 +157,10 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None,
 class Joined(NamedTuple):
     """What :func:`join_checks` decides."""
 
-    labels: LabelScores  # the label scores with the head's flags
-    head_yes: np.ndarray  # N bool: flags the head added
-    junk: JunkGroups  # the junk groups without the members the head clearly sees their own class in
-    seen: np.ndarray  # N bool: images the head clearly sees their own class in (never flagged off-topic)
+    labels: LabelScores  # the label scores with the head's opinion on the flags
+    junk: JunkGroups  # the junk groups without the members the head clearly sees a class of yours in
+    seen: np.ndarray  # N bool: the head clearly sees the given class (no flag of any kind)
+    claimed: np.ndarray  # N bool: the head clearly sees the suggested class and none of the given (a label error)
     unclear: np.ndarray  # N bool: split evidence, off-topic though not lonely (junk-group members excluded)
     unseen: np.ndarray  # N bool: contradicted suggestions (junk-group members excluded)
 
@@ -167,17 +168,18 @@ class Joined(NamedTuple):
 def join_checks(ls: LabelScores, out: OutlierScores, junk: JunkGroups, labels: np.ndarray,
                 semantic: np.ndarray | None, copies: np.ndarray | None = None) -> Joined:
     """The rules that join the label check with the off-topic checks (see the module doc), on their results:
-    the backbone head's opinion on the flags and on the junk groups' members, then the images off-topic though
-    not lonely — split evidence, and a suggestion the head does not see."""
+    the backbone head's opinion on the flags and on the off-topic images, then the images off-topic though not
+    lonely — split evidence, and a suggestion the head does not see."""
     y = np.asarray(labels, dtype=np.int64)
     head_no, head_yes = label_opinion(semantic, y, ls.flagged, ls.suggested)
     seen = sees_own(semantic, y, ls.flagged)
+    claimed = sees_other(semantic, y, ls.flagged, ls.suggested)
     ls = replace(ls, flagged=(ls.flagged & ~head_no) | head_yes)
-    junk = junk.without(seen, y, copies)
+    junk = junk.without(seen | claimed, y, copies)
     alone = junk.group < 0
     unclear = split_offtopic(out, ls.flagged, ls.pred_probs[np.arange(len(y)), ls.suggested], SUGGEST_SURE) & alone
     unseen = contradicted(semantic, y, ls.flagged, ls.suggested) & alone
-    return Joined(ls, head_yes, junk, seen, unclear & ~seen, unseen & ~seen)
+    return Joined(ls, junk, seen, claimed, unclear & ~seen & ~claimed, unseen)
 
 
 def _add_to_reasons(rows: pd.DataFrame, extra: dict[str, str]) -> pd.DataFrame:
