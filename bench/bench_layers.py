@@ -70,13 +70,11 @@ class BlockFeatures:
 
 
 def rule_on(xb: np.ndarray, ev: dict, mode: str):  # noqa: ANN201 — returns an apply_rule for label_driver.score
-    """``label_driver.apply_rule`` with the label check on the block's features (see the module doc)."""
+    """``label_driver.apply_rule`` with the label check on the block's features (see the module doc), and the
+    block's out-of-sample accuracy on the given labels."""
     from cleaning.detect import compute_neighbours
-    from cleaning.detect.label import K_NEIGHBOURS, compute_label_scores
-    from cleaning.detect.run import join_checks
-    from cleaning.model.backbone import DEFAULT_ARCH
+    from cleaning.detect.label import K_NEIGHBOURS
     from cleaning.model.oos import compute_oos_pred_probs
-    from cleaning.model.semantic import class_mass
 
     cp, vocab = ev.get("copies"), ev["vocab"]
 
@@ -87,17 +85,7 @@ def rule_on(xb: np.ndarray, ev: dict, mode: str):  # noqa: ANN201 — returns an
     probs_b = compute_oos_pred_probs(xb, ev["y"], vocab, groups=cp)
     probs = probs_b if mode == "block" else (probs_b + ev["probs"]) / 2
     nb = compute_neighbours(xb, K_NEIGHBOURS, cp)
-
-    def apply(e: dict):  # noqa: ANN202
-        ls = compute_label_scores(e["y"], probs, nb, relearn=heads)
-        j = join_checks(ls, e["out"], ld._junk(e["junk_group"], e["y"]), e["y"],
-                        class_mass(e["x"], vocab, DEFAULT_ARCH), cp)
-        iss = e["issues"]
-        blank = np.zeros(len(e["y"]), bool)
-        blank[[int(i) for i in iss.loc[(iss["issue"] == "low_quality") & (iss["severity"] >= 0.9), "item_id"]]] = True
-        off = ((e["out"].flagged | j.unclear | j.unseen) & ~j.seen & ~j.claimed) | (j.junk.group >= 0)
-        return j.labels, j.labels.flagged & ~off & ~blank, off
-    return apply, float((probs_b.argmax(1) == ev["y"]).mean())
+    return (lambda e: ld.apply_rule(e, probs, nb, heads)), float((probs_b.argmax(1) == ev["y"]).mean())
 
 
 def main() -> None:

@@ -99,9 +99,10 @@ def _junk(group: np.ndarray, y: np.ndarray):
     return JunkGroups(group, np.zeros(len(group)), info)
 
 
-def apply_rule(ev: dict):
-    """Today's label module on the cached evidence (no head is fitted: the re-learnt probabilities are replayed),
-    joined with the off-topic results by the scan's own rules (:func:`cleaning.detect.run.join_checks`)."""
+def apply_rule(ev: dict, probs: np.ndarray | None = None, nb=None, relearn=None):  # noqa: ANN001
+    """Today's label module on the cached evidence, joined with the off-topic results by the scan's own rules
+    (:func:`cleaning.detect.run.join_checks`). By default no head is fitted (the re-learnt probabilities are
+    replayed); ``probs``, ``nb`` and ``relearn`` run the label check on other evidence (``bench_layers.py``)."""
     from cleaning.detect.label import compute_label_scores
     from cleaning.detect.run import join_checks
     from cleaning.model.backbone import DEFAULT_ARCH
@@ -111,17 +112,16 @@ def apply_rule(ev: dict):
         if ev["pruned"] is not None and not np.array_equal(lab, ev["pruned"]):
             raise RuntimeError("the prune step changed: delete the cache")
         return ev["model2"]
-    ls = compute_label_scores(ev["y"], ev["probs"], ev["nb"], relearn=replay)
+    ls = compute_label_scores(ev["y"], ev["probs"] if probs is None else probs, ev["nb"] if nb is None else nb,
+                              relearn=relearn or replay)
     j = join_checks(ls, ev["out"], _junk(ev["junk_group"], ev["y"]), ev["y"],
                     class_mass(ev["x"], ev["vocab"], DEFAULT_ARCH), ev.get("copies"))
-    ls, unclear, unseen = j.labels, j.unclear, j.unseen
     iss = ev["issues"]
     blank = np.zeros(len(ev["y"]), bool)
     low = iss[(iss["issue"] == "low_quality") & (iss["severity"] >= 0.9)]
     blank[[int(i) for i in low["item_id"]]] = True
-    off = ((ev["out"].flagged | unclear | unseen) & ~j.seen & ~j.claimed) | (j.junk.group >= 0)
-    label = ls.flagged & ~off & ~blank
-    return ls, label, off
+    off = j.offtopic | (j.junk.group >= 0)
+    return j.labels, j.labels.flagged & ~off & ~blank, off
 
 
 def score(ev: dict, detail: bool, apply=None) -> dict:  # noqa: ANN001 — apply: another rule, as apply_rule

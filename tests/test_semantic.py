@@ -50,10 +50,10 @@ def test_a_suggestion_the_head_does_not_see_in_a_class_it_knows_is_contradicted(
     cover = class_cover(mass, y, flagged)
     assert cover[0] == 1.0 and cover[1] == 0.5 and np.isnan(cover[2])
     assert cover[0] >= COVER > cover[1]
-    assert np.flatnonzero(contradicted(mass, y, flagged, suggested)).tolist() == [30]  # class 0 only: it is known
+    assert np.flatnonzero(contradicted(mass, flagged, suggested, cover)).tolist() == [30]  # class 0 only: known
     mass[30, 0] = 2 * MASS_MIN
-    assert not contradicted(mass, y, flagged, suggested).any()  # it does see some class 0 in it
-    assert not contradicted(None, y, flagged, suggested).any()
+    assert not contradicted(mass, flagged, suggested, cover).any()  # it does see some class 0 in it
+    assert not contradicted(None, flagged, suggested, None).any()
 
 
 def test_the_head_is_read_without_torch_and_equals_torch_load(tmp_path: Path) -> None:
@@ -97,15 +97,17 @@ def test_the_head_drops_a_flag_on_what_it_clearly_sees_and_adds_one_on_what_it_c
     mass[[13, 14], 1] = 0.01  # two unflagged class-1 images in which the head sees no class 1 ...
     mass[13, 0] = 0.8  # ... and clearly class 0 (the check's best other class) in one of them
     mass[14, 0] = 0.3  # ... and only a little in the other
-    drop, add = label_opinion(mass, y, flagged, suggested)
+    seen, claimed = label_opinion(mass, y, flagged, suggested)
+    drop, add = flagged & seen, ~flagged & claimed
     assert np.flatnonzero(drop).tolist() == [0]  # image 1 keeps its flag: the head agrees it is no class 0
     assert np.flatnonzero(add).tolist() == [13]
+    assert claimed[1] and not (seen & claimed).any()  # image 1: the head sees the suggested class, none of its own
     assert MASS_CLEAR > 0.3 and MASS_MIN > 0.01
     flagged[24] = True  # class 2 is not known: its images get no opinion either way
     mass[24, 0] = 0.9
     suggested[24] = 0
-    drop2, add2 = label_opinion(mass, y, flagged, suggested)
-    assert not drop2[24] and not add2[24]
+    seen2, claimed2 = label_opinion(mass, y, flagged, suggested)
+    assert not seen2[24] and not claimed2[24]
     assert not any(a.any() for a in label_opinion(None, y, flagged, suggested))
 
 

@@ -23,8 +23,8 @@ class the backbone's own ImageNet head knows in this data set but does not see i
 That head is also a third opinion on the label check's flags (:func:`.semantic.label_opinion`): a flag is dropped
 when it clearly sees the given class, and added when it clearly sees the suggested class and none of the given;
 and the same opinions hold for off-topic images, alone or in a junk group: one in which it clearly sees the given
-class is not flagged (:func:`.semantic.sees_own`), one in which it clearly sees the suggested class and none of
-the given is a label error (:func:`.semantic.sees_other`).
+class is not flagged, one in which it clearly sees the suggested class and none of the given is a label error
+(:func:`join_checks`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from .label import K_NEIGHBOURS, SUGGEST_SURE, LabelScores, Relearn, compute_lab
 from .memo import ScanMemo, table_neighbours
 from .outlier import OutlierScores, compute_outlier_scores, find_outliers, split_offtopic
 from .quality import find_low_quality
-from .semantic import MASS_MIN, class_cover, contradicted, label_opinion, sees_other, sees_own
+from .semantic import MASS_MIN, class_cover, contradicted, label_opinion
 
 
 @dataclass(frozen=True)
@@ -125,20 +125,18 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None,
     blank = set(low.loc[low["severity"] >= 0.9, "item_id"])
     j = join_checks(ls, out, junk, y, inp.semantic, dups.group)
     ls, junk, unseen = j.labels, j.junk, j.unseen
-    out = replace(out, flagged=(out.flagged | j.unclear | unseen) & ~j.seen & ~j.claimed)
-    off = out.flagged | (junk.group >= 0)
+    out = replace(out, flagged=j.offtopic | (out.flagged & (junk.group >= 0)))
+    off = j.offtopic | (junk.group >= 0)
     label_ok = ls.flagged & ~off
     lab = find_label_issues(ids, y, vocab, _only(ls, label_ok))
     lab = _add_to_reasons(lab, {ids[i]: f"; the backbone's own ImageNet head sees a *{vocab[ls.suggested[i]]}* in it "
                                         f"({inp.semantic[i, ls.suggested[i]]:.2f}) and no *{vocab[y[i]]}* "
                                         f"({inp.semantic[i, y[i]]:.2f})" for i in np.flatnonzero(j.claimed & label_ok)})
     junk_rows = find_junk(ids, y, vocab, junk)
-    single = out.flagged & (junk.group < 0)
-    outl = find_outliers(ids, y, vocab, out, ls, only=single)
+    outl = find_outliers(ids, y, vocab, out, ls, only=j.offtopic)
     if unseen.any():
-        cover = class_cover(inp.semantic, y, ls.flagged)
         outl = _add_to_reasons(outl, {ids[i]: f" — but the backbone's own ImageNet head does not see a *{vocab[s]}* "
-                                              f"in it (mass {inp.semantic[i, s]:.2f}, where {cover[s]:.0%} of your "
+                                              f"in it (mass {inp.semantic[i, s]:.2f}, where {j.cover[s]:.0%} of your "
                                               f"*{vocab[s]}* images reach {MASS_MIN})"
                                       for i, s in zip(np.flatnonzero(unseen), ls.suggested[unseen])})
     lab = lab[~lab["item_id"].isin(blank)]
@@ -159,10 +157,10 @@ class Joined(NamedTuple):
 
     labels: LabelScores  # the label scores with the head's opinion on the flags
     junk: JunkGroups  # the junk groups without the members the head clearly sees a class of yours in
-    seen: np.ndarray  # N bool: the head clearly sees the given class (no flag of any kind)
+    offtopic: np.ndarray  # N bool: single off-topic images (outside the junk groups)
     claimed: np.ndarray  # N bool: the head clearly sees the suggested class and none of the given (a label error)
-    unclear: np.ndarray  # N bool: split evidence, off-topic though not lonely (junk-group members excluded)
-    unseen: np.ndarray  # N bool: contradicted suggestions (junk-group members excluded)
+    unseen: np.ndarray  # N bool: off-topic because the head does not see the suggested class (its reason says so)
+    cover: np.ndarray | None  # K: per class, the share of its unflagged members the head sees it in
 
 
 def join_checks(ls: LabelScores, out: OutlierScores, junk: JunkGroups, labels: np.ndarray,
@@ -171,15 +169,15 @@ def join_checks(ls: LabelScores, out: OutlierScores, junk: JunkGroups, labels: n
     the backbone head's opinion on the flags and on the off-topic images, then the images off-topic though not
     lonely — split evidence, and a suggestion the head does not see."""
     y = np.asarray(labels, dtype=np.int64)
-    head_no, head_yes = label_opinion(semantic, y, ls.flagged, ls.suggested)
-    seen = sees_own(semantic, y, ls.flagged)
-    claimed = sees_other(semantic, y, ls.flagged, ls.suggested)
-    ls = replace(ls, flagged=(ls.flagged & ~head_no) | head_yes)
+    seen, claimed = label_opinion(semantic, y, ls.flagged, ls.suggested)
+    ls = replace(ls, flagged=(ls.flagged & ~seen) | claimed)
     junk = junk.without(seen | claimed, y, copies)
     alone = junk.group < 0
-    unclear = split_offtopic(out, ls.flagged, ls.pred_probs[np.arange(len(y)), ls.suggested], SUGGEST_SURE) & alone
-    unseen = contradicted(semantic, y, ls.flagged, ls.suggested) & alone
-    return Joined(ls, junk, seen, claimed, unclear & ~seen & ~claimed, unseen)
+    unclear = split_offtopic(out, ls.flagged, ls.pred_probs[np.arange(len(y)), ls.suggested], SUGGEST_SURE)
+    cover = class_cover(semantic, y, ls.flagged) if semantic is not None else None
+    unseen = contradicted(semantic, ls.flagged, ls.suggested, cover) & alone
+    offtopic = (out.flagged | unclear | unseen) & alone & ~seen & ~claimed
+    return Joined(ls, junk, offtopic, claimed, unseen, cover)
 
 
 def _add_to_reasons(rows: pd.DataFrame, extra: dict[str, str]) -> pd.DataFrame:

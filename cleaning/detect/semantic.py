@@ -7,15 +7,15 @@ probability on the ImageNet classes WordNet files under each class name. A class
 less than :data:`MASS_MIN` of it is *contradicted*: the scan does not offer that class, and reports the
 image as off-topic with the split evidence in words (:func:`cleaning.detect.run.run_detectors`).
 
-The head is also a third opinion on the label itself (:func:`label_opinion`), one that never learnt from the
+The head is also a third opinion (:func:`label_opinion`), one that never learnt from the
 data set's labels: the label check's flag is dropped when the head clearly sees the given class (an odd member
 the classifier and the neighbours place elsewhere, but which the head recognises), and an image the check left
 alone is flagged when the head clearly sees the check's best other class in it and none of the given one. Photo
 benchmark, 30 sets: label F1 0.792 → 0.804 (7 sets up, none down; ``bench/results/photos.md``).
 
-The same opinions hold for off-topic flags (:func:`sees_own`, :func:`sees_other`): an image in which the head
+The same opinions hold for off-topic flags (:func:`cleaning.detect.run.join_checks`): an image in which the head
 clearly sees its own class is not off-topic, alone or as a member of a junk group, and one in which it clearly
-sees the label check's suggested class and none of the given is a label error (:func:`cleaning.detect.run.join_checks`). The
+sees the label check's suggested class and none of the given is a label error. The
 members of a junk group that are not junk are odd members of their class that sit near the junk (a penguin near
 the moons, a yellow pepper near the coins); a group they leave with fewer than three images, or on one class, is
 no group (:meth:`cleaning.detect.junk.JunkGroups.without`). Photo benchmark, 30 sets: off-topic precision 0.758 →
@@ -53,46 +53,32 @@ def class_cover(mass: np.ndarray, labels: np.ndarray, exclude: np.ndarray) -> np
     return cover
 
 
-def contradicted(mass: np.ndarray | None, labels: np.ndarray, flagged: np.ndarray, suggested: np.ndarray) -> np.ndarray:
-    """N bool: flagged images whose suggested class the head knows (``class_cover ≥ COVER``) but does not see
-    in them (mass < MASS_MIN)."""
-    n = len(labels)
-    if mass is None or n == 0:
-        return np.zeros(n, dtype=bool)
-    with np.errstate(invalid="ignore"):
-        known = class_cover(mass, labels, flagged) >= COVER
+def contradicted(mass: np.ndarray | None, flagged: np.ndarray, suggested: np.ndarray,
+                 cover: np.ndarray | None) -> np.ndarray:
+    """N bool: flagged images whose suggested class the head knows (``cover ≥ COVER``, from :func:`class_cover`)
+    but does not see in them (mass < MASS_MIN)."""
+    flag = np.asarray(flagged, dtype=bool)
+    if mass is None or cover is None or len(flag) == 0:
+        return np.zeros(len(flag), dtype=bool)
     s = np.asarray(suggested, dtype=np.int64)
-    return np.asarray(flagged, dtype=bool) & known[s] & (mass[np.arange(n), s] < MASS_MIN)
-
-
-def sees_own(mass: np.ndarray | None, labels: np.ndarray, flagged: np.ndarray) -> np.ndarray:
-    """N bool: images of a known class (counted without the ``flagged`` ones) in which the head clearly sees it
-    (mass ≥ MASS_CLEAR): neither a label error nor off-topic."""
-    y = np.asarray(labels, dtype=np.int64)
-    if mass is None or len(y) == 0:
-        return np.zeros(len(y), dtype=bool)
     with np.errstate(invalid="ignore"):
-        known = class_cover(mass, y, flagged) >= COVER
-    return known[y] & (np.nan_to_num(mass[np.arange(len(y)), y]) >= MASS_CLEAR)
+        known = cover >= COVER
+    return flag & known[s] & (mass[np.arange(len(flag)), s] < MASS_MIN)
 
 
-def sees_other(mass: np.ndarray | None, labels: np.ndarray, flagged: np.ndarray, suggested: np.ndarray) -> np.ndarray:
-    """N bool: images in which the head clearly sees the suggested class (mass ≥ MASS_CLEAR) and none of the given
-    one (< MASS_MIN), both classes known (counted without the ``flagged`` ones): a label error, not off-topic."""
+def label_opinion(mass: np.ndarray | None, labels: np.ndarray, flagged: np.ndarray,
+                  suggested: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The head's opinion, over classes it knows (counted without the ``flagged`` images; see the module doc):
+    (N bool: it clearly sees the given class — no flag of any kind; N bool: it clearly sees the suggested class
+    and none of the given one — a label error, not off-topic)."""
     y = np.asarray(labels, dtype=np.int64)
     if mass is None or len(y) == 0:
-        return np.zeros(len(y), dtype=bool)
+        return np.zeros(len(y), dtype=bool), np.zeros(len(y), dtype=bool)
     s = np.asarray(suggested, dtype=np.int64)
     with np.errstate(invalid="ignore"):
         known = class_cover(mass, y, flagged) >= COVER
     rows = np.arange(len(y))
     own, other = np.nan_to_num(mass[rows, y]), np.nan_to_num(mass[rows, s])
-    return known[y] & known[s] & (s != y) & (own < MASS_MIN) & (other >= MASS_CLEAR)
-
-
-def label_opinion(mass: np.ndarray | None, labels: np.ndarray, flagged: np.ndarray,
-                  suggested: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N bool: flags to drop — the head clearly sees the given class; N bool: flags to add — the head clearly
-    sees the suggested class and none of the given one). Only classes the head knows count (see the module doc)."""
-    flag = np.asarray(flagged, dtype=bool)
-    return flag & sees_own(mass, labels, flag), ~flag & sees_other(mass, labels, flag, suggested)
+    seen = known[y] & (own >= MASS_CLEAR)
+    claimed = known[y] & known[s] & (s != y) & (own < MASS_MIN) & (other >= MASS_CLEAR)
+    return seen, claimed
