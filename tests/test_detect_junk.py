@@ -255,7 +255,7 @@ def test_leaving_members_out_of_junk_groups_recounts_them_and_dissolves_what_is_
     assert j.without(np.zeros(9, bool), y) is j
     left = j.without(np.isin(np.arange(9), [2, 8]), y)
     assert left.group.tolist() == [0, 0, -1, 0, 0, -1, -1, -1, -1]  # group 1 is left on one class: dissolved
-    assert left.info == [{"size": 4, "classes": {0: 2, 1: 2}, "spread": True}] and left.z[3] == 3.0
+    assert left.info == [{"size": 4, "classes": {0: 2, 1: 2}, "spread": True, "z": 2.0}] and left.z[3] == 3.0  # z: median of 0, 1, 3, 4
     copies = np.array([0, 0, 2, 3, 4, 5, 6, 7, 8])  # images 0 and 1 are copies: three distinct images remain
     assert j.without(np.isin(np.arange(9), [4]), y, copies).group.tolist()[:5] == [0, 0, 0, 0, -1]
     assert (j.without(np.isin(np.arange(9), [3, 4]), y, copies).group[:5] == -1).all()

@@ -95,7 +95,8 @@ class JunkGroups:
     info: list[dict] = field(default_factory=list)
 
     def without(self, drop: np.ndarray, labels: np.ndarray, copies: np.ndarray | None = None) -> JunkGroups:
-        """The groups with the ``drop`` members left out (sizes and classes recounted); a group left with fewer
+        """The groups with the ``drop`` members left out (sizes, classes and the median ``apart`` z recounted; ``fit``,
+        ``tight`` and ``chance`` stay those of the group as found); a group left with fewer
         than MIN_GROUP distinct images (``copies``: N copy-group ids, copies count once), or a spread group whose
         rest is no longer spread, is dissolved."""
         drop = np.asarray(drop, dtype=bool) & (self.group >= 0)
@@ -112,7 +113,8 @@ class JunkGroups:
             if inf["spread"] and ((classes > 0).sum() < 2 or classes.max() / len(members) > MAX_SHARE):
                 continue  # what is left sits on one class: not the spread the group was found by
             group[members], z[members] = len(info), self.z[members]
-            info.append({**inf, "size": int(len(members)), "classes": {int(c): int(v) for c, v in enumerate(classes) if v}})
+            info.append({**inf, "size": int(len(members)), "classes": {int(c): int(v) for c, v in enumerate(classes) if v},
+                         "z": float(np.median(self.z[members]))})  # the severity's z, of the members left
         return JunkGroups(group, z, info)
 
 
