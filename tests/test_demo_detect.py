@@ -59,12 +59,12 @@ def test_outlier_rows_never_suggest_a_class(scanned: tuple) -> None:
 
 
 def test_no_off_topic_image_is_offered_a_class(scanned: tuple) -> None:
-    issues, _, manifest = scanned
     """Every planted off-topic image gets an ``outlier`` row and no class. The Earth (under *flower*) and the Moon
     (under *mammal*) look round and on white like the fruit to the embedding (the classifier: *fruit* 0.98 / 0.94),
     so the label check would move them to *fruit*; the backbone's own ImageNet head sees no fruit in them (a gong,
     a nautilus: fruit mass ≈ 0.01–0.03, where most of the demo's fruit reach 0.05), so the split evidence is
     said and no class is offered (:mod:`cleaning.detect.semantic`)."""
+    issues, _, manifest = scanned
     off = {p["path"] for p in _planted(manifest, "off_topic")}
     rows = issues[issues["path"].isin(off)]
     assert off <= set(rows.loc[rows["issue"] == "outlier", "path"])
