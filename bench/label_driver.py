@@ -78,25 +78,12 @@ def evidence(s) -> dict:
     iss = res.issues
     out0 = seen["out"]
     ev = {"key": key, "x": x, "y": y, "vocab": vocab, "probs": probs, "model2": seen.get("model2", probs),
-          "pruned": seen.get("pruned"), "nb": nbs[0], "out": out0, "junk_group": seen["junk"].group,
+          "pruned": seen.get("pruned"), "nb": nbs[0], "out": out0, "junk": seen["junk"],
           "copies": res.duplicates.group,
           "old_flagged": res.labels.flagged, "issues": iss, "kind": s["kind"].to_numpy(),
           "true": s["true"].to_numpy(), "paths": paths, "given": s["given"].to_numpy()}
     f.write_bytes(pickle.dumps(ev))
     return ev
-
-
-def _junk(group: np.ndarray, y: np.ndarray):
-    """The cached junk groups (before the head's opinion on their members) with the fields ``join_checks`` reads:
-    sizes, classes and whether a group is spread, recounted by ``compute_junk_groups``'s own rule."""
-    from cleaning.detect.junk import MAX_SHARE, JunkGroups
-
-    info = []
-    for gi in range(int(group.max()) + 1 if len(group) else 0):
-        c = np.bincount(y[group == gi])
-        info.append({"size": int(c.sum()), "classes": {int(k): int(v) for k, v in enumerate(c) if v},
-                     "spread": bool((c > 0).sum() >= 2 and c.max() / c.sum() <= MAX_SHARE)})
-    return JunkGroups(group, np.zeros(len(group)), info)
 
 
 def apply_rule(ev: dict, probs: np.ndarray | None = None, nb=None, relearn=None):  # noqa: ANN001
@@ -114,7 +101,9 @@ def apply_rule(ev: dict, probs: np.ndarray | None = None, nb=None, relearn=None)
         return ev["model2"]
     ls = compute_label_scores(ev["y"], ev["probs"] if probs is None else probs, ev["nb"] if nb is None else nb,
                               relearn=relearn or replay)
-    j = join_checks(ls, ev["out"], _junk(ev["junk_group"], ev["y"]), ev["y"],
+    if "junk" not in ev:
+        raise RuntimeError(f"{CACHE} was written by an older driver: delete it")
+    j = join_checks(ls, ev["out"], ev["junk"], ev["y"],
                     class_mass(ev["x"], ev["vocab"], DEFAULT_ARCH), ev.get("copies"))
     iss = ev["issues"]
     blank = np.zeros(len(ev["y"]), bool)
