@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 import realsets  # noqa: E402
-from bench_photos import embed, pixels  # noqa: E402
+from bench_photos import embed, embed_mid, pixels  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 TABLE = REPO / "cleaning" / "review" / "autofix_precision.json"
@@ -50,7 +50,7 @@ def issue_table(s: pd.DataFrame) -> pd.DataFrame:
 
     from cleaning.review.analysis import _decorate, rank
 
-    d = detect_set(s, embed, pixels)
+    d = detect_set(s, embed, pixels, embed_mid)
     res, vocab, ids = d.res, d.vocab, d.ids
     pp = res.labels.pred_probs
     scores = pd.DataFrame({"item_id": ids, "predicted_label": [vocab[i] for i in pp.argmax(axis=1)]})

@@ -177,26 +177,30 @@ def _png(im: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def embed_items(items: pd.DataFrame) -> np.ndarray:
-    """Embeddings of every item (N×1280), from a content-addressed cache under ``OUT/cache``."""
+def embed_items(items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings of every item (N×1280) and its tapped-block rows (N×192, the label check's other layer), from
+    content-addressed caches under ``OUT/cache``."""
     from cleaning.data.cache import EmbeddingTable
     from cleaning.data.images import file_sha256
     from cleaning.model.embed import embed_images, embedding_model_key
 
     shas = [file_sha256(Path(p)) for p in items["path"]]
     table = EmbeddingTable(OUT / "cache", embedding_model_key(), 1280)
-    todo = table.missing(shas)
+    side = EmbeddingTable(OUT / "cache", embedding_model_key(tap=True), 192)
+    todo = list(dict.fromkeys(table.missing(shas) + side.missing(shas)))
     if todo:
         where = dict(zip(shas, items["path"]))
         t0 = time.time()
-        res = embed_images([where[s] for s in todo],
+        res = embed_images([where[s] for s in todo], tap=True,
                            progress=lambda d, n: print(f"\rembedding {d}/{n}", end="", flush=True))
         print(f"\nembedded {len(todo)} images in {time.time() - t0:.0f} s")
         if res.errors:
             raise RuntimeError(f"benchmark images failed to embed: {res.errors}")
         table.add(todo, res.embeddings)
+        side.add(todo, res.mid)
+        side.save()
         table.save()
-    return table.get(shas)
+    return table.get(shas), side.get(shas)
 
 
 
@@ -240,10 +244,13 @@ def _pool(items: pd.DataFrame, emb: np.ndarray, name: str) -> tuple[np.ndarray, 
 
 # ---- experiments --------------------------------------------------------------------------------
 def run_label(items: pd.DataFrame, emb: np.ndarray, pool: str, seeds: list[int], rates: list[float],
-              retrain: bool, per_class: int | None = None) -> list[dict]:
+              retrain: bool, per_class: int | None = None, mid: np.ndarray | None = None) -> list[dict]:
     """Label noise: ours vs cleanlab vs plain loss ranking on the same out-of-sample probabilities.
 
-    ``per_class``: each seed draws this many images per class from the pool (None = all).
+    ``per_class``: each seed draws this many images per class from the pool (None = all). ``mid``: every item's
+    tapped-block rows; the label check then runs as the scan runs it, on the embedding or on the block, whichever
+    heads predict the noisy labels more often (:func:`cleaning.detect.run.prefers_mid`), and cleanlab and the loss
+    ranking get the same probabilities. The retraining head is always on the embedding.
     """
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
@@ -251,9 +258,11 @@ def run_label(items: pd.DataFrame, emb: np.ndarray, pool: str, seeds: list[int],
 
     from cleaning.detect import compute_neighbours
     from cleaning.detect.label import K_NEIGHBOURS, compute_label_scores
+    from cleaning.detect.run import prefers_mid
     from cleaning.model.oos import compute_oos_pred_probs
 
     x_all, y_all, vocab = _pool(items, emb, pool)
+    m_all = _pool(items, mid, pool)[0] if mid is not None else None
     k = len(vocab)
     if retrain:
         x_eval, y_eval, _ = _pool(items, emb, "fashion_eval")
@@ -262,19 +271,27 @@ def run_label(items: pd.DataFrame, emb: np.ndarray, pool: str, seeds: list[int],
         rng = np.random.default_rng(1000 + seed)
         take = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y_all == c))[:per_class] for c in range(k)]))
         x, y = x_all[take], y_all[take]
+        xm = m_all[take] if m_all is not None else None
         nb = compute_neighbours(x, K_NEIGHBOURS)
+        nb_m = compute_neighbours(xm, K_NEIGHBOURS) if xm is not None else None
         oracle = _head().fit(x, y).score(x_eval, y_eval) if retrain else float("nan")
         for kind, rate in [(kd, rt) for kd in ("symmetric", "pairflip") for rt in rates]:
             t0 = time.process_time()
             noisy = plant_noise(y, k, rate, kind, np.random.default_rng(seed))
             truth = noisy != y
             probs = compute_oos_pred_probs(x, noisy, vocab)
+            xl, nbl, layer = x, nb, "embedding"
+            if xm is not None:
+                probs_m = compute_oos_pred_probs(xm, noisy, vocab)
+                if prefers_mid(noisy, probs, probs_m):
+                    probs, xl, nbl, layer = probs_m, xm, nb_m, "block"
             rows = np.arange(len(y))
             cl = np.asarray(find_label_issues(noisy, probs), dtype=bool)
             loss_flag = probs.argmax(axis=1) != noisy
             ours = compute_label_scores(
-                noisy, probs, nb, relearn=lambda lab, x=x: compute_oos_pred_probs(x, lab, vocab))
+                noisy, probs, nbl, relearn=lambda lab, xl=xl: compute_oos_pred_probs(xl, lab, vocab))
             r = {"pool": pool, "noise": kind, "rate": rate, "seed": seed, "n": len(y), "n_errors": int(truth.sum()),
+                 "layer": layer,
                  "ours": {**prf(ours.flagged, truth), "auroc": roc_auc_score(truth, ours.score),
                           "suggestion_correct": float((ours.suggested[truth & ours.flagged]
                                                        == y[truth & ours.flagged]).mean())},
@@ -294,7 +311,7 @@ def run_label(items: pd.DataFrame, emb: np.ndarray, pool: str, seeds: list[int],
                                            for m in ("ours_drop", "ours_relabel", "cleanlab_drop")}}
             r["cpu_s"] = time.process_time() - t0
             out.append(r)
-            print(f"label {pool} {kind} {rate:.0%} seed {seed}: F1 ours {r['ours']['f1']:.3f} "
+            print(f"label {pool} {kind} {rate:.0%} seed {seed} ({layer}): F1 ours {r['ours']['f1']:.3f} "
                   f"cleanlab {r['cleanlab']['f1']:.3f}; AUROC {r['ours']['auroc']:.4f} vs "
                   f"{r['cleanlab']['auroc']:.4f}", flush=True)
     return out
@@ -780,11 +797,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     t_wall, t_cpu, load0 = time.monotonic(), _cpu(), _load()
     items = build_items(args.quick)
-    emb = embed_items(items)
+    emb, mid = embed_items(items)
     seeds, rates = ([1], [0.2]) if args.quick else ([1, 2, 3], [0.1, 0.2, 0.3])
     res: dict = {"seeds": seeds, "rates": rates, "offtopic_frac": 0.05}
-    res["label"] = (run_label(items, emb, "fashion_test", seeds, rates, retrain=True, per_class=30 if args.quick else 100)
-                    + run_label(items, emb, "photo", seeds, rates, retrain=False))
+    res["label"] = (run_label(items, emb, "fashion_test", seeds, rates, retrain=True, per_class=30 if args.quick else 100,
+                              mid=mid)
+                    + run_label(items, emb, "photo", seeds, rates, retrain=False, mid=mid))
     res["offtopic"] = [r for pool, off in (("photo", "offtopic"), ("fashion_test", "fashion_off"))
                        for r in run_offtopic(items, emb, pool, off, seeds, res["offtopic_frac"])]
     res["duplicates_tune"] = run_duplicates(items, emb, [0], half=0)

@@ -69,23 +69,36 @@ class BlockFeatures:
         return l2_normalise(np.stack([np.load(self._file(p)) for p in paths]))
 
 
-def rule_on(xb: np.ndarray, ev: dict, mode: str):  # noqa: ANN201 — returns an apply_rule for label_driver.score
+def rule_on(xb: np.ndarray, ev: dict, mode: str, fg: np.ndarray):  # noqa: ANN201 — returns an apply_rule for label_driver.score
     """``label_driver.apply_rule`` with the label check on the block's features (see the module doc), and the
     block's out-of-sample accuracy on the given labels."""
     from cleaning.detect import compute_neighbours
     from cleaning.detect.label import K_NEIGHBOURS
     from cleaning.model.oos import compute_oos_pred_probs
 
-    cp, vocab = ev.get("copies"), ev["vocab"]
+    cp, vocab = ev.get("copies"), ev["vocab"]  # the scan's copy groups (neighbours) and the folds' groups (fg)
+    if mode == "final":
+        xb, mode = ev["x"], "block"
+    if mode == "choose":  # the product's rule: the block when its heads predict the given labels more often
+        from cleaning.detect.run import prefers_mid
+
+        probs_b = compute_oos_pred_probs(xb, ev["y"], vocab, groups=fg)
+        if not prefers_mid(ev["y"], ev["probs"], probs_b):
+            xb = ev["x"]
+        mode = "block"
+    if mode == "concat":
+        xb = np.hstack([ev["x"], xb]) / np.sqrt(2)
+        mode = "block"
 
     def heads(lab: np.ndarray) -> np.ndarray:
-        q = compute_oos_pred_probs(xb, lab, vocab, groups=cp)
-        return q if mode == "block" else (q + compute_oos_pred_probs(ev["x"], lab, vocab, groups=cp)) / 2
+        q = compute_oos_pred_probs(xb, lab, vocab, groups=fg)
+        return q if mode == "block" else (q + compute_oos_pred_probs(ev["x"], lab, vocab, groups=fg)) / 2
 
-    probs_b = compute_oos_pred_probs(xb, ev["y"], vocab, groups=cp)
+    probs_b = compute_oos_pred_probs(xb, ev["y"], vocab, groups=fg)
     probs = probs_b if mode == "block" else (probs_b + ev["probs"]) / 2
     nb = compute_neighbours(xb, K_NEIGHBOURS, cp)
-    return (lambda e: ld.apply_rule(e, probs, nb, heads)), float((probs_b.argmax(1) == ev["y"]).mean())
+    ll = [float(np.log(np.maximum(q[np.arange(len(q)), ev["y"]], 1e-6)).mean()) for q in (ev["probs"], probs_b)]
+    return (lambda e: ld.apply_rule(e, probs, nb, heads)), float((probs_b.argmax(1) == ev["y"]).mean()), ll
 
 
 def main() -> None:
@@ -93,18 +106,19 @@ def main() -> None:
     ap.add_argument("--sets", default="photos,d650")
     ap.add_argument("--seeds", default="1,2,3,4,5,6,7,8,9,10")
     ap.add_argument("--block", type=int, default=5)
-    ap.add_argument("--mode", choices=["block", "blendnb"], default="block")
+    ap.add_argument("--mode", choices=["block", "blendnb", "concat", "final", "choose"], default="block")
     ap.add_argument("--held", type=int, default=435)
     a = ap.parse_args()
     feats = BlockFeatures(a.block)
     rs = []
     for s, held in realsets.chosen_sets(realsets.base_images(), a.sets, a.seeds, held_out=a.held):
         ev = ld.evidence(s)
-        apply, acc_b = rule_on(feats(list(ev["paths"])), ev, a.mode)
+        fg = ld.set_inputs(s, ld.embed, ld.pixels)[-1]
+        apply, acc_b, ll = rule_on(feats(list(ev["paths"])), ev, a.mode, fg)
         r = ld.score(ev, False, apply)
         r["acc"] = (float((ev["probs"].argmax(1) == ev["y"]).mean()), acc_b)
         line = (f"{r['key']:22s} P {r['P']:.2f} R {r['R']:.2f} F1 {r['F1']:.3f} | out-of-sample accuracy on the "
-                f"given labels: final {r['acc'][0]:.3f}, block {r['acc'][1]:.3f}")
+                f"given labels: final {r['acc'][0]:.3f}, block {r['acc'][1]:.3f} (log-lik {ll[0]:.4f} / {ll[1]:.4f})")
         if held is not None:
             r["rt"] = ld.retrain(ev, r["label"], held)
             line += f" | acting on the flags {r['rt']['rec']:.0%}"

@@ -38,26 +38,43 @@ PIXELS_FILE = "pixels-v2.npz"
 SEEDS_650 = list(range(1, 11))
 
 
-def embed(paths: list[str]) -> tuple[np.ndarray, list[str]]:
-    """(N×1280 embeddings, sha256s) from the content-addressed cache, embedding what is missing."""
+def _tables(paths: list[str]) -> tuple:
+    """(embedding table, tapped-block table, sha256s) from the content-addressed cache, embedding what is missing
+    in either (one pass, as the scan's ``load_or_compute_embeddings(tap=True)``)."""
     from cleaning.data.cache import EmbeddingTable
     from cleaning.data.images import file_sha256
+    from cleaning.model.backbone import arch_spec
     from cleaning.model.embed import embed_images, embedding_model_key
 
     shas = [file_sha256(Path(p)) for p in paths]
     table = EmbeddingTable(realsets.OUT / "cache", embedding_model_key(), 1280)
-    todo = table.missing(shas)
+    side = EmbeddingTable(realsets.OUT / "cache", embedding_model_key(tap=True), arch_spec("tf_efficientnet_lite0").tap_dim)
+    todo = list(dict.fromkeys(table.missing(shas) + side.missing(shas)))
     if todo:
         where = dict(zip(shas, paths))
         t0 = time.time()
         res = embed_images([where[s] for s in todo], progress=lambda d, n: print(f"\rembedding {d}/{n}", end="",
-                                                                                  flush=True))
+                                                                                  flush=True), tap=True)
         print(f"\nembedded {len(todo)} in {time.time() - t0:.0f} s", flush=True)
         if res.errors:
             raise RuntimeError(res.errors)
         table.add(todo, res.embeddings)
+        side.add(todo, res.mid)
+        side.save()
         table.save()
+    return table, side, shas
+
+
+def embed(paths: list[str]) -> tuple[np.ndarray, list[str]]:
+    """(N×1280 embeddings, sha256s) from the content-addressed cache, embedding what is missing."""
+    table, _, shas = _tables(paths)
     return table.get(shas), shas
+
+
+def embed_mid(paths: list[str]) -> np.ndarray:
+    """N×192 rows of the backbone's tapped block 5 (the label check's other layer), as :func:`embed`."""
+    _, side, shas = _tables(paths)
+    return side.get(shas)
 
 
 def pixels(paths: list[str]) -> tuple[pd.DataFrame, np.ndarray, list[str], list[int], list[int]]:
@@ -118,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     pixels(every)
     if args.embed_only:
         return 0
-    res = run_all(sets, digit, embed, pixels)
+    res = run_all(sets, digit, embed, pixels, mid=embed_mid)
     res["machine"] = {"when": time.strftime("%Y-%m-%d"), "machine": f"{platform.system()} {platform.machine()}",
                       "cpus": len(os.sched_getaffinity(0)), "python": platform.python_version(),
                       "load_start": l0, "load_end": os.getloadavg()[0],

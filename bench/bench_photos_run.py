@@ -61,32 +61,40 @@ def set_inputs(s: pd.DataFrame, embed: Callable, pixels: Callable) -> tuple:
     return paths, x, sha, px, vocab, y, make_groups(sha, px[2])
 
 
-def detect_set(s: pd.DataFrame, embed: Callable, pixels: Callable) -> Detected:
+def detect_set(s: pd.DataFrame, embed: Callable, pixels: Callable, mid: Callable | None = None) -> Detected:
     """Embeddings, pixel statistics, out-of-sample heads and every detector on ``s``, as the scan runs them.
+    ``mid(paths)``: the backbone's tapped-block rows, which the scan gives the label check (its own heads and
+    re-learning pass: :class:`cleaning.detect.run.MidLayer`); None: the embedding alone.
     The last set's result is kept, so scoring a set and retraining on it run the detectors once."""
-    from cleaning.detect.run import DetectorInputs, run_detectors
+    from cleaning.detect.run import DetectorInputs, MidLayer, run_detectors
     from cleaning.model.backbone import DEFAULT_ARCH
     from cleaning.model.oos import compute_oos_pred_probs
     from cleaning.model.semantic import class_mass
 
-    key = (s["set"].iloc[0], int(s["seed"].iloc[0]), len(s), tuple(s["path"]))
+    key = (s["set"].iloc[0], int(s["seed"].iloc[0]), len(s), tuple(s["path"]), mid is not None)
     if key in _LAST:
         return _LAST[key]
     paths, x, sha, (stats, thumbs, phash, w, h), vocab, y, groups = set_inputs(s, embed, pixels)
     t0 = time.process_time()
     probs = compute_oos_pred_probs(x, y, vocab, groups=groups)
     ids = [str(i) for i in range(len(y))]
+    layer = None
+    if mid is not None:
+        xm = mid(paths)
+        layer = MidLayer(xm, compute_oos_pred_probs(xm, y, vocab, groups=groups),
+                         relearn=lambda lab: compute_oos_pred_probs(xm, lab, vocab, groups=groups))
     res = run_detectors(DetectorInputs(ids, paths, y, vocab, x, probs, sha, phash, thumbs, stats, w, h,
-                                       semantic=class_mass(x, vocab, DEFAULT_ARCH)),
+                                       semantic=class_mass(x, vocab, DEFAULT_ARCH), mid=layer),
                         relearn=lambda lab: compute_oos_pred_probs(x, lab, vocab, groups=groups))
     _LAST.clear()
     _LAST[key] = Detected(res, x, y, vocab, ids, probs, time.process_time() - t0)
     return _LAST[key]
 
 
-def score_set(s: pd.DataFrame, embed: Callable, pixels: Callable, peers: bool = True) -> dict:
+def score_set(s: pd.DataFrame, embed: Callable, pixels: Callable, peers: bool = True,
+              mid: Callable | None = None) -> dict:
     """Run the product's detectors on one planted set and score every issue kind (and the peers)."""
-    d = detect_set(s, embed, pixels)
+    d = detect_set(s, embed, pixels, mid)
     res, x, y, ids, probs, cpu = d.res, d.x, d.y, d.ids, d.probs, d.cpu_s
     kind = s["kind"].to_numpy()
     iss = res.issues
@@ -105,6 +113,7 @@ def score_set(s: pd.DataFrame, embed: Callable, pixels: Callable, peers: bool = 
     copy_truth = {tuple(sorted((int(r.copy_of), i))) for i, r in enumerate(s.itertuples()) if r.copy_of >= 0}
     r: dict = {
         "set": s["set"].iloc[0], "seed": int(s["seed"].iloc[0]), "n": len(y), "cpu_s": cpu,
+        "label_layer": res.label_layer,
         "offtopic": _prf(f_out, offt),
         "junk": {"planted": int(junk.sum()), "as_outlier": float((f_out[junk]).mean()) if junk.any() else None,
                  "only_label": float((f_lab[junk] & ~f_out[junk]).mean()) if junk.any() else None,
@@ -166,15 +175,16 @@ def _cleanvision(paths: list[str], truth: set) -> dict | None:
     return _pair_score(found, truth)
 
 
-def run_all(sets: list[pd.DataFrame], digit: list, embed: Callable, pixels: Callable) -> dict:
+def run_all(sets: list[pd.DataFrame], digit: list, embed: Callable, pixels: Callable,
+            mid: Callable | None = None) -> dict:
     res: dict = {"photos": [], "digits": [], "retrain": []}
     for s in sets:
-        res["photos"].append(score_set(s, embed, pixels))
+        res["photos"].append(score_set(s, embed, pixels, mid=mid))
         _say(res["photos"][-1])
     for s, held in digit:
-        res["digits"].append(score_set(s, embed, pixels, peers=len(s) < 1000))
+        res["digits"].append(score_set(s, embed, pixels, peers=len(s) < 1000, mid=mid))
         _say(res["digits"][-1])
-        res["retrain"].append(retrain(s, held, embed, pixels))
+        res["retrain"].append(retrain(s, held, embed, pixels, mid))
         print("retrain", res["retrain"][-1], flush=True)
     return res
 
@@ -183,7 +193,8 @@ def _say(r: dict) -> None:
     print(f"{r['set']} seed {r['seed']}: off-topic P {r['offtopic']['precision']:.2f} R {r['offtopic']['recall']:.2f}; "
           f"junk as outlier {r['junk']['as_outlier']}; singles {r['single']['found']}/{r['single']['planted']}; "
           f"label P {r['label']['precision']:.2f} R {r['label']['recall']:.2f}; near-dup P "
-          f"{r['near_dup']['precision']:.2f} R {r['near_dup']['recall']:.2f}; {r['cpu_s']:.0f} s", flush=True)
+          f"{r['near_dup']['precision']:.2f} R {r['near_dup']['recall']:.2f}; label check on the "
+          f"{r.get('label_layer', 'embedding')}; {r['cpu_s']:.0f} s", flush=True)
 
 
 #: The heads the retraining test fits: "probe" is the product's classifier head
@@ -232,7 +243,8 @@ def acting_on_flags(issues: pd.DataFrame, y: np.ndarray, vocab: list[str]) -> di
     return {"drop": (~flagged, y), "relabel": (~other, y2)}
 
 
-def retrain(s: pd.DataFrame, held: pd.DataFrame, embed: Callable, pixels: Callable) -> dict:
+def retrain(s: pd.DataFrame, held: pd.DataFrame, embed: Callable, pixels: Callable,
+            mid: Callable | None = None) -> dict:
     """Acting on the flags: a logistic head trained on the noisy set, on the oracle set, after dropping
     every flagged file, and after relabelling label errors to the suggestion and dropping the rest
     (:func:`acting_on_flags`); scored on held-out clean digits, for each of :data:`HEADS`.
@@ -241,7 +253,7 @@ def retrain(s: pd.DataFrame, held: pd.DataFrame, embed: Callable, pixels: Callab
     planted copies (the issue names all three as the noise; the product removes the extra copies, so an
     oracle that kept them would count a correct fix as a loss: near copies are augmented images worth
     ~0.3 points to a head at 650). The older oracle with the copies is kept as ``oracle_with_copies``."""
-    d = detect_set(s, embed, pixels)
+    d = detect_set(s, embed, pixels, mid)
     res, x, y, vocab = d.res, d.x, d.y, d.vocab
     xe, _ = embed(list(held["path"]))
     ye = np.array([vocab.index(v) for v in held["label"]])

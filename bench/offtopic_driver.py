@@ -4,7 +4,8 @@
 
 The label detector (the slow part: three re-learning passes) does not depend on the off-topic rule, so
 its scores are cached per set under ``/tmp/offtopic_cache`` (or ``$OFFTOPIC_CACHE``; delete the folder after a
-label-detector change). Prints off-topic precision / recall, junk shares, singles found; ``--detail`` prints the scores
+label-detector change). The label check runs as the scan runs it: on the embedding, then on the tapped block when
+its heads predict the given labels more often (``--no-mid``: the embedding alone; its own cache folder). Prints off-topic precision / recall, junk shares, singles found; ``--detail`` prints the scores
 of missed planted images and of false flags.
 """
 
@@ -22,12 +23,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 import realsets  # noqa: E402
-from bench_photos import embed, pixels  # noqa: E402
+from bench_photos import embed, embed_mid, pixels  # noqa: E402
 
 CACHE = Path(os.environ.get("OFFTOPIC_CACHE", "/tmp/offtopic_cache"))
 
 
-def run_set(s, detail: bool, groups: bool = False) -> dict:
+def run_set(s, detail: bool, groups: bool = False, mid: bool = True) -> dict:
     import cleaning.detect.run as run
     from cleaning.detect.label import compute_label_scores
     from cleaning.model.backbone import DEFAULT_ARCH
@@ -41,32 +42,40 @@ def run_set(s, detail: bool, groups: bool = False) -> dict:
     y = np.array([vocab.index(v) for v in s["given"]])
     key = f"{s['set'].iloc[0]}-{int(s['seed'].iloc[0])}"
     CACHE.mkdir(parents=True, exist_ok=True)
-    f = CACHE / f"{key}.pkl"
-    if f.exists():
-        probs, ls = pickle.loads(f.read_bytes())
-    else:
-        fg = make_groups(sha, phash)
-        probs = compute_oos_pred_probs(x, y, vocab, groups=fg)
-        ls = None
+    f = CACHE / ("" if mid else "no-mid") / f"{key}.pkl"
+    f.parent.mkdir(parents=True, exist_ok=True)
     fg = make_groups(sha, phash)
+    xm = embed_mid(paths) if mid else None
+    if f.exists():
+        cached_ = pickle.loads(f.read_bytes())
+        if len(cached_) != 3:
+            raise RuntimeError(f"{CACHE} was written by an older driver: delete it")
+        probs, probs_m, lss = cached_
+    else:
+        probs = compute_oos_pred_probs(x, y, vocab, groups=fg)
+        probs_m = compute_oos_pred_probs(xm, y, vocab, groups=fg) if xm is not None else None
+        lss = None
     orig = run.compute_label_scores
-    store: dict = {}
+    made: list = []
 
-    def cached(*a, **k):
-        if ls is not None:
-            return ls
-        store["ls"] = compute_label_scores(*a, **k)
-        return store["ls"]
+    def cached(*a, **k):  # the label check's scores, in the order run_detectors asks (embedding, then block)
+        if lss is not None:
+            made.append(None)
+            return lss[len(made) - 1]
+        made.append(compute_label_scores(*a, **k))
+        return made[-1]
     run.compute_label_scores = cached
     try:
         ids = [str(i) for i in range(len(y))]
+        layer = run.MidLayer(xm, probs_m, relearn=lambda lab: compute_oos_pred_probs(xm, lab, vocab, groups=fg)) \
+            if xm is not None else None
         inp = run.DetectorInputs(ids, paths, y, vocab, x, probs, sha, phash, thumbs, stats, w, h,
-                                 semantic=class_mass(x, vocab, DEFAULT_ARCH))
+                                 semantic=class_mass(x, vocab, DEFAULT_ARCH), mid=layer)
         res = run.run_detectors(inp, relearn=lambda lab: compute_oos_pred_probs(x, lab, vocab, groups=fg))
     finally:
         run.compute_label_scores = orig
-    if ls is None:
-        f.write_bytes(pickle.dumps((probs, store["ls"])))
+    if lss is None:
+        f.write_bytes(pickle.dumps((probs, probs_m, made)))
     iss = res.issues
     fo = np.zeros(len(y), bool)
     fo[[int(i) for i in iss.loc[iss["issue"] == "outlier", "item_id"]]] = True
@@ -118,9 +127,10 @@ def main() -> None:
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--detail", action="store_true")
     ap.add_argument("--groups", action="store_true", help="print every junk group's evidence")
+    ap.add_argument("--no-mid", action="store_true", help="the label check on the embedding alone")
     a = ap.parse_args()
     sets = [s for s, _ in realsets.chosen_sets(realsets.base_images(), a.sets, a.seeds)]
-    rs = [run_set(s, a.detail, a.groups) for s in sets]
+    rs = [run_set(s, a.detail, a.groups, not a.no_mid) for s in sets]
     for prefix in ("photos", "digits-650", "digits-4000"):
         g = [r for r in rs if r["key"].startswith(prefix)]
         if g:

@@ -127,3 +127,21 @@ def test_cli_train_with_resnet_offline_prints_one_line(tmp_path: Path) -> None:
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
     assert "error: cannot download the pretrained resnet18 weights" in r.stderr
+
+
+def test_the_tapped_backbone_returns_the_embedding_unchanged_and_block_5_pooled() -> None:
+    """:func:`tapped_backbone`: the first 1,280 columns are the plain backbone's embedding, bit for bit; the next 192
+    are block 5's output averaged over the image (what a forward hook on that block sees)."""
+    import torch
+
+    from cleaning.model.backbone import create_backbone, tapped_backbone
+
+    plain, tapped = create_backbone(), tapped_backbone()
+    seen = {}
+    plain.blocks[5].register_forward_hook(lambda mod, inp, out: seen.__setitem__("b5", out.mean(dim=(2, 3))))
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        a, b = plain(x), tapped(x)
+    assert b.shape == (2, 1280 + 192)
+    assert torch.equal(b[:, :1280], a)
+    assert torch.allclose(b[:, 1280:], seen["b5"], atol=1e-6)

@@ -217,6 +217,24 @@ def test_embeddings_cached_per_image_content(ws, tmp_path: Path, monkeypatch: py
     assert sha  # rows are looked up by content
 
 
+def test_the_tapped_block_is_kept_beside_the_embeddings(ws, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """``tap=True``: block 5's pooled rows in a second table, computed in the same pass; a cache made without the
+    tap gets its block rows on the next tapped call, its embeddings unchanged; then nothing is embedded again."""
+    calls = _count_embedded(monkeypatch)
+    plain = embed.load_or_compute_embeddings(ws)
+    assert calls == [12] and plain.mid is None
+    tapped = embed.load_or_compute_embeddings(ws, tap=True)
+    assert calls == [12, 12]  # the old cache had no block rows
+    assert tapped.item_ids == plain.item_ids and tapped.mid is not None and tapped.mid.shape == (13, 192)
+    np.testing.assert_array_equal(tapped.embeddings, plain.embeddings)
+    np.testing.assert_allclose(np.linalg.norm(tapped.mid, axis=1), 1.0, atol=1e-5)
+    paths = [Path(ws.root) / p for p in ws.items_frame().set_index("item_id").loc[tapped.item_ids, "path"]]
+    np.testing.assert_allclose(embed_engines.embed_images(paths[:3], tap=True).mid, tapped.mid[:3], atol=1e-5)
+    again = embed.load_or_compute_embeddings(ws, tap=True)
+    assert calls == [12, 12]
+    np.testing.assert_array_equal(again.mid, tapped.mid)
+
+
 def test_the_embedding_step_releases_its_compiled_backbone(ws) -> None:  # noqa: ANN001
     """An OpenVINO engine holds ≈ 200 MB more than a shrunk ONNX Runtime arena: once the step has embedded what
     was missing, no compiled engine stays cached for the heads, the detectors or a hosted server's idle time."""

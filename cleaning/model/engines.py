@@ -20,9 +20,9 @@ import numpy as np
 from PIL import Image
 
 from ..cpus import n_cpus
-from ..data.images import MAX_PIXELS, SUPPORTED_FORMATS, load_image, normalise
 from ..errors import CleaningError
-from .backbone import DEFAULT_ARCH, arch_spec, cache_root, create_backbone, model_id
+from .backbone import DEFAULT_ARCH, arch_spec, cache_root, create_backbone, model_id, tapped_backbone
+from .preprocess import _open_for_model, l2_normalise, load_for_model, open_for_model, square, to_array  # noqa: F401
 
 #: Bump when the preprocessing changes so cached embeddings are recomputed.
 PREPROCESS_VERSION = 1
@@ -34,73 +34,6 @@ LANED = ("openvino", "onnx")
 Progress = Callable[[int, int], None]
 #: on_decoded(index of the path, its RGB image decoded at full size): see :func:`embed_images`.
 OnDecoded = Callable[[int, Image.Image], None]
-
-
-def _open_drafted(path: str | Path, size: int) -> tuple[Image.Image, bool]:
-    """Open with the same format and pixel limits as :mod:`cleaning.data.images`, letting JPEG decode at
-    a reduced scale (``draft``: 1/2, 1/4, 1/8, never below ``size``), then normalise to RGB.
-
-    Returns (image, whether the file was decoded at its full size)."""
-    with Image.open(path) as im:
-        w, h = im.size
-        if im.format not in SUPPORTED_FORMATS or w * h > MAX_PIXELS or w < 1 or h < 1:
-            raise ValueError("not for the fast path")
-        if im.format == "JPEG":
-            im.draft("RGB", (size, size))
-        im.load()
-        return normalise(im), im.size == (w, h)
-
-
-def square(im: Image.Image, size: int) -> Image.Image:
-    """Centre-crop ``im`` to a square and resize it to ``size``×``size`` (bilinear, antialiased)."""
-    w, h = im.size
-    s = min(w, h)
-    box = ((w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2)
-    return im.resize((size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=2.0)
-
-
-def open_for_model(path: str | Path, min_side: int) -> Image.Image:
-    """Decode ``path`` as normalised RGB (EXIF-rotated, alpha on white), JPEGs at reduced scale (the shorter side
-    stays ≥ ``min_side`` when the file allows) with ``draft``; anything that fast path cannot handle goes through
-    :func:`cleaning.data.images.load_image`, which raises ``UnreadableImage`` with the reason a file is unusable."""
-    return _open_for_model(path, min_side)[0]
-
-
-def _open_for_model(path: str | Path, min_side: int) -> tuple[Image.Image, bool]:
-    """:func:`open_for_model` and whether the file was decoded at its full size (no JPEG draft reduction)."""
-    try:
-        return _open_drafted(path, min_side)
-    except Exception:  # noqa: BLE001 — the careful loader below re-decodes and names the problem
-        return load_image(path), True
-
-
-def load_for_model(path: str | Path, size: int) -> Image.Image:
-    """Decode ``path`` (:func:`open_for_model`; raises ``UnreadableImage``), centre-crop to a square, resize to ``size``²."""
-    return square(open_for_model(path, size), size)
-
-
-def to_array(images: Sequence[Image.Image], mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """Stack equal-sized RGB images into a normalised float32 batch of shape B×3×H×W.
-
-    Per channel straight into the output (``(x / 255 - mean) / std`` in float32, the same operations in the
-    same order as on a whole B×H×W×3 float copy, so the same bits): 0.3–0.4 ms per 224-px image where
-    converting, normalising and transposing the whole batch took 1.7 (issue 15).
-    """
-    x = np.stack([np.asarray(im, dtype=np.uint8) for im in images])
-    m, s = np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)
-    out = np.empty((x.shape[0], 3, x.shape[1], x.shape[2]), dtype=np.float32)
-    for c in range(3):
-        o = out[:, c]
-        np.multiply(x[..., c], np.float32(1.0 / 255.0), out=o)
-        o -= m[c]
-        o /= s[c]
-    return out
-
-
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero)."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 class Engine(Protocol):
@@ -181,16 +114,18 @@ def _openvino_engine(path: Path, threads: int, lanes: int = 1) -> OpenVinoEngine
     return OpenVinoEngine(ov.Core().compile_model(str(path), "CPU", config))
 
 
-def onnx_file(arch: str, size: int) -> Path:
+def onnx_file(arch: str, size: int, tap: bool = False) -> Path:
     """The backbone exported to ONNX (dynamic batch) once and cached under ``cache_root()``; torch is imported
-    only to export (≈ 450 MB of resident memory a scan does not need otherwise)."""
-    out = cache_root() / "onnx" / f"{model_id(arch).replace('@', '-')}-{size}.onnx"
+    only to export (≈ 450 MB of resident memory a scan does not need otherwise). ``tap``: the model of
+    :func:`cleaning.model.backbone.tapped_backbone` (the embedding and a pooled earlier block, side by side)."""
+    tapped = tap and arch_spec(arch).tap >= 0
+    out = cache_root() / "onnx" / f"{model_id(arch).replace('@', '-')}-{size}{'-tap' if tapped else ''}.onnx"
     if out.exists():
         return out
     import torch
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    model = create_backbone(arch)
+    model = tapped_backbone(arch) if tapped else create_backbone(arch)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
@@ -204,7 +139,7 @@ def onnx_file(arch: str, size: int) -> Path:
 #: Images per backbone call: on 2 cores 8 runs as fast as 32 or faster (the activations stay in cache) with a third
 #: of the memory arena (issue 15, `bench/results/fastdup.md`).
 BATCH_SIZE = 8
-_ENGINES: dict[tuple[str, int, str, int, int], Engine] = {}
+_ENGINES: dict[tuple[str, int, str, int, int, bool], Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 _USERS = 0  # steps inside engines_in_use()
 #: Runtimes that failed to load the backbone in this process: ``auto`` skips them from then on.
@@ -233,7 +168,7 @@ def resolve_method(method: str) -> str:
 
 
 def get_engine(arch: str = DEFAULT_ARCH, size: int | None = None, method: str = "auto",
-               threads: int | None = None, lanes: int = 1) -> Engine:
+               threads: int | None = None, lanes: int = 1, tap: bool = False) -> Engine:
     """A ready backbone runner (cached per process).
 
     Args:
@@ -243,6 +178,7 @@ def get_engine(arch: str = DEFAULT_ARCH, size: int | None = None, method: str = 
         threads: intra-op threads; default all usable CPUs.
         lanes: how many threads will call the engine side by side (:func:`_lanes`): OpenVINO gets one stream
             per lane; an ONNX Runtime session runs concurrent calls in parallel by itself.
+        tap: return the tapped block's pooled output after the embedding (:func:`onnx_file`).
     Raises:
         CleaningError: unknown method, or ``onnx`` without onnxruntime; BackboneUnavailable from the backbone.
     """
@@ -251,14 +187,15 @@ def get_engine(arch: str = DEFAULT_ARCH, size: int | None = None, method: str = 
     size = size or arch_spec(arch).input_size
     threads = threads or n_cpus()
     asked, method = method, resolve_method(method)
-    key = (arch, size, method, threads, lanes if method == "openvino" else 1)
+    tap = tap and arch_spec(arch).tap >= 0
+    key = (arch, size, method, threads, lanes if method == "openvino" else 1, tap)
     with _ENGINES_LOCK:
         if key in _ENGINES:
             return _ENGINES[key]
         engine: Engine
         if method == "openvino":
             try:
-                engine = _openvino_engine(onnx_file(arch, size), threads, lanes)
+                engine = _openvino_engine(onnx_file(arch, size, tap), threads, lanes)
             except ImportError as e:
                 raise CleaningError("OpenVINO is not installed", hint="pip install openvino") from e
             except RuntimeError as e:  # the model or this CPU is not supported: ONNX Runtime runs the same file
@@ -267,16 +204,16 @@ def get_engine(arch: str = DEFAULT_ARCH, size: int | None = None, method: str = 
                                         hint="use method=\"onnx\" (ONNX Runtime runs the same file)") from e
                 warnings.warn(f"OpenVINO cannot run the backbone ({e}); using ONNX Runtime", stacklevel=2)
                 _FAILED.add("openvino")
-                key = (arch, size, "onnx", threads, 1)
+                key = (arch, size, "onnx", threads, 1, tap)
                 if key in _ENGINES:
                     return _ENGINES[key]
-                engine = _onnx_engine(onnx_file(arch, size), threads)
+                engine = _onnx_engine(onnx_file(arch, size, tap), threads)
         elif method == "onnx":
-            engine = _onnx_engine(onnx_file(arch, size), threads)
+            engine = _onnx_engine(onnx_file(arch, size, tap), threads)
         else:
             import torch
 
-            model = create_backbone(arch)
+            model = tapped_backbone(arch) if tap else create_backbone(arch)
             if method == "channels_last":
                 model = model.to(memory_format=torch.channels_last)
             engine = TorchEngine(model, method, threads)
@@ -323,6 +260,7 @@ class EmbedResult:
 
     embeddings: np.ndarray  # N×D float32; rows of unreadable paths are zero
     errors: dict[int, str]
+    mid: np.ndarray | None = None  # N×tap_dim, the tapped block's pooled output (``tap=True``), L2-normalised
 
     @property
     def ok(self) -> np.ndarray:
@@ -373,13 +311,15 @@ def _lanes(paths: Sequence[str | Path], size: int, batch_size: int, lanes: int, 
 
 def embed_images(paths: Sequence[str | Path], arch: str = DEFAULT_ARCH, size: int | None = None,
                  batch_size: int = BATCH_SIZE, method: str = "auto", threads: int | None = None,
-                 progress: Progress | None = None, on_decoded: OnDecoded | None = None) -> EmbedResult:
+                 progress: Progress | None = None, on_decoded: OnDecoded | None = None,
+                 tap: bool = False) -> EmbedResult:
     """Embed images, collecting per-file failures instead of raising.
 
     OpenVINO and ONNX Runtime run in ``threads`` lanes (default: every usable CPU; :func:`_lanes`); torch in one
     lane with ``threads`` intra-op threads. ``on_decoded(i, image)`` is called (in a lane's thread) for each path
     decoded at full size (non-JPEGs, JPEGs too small for a draft reduction), so the caller can measure those pixels
-    without decoding the file again.
+    without decoding the file again. ``tap``: also the pooled output of the architecture's tapped block
+    (``EmbedResult.mid``; None when it has none).
 
     Returns:
         :class:`EmbedResult` with N×D float32 L2-normalised rows (zero rows where the file failed).
@@ -390,16 +330,21 @@ def embed_images(paths: Sequence[str | Path], arch: str = DEFAULT_ARCH, size: in
     laned = resolve_method(method) in LANED
     lanes = threads if laned else 1
     # ``method`` as asked: ``auto`` may fall back to another laned runtime
-    engine = get_engine(arch, size, method, 1 if laned else threads, lanes=lanes)
+    tap = tap and spec.tap >= 0
+    engine = get_engine(arch, size, method, 1 if laned else threads, lanes=lanes, tap=tap)
     out = np.zeros((len(paths), spec.dim), dtype=np.float32)
+    mid = np.zeros((len(paths), spec.tap_dim), dtype=np.float32) if tap else None
     errors: dict[int, str] = {}
     for start, loaded, feats in _lanes(paths, size, batch_size, lanes, engine, (spec.mean, spec.std), on_decoded):
         errors.update({start + j: r for j, r in enumerate(loaded) if isinstance(r, str)})
         if feats is not None:
-            out[[start + j for j, im in enumerate(loaded) if isinstance(im, Image.Image)]] = l2_normalise(feats)
+            rows = [start + j for j, im in enumerate(loaded) if isinstance(im, Image.Image)]
+            out[rows] = l2_normalise(feats[:, :spec.dim])
+            if mid is not None:
+                mid[rows] = l2_normalise(feats[:, spec.dim:])
         if progress:
             progress(min(start + batch_size, len(paths)), len(paths))
-    return EmbedResult(out, errors)
+    return EmbedResult(out, errors, mid)
 
 
 def compute_embeddings(paths: Sequence[str | Path], arch: str = DEFAULT_ARCH, size: int | None = None,

@@ -332,6 +332,11 @@ def relearn_pred_probs(cache_dir: Path, model_key: str, embeddings: np.ndarray, 
     return load_or_fit_pred_probs(cache_dir, slot, embeddings, sha256, labels, vocab, groups, n_folds, seed, c)[0]
 
 
+def mid_key(model_key: str) -> str:
+    """The cache key part of out-of-sample heads on the tapped block of the embedding model ``model_key``."""
+    return f"{model_key}-mid"
+
+
 @dataclass
 class OOS:
     """Out-of-sample probabilities aligned to ``item_ids`` (non-deleted, embeddable items)."""
@@ -346,22 +351,27 @@ class OOS:
 
 
 def load_or_compute_oos(ws: Workspace, n_folds: int = 5, seed: int = 0, c: float = DEFAULT_C,
-                        progress: Callable[[int, int], None] | None = None, emb: Embedded | None = None) -> OOS:
+                        progress: Callable[[int, int], None] | None = None, emb: Embedded | None = None,
+                        mid: bool = False) -> OOS:
     """Out-of-sample probabilities for the workspace's current labels, cached.
 
     The key covers the embedding model, every (item, content, current label) and the fold settings; a
     result for exactly these is read back. Otherwise the kept fold heads answer when the rows changed little
     and no label changed (:mod:`cleaning.model.foldheads`), else the folds are fitted again. ``emb``: the workspace's embeddings when the caller has them loaded already
-    (one matrix in memory instead of two: 0.5 GB at 100,000 images).
+    (one matrix in memory instead of two: 0.5 GB at 100,000 images). ``mid``: on the backbone's tapped block
+    (``emb.mid``, which the caller loaded with ``tap=True``) instead of the embeddings.
     """
     from ..data.cache import fingerprint, load_arrays, save_arrays
     from .embed import load_or_compute_embeddings
 
-    emb = emb if emb is not None else load_or_compute_embeddings(ws)
+    emb = emb if emb is not None else load_or_compute_embeddings(ws, tap=mid)
+    feats, model_key = (emb.mid, mid_key(emb.model_key)) if mid else (emb.embeddings, emb.model_key)
+    if feats is None:
+        raise CleaningError("no tapped-block features for these embeddings", hint="embed with tap=True")
     df = ws.items_frame().set_index("item_id").loc[emb.item_ids]
     labels = [str(v) for v in df["label"]]
     vocab = sorted(set(labels))
-    key = fingerprint("oos", emb.model_key, list(zip(emb.item_ids, df["sha256"], labels)), n_folds, seed, c)
+    key = fingerprint("oos", model_key, list(zip(emb.item_ids, df["sha256"], labels)), n_folds, seed, c)
     cached = load_arrays(ws.cache_dir, "oos", key)
     if cached is not None:
         return OOS(emb.item_ids, labels, vocab, cached["pred_probs"], cached["folds"], key)
@@ -373,8 +383,8 @@ def load_or_compute_oos(ws: Workspace, n_folds: int = 5, seed: int = 0, c: float
         probs, folds = np.ones((len(y), 1), np.float32), np.zeros(len(y), np.int64)
         how = "fitted: one class"
     else:
-        slot = fingerprint("oos", emb.model_key, n_folds, seed, c)
-        probs, folds, how = load_or_fit_pred_probs(ws.cache_dir, slot, emb.embeddings, list(df["sha256"]), y, vocab,
+        slot = fingerprint("oos", model_key, n_folds, seed, c)
+        probs, folds, how = load_or_fit_pred_probs(ws.cache_dir, slot, feats, list(df["sha256"]), y, vocab,
                                                    groups, n_folds, seed, c, progress)
     save_arrays(ws.cache_dir, "oos", key, pred_probs=probs, folds=folds)
     return OOS(emb.item_ids, labels, vocab, probs, folds, key, how)

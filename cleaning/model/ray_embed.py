@@ -34,18 +34,19 @@ MIN_BATCH, MAX_BATCH = 8, 64
 class _Embedder:
     """A Ray Data actor: loads the backbone once, then embeds batches of paths."""
 
-    def __init__(self, arch: str, size: int | None) -> None:
+    def __init__(self, arch: str, size: int | None, tap: bool = False) -> None:
         from .engines import get_engine
 
-        self.arch, self.size = arch, size
-        get_engine(arch, size, threads=1)  # one session per actor, loaded once
+        self.arch, self.size, self.tap = arch, size, tap
+        get_engine(arch, size, threads=1, tap=tap)  # one session per actor, loaded once
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from .engines import embed_images
 
-        res = embed_images([str(p) for p in batch["path"]], self.arch, self.size, threads=1)
+        res = embed_images([str(p) for p in batch["path"]], self.arch, self.size, threads=1, tap=self.tap)
         err = np.array([res.errors.get(i, "") for i in range(len(batch["path"]))], dtype=object)
-        return {"i": np.asarray(batch["i"]), "emb": res.embeddings, "error": err}
+        mid = res.mid if res.mid is not None else np.zeros((len(err), 0), np.float32)
+        return {"i": np.asarray(batch["i"]), "emb": res.embeddings, "mid": mid, "error": err}
 
 
 def batch_size_for(memory_bytes: float) -> int:
@@ -77,8 +78,9 @@ def _start(address: str | None, workers: int | None) -> bool:
 def embed_with_ray(table: EmbeddingTable, shas: Sequence[str], paths: Sequence[str | Path], arch: str,
                    size: int | None, address: str | None = None, workers: int | None = None,
                    progress: Callable[[int, int], None] | None = None, chunk: int = 2048,
-                   batch_size: int | None = None) -> None:
-    """Embed ``paths`` (contents ``shas``) on Ray and add the rows / failures to ``table``.
+                   batch_size: int | None = None, side: EmbeddingTable | None = None) -> None:
+    """Embed ``paths`` (contents ``shas``) on Ray and add the rows / failures to ``table`` (and the tapped
+    block's rows to ``side`` when given: :func:`cleaning.model.embed.load_or_compute_embeddings`).
 
     Raises:
         CleaningError: Ray not installed or not reachable.
@@ -99,22 +101,28 @@ def embed_with_ray(table: EmbeddingTable, shas: Sequence[str], paths: Sequence[s
         bs = batch_size or batch_size_for(mem)
         items = [{"i": i, "path": str(p)} for i, p in enumerate(paths)]
         ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), max(4 * n_workers, len(items) // bs))))
-        out = ds.map_batches(_Embedder, fn_constructor_kwargs={"arch": arch, "size": size}, batch_size=bs,
+        out = ds.map_batches(_Embedder, fn_constructor_kwargs={"arch": arch, "size": size, "tap": side is not None}, batch_size=bs,
                              concurrency=n_workers, num_cpus=1, batch_format="numpy")
         done = since = 0
         for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
             idx = np.asarray(batch["i"], dtype=np.int64)
             err = np.asarray(batch["error"], dtype=object)
             ok = np.array([e == "" for e in err], dtype=bool)
-            table.add([shas[i] for i in idx[ok]], np.asarray(batch["emb"])[ok],
-                      failed={shas[i]: str(e) for i, e in zip(idx[~ok], err[~ok])})
+            failed = {shas[i]: str(e) for i, e in zip(idx[~ok], err[~ok])}
+            if side is not None:
+                side.add([shas[i] for i in idx[ok]], np.asarray(batch["mid"])[ok], failed=failed)
+            table.add([shas[i] for i in idx[ok]], np.asarray(batch["emb"])[ok], failed=failed)
             done += len(idx)
             since += len(idx)
             if since >= chunk:
+                if side is not None:
+                    side.save_part()
                 table.save_part()
                 since = 0
             if progress:
                 progress(done, len(paths))
+        if side is not None:
+            side.save_part()
         table.save_part()
     finally:
         if started:

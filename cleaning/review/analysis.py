@@ -39,7 +39,7 @@ from ..data.cache import fingerprint, load_arrays, save_arrays
 from ..data.hosted import trim_memory
 from ..detect import ISSUE_COLUMNS, issues_frame
 from ..detect.memo import MEMO_VERSION, ScanMemo
-from ..detect.run import DetectorInputs, run_detectors
+from ..detect.run import MID_MAX, DetectorInputs, MidLayer, run_detectors
 from .pixels import PixelsFromEmbedding, load_or_compute_pixels
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Bump when the detectors change so cached scans are recomputed.
-SCAN_VERSION = 5  # 3: split-evidence off-topic rule; key by the analysis inputs; 4: junk chance test, zero-shot check;
+SCAN_VERSION = 6  # 3: split-evidence off-topic rule; key by the analysis inputs; 4: junk chance test, zero-shot check;
 #               5: what the zero-shot head clearly sees as its own class is not off-topic; a group holding
 #               most of a class is not junk
 QUEUE_COLUMNS = ["item_id", "path", "label", "issue", "severity", "suggested_label", "related_path", "reason",
@@ -68,16 +68,17 @@ def _say(progress: Progress | None, what: str, frac: float) -> None:
 def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(issues, scores) over the non-deleted images, computed now."""
     from ..model.embed import load_or_compute_embeddings
-    from ..model.oos import encode_labels, load_or_compute_oos, make_groups, relearn_pred_probs
+    from ..model.oos import encode_labels, load_or_compute_oos, make_groups, mid_key, relearn_pred_probs
 
     df = ws.items_frame(include_deleted=False)
     _say(progress, f"embedding {len(df)} images", 0.0)
     measured = PixelsFromEmbedding()  # pixel statistics from the embedding's own decode where it is full-size
     emb = load_or_compute_embeddings(
         ws, progress=lambda d, n: _say(progress, f"embedding {d}/{n} new images", 0.5 * d / max(n, 1)),
-        on_decoded=measured)
+        on_decoded=measured, tap=len(df) <= MID_MAX)
     _say(progress, "out-of-sample predictions", 0.5)
     oos = load_or_compute_oos(ws, emb=emb)
+    oos_mid = load_or_compute_oos(ws, emb=emb, mid=True) if emb.mid is not None and len(oos.vocab) > 1 else None
     _say(progress, f"out-of-sample predictions {oos.how}", 0.54)
     sub = df.set_index("item_id").loc[emb.item_ids].reset_index()
     stats, thumbs, pix_errors = load_or_compute_pixels(ws, sub, progress, measured)
@@ -100,11 +101,19 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
         def relearn(labels: np.ndarray) -> np.ndarray:  # kept heads when the pruned set changed little
             return relearn_pred_probs(ws.cache_dir, emb.model_key, x, list(sub["sha256"]), labels, vocab, fold_groups)
 
+        mid = None
+        if oos_mid is not None and emb.mid is not None:
+            xm = emb.mid
+
+            def relearn_mid(labels: np.ndarray) -> np.ndarray:
+                return relearn_pred_probs(ws.cache_dir, mid_key(emb.model_key), xm, list(sub["sha256"]), labels,
+                                          vocab, fold_groups)
+            mid = MidLayer(xm, oos_mid.pred_probs, relearn_mid)
         slot = fingerprint("detect-memo", MEMO_VERSION, "pixels-v2", emb.model_key)
         memo = ScanMemo.from_arrays(load_arrays(ws.cache_dir, "memo", slot))
         inputs = DetectorInputs(ids, paths, y, vocab, x, oos.pred_probs, list(sub["sha256"]), list(sub["phash"]),
                                 thumbs, stats, list(sub["width"]), list(sub["height"]), memo=memo,
-                                semantic=_semantic(x, vocab))
+                                semantic=_semantic(x, vocab), mid=mid)
         def keep(kept: ScanMemo) -> None:  # the tables, kept indexes and pair similarities the next scan starts from
             save_arrays(ws.cache_dir, "memo", slot, **kept.to_arrays())
 
