@@ -99,18 +99,22 @@ def apply_rule(ev: dict, probs: np.ndarray | None = None, nb=None, relearn=None)
         if ev["pruned"] is not None and not np.array_equal(lab, ev["pruned"]):
             raise RuntimeError("the prune step changed: delete the cache")
         return ev["model2"]
-    ls = compute_label_scores(ev["y"], ev["probs"] if probs is None else probs, ev["nb"] if nb is None else nb,
-                              relearn=relearn or replay)
     if "junk" not in ev:
         raise RuntimeError(f"{CACHE} was written by an older driver: delete it")
-    j = join_checks(ls, ev["out"], ev["junk"], ev["y"],
-                    class_mass(ev["x"], ev["vocab"], DEFAULT_ARCH), ev.get("copies"))
+    mass = class_mass(ev["x"], ev["vocab"], DEFAULT_ARCH)
+    ls = compute_label_scores(ev["y"], ev["probs"], ev["nb"], relearn=replay)
+    j = join_checks(ls, ev["out"], ev["junk"], ev["y"], mass, ev.get("copies"))
+    if probs is not None:  # as the scan: the embedding's label scores decide what is off-topic, these the label rows
+        lo = compute_label_scores(ev["y"], probs, ev["nb"] if nb is None else nb, relearn=relearn or replay)
+        jl = join_checks(lo, ev["out"], ev["junk"], ev["y"], mass, ev.get("copies"))
+    else:
+        jl = j
     iss = ev["issues"]
     blank = np.zeros(len(ev["y"]), bool)
     low = iss[(iss["issue"] == "low_quality") & (iss["severity"] >= 0.9)]
     blank[[int(i) for i in low["item_id"]]] = True
     off = j.offtopic | (j.junk.group >= 0)
-    return j.labels, j.labels.flagged & ~off & ~blank, off
+    return jl.labels, jl.labels.flagged & ~off & ~blank, off
 
 
 def score(ev: dict, detail: bool, apply=None) -> dict:  # noqa: ANN001 — apply: another rule, as apply_rule
