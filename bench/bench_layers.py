@@ -97,7 +97,9 @@ def rule_on(xb: np.ndarray, ev: dict, mode: str, fg: np.ndarray):  # noqa: ANN20
     probs_b = compute_oos_pred_probs(xb, ev["y"], vocab, groups=fg)
     probs = probs_b if mode == "block" else (probs_b + ev["probs"]) / 2
     nb = compute_neighbours(xb, K_NEIGHBOURS, cp)
-    ll = [float(np.log(np.maximum(q[np.arange(len(q)), ev["y"]], 1e-6)).mean()) for q in (ev["probs"], probs_b)]
+    lp = [np.log(np.maximum(q[np.arange(len(q)), ev["y"]], 1e-6)) for q in (ev["probs"], probs_b)]
+    d = lp[1] - lp[0]
+    ll = [float(lp[0].mean()), float(lp[1].mean()), float(d.mean() / (d.std() / np.sqrt(len(d)) + 1e-12))]
     return (lambda e: ld.apply_rule(e, probs, nb, heads)), float((probs_b.argmax(1) == ev["y"]).mean()), ll
 
 
@@ -118,7 +120,7 @@ def main() -> None:
         r = ld.score(ev, False, apply)
         r["acc"] = (float((ev["probs"].argmax(1) == ev["y"]).mean()), acc_b)
         line = (f"{r['key']:22s} P {r['P']:.2f} R {r['R']:.2f} F1 {r['F1']:.3f} | out-of-sample accuracy on the "
-                f"given labels: final {r['acc'][0]:.3f}, block {r['acc'][1]:.3f} (log-lik {ll[0]:.4f} / {ll[1]:.4f})")
+                f"given labels: final {r['acc'][0]:.3f}, block {r['acc'][1]:.3f} (log-lik {ll[0]:.4f} / {ll[1]:.4f}, paired z {ll[2]:.2f})")
         if held is not None:
             r["rt"] = ld.retrain(ev, r["label"], held)
             line += f" | acting on the flags {r['rt']['rec']:.0%}"
