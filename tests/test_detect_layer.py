@@ -115,6 +115,13 @@ def test_on_real_handwritten_digits_the_label_rows_come_from_block_5_and_off_top
     assert rows["t"] != rows["p"]
 
 
+def test_the_scan_embeds_the_block_as_far_as_the_label_check_uses_it() -> None:
+    from cleaning.detect.run import MID_MAX
+    from cleaning.model.embed import TAP_MAX
+
+    assert TAP_MAX == MID_MAX
+
+
 def test_above_mid_max_images_the_embedding_alone_is_used(digits: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """The block is not used above MID_MAX images (not measured at that scale), even when it would be chosen."""
     import cleaning.detect.run as run

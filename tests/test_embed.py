@@ -221,7 +221,7 @@ def test_the_tapped_block_is_kept_beside_the_embeddings(ws, monkeypatch: pytest.
     """``tap=True``: block 5's pooled rows in a second table, computed in the same pass; a cache made without the
     tap gets its block rows on the next tapped call, its embeddings unchanged; then nothing is embedded again."""
     calls = _count_embedded(monkeypatch)
-    plain = embed.load_or_compute_embeddings(ws)
+    plain = embed.load_or_compute_embeddings(ws, tap=False)
     assert calls == [12] and plain.mid is None
     tapped = embed.load_or_compute_embeddings(ws, tap=True)
     assert calls == [12, 12]  # the old cache had no block rows
@@ -230,9 +230,20 @@ def test_the_tapped_block_is_kept_beside_the_embeddings(ws, monkeypatch: pytest.
     np.testing.assert_allclose(np.linalg.norm(tapped.mid, axis=1), 1.0, atol=1e-5)
     paths = [Path(ws.root) / p for p in ws.items_frame().set_index("item_id").loc[tapped.item_ids, "path"]]
     np.testing.assert_allclose(embed_engines.embed_images(paths[:3], tap=True).mid, tapped.mid[:3], atol=1e-5)
-    again = embed.load_or_compute_embeddings(ws, tap=True)
+    again = embed.load_or_compute_embeddings(ws)  # by default with the tap at this size
     assert calls == [12, 12]
     np.testing.assert_array_equal(again.mid, tapped.mid)
+
+
+def test_by_default_one_pass_fills_both_tables_up_to_tap_max(ws, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """Whichever step embeds first (the map, the out-of-sample heads, the scan), small data sets get the block's
+    rows in the same pass, so the scan never embeds the images a second time; above TAP_MAX no block rows."""
+    calls = _count_embedded(monkeypatch)
+    first = embed.load_or_compute_embeddings(ws, include_deleted=True)
+    assert calls == [12] and first.mid is not None and first.mid.shape == (13, 192)
+    assert embed.load_or_compute_embeddings(ws, tap=True).mid is not None and calls == [12]
+    monkeypatch.setattr(embed, "TAP_MAX", 5)
+    assert embed.load_or_compute_embeddings(ws).mid is None and calls == [12]
 
 
 def test_the_embedding_step_releases_its_compiled_backbone(ws) -> None:  # noqa: ANN001

@@ -71,6 +71,9 @@ def embedding_model_key(arch: str = DEFAULT_ARCH, size: int | None = None, tap: 
     return fingerprint("emb", model_id(arch), size or arch_spec(arch).input_size, PREPROCESS_VERSION)
 
 
+#: Up to this many images the tapped block is embedded by default (as far as the label check uses it:
+#: ``cleaning.detect.run.MID_MAX``).
+TAP_MAX = 10_000
 #: New images are embedded and written to the cache in chunks of this many (bounded memory, resumable).
 CHUNK = 2048
 ENGINES = ("local", "ray")
@@ -81,7 +84,7 @@ def load_or_compute_embeddings(ws: Workspace, arch: str = DEFAULT_ARCH, size: in
                                progress: Progress | None = None, engine: str = "local",
                                address: str | None = None, workers: int | None = None,
                                on_decoded: Callable[[str, Image.Image], None] | None = None,
-                               tap: bool = False) -> Embedded:
+                               tap: bool | None = None) -> Embedded:
     """Embeddings of the workspace's images, computing only contents (sha256) not cached yet.
 
     Rows follow ``ws.items_frame()`` order, deleted items left out unless ``include_deleted``;
@@ -95,7 +98,9 @@ def load_or_compute_embeddings(ws: Workspace, arch: str = DEFAULT_ARCH, size: in
         on_decoded: ``on_decoded(sha256, image)`` for each new content the local engine decoded at full size
             (see :func:`embed_images`; the scan measures its pixel statistics there). Not called by Ray.
         tap: also the pooled output of the backbone's tapped block (``Embedded.mid``; kept in a second table
-            beside the embeddings, computed in the same pass; None when the architecture has no tap).
+            beside the embeddings, computed in the same pass; None when the architecture has no tap). Default: when
+            the data set has at most :data:`TAP_MAX` images, so every step that embeds fills both tables in one pass
+            (the scan's label check reads the block, :mod:`cleaning.detect.run`).
     Raises:
         CleaningError: unknown engine, Ray missing or unreachable; BackboneUnavailable from the backbone.
     """
@@ -104,6 +109,8 @@ def load_or_compute_embeddings(ws: Workspace, arch: str = DEFAULT_ARCH, size: in
     df = ws.items_frame()
     if not include_deleted:
         df = df[~df["deleted"]]
+    if tap is None:
+        tap = len(df) <= TAP_MAX
     key, spec = embedding_model_key(arch, size), arch_spec(arch)
     table = EmbeddingTable(ws.cache_dir, key, spec.dim)
     side = EmbeddingTable(ws.cache_dir, embedding_model_key(arch, size, tap=True), spec.tap_dim) \

@@ -364,7 +364,7 @@ def load_or_compute_oos(ws: Workspace, n_folds: int = 5, seed: int = 0, c: float
     from ..data.cache import fingerprint, load_arrays, save_arrays
     from .embed import load_or_compute_embeddings
 
-    emb = emb if emb is not None else load_or_compute_embeddings(ws, tap=mid)
+    emb = emb if emb is not None else load_or_compute_embeddings(ws)
     feats, model_key = (emb.mid, mid_key(emb.model_key)) if mid else (emb.embeddings, emb.model_key)
     if feats is None:
         raise CleaningError("no tapped-block features for these embeddings", hint="embed with tap=True")

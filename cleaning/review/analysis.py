@@ -39,7 +39,7 @@ from ..data.cache import fingerprint, load_arrays, save_arrays
 from ..data.hosted import trim_memory
 from ..detect import ISSUE_COLUMNS, issues_frame
 from ..detect.memo import MEMO_VERSION, ScanMemo
-from ..detect.run import MID_MAX, DetectorInputs, MidLayer, run_detectors
+from ..detect.run import DetectorInputs, MidLayer, run_detectors
 from .pixels import PixelsFromEmbedding, load_or_compute_pixels
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
     measured = PixelsFromEmbedding()  # pixel statistics from the embedding's own decode where it is full-size
     emb = load_or_compute_embeddings(
         ws, progress=lambda d, n: _say(progress, f"embedding {d}/{n} new images", 0.5 * d / max(n, 1)),
-        on_decoded=measured, tap=len(df) <= MID_MAX)
+        on_decoded=measured)  # with the tapped block up to TAP_MAX images (the label check's other layer)
     _say(progress, "out-of-sample predictions", 0.5)
     oos = load_or_compute_oos(ws, emb=emb)
     oos_mid = load_or_compute_oos(ws, emb=emb, mid=True) if emb.mid is not None and len(oos.vocab) > 1 else None
