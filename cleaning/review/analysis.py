@@ -119,6 +119,9 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
 
         res = run_detectors(inputs, relearn=relearn, keep=keep,
                             progress=lambda step, f: _say(progress, f"looking for {step}", 0.72 + 0.27 * f))
+        if res.label_layer != "embedding":
+            _say(progress, "label errors read on the backbone's earlier block: its classifier fits your labels "
+                           "clearly better than the final embedding's", 0.99)
         ls = res.labels
         tables.append(res.issues)
         labels_ = [vocab[i] for i in y]
