@@ -37,7 +37,8 @@ OnDecoded = Callable[[int, Image.Image], None]
 
 
 class Engine(Protocol):
-    """Runs a batch B×3×H×W float32 through the backbone, returning B×D float32."""
+    """Runs a batch B×3×H×W float32 through the backbone, returning B×D float32 (B×(dim + tap_dim) for the
+    tapped model: :func:`get_engine`)."""
 
     method: str
 
@@ -168,7 +169,7 @@ def resolve_method(method: str) -> str:
 
 
 def get_engine(arch: str = DEFAULT_ARCH, size: int | None = None, method: str = "auto",
-               threads: int | None = None, lanes: int = 1, tap: bool = False) -> Engine:
+               threads: int | None = None, lanes: int = 1, tap: bool = True) -> Engine:
     """A ready backbone runner (cached per process).
 
     Args:
@@ -178,7 +179,9 @@ def get_engine(arch: str = DEFAULT_ARCH, size: int | None = None, method: str = 
         threads: intra-op threads; default all usable CPUs.
         lanes: how many threads will call the engine side by side (:func:`_lanes`): OpenVINO gets one stream
             per lane; an ONNX Runtime session runs concurrent calls in parallel by itself.
-        tap: return the tapped block's pooled output after the embedding (:func:`onnx_file`).
+        tap: the tapped model (:func:`onnx_file`): each row is the embedding's ``dim`` columns, then the tapped
+            block's pooled output (when the architecture has one). Default, so every step shares one exported file
+            and one compiled engine; ``False``: the plain backbone.
     Raises:
         CleaningError: unknown method, or ``onnx`` without onnxruntime; BackboneUnavailable from the backbone.
     """
@@ -331,7 +334,9 @@ def embed_images(paths: Sequence[str | Path], arch: str = DEFAULT_ARCH, size: in
     lanes = threads if laned else 1
     # ``method`` as asked: ``auto`` may fall back to another laned runtime
     tap = tap and spec.tap >= 0
-    engine = get_engine(arch, size, method, 1 if laned else threads, lanes=lanes, tap=tap)
+    # always the tapped model (the block's columns cost nothing): one exported file and one compiled engine per
+    # process whoever embeds (the scan, the map, the trainer's probe features)
+    engine = get_engine(arch, size, method, 1 if laned else threads, lanes=lanes)
     out = np.zeros((len(paths), spec.dim), dtype=np.float32)
     mid = np.zeros((len(paths), spec.tap_dim), dtype=np.float32) if tap else None
     errors: dict[int, str] = {}

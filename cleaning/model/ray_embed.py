@@ -38,7 +38,7 @@ class _Embedder:
         from .engines import get_engine
 
         self.arch, self.size, self.tap = arch, size, tap
-        get_engine(arch, size, threads=1, tap=tap)  # one session per actor, loaded once
+        get_engine(arch, size, threads=1)  # one session per actor, loaded once (the tapped model, as embed_images)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from .engines import embed_images

@@ -106,10 +106,12 @@ def probe_features(learn: Any, dl: Any, arch: str, size: int, should_stop: Calla
     """
     import torch
 
+    from .backbone import arch_spec
     from .embed import get_engine, l2_normalise
 
+    dim = arch_spec(arch).dim
     try:
-        engine = get_engine(arch, size)
+        engine = get_engine(arch, size)  # the scan's engine: its first columns are the embedding
     except CleaningError:
         engine = None
     body, head = learn.model[0], learn.model[1]
@@ -121,7 +123,7 @@ def probe_features(learn: Any, dl: Any, arch: str, size: int, should_stop: Calla
                 raise TrainingStopped("training stopped before the probe was fitted")
             x = b[0].as_subclass(torch.Tensor).float()
             if engine is not None:
-                out.append(l2_normalise(engine(np.ascontiguousarray(x.numpy()))))
+                out.append(l2_normalise(engine(np.ascontiguousarray(x.numpy()))[:, :dim]))
             else:
                 out.append(head.features(body(x.contiguous(memory_format=torch.channels_last))).float().numpy())
             done[0] += len(x)
