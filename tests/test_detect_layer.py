@@ -128,3 +128,50 @@ def test_above_mid_max_images_the_embedding_alone_is_used(digits: dict, monkeypa
 
     monkeypatch.setattr(run, "MID_MAX", 100)
     assert _scan(digits, True).label_layer == "embedding"
+
+
+@pytest.fixture(scope="module")
+def digit_tree(tmp_path_factory: pytest.TempPathFactory, digits: dict):  # noqa: ANN201 — a Workspace
+    """The same 800 digits and 4 photos as a folder-per-class tree, each file under its given (noisy) label."""
+    import shutil
+
+    from cleaning.data.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("digit_tree") / "data"
+    for i, (p, y) in enumerate(zip(digits["paths"], digits["y"])):
+        (root / str(y)).mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, root / str(y) / f"{i:04d}{Path(p).suffix}")
+    return Workspace.open(root)
+
+
+def test_the_scan_and_the_review_pages_read_block_5_on_digits(digit_tree, digits: dict) -> None:  # noqa: ANN001
+    """End to end on the tree: the scan says it read label errors on the block, its label rows name wrong digits,
+    and the predictions the confusion matrix and the map show are the block's heads (they agree with the rows)."""
+    from cleaning.model.oos import load_or_compute_oos
+    from cleaning.review import analysis
+    from cleaning.review.state import Analysis
+
+    said: list[str] = []
+    issues = analysis.find_issues(digit_tree, progress=lambda what, f: said.append(what))
+    assert any("earlier block" in s for s in said), said
+    labels = issues[issues["issue"] == "label"]
+    rows = [int(Path(p).stem) for p in labels["path"]]
+    planted = (digits["y"] != digits["true"]) & (digits["true"] >= 0)
+    hit = planted[rows]
+    assert hit.mean() >= 0.7 and hit.sum() >= 0.6 * planted.sum()  # precision, recall (0.93, 0.78 when written)
+    preds = Analysis(digit_tree).predictions()
+    assert preds is not None
+    block = load_or_compute_oos(digit_tree, mid=True)
+    np.testing.assert_array_equal(preds.pred_probs, block.pred_probs)
+    assert list(preds.item_ids) == list(block.item_ids)
+
+
+def test_on_photos_the_review_pages_keep_the_embeddings_predictions(tmp_path: Path, tmp_path_factory, monkeypatch) -> None:  # noqa: ANN001
+    from cleaning.model.oos import load_or_compute_oos
+    from cleaning.review.state import Analysis
+    from tests.conftest import demo_subset_workspace
+
+    ws = demo_subset_workspace(tmp_path, tmp_path_factory, monkeypatch, per_class=16)
+    preds = Analysis(ws).predictions()
+    assert preds is not None
+    np.testing.assert_array_equal(preds.pred_probs, load_or_compute_oos(ws).pred_probs)

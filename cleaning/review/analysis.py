@@ -39,11 +39,12 @@ from ..data.cache import fingerprint, load_arrays, save_arrays
 from ..data.hosted import trim_memory
 from ..detect import ISSUE_COLUMNS, issues_frame
 from ..detect.memo import MEMO_VERSION, ScanMemo
-from ..detect.run import DetectorInputs, MidLayer, run_detectors
+from ..detect.run import MID_MAX, DetectorInputs, MidLayer, prefers_mid, run_detectors
 from .pixels import PixelsFromEmbedding, load_or_compute_pixels
 
 if TYPE_CHECKING:
     from ..data.workspace import Workspace
+    from ..model.oos import OOS
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,21 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
     if corrupt:
         issues = pd.concat([issues, pd.DataFrame(corrupt, columns=QUEUE_COLUMNS)], ignore_index=True)
     return rank(issues), scores.reset_index(drop=True)
+
+
+def load_or_compute_predictions(ws: Workspace) -> OOS:
+    """The out-of-sample predictions of the layer the scan's label check reads (:func:`cleaning.detect.run.prefers_mid`):
+    the embedding's heads, or the tapped block's when they explain the current labels clearly better — what the
+    confusion matrix and the map's prediction colour show, so they agree with the Issues page's label rows."""
+    from ..model.embed import load_or_compute_embeddings
+    from ..model.oos import encode_labels, load_or_compute_oos
+
+    emb = load_or_compute_embeddings(ws)
+    oos = load_or_compute_oos(ws, emb=emb)
+    if emb.mid is None or len(oos.vocab) < 2 or len(oos.item_ids) > MID_MAX:
+        return oos
+    mid = load_or_compute_oos(ws, emb=emb, mid=True)
+    return mid if prefers_mid(encode_labels(oos.labels, oos.vocab), oos.pred_probs, mid.pred_probs) else oos
 
 
 def _semantic(x: np.ndarray, vocab: list[str]) -> np.ndarray | None:

@@ -32,13 +32,12 @@ def warm_workspace(ws: Workspace, steps: Callable[[str], None] | None = None) ->
     Raises:
         CleaningError: the backbone is unavailable (nothing else can be computed then).
     """
-    from ..model.oos import load_or_compute_oos
     from ..model.projection import load_or_compute_projection
-    from .analysis import load_or_find_issues
+    from .analysis import load_or_compute_predictions, load_or_find_issues
 
     say = steps or (lambda _t: None)
     say("Embedding the images (the backbone is exported to ONNX first, once per server)…")
-    load_or_compute_oos(ws)
+    load_or_compute_predictions(ws)
     say("Finding issues…")
     load_or_find_issues(ws)
     say("Drawing the map…")

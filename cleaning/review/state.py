@@ -57,12 +57,12 @@ class Analysis:
         the reason in :attr:`predictions_error`, when they cannot be computed."""
         with self._lock:
             if refresh or not self._tried_preds:
-                from ..model.oos import load_or_compute_oos
+                from .analysis import load_or_compute_predictions
 
                 try:
                     with self.ws.pinned() as snap:  # one data-set version for embeddings and labels
                         version = snap.version
-                        oos = load_or_compute_oos(self.ws)
+                        oos = load_or_compute_predictions(self.ws)
                 except CleaningError as e:
                     version = self.ws.store.version_key()
                     self._preds, self.predictions_error = None, e
