@@ -38,14 +38,15 @@ def test_predictions_are_kept_until_refresh_and_go_stale_after_a_decision(ws: Wo
     assert not a.has_predictions and not a.predictions_stale()
     first = a.predictions()
     assert first is not None and len(first.item_ids) == 24 and a.has_predictions
-    calls: list[int] = []
+    calls: list[bool] = []  # one per out-of-sample fit asked for: on the block (True) or the embedding (False)
     real = oos.load_or_compute_oos
-    monkeypatch.setattr(oos, "load_or_compute_oos", lambda w: calls.append(1) or real(w))
+    monkeypatch.setattr(oos, "load_or_compute_oos", lambda w, **k: calls.append(k.get("mid", False)) or real(w, **k))
     ws.store.record([first.item_ids[0]], "delete")
     assert a.predictions_stale()
     assert a.predictions() is first and calls == []  # reviewing never waits for a recomputation
     again = a.predictions(refresh=True)
-    assert calls == [1] and again is not first and len(again.item_ids) == 23 and not a.predictions_stale()
+    # both layers' heads, for the one the label check reads (cleaning.review.analysis.load_or_compute_predictions)
+    assert calls == [False, True] and again is not first and len(again.item_ids) == 23 and not a.predictions_stale()
 
 
 def test_issue_table_is_computed_once_and_compute_false_never_computes(ws: Workspace) -> None:
@@ -64,7 +65,7 @@ def test_issue_table_is_computed_once_and_compute_false_never_computes(ws: Works
 def test_errors_are_held_not_raised(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     import cleaning.model.oos as oos
 
-    def boom(_ws: Workspace) -> None:
+    def boom(_ws: Workspace, **_kw: object) -> None:
         raise CleaningError("no model here", "install it")
 
     monkeypatch.setattr(oos, "load_or_compute_oos", boom)
