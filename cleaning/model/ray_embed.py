@@ -101,8 +101,8 @@ def embed_with_ray(table: EmbeddingTable, shas: Sequence[str], paths: Sequence[s
         bs = batch_size or batch_size_for(mem)
         items = [{"i": i, "path": str(p)} for i, p in enumerate(paths)]
         ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), max(4 * n_workers, len(items) // bs))))
-        out = ds.map_batches(_Embedder, fn_constructor_kwargs={"arch": arch, "size": size, "tap": side is not None}, batch_size=bs,
-                             concurrency=n_workers, num_cpus=1, batch_format="numpy")
+        out = ds.map_batches(_Embedder, fn_constructor_kwargs={"arch": arch, "size": size, "tap": side is not None},
+                             batch_size=bs, concurrency=n_workers, num_cpus=1, batch_format="numpy")
         done = since = 0
         for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
             idx = np.asarray(batch["i"], dtype=np.int64)
