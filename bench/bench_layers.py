@@ -1,8 +1,8 @@
 """The label check on another layer of the backbone (issue 9, eleventh session; ``bench/results/photos.md``).
 
-    python bench/bench_layers.py [--sets photos,d650] [--seeds 1,…,10] [--block 5] [--mode block|blendnb] [--held 435]
+    python bench/bench_layers.py [--sets photos,d650] [--seeds 1,…,10] [--mode block|blendnb|concat|final|choose] [--held 435]
 
-The final 1,280-d embedding is what the product's label check uses. Block ``--block``'s output, average-pooled
+The final 1,280-d embedding is what the product's label check uses by default. Block 5's output, average-pooled
 (192-d for block 5 of EfficientNet-Lite0), holds more of the shape: on 650 handwritten digits a linear probe
 reaches 0.937 on it against 0.912 on the final embedding, while photos prefer the final layer. Here the label check
 (out-of-sample heads, the re-learning pass, the neighbour votes) runs on that layer instead — ``block`` — or on
@@ -12,14 +12,14 @@ zero-shot check on). Per set it prints label P / R / F1 (as ``bench/label_driver
 on the given labels of both layers, and for digit sets acting on the flags (drop every flagged file, the product
 head on the *final* embedding, ``--held`` clean digits per class held out; 435 = every digit not in a 650 set).
 
-The block features come from a torch forward hook (the product's preprocessing, ``engines.load_for_model``) and
-are cached under ``bench/out/layers``; the per-set evidence is ``bench/label_driver.py``'s cache.
+The block features are the product's own (the tapped backbone's rows, ``bench_photos.embed_mid``); ``final`` is the
+embedding alone, ``concat`` both layers side by side, ``choose`` the scan's rule (:func:`cleaning.detect.run.prefers_mid`).
+The per-set evidence is ``bench/label_driver.py``'s cache.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 
@@ -30,43 +30,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 import label_driver as ld  # noqa: E402
 import realsets  # noqa: E402
-
-OUT = REPO / "bench" / "out" / "layers"
-
-
-class BlockFeatures:
-    """Average-pooled output of one block of the backbone, per image path (cached as .npy files)."""
-
-    def __init__(self, block: int) -> None:
-        import torch
-
-        from cleaning.model.backbone import DEFAULT_ARCH, arch_spec, create_backbone
-
-        self.block, self.spec = block, arch_spec(DEFAULT_ARCH)
-        self.model = create_backbone(DEFAULT_ARCH).eval()
-        self.got: dict = {}
-        self.model.blocks[block].register_forward_hook(
-            lambda mod, inp, out: self.got.__setitem__("f", out.mean(dim=(2, 3)).numpy()))
-        torch.set_num_threads(2)
-        OUT.mkdir(parents=True, exist_ok=True)
-
-    def _file(self, path: str) -> Path:
-        return OUT / f"b{self.block}-{hashlib.sha1(str(path).encode()).hexdigest()[:16]}.npy"
-
-    def __call__(self, paths: list[str]) -> np.ndarray:
-        import torch
-
-        from cleaning.model.engines import l2_normalise, load_for_model, to_array
-
-        todo = [p for p in paths if not self._file(p).exists()]
-        for s in range(0, len(todo), 16):
-            part = todo[s:s + 16]
-            batch = to_array([load_for_model(p, self.spec.input_size) for p in part], self.spec.mean, self.spec.std)
-            with torch.inference_mode():
-                self.model(torch.from_numpy(batch))
-            for p, f in zip(part, self.got["f"]):
-                np.save(self._file(p), f)
-        return l2_normalise(np.stack([np.load(self._file(p)) for p in paths]))
+from bench_photos import embed_mid  # noqa: E402
 
 
 def rule_on(xb: np.ndarray, ev: dict, mode: str, fg: np.ndarray):  # noqa: ANN201 — returns an apply_rule for label_driver.score
@@ -74,12 +38,13 @@ def rule_on(xb: np.ndarray, ev: dict, mode: str, fg: np.ndarray):  # noqa: ANN20
     block's out-of-sample accuracy on the given labels."""
     from cleaning.detect import compute_neighbours
     from cleaning.detect.label import K_NEIGHBOURS
+    from cleaning.detect.run import mid_gain_z
     from cleaning.model.oos import compute_oos_pred_probs
 
     cp, vocab = ev.get("copies"), ev["vocab"]  # the scan's copy groups (neighbours) and the folds' groups (fg)
     if mode == "final":
         xb, mode = ev["x"], "block"
-    if mode == "choose":  # the product's rule: the block when its heads predict the given labels more often
+    if mode == "choose":  # the product's rule: the block when its heads explain the given labels clearly better
         from cleaning.detect.run import prefers_mid
 
         probs_b = compute_oos_pred_probs(xb, ev["y"], vocab, groups=fg)
@@ -98,8 +63,7 @@ def rule_on(xb: np.ndarray, ev: dict, mode: str, fg: np.ndarray):  # noqa: ANN20
     probs = probs_b if mode == "block" else (probs_b + ev["probs"]) / 2
     nb = compute_neighbours(xb, K_NEIGHBOURS, cp)
     lp = [np.log(np.maximum(q[np.arange(len(q)), ev["y"]], 1e-6)) for q in (ev["probs"], probs_b)]
-    d = lp[1] - lp[0]
-    ll = [float(lp[0].mean()), float(lp[1].mean()), float(d.mean() / (d.std() / np.sqrt(len(d)) + 1e-12))]
+    ll = [float(lp[0].mean()), float(lp[1].mean()), mid_gain_z(ev["y"], ev["probs"], probs_b)]
     return (lambda e: ld.apply_rule(e, probs, nb, heads)), float((probs_b.argmax(1) == ev["y"]).mean()), ll
 
 
@@ -107,16 +71,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sets", default="photos,d650")
     ap.add_argument("--seeds", default="1,2,3,4,5,6,7,8,9,10")
-    ap.add_argument("--block", type=int, default=5)
     ap.add_argument("--mode", choices=["block", "blendnb", "concat", "final", "choose"], default="block")
     ap.add_argument("--held", type=int, default=435)
     a = ap.parse_args()
-    feats = BlockFeatures(a.block)
     rs = []
     for s, held in realsets.chosen_sets(realsets.base_images(), a.sets, a.seeds, held_out=a.held):
         ev = ld.evidence(s)
         fg = ld.set_inputs(s, ld.embed, ld.pixels)[-1]
-        apply, acc_b, ll = rule_on(feats(list(ev["paths"])), ev, a.mode, fg)
+        apply, acc_b, ll = rule_on(embed_mid(list(ev["paths"])), ev, a.mode, fg)
         r = ld.score(ev, False, apply)
         r["acc"] = (float((ev["probs"].argmax(1) == ev["y"]).mean()), acc_b)
         line = (f"{r['key']:22s} P {r['P']:.2f} R {r['R']:.2f} F1 {r['F1']:.3f} | out-of-sample accuracy on the "
@@ -137,7 +99,7 @@ def main() -> None:
             gained = np.sum([r["rt"]["drop"] - r["rt"]["noisy"] for r in g])
             lost = np.sum([r["rt"]["oracle"] - r["rt"]["noisy"] for r in g])
             extra = f"; acting on the flags {np.mean([r['rt']['rec'] for r in g]):.0%} (pooled {gained / lost:.0%})"
-        print(f"== {prefix} ({a.mode}, block {a.block}): P {m['P']:.3f} R {m['R']:.3f} F1 {m['F1']:.3f} "
+        print(f"== {prefix} ({a.mode}): P {m['P']:.3f} R {m['R']:.3f} F1 {m['F1']:.3f} "
               f"right {m['right']:.3f}; the block's accuracy is higher on {picks} of {len(g)} sets{extra}")
 
 

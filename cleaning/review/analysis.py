@@ -44,6 +44,7 @@ from .pixels import PixelsFromEmbedding, load_or_compute_pixels
 
 if TYPE_CHECKING:
     from ..data.workspace import Workspace
+    from ..model.embed import Embedded
     from ..model.oos import OOS
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def _say(progress: Progress | None, what: str, frac: float) -> None:
 def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(issues, scores) over the non-deleted images, computed now."""
     from ..model.embed import load_or_compute_embeddings
-    from ..model.oos import encode_labels, load_or_compute_oos, make_groups, mid_key, relearn_pred_probs
+    from ..model.oos import encode_labels, make_groups, mid_key, relearn_pred_probs
 
     df = ws.items_frame(include_deleted=False)
     _say(progress, f"embedding {len(df)} images", 0.0)
@@ -79,8 +80,7 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
         ws, progress=lambda d, n: _say(progress, f"embedding {d}/{n} new images", 0.5 * d / max(n, 1)),
         on_decoded=measured)  # with the tapped block up to TAP_MAX images (the label check's other layer)
     _say(progress, "out-of-sample predictions", 0.5)
-    oos = load_or_compute_oos(ws, emb=emb)
-    oos_mid = load_or_compute_oos(ws, emb=emb, mid=True) if emb.mid is not None and len(oos.vocab) > 1 else None
+    oos, oos_mid = _heads(ws, emb)
     _say(progress, f"out-of-sample predictions {oos.how}", 0.54)
     sub = df.set_index("item_id").loc[emb.item_ids].reset_index()
     stats, thumbs, pix_errors = load_or_compute_pixels(ws, sub, progress, measured)
@@ -150,14 +150,21 @@ def load_or_compute_predictions(ws: Workspace) -> OOS:
     the embedding's heads, or the tapped block's when they explain the current labels clearly better — what the
     confusion matrix and the map's prediction colour show, so they agree with the Issues page's label rows."""
     from ..model.embed import load_or_compute_embeddings
-    from ..model.oos import encode_labels, load_or_compute_oos
+    from ..model.oos import encode_labels
 
-    emb = load_or_compute_embeddings(ws)
-    oos = load_or_compute_oos(ws, emb=emb)
-    if emb.mid is None or len(oos.vocab) < 2 or len(oos.item_ids) > MID_MAX:
+    oos, mid = _heads(ws, load_or_compute_embeddings(ws))
+    if mid is None or len(oos.item_ids) > MID_MAX:
         return oos
-    mid = load_or_compute_oos(ws, emb=emb, mid=True)
     return mid if prefers_mid(encode_labels(oos.labels, oos.vocab), oos.pred_probs, mid.pred_probs) else oos
+
+
+def _heads(ws: Workspace, emb: Embedded) -> tuple[OOS, OOS | None]:
+    """Out-of-sample predictions on the embeddings and, when ``emb`` has the tapped block's rows and there is
+    more than one class, on the block (both cached)."""
+    from ..model.oos import load_or_compute_oos
+
+    oos = load_or_compute_oos(ws, emb=emb)
+    return oos, load_or_compute_oos(ws, emb=emb, mid=True) if emb.mid is not None and len(oos.vocab) > 1 else None
 
 
 def _semantic(x: np.ndarray, vocab: list[str]) -> np.ndarray | None:
