@@ -179,29 +179,12 @@ def _png(im: Image.Image) -> bytes:
 
 def embed_items(items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings of every item (N×1280) and its tapped-block rows (N×192, the label check's other layer), from
-    content-addressed caches under ``OUT/cache``."""
-    from cleaning.data.cache import EmbeddingTable
-    from cleaning.data.images import file_sha256
-    from cleaning.model.embed import embed_images, embedding_model_key
+    content-addressed caches under ``OUT/cache`` (:mod:`embedcache`)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from embedcache import tables
 
-    shas = [file_sha256(Path(p)) for p in items["path"]]
-    table = EmbeddingTable(OUT / "cache", embedding_model_key(), 1280)
-    side = EmbeddingTable(OUT / "cache", embedding_model_key(tap=True), 192)
-    todo = list(dict.fromkeys(table.missing(shas) + side.missing(shas)))
-    if todo:
-        where = dict(zip(shas, items["path"]))
-        t0 = time.time()
-        res = embed_images([where[s] for s in todo], tap=True,
-                           progress=lambda d, n: print(f"\rembedding {d}/{n}", end="", flush=True))
-        print(f"\nembedded {len(todo)} images in {time.time() - t0:.0f} s")
-        if res.errors:
-            raise RuntimeError(f"benchmark images failed to embed: {res.errors}")
-        table.add(todo, res.embeddings)
-        side.add(todo, res.mid)
-        side.save()
-        table.save()
+    table, side, shas = tables(OUT / "cache", list(items["path"]))
     return table.get(shas), side.get(shas)
-
 
 
 # ---- planting problems -------------------------------------------------------------------------

@@ -39,30 +39,10 @@ SEEDS_650 = list(range(1, 11))
 
 
 def _tables(paths: list[str]) -> tuple:
-    """(embedding table, tapped-block table, sha256s) from the content-addressed cache, embedding what is missing
-    in either (one pass, as the scan's ``load_or_compute_embeddings(tap=True)``)."""
-    from cleaning.data.cache import EmbeddingTable
-    from cleaning.data.images import file_sha256
-    from cleaning.model.backbone import arch_spec
-    from cleaning.model.embed import embed_images, embedding_model_key
+    """(embedding table, tapped-block table, sha256s) from the content-addressed cache (:mod:`embedcache`)."""
+    from embedcache import tables
 
-    shas = [file_sha256(Path(p)) for p in paths]
-    table = EmbeddingTable(realsets.OUT / "cache", embedding_model_key(), 1280)
-    side = EmbeddingTable(realsets.OUT / "cache", embedding_model_key(tap=True), arch_spec("tf_efficientnet_lite0").tap_dim)
-    todo = list(dict.fromkeys(table.missing(shas) + side.missing(shas)))
-    if todo:
-        where = dict(zip(shas, paths))
-        t0 = time.time()
-        res = embed_images([where[s] for s in todo], progress=lambda d, n: print(f"\rembedding {d}/{n}", end="",
-                                                                                  flush=True), tap=True)
-        print(f"\nembedded {len(todo)} in {time.time() - t0:.0f} s", flush=True)
-        if res.errors:
-            raise RuntimeError(res.errors)
-        table.add(todo, res.embeddings)
-        side.add(todo, res.mid)
-        side.save()
-        table.save()
-    return table, side, shas
+    return tables(realsets.OUT / "cache", paths)
 
 
 def embed(paths: list[str]) -> tuple[np.ndarray, list[str]]:
