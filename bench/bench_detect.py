@@ -322,7 +322,7 @@ def run_offtopic(items: pd.DataFrame, emb: np.ndarray, pool: str, off_pool: str,
         ys = np.concatenate([y, rng.integers(0, len(vocab), m)])
         truth = np.r_[np.zeros(len(y), bool), np.ones(m, bool)]
         ours = compute_outlier_scores(xs, ys)
-        junk = compute_junk_groups(xs, ys, ours.own, outlier_z=ours.unfit, break_z=ours.break_z)
+        junk = compute_junk_groups(xs, ys, ours.own, outlier_z=ours.unfit, break_z=ours.break_z, lonely=ours.lonely)
         cl = OutOfDistribution().fit_score(features=xs)
         out.append({"pool": pool, "seed": seed, "n_offtopic": m, "n": len(ys),
                     "ours": {**prf(ours.flagged, truth), "auroc": roc_auc_score(truth, ours.score)},

@@ -88,7 +88,7 @@ def main() -> None:
             line += f" | acting on the flags {r['rt']['rec']:.0%}"
         print(line, flush=True)
         rs.append(r)
-    for prefix in ("photos", "digits-650", "digits-4000"):
+    for prefix in ("photos", "animals", "digits-650", "digits-4000"):
         g = [r for r in rs if r["key"].startswith(prefix)]
         if not g:
             continue

@@ -176,11 +176,14 @@ def _cleanvision(paths: list[str], truth: set) -> dict | None:
 
 
 def run_all(sets: list[pd.DataFrame], digit: list, embed: Callable, pixels: Callable,
-            mid: Callable | None = None) -> dict:
-    res: dict = {"photos": [], "digits": [], "retrain": []}
+            mid: Callable | None = None, animals: list[pd.DataFrame] | None = None) -> dict:
+    res: dict = {"photos": [], "animals": [], "digits": [], "retrain": []}
     for s in sets:
         res["photos"].append(score_set(s, embed, pixels, mid=mid))
         _say(res["photos"][-1])
+    for s in animals or []:  # the held-out class composition: ours only
+        res["animals"].append(score_set(s, embed, pixels, peers=False, mid=mid))
+        _say(res["animals"][-1])
     for s, held in digit:
         res["digits"].append(score_set(s, embed, pixels, peers=len(s) < 1000, mid=mid))
         _say(res["digits"][-1])

@@ -179,7 +179,7 @@ def main() -> None:
                     f"rec {r['rt']['rec']:.0%}"
         print(line, flush=True)
         rs.append(r)
-    for prefix in ("photos", "digits-650", "digits-4000"):
+    for prefix in ("photos", "animals", "digits-650", "digits-4000"):
         g = [r for r in rs if r["key"].startswith(prefix)]
         if g:
             m = {k: np.mean([r[k] for r in g]) for k in ("P", "R", "F1", "right")}

@@ -1,6 +1,6 @@
 """Iterating on the off-topic rule (issue 9): every benchmark set through the pipeline, label scores cached.
 
-    python bench/offtopic_driver.py [--sets photos,d650,d4000] [--seeds 1,2,3] [--detail]
+    python bench/offtopic_driver.py [--sets photos,animals,d650,d4000] [--seeds 1,2,3] [--detail]
 
 The label detector (the slow part: three re-learning passes) does not depend on the off-topic rule, so
 its scores are cached per set under ``/tmp/offtopic_cache`` (or ``$OFFTOPIC_CACHE``; delete the folder after a
@@ -131,13 +131,13 @@ def main() -> None:
     a = ap.parse_args()
     sets = [s for s, _ in realsets.chosen_sets(realsets.base_images(), a.sets, a.seeds)]
     rs = [run_set(s, a.detail, a.groups, not a.no_mid) for s in sets]
-    for prefix in ("photos", "digits-650", "digits-4000"):
+    for prefix in ("photos", "animals", "digits-650", "digits-4000"):
         g = [r for r in rs if r["key"].startswith(prefix)]
         if g:
             P = np.array([r["P"] for r in g])
             R = np.array([r["R"] for r in g])
             extra = ""
-            if prefix == "photos":
+            if prefix in ("photos", "animals"):
                 jo = np.mean([r["junk_out"] for r in g])
                 jl = np.mean([r["junk_lab"] for r in g])
                 sg = np.mean([int(r["single"].split("/")[0]) / int(r["single"].split("/")[1]) for r in g])

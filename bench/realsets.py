@@ -5,6 +5,9 @@ Sources (all real images; written once under ``bench/out/real/base``):
 * **Class photos** — Debian ``tuxpaint-stamps-default`` (GPL-2+): photo stamps cut out on transparent
   backgrounds, flattened onto white; classes bird, mammal, fruit, vegetable, flower. Cartoon stamps,
   ``_back`` and ``_mirror`` variants are skipped.
+* **A second class composition** (``ANIMAL_CLASSES``, ``--sets animals``): bird, mammal (with marsupials), insect,
+  fish (with shellfish), flower — the same junk, singles, noise and copies over classes with no fruit or
+  vegetables, to check the rules on classes they were not tuned on.
 * **Look-alike junk clusters** (one per set, filed round-robin under *every* class, ~8 % of the set):
   ``space`` (Tux Paint sun, planets and moons + ``skimage.data.moon``), ``coins`` (Tux Paint US and euro
   coins), ``vehicles`` (Tux Paint cars, trucks, planes, ships; photo stamps only).
@@ -36,6 +39,12 @@ STAMPS = Path("/usr/share/tuxpaint/stamps")
 OPENCV = Path("/usr/share/doc/opencv-doc/examples/data")
 CLASSES = {"bird": "animals/birds", "mammal": "animals/mammals", "fruit": "food/fruit",
            "vegetable": "food/vegetables", "flower": "plants/flowers"}
+#: A second class composition, kept out of every tuning: animals and flowers, no fruit or vegetables (whose
+#: round members look like the space cluster's planets). ``--sets animals`` in the drivers; set names
+#: ``animals-<cluster>``.
+ANIMAL_CLASSES = {"bird": ["animals/birds"], "mammal": ["animals/mammals", "animals/marsupials"],
+                  "insect": ["animals/insects"], "fish": ["animals/fish", "animals/shellfish"],
+                  "flower": ["plants/flowers"]}
 CLUSTERS = {"space": ["space/planets", "space/moon"], "coins": ["symbols/money/us/coins", "symbols/money/euro/coins"],
             "vehicles": ["vehicles"]}
 SINGLE_STAMPS = ["household", "hobbies", "sports", "medical"]
@@ -149,6 +158,11 @@ def base_images() -> pd.DataFrame:
         for p in _stamps(sub)[:6]:
             put(f"single-{sub}_{p.stem}", lambda p=p: _flatten(Image.open(p)), "single", "",
                 f"tuxpaint:{p.relative_to(STAMPS)}")
+    for label, subs in ANIMAL_CLASSES.items():
+        for sub in subs:
+            for p in _stamps(sub):
+                put(f"{label}-{p.stem}", lambda p=p: _flatten(Image.open(p)), "animals", label,
+                    f"tuxpaint:{p.relative_to(STAMPS)}")
     sheet = np.asarray(Image.open(OPENCV / "digits.png").convert("L"))
     for d in range(10):
         for j in range(500):
@@ -206,12 +220,13 @@ def _exact(src: str) -> str:
     return str(out)
 
 
-def photo_set(base: pd.DataFrame, seed: int, cluster: str) -> pd.DataFrame:
+def photo_set(base: pd.DataFrame, seed: int, cluster: str, classes: str = "class") -> pd.DataFrame:
     """All class photos, 10 % wrong labels, one look-alike junk cluster (~8 %), 6 singles, 8 exact and
-    20 near copies."""
+    20 near copies. ``classes``: ``"class"`` (bird, mammal, fruit, vegetable, flower) or ``"animals"``
+    (:data:`ANIMAL_CLASSES`, the held-out composition)."""
     rng = np.random.default_rng(seed)
-    clean = base[base["pool"] == "class"].reset_index(drop=True)
-    vocab = sorted(CLASSES)
+    clean = base[base["pool"] == classes].reset_index(drop=True)
+    vocab = sorted(CLASSES if classes == "class" else ANIMAL_CLASSES)
     members = base[base["pool"] == f"cluster:{cluster}"]
     n_junk = min(len(members), max(len(vocab), int(round(0.08 * len(clean)))))
     junk = members.iloc[rng.choice(len(members), n_junk, replace=False)]
@@ -219,7 +234,7 @@ def photo_set(base: pd.DataFrame, seed: int, cluster: str) -> pd.DataFrame:
     kinds = singles["key"].str.split("_").str[0]
     picks = [rng.choice(np.flatnonzero(kinds == k)) for k in rng.permutation(kinds.unique())[:6]]
     s = _plant(clean, vocab, rng, pd.concat([junk, singles.iloc[picks]]), 8, 20, 0.10)
-    return s.assign(set=f"photos-{cluster}", seed=seed)
+    return s.assign(set=f"{'photos' if classes == 'class' else classes}-{cluster}", seed=seed)
 
 
 def digit_set(base: pd.DataFrame, seed: int, n: int, held_out: int = 100) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -251,6 +266,8 @@ def chosen_sets(base: pd.DataFrame, sets: str = "photos,d650,d4000", seeds: str 
     out: list[tuple[pd.DataFrame, pd.DataFrame | None]] = []
     if "photos" in want:
         out += [(photo_set(base, sd, c), None) for sd in seed_list for c in CLUSTERS]
+    if "animals" in want:
+        out += [(photo_set(base, sd, c, "animals"), None) for sd in seed_list for c in CLUSTERS]
     for n, tag in ((650, "d650"), (4000, "d4000")):
         if tag in want:
             out += [digit_set(base, sd, n, held_out=held_out) for sd in seed_list]

@@ -272,3 +272,27 @@ def test_the_detectors_report_each_step_as_it_starts() -> None:
                                      "off-topic images and junk groups", "low quality"]
     fracs = [f for _, f in calls]
     assert fracs == sorted(fracs) and fracs[0] == 0.0 and fracs[-1] < 1.0
+
+
+def test_a_loose_group_must_be_farther_apart_than_a_look_alike_one(monkeypatch) -> None:
+    """Junk from one query is look-alike: its members' nearest images (each other) are as close as images' nearest
+    usually are. Odd members of small varied classes also end up each other's nearest, but not close (their
+    ``lonely`` z is high): such a group needs a median ``apart`` z of Z_LOOSE, not Z_APART (real photos: 9 insects
+    and 13 fish among 160 animals, ``realsets.ANIMAL_CLASSES``). The same group, told look-alike or loose."""
+    import cleaning.detect.junk as junk
+
+    rng = np.random.default_rng(0)
+    x, y = _classes(rng)
+    centre = np.zeros(DIM)
+    centre[-1] = 3.0
+    xs = _unit(np.vstack([x, centre + 0.35 * rng.standard_normal((9, DIM))]))
+    ys = np.concatenate([y, np.arange(9) % 3])
+    own = compute_outlier_scores(xs, ys).own
+    z = compute_junk_groups(xs, ys, own).info[0]["z"]
+    alike, loose = np.zeros(len(ys)), np.zeros(len(ys))
+    alike[-9:], loose[-9:] = -1.0, junk.LOOSE + 0.5
+    monkeypatch.setattr(junk, "Z_LOOSE", z + 0.1)  # the group is apart, but less than a loose group must be
+    assert (compute_junk_groups(xs, ys, own, lonely=alike).group[-9:] >= 0).all()
+    assert (compute_junk_groups(xs, ys, own, lonely=loose).group == -1).all()
+    monkeypatch.setattr(junk, "Z_LOOSE", z - 0.1)
+    assert (compute_junk_groups(xs, ys, own, lonely=loose).group[-9:] >= 0).all()

@@ -180,7 +180,8 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None,
     say(2)
     wide = neighbours(K_WIDE)
     out = compute_outlier_scores(x, y, groups=dups.group, pred_probs=ls.model_probs, neighbours=wide)
-    junk = compute_junk_groups(x, y, out.own, dups.group, neighbours=wide, outlier_z=out.unfit, break_z=out.break_z)
+    junk = compute_junk_groups(x, y, out.own, dups.group, neighbours=wide, outlier_z=out.unfit, break_z=out.break_z,
+                               lonely=out.lonely)
     if mid is not None and len(ids) <= MID_MAX and prefers_mid(y, inp.pred_probs, mid.pred_probs):
         lsm = compute_label_scores(y, mid.pred_probs, compute_neighbours(mid.embeddings, K_NEIGHBOURS, dups.group),
                                    relearn=mid.relearn if len(vocab) > 1 else None)
