@@ -1,6 +1,6 @@
 """Iterating on the off-topic rule (issue 9): every benchmark set through the pipeline, label scores cached.
 
-    python bench/offtopic_driver.py [--sets photos,animals,d650,d4000] [--seeds 1,2,3] [--detail]
+    python bench/offtopic_driver.py [--sets photos,animals,d650,d4000 | --classes bird,mammal,flower] [--seeds 1,2,3] [--detail]
 
 The label detector (the slow part: three re-learning passes) does not depend on the off-topic rule, so
 its scores are cached per set under ``/tmp/offtopic_cache`` (or ``$OFFTOPIC_CACHE``; delete the folder after a
@@ -128,16 +128,23 @@ def main() -> None:
     ap.add_argument("--detail", action="store_true")
     ap.add_argument("--groups", action="store_true", help="print every junk group's evidence")
     ap.add_argument("--no-mid", action="store_true", help="the label check on the embedding alone")
+    ap.add_argument("--classes", help="a photo composition of one's own instead of --sets: class names from "
+                    "realsets.CLASSES and ANIMAL_CLASSES, e.g. bird,mammal,flower")
     a = ap.parse_args()
-    sets = [s for s, _ in realsets.chosen_sets(realsets.base_images(), a.sets, a.seeds)]
+    base = realsets.base_images()
+    if a.classes:
+        sets = [realsets.photo_set(base, int(sd), c, a.classes.split(",")) for sd in a.seeds.split(",")
+                for c in realsets.CLUSTERS]
+    else:
+        sets = [s for s, _ in realsets.chosen_sets(base, a.sets, a.seeds)]
     rs = [run_set(s, a.detail, a.groups, not a.no_mid) for s in sets]
-    for prefix in ("photos", "animals", "digits-650", "digits-4000"):
+    for prefix in ("photos", "animals", "digits-650", "digits-4000", *(["+".join(sorted(a.classes.split(",")))] if a.classes else [])):
         g = [r for r in rs if r["key"].startswith(prefix)]
         if g:
             P = np.array([r["P"] for r in g])
             R = np.array([r["R"] for r in g])
             extra = ""
-            if prefix in ("photos", "animals"):
+            if not prefix.startswith("digits"):
                 jo = np.mean([r["junk_out"] for r in g])
                 jl = np.mean([r["junk_lab"] for r in g])
                 sg = np.mean([int(r["single"].split("/")[0]) / int(r["single"].split("/")[1]) for r in g])

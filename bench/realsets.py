@@ -220,13 +220,20 @@ def _exact(src: str) -> str:
     return str(out)
 
 
-def photo_set(base: pd.DataFrame, seed: int, cluster: str, classes: str = "class") -> pd.DataFrame:
+def photo_set(base: pd.DataFrame, seed: int, cluster: str, classes: str | list[str] = "class") -> pd.DataFrame:
     """All class photos, 10 % wrong labels, one look-alike junk cluster (~8 %), 6 singles, 8 exact and
-    20 near copies. ``classes``: ``"class"`` (bird, mammal, fruit, vegetable, flower) or ``"animals"``
-    (:data:`ANIMAL_CLASSES`, the held-out composition)."""
+    20 near copies. ``classes``: ``"class"`` (bird, mammal, fruit, vegetable, flower), ``"animals"``
+    (:data:`ANIMAL_CLASSES`, the held-out composition), or a list of class names from either (a composition
+    of one's own, named ``bird+mammal+…``)."""
     rng = np.random.default_rng(seed)
-    clean = base[base["pool"] == classes].reset_index(drop=True)
-    vocab = sorted(CLASSES if classes == "class" else ANIMAL_CLASSES)
+    if isinstance(classes, str):
+        clean = base[base["pool"] == classes].reset_index(drop=True)
+        vocab = sorted(CLASSES if classes == "class" else ANIMAL_CLASSES)
+    else:
+        vocab = sorted(classes)
+        mine = base["pool"].isin(["class", "animals"]) & base["label"].isin(vocab)
+        clean = base[mine].drop_duplicates("key").reset_index(drop=True)
+        classes = "+".join(vocab)
     members = base[base["pool"] == f"cluster:{cluster}"]
     n_junk = min(len(members), max(len(vocab), int(round(0.08 * len(clean)))))
     junk = members.iloc[rng.choice(len(members), n_junk, replace=False)]
