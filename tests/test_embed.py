@@ -107,6 +107,27 @@ def test_lanes_equal_one_engine_in_order_with_failures_in_place(tmp_path: Path) 
     assert not lanes.embeddings[9].any()
 
 
+def test_openvino_lanes_specialise_a_new_input_shape_one_at_a_time() -> None:
+    """A lane's first call at a shape its request has not run waits for any other such call (two at once hung
+    once on 2 cores, ``OpenVinoEngine``); a call at a shape it has run does not wait."""
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import TimeoutError as Waiting
+
+    eng = embed_engines.get_engine(threads=1, lanes=2)
+    assert isinstance(eng, embed_engines.OpenVinoEngine)
+    size = 224
+    x3, x5 = (np.zeros((n, 3, size, size), np.float32) for n in (3, 5))
+    with ThreadPoolExecutor(1) as a, ThreadPoolExecutor(1) as b:
+        ref = a.submit(eng, x3).result(timeout=120)  # lane a has run shape 3
+        with eng.specialise:
+            again = a.submit(eng, x3)
+            np.testing.assert_allclose(again.result(timeout=120), ref, atol=1e-5)  # a seen shape runs at once
+            first = b.submit(eng, x5)  # lane b's first call: waits its turn
+            with pytest.raises(Waiting):
+                first.result(timeout=1.0)
+        assert first.result(timeout=120).shape == (5, ref.shape[1])
+
+
 def test_exif_rotation_and_alpha_are_applied(tmp_path: Path) -> None:
     src = Image.open(_demo("mammal", 1)[0]).convert("RGB")
     upright = tmp_path / "upright.png"

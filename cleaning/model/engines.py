@@ -89,17 +89,33 @@ class OpenVinoEngine:
 
     Why first: on one thread EfficientNet-Lite0 takes ≈ 9.4 CPU-ms per 224-px image where ONNX Runtime takes ≈ 17,
     with the same embeddings (cosine ≥ 0.9999998; ``bench/results/fastdup.md``). Precision is pinned to f32: on
-    CPUs with AMX or AVX-512 BF16 it would run in bfloat16, which moved the embeddings to cosine 0.972."""
+    CPUs with AMX or AVX-512 BF16 it would run in bfloat16, which moved the embeddings to cosine 0.972.
+
+    A request's first call at an input shape it has not run (its first batch, a shorter last batch) specialises the
+    model for that shape; those calls take turns (``specialise``). Two lanes specialising at once hung for good
+    once on 2 cores (both lanes waiting inside OpenVINO while setting their input; thirteenth session's CI, in the
+    browser tests' demo warm-up): the pattern ultralytics#25923 suspects behind its OpenVINO hangs on small
+    machines (every request's first inference at a new shape specialising at once in the CPU plugin's thread
+    pools). Runs at shapes a request has seen stay side by side."""
 
     compiled: Any
     method: str = "openvino"
     local: threading.local = field(default_factory=threading.local)
+    specialise: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        request = getattr(self.local, "request", None)
+        local = self.local
+        request = getattr(local, "request", None)
         if request is None:
-            request = self.local.request = self.compiled.create_infer_request()
-        request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})
+            request = local.request = self.compiled.create_infer_request()
+            local.shapes = set()
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        if x.shape in local.shapes:
+            request.infer({0: x})
+        else:
+            with self.specialise:
+                request.infer({0: x})
+            local.shapes.add(x.shape)
         return np.array(request.get_output_tensor(0).data, dtype=np.float32)  # a copy: the next call reuses it
 
 
