@@ -166,6 +166,19 @@ def test_the_scan_and_the_review_pages_read_block_5_on_digits(digit_tree, digits
     assert list(preds.item_ids) == list(block.item_ids)
 
 
+def test_above_mid_max_images_the_review_pages_show_the_embeddings_predictions(digit_tree, monkeypatch) -> None:  # noqa: ANN001
+    """The pages make the scan's choice (``run.reads_mid``), size bar included: the same tree above MID_MAX."""
+    import cleaning.detect.run as run
+    from cleaning.model.oos import load_or_compute_oos
+    from cleaning.review.analysis import load_or_compute_predictions
+
+    block, final = load_or_compute_oos(digit_tree, mid=True).pred_probs, load_or_compute_oos(digit_tree).pred_probs
+    assert not np.array_equal(block, final)
+    np.testing.assert_array_equal(load_or_compute_predictions(digit_tree).pred_probs, block)
+    monkeypatch.setattr(run, "MID_MAX", 100)
+    np.testing.assert_array_equal(load_or_compute_predictions(digit_tree).pred_probs, final)
+
+
 def test_on_photos_the_review_pages_keep_the_embeddings_predictions(tmp_path: Path, tmp_path_factory, monkeypatch) -> None:  # noqa: ANN001
     from cleaning.model.oos import load_or_compute_oos
     from cleaning.review.state import Analysis

@@ -110,6 +110,13 @@ def prefers_mid(labels: np.ndarray, final: np.ndarray, mid: np.ndarray) -> bool:
     return mid_gain_z(labels, final, mid) > Z_MID
 
 
+def reads_mid(labels: np.ndarray, final: np.ndarray, mid: np.ndarray) -> bool:
+    """Whether the label check reads the tapped block: at most :data:`MID_MAX` images and :func:`prefers_mid`. The
+    one choice the scan (:func:`run_detectors`) and the review pages' predictions
+    (:func:`cleaning.review.analysis.load_or_compute_predictions`) both make."""
+    return len(labels) <= MID_MAX and prefers_mid(labels, final, mid)
+
+
 def mid_gain_z(labels: np.ndarray, final: np.ndarray, mid: np.ndarray) -> float:
     """The mean per-image gain in log-probability of the given label from ``final`` to ``mid`` probabilities, in
     standard errors of that paired difference (+inf for a steady gain, 0 when it cannot be told: fewer than two
@@ -182,7 +189,7 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None,
     out = compute_outlier_scores(x, y, groups=dups.group, pred_probs=ls.model_probs, neighbours=wide)
     junk = compute_junk_groups(x, y, out.own, dups.group, neighbours=wide, outlier_z=out.unfit, break_z=out.break_z,
                                lonely=out.lonely)
-    if mid is not None and len(ids) <= MID_MAX and prefers_mid(y, inp.pred_probs, mid.pred_probs):
+    if mid is not None and reads_mid(y, inp.pred_probs, mid.pred_probs):
         lsm = compute_label_scores(y, mid.pred_probs, compute_neighbours(mid.embeddings, K_NEIGHBOURS, dups.group),
                                    relearn=mid.relearn if len(vocab) > 1 else None)
         layer = "tapped block"

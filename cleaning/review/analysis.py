@@ -39,7 +39,7 @@ from ..data.cache import fingerprint, load_arrays, save_arrays
 from ..data.hosted import trim_memory
 from ..detect import ISSUE_COLUMNS, issues_frame
 from ..detect.memo import MEMO_VERSION, ScanMemo
-from ..detect.run import MID_MAX, DetectorInputs, MidLayer, prefers_mid, run_detectors
+from ..detect.run import DetectorInputs, MidLayer, reads_mid, run_detectors
 from .pixels import PixelsFromEmbedding, load_or_compute_pixels
 
 if TYPE_CHECKING:
@@ -146,16 +146,16 @@ def _analyse(ws: Workspace, progress: Progress | None) -> tuple[pd.DataFrame, pd
 
 
 def load_or_compute_predictions(ws: Workspace) -> OOS:
-    """The out-of-sample predictions of the layer the scan's label check reads (:func:`cleaning.detect.run.prefers_mid`):
+    """The out-of-sample predictions of the layer the scan's label check reads (:func:`cleaning.detect.run.reads_mid`):
     the embedding's heads, or the tapped block's when they explain the current labels clearly better — what the
     confusion matrix and the map's prediction colour show, so they agree with the Issues page's label rows."""
     from ..model.embed import load_or_compute_embeddings
     from ..model.oos import encode_labels
 
     oos, mid = _heads(ws, load_or_compute_embeddings(ws))
-    if mid is None or len(oos.item_ids) > MID_MAX:
+    if mid is None:
         return oos
-    return mid if prefers_mid(encode_labels(oos.labels, oos.vocab), oos.pred_probs, mid.pred_probs) else oos
+    return mid if reads_mid(encode_labels(oos.labels, oos.vocab), oos.pred_probs, mid.pred_probs) else oos
 
 
 def _heads(ws: Workspace, emb: Embedded) -> tuple[OOS, OOS | None]:
