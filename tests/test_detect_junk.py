@@ -296,3 +296,38 @@ def test_a_loose_group_must_be_farther_apart_than_a_look_alike_one(monkeypatch) 
     assert (compute_junk_groups(xs, ys, own, lonely=loose).group == -1).all()
     monkeypatch.setattr(junk, "Z_LOOSE", z - 0.1)
     assert (compute_junk_groups(xs, ys, own, lonely=loose).group[-9:] >= 0).all()
+
+
+def test_an_image_the_imagenet_head_clearly_sees_any_class_of_yours_in_is_not_off_topic() -> None:
+    """The ear of corn filed under *vegetable*, alone in its class, that the head files under *fruit*: it belongs to
+    one of your classes, if perhaps not the one it is filed under, so it is not off-topic — alone or in a junk
+    group. A class the head does not know (its name matches nothing) gives no such opinion."""
+    from cleaning.detect.semantic import MASS_CLEAR, sees_a_class
+
+    xs, ys, n = _junk_set(4)
+    xs = np.vstack([xs, -_unit(xs.mean(axis=0)[None])])  # one image unlike any other, filed under class 0
+    ys = np.append(ys, 0)
+    single = len(ys) - 1
+    probs = np.full((len(ys), 3), 0.05)
+    probs[np.arange(len(ys)), ys] = 0.9
+    mass = np.zeros((len(ys), 3))
+    mass[np.arange(n), ys[:n]] = 0.6  # every class known to the head
+    first = _run(xs, ys, probs, semantic=mass)
+    base = first.issues.set_index("item_id")
+    assert base.loc[str(single), "issue"] == "outlier" and base.loc[str(single), "group"] == ""
+    assert (base["group"] != "").sum() == 9
+    other = mass.copy()
+    for i in (single, n):  # the head clearly sees, in the single and in one junk member, a class of yours that is
+        # neither the one it is filed under nor the one the label check would move it to (that is a label error)
+        seen = ({0, 1, 2} - {int(ys[i]), int(first.labels.suggested[i])}).pop()
+        other[i, seen] = MASS_CLEAR + 0.3
+    assert sees_a_class(other, ys, np.zeros(len(ys), bool))[[single, n]].all()
+    res = _run(xs, ys, probs, semantic=other).issues
+    assert not ((res["item_id"] == str(single)) & (res["issue"] == "outlier")).any()
+    assert not ((res["item_id"] == str(n)) & (res["issue"] == "outlier")).any()
+    assert (res["group"] != "").sum() == 8  # the group keeps the other eight
+    unknown = other.copy()
+    unknown[:, int(np.argmax(other[single]))] = np.nan  # that class's name matched nothing: no opinion on it
+    assert not sees_a_class(unknown, ys, np.zeros(len(ys), bool))[single]
+    again = _run(xs, ys, probs, semantic=unknown).issues.set_index("item_id")
+    assert again.loc[str(single), "issue"] == "outlier"

@@ -23,8 +23,8 @@ class the backbone's own ImageNet head knows in this data set but does not see i
 That head is also a third opinion on the label check's flags (:func:`.semantic.label_opinion`): a flag is dropped
 when it clearly sees the given class, and added when it clearly sees the suggested class and none of the given;
 and the same opinions hold for off-topic images, alone or in a junk group: one in which it clearly sees the given
-class is not flagged, one in which it clearly sees the suggested class and none of the given is a label error
-(:func:`join_checks`).
+class — or any class of yours it knows (:func:`.semantic.sees_a_class`) — is not off-topic, one in which it clearly
+sees the suggested class and none of the given is a label error (:func:`join_checks`).
 
 Which features the label check runs on: the embedding, or the backbone's tapped earlier block
 (:func:`cleaning.model.backbone.tapped_backbone`) when the scan gives it (:class:`MidLayer`, up to
@@ -54,7 +54,7 @@ from .label import K_NEIGHBOURS, SUGGEST_SURE, LabelScores, Relearn, compute_lab
 from .memo import ScanMemo, table_neighbours
 from .outlier import OutlierScores, compute_outlier_scores, find_outliers, split_offtopic
 from .quality import find_low_quality
-from .semantic import MASS_MIN, class_cover, contradicted, label_opinion
+from .semantic import MASS_MIN, class_cover, contradicted, label_opinion, sees_a_class
 
 
 @dataclass(frozen=True)
@@ -245,12 +245,13 @@ def join_checks(ls: LabelScores, out: OutlierScores, junk: JunkGroups, labels: n
     y = np.asarray(labels, dtype=np.int64)
     seen, claimed = label_opinion(semantic, y, ls.flagged, ls.suggested)
     ls = replace(ls, flagged=(ls.flagged & ~seen) | claimed)
-    junk = junk.without(seen | claimed, y, copies)
+    a_class = sees_a_class(semantic, y, ls.flagged)  # one of yours, whichever it is filed under: not off-topic
+    junk = junk.without(seen | claimed | a_class, y, copies)
     alone = junk.group < 0
     unclear = split_offtopic(out, ls.flagged, ls.pred_probs[np.arange(len(y)), ls.suggested], SUGGEST_SURE)
     cover = class_cover(semantic, y, ls.flagged) if semantic is not None else None
     unseen = contradicted(semantic, ls.flagged, ls.suggested, cover) & alone
-    offtopic = (out.flagged | unclear | unseen) & alone & ~seen & ~claimed
+    offtopic = (out.flagged | unclear | unseen) & alone & ~seen & ~claimed & ~a_class
     return Joined(ls, junk, offtopic, claimed, unseen, cover)
 
 
