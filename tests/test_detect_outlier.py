@@ -207,3 +207,25 @@ def test_split_offtopic_needs_an_unclear_suggestion_an_off_topic_score_and_the_b
     assert split_offtopic(sc, flagged, p, 0.6).tolist() == [True, False, False, False, True]
     with_break = OutlierScores(zeros, z, zeros, zeros, zeros, zeros, np.zeros(5, bool), 2.0, unfit, zeros)
     assert split_offtopic(with_break, flagged, p, 0.6).tolist() == [True, False, False, False, False]
+
+
+def test_an_image_no_class_claims_is_off_topic_though_not_lonely_unless_the_head_sees_its_class() -> None:
+    """Saturn among round planets: not lonely, but the blend of classifier and neighbours gives no class even half,
+    and the label check leaves it alone. Off-topic when it is also far from its class (and above the break)."""
+    from cleaning.detect.outlier import CLAIM, OutlierScores, unclaimed_offtopic
+    from cleaning.detect.semantic import MASS_MIN, sees_own_class
+
+    z = np.array([3.0, 3.0, 3.0, 1.0, 3.0, 3.0])
+    zeros = np.zeros(6)
+    unfit = np.array([4.0, 4.0, 4.0, 4.0, 1.0, 4.0])
+    sc = OutlierScores(zeros, z, zeros, zeros, zeros, zeros, np.zeros(6, bool), None, unfit, zeros)
+    flagged = np.array([False, True, False, False, False, False])
+    best = np.array([0.4, 0.4, 0.8, 0.4, 0.4, CLAIM])
+    # 0: no class claims it, far → off-topic; 1: the label check flags it (split_offtopic's case); 2: claimed;
+    # 3: not far; 4: far, no break; 5: exactly CLAIM is a claim
+    assert unclaimed_offtopic(sc, flagged, best).tolist() == [True, False, False, False, True, False]
+    with_break = OutlierScores(zeros, z, zeros, zeros, zeros, zeros, np.zeros(6, bool), 2.0, unfit, zeros)
+    assert unclaimed_offtopic(with_break, flagged, best).tolist() == [True, False, False, False, False, False]
+    mass = np.array([[MASS_MIN, 0.0], [0.01, 0.9], [np.nan, 0.5]])
+    assert sees_own_class(mass, np.array([0, 0, 0])).tolist() == [True, False, False]  # NaN: the name matched nothing
+    assert not sees_own_class(None, np.array([0, 1])).any()

@@ -134,3 +134,24 @@ def test_an_unreadable_weights_file_turns_the_check_off_with_a_clear_error(tmp_p
         assert _semantic(np.eye(2, 1280, dtype=np.float32), ["bird"]) is None and not kept.exists()
     finally:
         semantic._head.cache_clear()
+
+
+def test_the_head_preferring_the_given_class_twice_over_drops_a_label_flag() -> None:
+    """The banana filed under *fruit* that classifier and neighbours call a vegetable: the head gives fruit 0.27 and
+    vegetable 0.09 — not clearly fruit, but twice as much fruit as vegetable."""
+    from cleaning.detect.semantic import MASS_PREFER, PREFER_RATIO, prefers_given
+
+    y = np.repeat([0, 1], 12)
+    mass = np.zeros((24, 2))
+    mass[y == 0, 0] = mass[y == 1, 1] = 0.6  # both classes known
+    suggested = 1 - y
+    flagged = np.zeros(24, bool)
+    flagged[[0, 1, 2, 3]] = True
+    mass[0] = (MASS_PREFER + 0.07, MASS_PREFER / PREFER_RATIO - 0.01)  # prefers the given class: flag dropped
+    mass[1] = (MASS_PREFER + 0.07, MASS_PREFER)  # not twice the suggested class: kept
+    mass[2] = (MASS_PREFER - 0.05, 0.0)  # too little of the given class: kept
+    mass[3] = (0.02, 0.7)  # sees the suggested class: kept
+    assert np.flatnonzero(prefers_given(mass, y, flagged, suggested) & flagged).tolist() == [0]
+    mass[:, 0] = np.nan  # class 0's name matched nothing: no opinion
+    assert not prefers_given(mass, y, flagged, suggested)[:12].any()
+    assert not prefers_given(None, y, flagged, suggested).any()

@@ -46,6 +46,10 @@ MIN_MEMBERS = 8
 #: dropped, and an unflagged image it clearly sees the label check's best other class in, and none of its own,
 #: is flagged (:func:`label_opinion`).
 MASS_CLEAR = 0.5
+#: The head *prefers* the given class (:func:`prefers_given`) from this mass, when it is also PREFER_RATIO times the
+#: suggested class's: the label check's flag is dropped (the off-topic checks keep to MASS_CLEAR).
+MASS_PREFER = 0.2
+PREFER_RATIO = 2.0
 
 
 def class_cover(mass: np.ndarray, labels: np.ndarray, exclude: np.ndarray) -> np.ndarray:
@@ -74,6 +78,16 @@ def contradicted(mass: np.ndarray | None, flagged: np.ndarray, suggested: np.nda
     return flag & known[s] & (mass[np.arange(len(flag)), s] < MASS_MIN)
 
 
+def sees_own_class(mass: np.ndarray | None, labels: np.ndarray) -> np.ndarray:
+    """N bool: the head sees at least MASS_MIN of the image's own class — known to it or not (a class name that
+    matched no ImageNet class has NaN mass: False). Weak evidence, used only to keep a flag off
+    (:func:`cleaning.detect.outlier.unclaimed_offtopic`)."""
+    y = np.asarray(labels, dtype=np.int64)
+    if mass is None or len(y) == 0:
+        return np.zeros(len(y), dtype=bool)
+    return np.nan_to_num(mass[np.arange(len(y)), y]) >= MASS_MIN
+
+
 def sees_a_class(mass: np.ndarray | None, labels: np.ndarray, flagged: np.ndarray) -> np.ndarray:
     """N bool: the head clearly sees (mass ≥ MASS_CLEAR) some class it knows (counted without the ``flagged``
     images) in the image — whichever class the image is filed under: such an image is not off-topic."""
@@ -83,6 +97,21 @@ def sees_a_class(mass: np.ndarray | None, labels: np.ndarray, flagged: np.ndarra
     with np.errstate(invalid="ignore"):
         known = class_cover(mass, y, flagged) >= COVER
     return (np.where(known[None, :], np.nan_to_num(mass), 0.0) >= MASS_CLEAR).any(axis=1)
+
+
+def prefers_given(mass: np.ndarray | None, labels: np.ndarray, flagged: np.ndarray,
+                  suggested: np.ndarray) -> np.ndarray:
+    """N bool: the head sees the given class, one it knows, at least MASS_PREFER and at least PREFER_RATIO times
+    the suggested class — it prefers the given label, if not clearly (:func:`label_opinion` keeps that for
+    MASS_CLEAR): a label flag on such an image is dropped."""
+    y = np.asarray(labels, dtype=np.int64)
+    if mass is None or len(y) == 0:
+        return np.zeros(len(y), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        known = class_cover(mass, y, flagged) >= COVER
+    rows = np.arange(len(y))
+    own, other = np.nan_to_num(mass[rows, y]), np.nan_to_num(mass[rows, np.asarray(suggested, dtype=np.int64)])
+    return known[y] & (own >= MASS_PREFER) & (own >= PREFER_RATIO * other)
 
 
 def label_opinion(mass: np.ndarray | None, labels: np.ndarray, flagged: np.ndarray,
