@@ -209,11 +209,12 @@ def test_split_offtopic_needs_an_unclear_suggestion_an_off_topic_score_and_the_b
     assert split_offtopic(with_break, flagged, p, 0.6).tolist() == [True, False, False, False, False]
 
 
-def test_an_image_no_class_claims_is_off_topic_though_not_lonely_unless_the_head_sees_its_class() -> None:
+def test_an_image_no_class_claims_is_off_topic_though_not_lonely_when_the_head_misses_its_class() -> None:
     """Saturn among round planets: not lonely, but the blend of classifier and neighbours gives no class even half,
-    and the label check leaves it alone. Off-topic when it is also far from its class (and above the break)."""
+    and the label check leaves it alone. Off-topic when it is also far from its class (and above the break), and the
+    head knows its class and sees none of it."""
     from cleaning.detect.outlier import CLAIM, OutlierScores, unclaimed_offtopic
-    from cleaning.detect.semantic import MASS_MIN, sees_own_class
+    from cleaning.detect.semantic import MASS_MIN, misses_own_class
 
     z = np.array([3.0, 3.0, 3.0, 1.0, 3.0, 3.0])
     zeros = np.zeros(6)
@@ -226,6 +227,12 @@ def test_an_image_no_class_claims_is_off_topic_though_not_lonely_unless_the_head
     assert unclaimed_offtopic(sc, flagged, best).tolist() == [True, False, False, False, True, False]
     with_break = OutlierScores(zeros, z, zeros, zeros, zeros, zeros, np.zeros(6, bool), 2.0, unfit, zeros)
     assert unclaimed_offtopic(with_break, flagged, best).tolist() == [True, False, False, False, False, False]
-    mass = np.array([[MASS_MIN, 0.0], [0.01, 0.9], [np.nan, 0.5]])
-    assert sees_own_class(mass, np.array([0, 0, 0])).tolist() == [True, False, False]  # NaN: the name matched nothing
-    assert not sees_own_class(None, np.array([0, 1])).any()
+    y = np.repeat([0, 1], 10)
+    mass = np.zeros((20, 3))
+    mass[y == 0, 0] = 0.6  # class 0 known to the head; class 1 not (its members carry none of it)
+    mass[:, 2] = np.nan  # (a third class whose name matched nothing)
+    mass[0, 0] = MASS_MIN - 0.01  # a class-0 image with too little of it: missed
+    mass[1, 0] = MASS_MIN  # ... with just enough: not missed
+    missed = misses_own_class(mass, y, np.zeros(20, bool))
+    assert np.flatnonzero(missed).tolist() == [0]  # class 1 is not known: no word on its images
+    assert not misses_own_class(None, y, np.zeros(20, bool)).any()

@@ -152,6 +152,8 @@ def test_the_head_preferring_the_given_class_twice_over_drops_a_label_flag() -> 
     mass[2] = (MASS_PREFER - 0.05, 0.0)  # too little of the given class: kept
     mass[3] = (0.02, 0.7)  # sees the suggested class: kept
     assert np.flatnonzero(prefers_given(mass, y, flagged, suggested) & flagged).tolist() == [0]
-    mass[:, 0] = np.nan  # class 0's name matched nothing: no opinion
-    assert not prefers_given(mass, y, flagged, suggested)[:12].any()
+    mass[4:12, 0] = 0.0  # class 0 no longer known to the head (most members carry none of it) ...
+    assert prefers_given(mass, y, flagged, suggested)[0]  # ... but class 1, the suggestion, is: the comparison holds
+    mass[4:, 1] = 0.0  # neither class known: no opinion
+    assert not prefers_given(mass, y, flagged, suggested).any()
     assert not prefers_given(None, y, flagged, suggested).any()

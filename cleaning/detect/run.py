@@ -18,8 +18,8 @@ have moved it (it then says so in the reason: split evidence, the person chooses
 is wrong but which fits another class well is a label error and not an outlier. An image the label check
 flags without a clear suggestion (below ``SUGGEST_SURE`` in the blend) that scores as off-topic (``z ≥
 Z_FLAG``) is off-topic even when it is not lonely (:func:`.outlier.split_offtopic`); so is one the label check leaves
-alone that no class claims (:func:`.outlier.unclaimed_offtopic`: under ``CLAIM`` for every class in the blend, and the
-head sees none of its own class in it); so is one whose suggested
+alone that no class claims (:func:`.outlier.unclaimed_offtopic`: under ``CLAIM`` for every class in the blend) when the
+head knows its class and sees none of it (:func:`.semantic.misses_own_class`); so is one whose suggested
 class the backbone's own ImageNet head knows in this data set but does not see in the image
 (:func:`.semantic.contradicted`: the demo's Moon, *fruit* to the embedding and the classifier, a gong to the head).
 That head is also a third opinion on the label check's flags (:func:`.semantic.label_opinion`): a flag is dropped
@@ -56,7 +56,7 @@ from .label import K_NEIGHBOURS, SUGGEST_SURE, LabelScores, Relearn, compute_lab
 from .memo import ScanMemo, table_neighbours
 from .outlier import OutlierScores, compute_outlier_scores, find_outliers, split_offtopic, unclaimed_offtopic
 from .quality import find_low_quality
-from .semantic import MASS_MIN, class_cover, contradicted, label_opinion, prefers_given, sees_a_class, sees_own_class
+from .semantic import MASS_MIN, class_cover, contradicted, label_opinion, misses_own_class, prefers_given, sees_a_class
 
 
 @dataclass(frozen=True)
@@ -252,7 +252,7 @@ def join_checks(ls: LabelScores, out: OutlierScores, junk: JunkGroups, labels: n
     junk = junk.without(seen | claimed | a_class, y, copies)
     alone = junk.group < 0
     unclear = split_offtopic(out, ls.flagged, ls.pred_probs[np.arange(len(y)), ls.suggested], SUGGEST_SURE)
-    unclear |= unclaimed_offtopic(out, ls.flagged, ls.pred_probs.max(axis=1)) & ~sees_own_class(semantic, y)
+    unclear |= unclaimed_offtopic(out, ls.flagged, ls.pred_probs.max(axis=1)) & misses_own_class(semantic, y, ls.flagged)
     cover = class_cover(semantic, y, ls.flagged) if semantic is not None else None
     unseen = contradicted(semantic, ls.flagged, ls.suggested, cover) & alone
     offtopic = (out.flagged | unclear | unseen) & alone & ~seen & ~claimed & ~a_class
