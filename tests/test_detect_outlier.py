@@ -236,3 +236,36 @@ def test_an_image_no_class_claims_is_off_topic_though_not_lonely_when_the_head_m
     missed = misses_own_class(mass, y, np.zeros(20, bool))
     assert np.flatnonzero(missed).tolist() == [0]  # class 1 is not known: no word on its images
     assert not misses_own_class(None, y, np.zeros(20, bool)).any()
+
+
+def test_the_scan_joins_the_unclaimed_rule_with_the_head() -> None:
+    """:func:`cleaning.detect.run.join_checks` on hand-made scores: an image far from its class, not lonely, that no
+    class claims is off-topic where the head knows its class and sees none of it — not where it sees some, nor where
+    the class is unknown to the head; one the label check flags is split evidence's."""
+    from cleaning.detect.junk import JunkGroups
+    from cleaning.detect.label import LabelScores
+    from cleaning.detect.outlier import CLAIM, OutlierScores
+    from cleaning.detect.run import join_checks
+    from cleaning.detect.semantic import MASS_MIN
+
+    y = np.repeat([0, 1], 12)
+    n = len(y)
+    blend = np.full((n, 2), 0.1)
+    blend[np.arange(n), y] = 0.9
+    odd = [0, 1, 12, 2]  # far, not lonely, claimed by no class
+    blend[odd] = (CLAIM - 0.05, CLAIM - 0.1)
+    flagged = np.zeros(n, bool)
+    flagged[2] = True  # the label check flags image 2: split evidence (split_offtopic), not this rule
+    ls = LabelScores(blend, blend, blend, 1 - blend[np.arange(n), y], flagged, 1 - y, *(np.zeros(n, int),) * 3)
+    z = np.zeros(n)
+    z[odd] = 3.0
+    zeros = np.zeros(n)
+    out = OutlierScores(zeros, z, zeros, zeros, zeros, zeros, np.zeros(n, bool), None, z, zeros)
+    mass = np.zeros((n, 2))
+    mass[y == 0, 0] = 0.6  # class 0 known to the head, class 1 not (none of its members carry it)
+    mass[0, 0] = MASS_MIN / 2  # image 0: the head sees none of its class
+    mass[1, 0] = 0.2  # image 1: it sees some
+    mass[2, 0] = 0.0
+    j = join_checks(ls, out, JunkGroups(np.full(n, -1), zeros, []), y, mass)
+    assert np.flatnonzero(j.offtopic).tolist() == [0, 2] and np.flatnonzero(j.unclaimed).tolist() == [0]
+    assert not join_checks(ls, out, JunkGroups(np.full(n, -1), zeros, []), y, None).unclaimed.any()  # no head, no word

@@ -215,6 +215,12 @@ def run_detectors(inp: DetectorInputs, relearn: Relearn | None = None,
                                               f"in it (mass {inp.semantic[i, s]:.2f}, where {j.cover[s]:.0%} of your "
                                               f"*{vocab[s]}* images reach {MASS_MIN})"
                                       for i, s in zip(np.flatnonzero(unseen), j.labels.suggested[unseen])})
+    doubt = j.unclaimed
+    if doubt.any():
+        outl = _add_to_reasons(outl, {ids[i]: f"; no class claims it (classifier and neighbours give at most "
+                                              f"{j.labels.pred_probs[i].max():.2f} to any), and the backbone's own "
+                                              f"ImageNet head sees no *{vocab[y[i]]}* in it ({inp.semantic[i, y[i]]:.2f})"
+                                      for i in np.flatnonzero(doubt)})
     lab = lab[~lab["item_id"].isin(blank)]
     outl = pd.concat([t for t in (outl, junk_rows) if len(t)], ignore_index=True) if len(outl) or len(junk_rows) \
         else issues_frame()
@@ -237,6 +243,7 @@ class Joined(NamedTuple):
     claimed: np.ndarray  # N bool: the head clearly sees the suggested class and none of the given (a label error)
     unseen: np.ndarray  # N bool: off-topic because the head does not see the suggested class (its reason says so)
     cover: np.ndarray | None  # K: per class, the share of its unflagged members the head sees it in
+    unclaimed: np.ndarray  # N bool: off-topic only as claimed by no class (:func:`.outlier.unclaimed_offtopic`)
 
 
 def join_checks(ls: LabelScores, out: OutlierScores, junk: JunkGroups, labels: np.ndarray,
@@ -252,11 +259,11 @@ def join_checks(ls: LabelScores, out: OutlierScores, junk: JunkGroups, labels: n
     junk = junk.without(seen | claimed | a_class, y, copies)
     alone = junk.group < 0
     unclear = split_offtopic(out, ls.flagged, ls.pred_probs[np.arange(len(y)), ls.suggested], SUGGEST_SURE)
-    unclear |= unclaimed_offtopic(out, ls.flagged, ls.pred_probs.max(axis=1)) & misses_own_class(semantic, y, ls.flagged)
+    unclaimed = unclaimed_offtopic(out, ls.flagged, ls.pred_probs.max(axis=1)) & misses_own_class(semantic, y, ls.flagged)
     cover = class_cover(semantic, y, ls.flagged) if semantic is not None else None
     unseen = contradicted(semantic, ls.flagged, ls.suggested, cover) & alone
-    offtopic = (out.flagged | unclear | unseen) & alone & ~seen & ~claimed & ~a_class
-    return Joined(ls, junk, offtopic, claimed, unseen, cover)
+    offtopic = (out.flagged | unclear | unclaimed | unseen) & alone & ~seen & ~claimed & ~a_class
+    return Joined(ls, junk, offtopic, claimed, unseen, cover, unclaimed & offtopic & ~out.flagged & ~unseen)
 
 
 def _add_to_reasons(rows: pd.DataFrame, extra: dict[str, str]) -> pd.DataFrame:

@@ -61,6 +61,12 @@ MASS_PREFER = 0.2
 PREFER_RATIO = 2.0
 
 
+def _known(mass: np.ndarray, labels: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+    """K bool: the classes the head knows (:func:`class_cover` ≥ COVER, counted without the ``flagged`` images)."""
+    with np.errstate(invalid="ignore"):
+        return class_cover(mass, labels, flagged) >= COVER
+
+
 def class_cover(mass: np.ndarray, labels: np.ndarray, exclude: np.ndarray) -> np.ndarray:
     """K floats: per class, the share of its members (outside ``exclude``) carrying at least MASS_MIN of its mass;
     NaN for a class whose name matches nothing or with fewer than MIN_MEMBERS such members."""
@@ -93,8 +99,7 @@ def misses_own_class(mass: np.ndarray | None, labels: np.ndarray, flagged: np.nd
     y = np.asarray(labels, dtype=np.int64)
     if mass is None or len(y) == 0:
         return np.zeros(len(y), dtype=bool)
-    with np.errstate(invalid="ignore"):
-        known = class_cover(mass, y, flagged) >= COVER
+    known = _known(mass, y, flagged)
     return known[y] & (np.nan_to_num(mass[np.arange(len(y)), y]) < MASS_MIN)
 
 
@@ -104,8 +109,7 @@ def sees_a_class(mass: np.ndarray | None, labels: np.ndarray, flagged: np.ndarra
     y = np.asarray(labels, dtype=np.int64)
     if mass is None or len(y) == 0:
         return np.zeros(len(y), dtype=bool)
-    with np.errstate(invalid="ignore"):
-        known = class_cover(mass, y, flagged) >= COVER
+    known = _known(mass, y, flagged)
     return (np.where(known[None, :], np.nan_to_num(mass), 0.0) >= MASS_CLEAR).any(axis=1)
 
 
@@ -117,8 +121,7 @@ def prefers_given(mass: np.ndarray | None, labels: np.ndarray, flagged: np.ndarr
     y = np.asarray(labels, dtype=np.int64)
     if mass is None or len(y) == 0:
         return np.zeros(len(y), dtype=bool)
-    with np.errstate(invalid="ignore"):
-        known = class_cover(mass, y, flagged) >= COVER
+    known = _known(mass, y, flagged)
     rows = np.arange(len(y))
     s = np.asarray(suggested, dtype=np.int64)
     own, other = np.nan_to_num(mass[rows, y]), np.nan_to_num(mass[rows, s])
@@ -134,8 +137,7 @@ def label_opinion(mass: np.ndarray | None, labels: np.ndarray, flagged: np.ndarr
     if mass is None or len(y) == 0:
         return np.zeros(len(y), dtype=bool), np.zeros(len(y), dtype=bool)
     s = np.asarray(suggested, dtype=np.int64)
-    with np.errstate(invalid="ignore"):
-        known = class_cover(mass, y, flagged) >= COVER
+    known = _known(mass, y, flagged)
     rows = np.arange(len(y))
     own, other = np.nan_to_num(mass[rows, y]), np.nan_to_num(mass[rows, s])
     seen = known[y] & (own >= MASS_CLEAR)
