@@ -60,7 +60,7 @@ it apart from the round planets of a space junk cluster, was missed on 9 of 10 p
 shirts and pullovers (outlier precision 0.20 → 0.18); with it, where the head knows no class (digits, fashion, a class
 named ``sun photo``) the rule stays silent. Photo benchmark, 30 sets: junk as off-topic 0.938 → 0.954 (the space
 cluster 0.862 → 0.892), off-topic recall 0.907 → 0.918 at precision 0.891 → 0.896; the four animal compositions:
-recall +0.02 … +0.03 at precision level (−0.001 … +0.003); digits unchanged.
+recall +0.017 … +0.025 at precision level (−0.001 … +0.003); digits unchanged.
 
 An off-topic image gets an ``outlier`` row and never a suggested label; when the label detector would
 have moved it to another class (split evidence) the reason says so, and the person chooses.
