@@ -19,7 +19,7 @@ from cleaning.data.workspace import Workspace, default_state_dir
 from cleaning.model.oos import load_or_compute_oos
 from cleaning.model.projection import load_or_compute_projection
 from cleaning.review.analysis import load_or_find_issues
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, start_server
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server, wait_healthy
 
 #: page url path → text that shows the page has rendered
 PAGES = {"issues": "Issues", "grid": "Grid review", "deleted": "Deleted", "train": "Train",
@@ -47,6 +47,7 @@ def main() -> None:
     proc, base = start_server(root, default_state_dir(root), tmp / "server.log")
     args.out.mkdir(parents=True, exist_ok=True)
     try:
+        wait_healthy(base, proc)  # the server takes seconds to listen: going to a page before that is refused
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
@@ -59,8 +60,7 @@ def main() -> None:
                 print(f"saved {path}")
             browser.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_server(proc)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,21 @@ def test_no_off_topic_image_is_offered_a_class(scanned: tuple) -> None:
         assert "*fruit*" in reason and "ImageNet head does not see a *fruit*" in reason, reason
 
 
+def test_every_planted_copy_is_paired_with_its_original(scanned: tuple) -> None:
+    """Exact and near copies of the demo, each paired with the file it copies (either may be the one kept). The
+    brightened apricot (``fruit_0014``, highlights clipped: pixels 0.978 alike) sits among round fruit on white whose
+    pixels are 0.86–0.90 alike to it: it fails the pixel distinctiveness ratio by a hair and is found because it
+    stands out in content (:func:`cleaning.detect.duplicates.compute_duplicate_groups`)."""
+    issues, _, manifest = scanned
+    dup = issues[issues["issue"].isin(["duplicate", "near_duplicate"])]
+    found = {frozenset((a, b)) for a, b in zip(dup["path"], dup["related_path"])}
+    planted = [p for p in manifest["planted"] if p["problem"] in ("duplicate", "near_duplicate")]
+    assert len(planted) == 7
+    for p in planted:
+        assert frozenset((p["path"], p["duplicate_of"])) in found, p
+    assert len(found) == len(planted)  # and nothing else
+
+
 def test_an_image_with_split_label_evidence_that_fits_no_class_is_off_topic(tmp_path: Path) -> None:
     """The demo plus two crops of one unrelated photo (the cameraman) filed under *flower* and *fruit*. Each
     crop has the other as a close neighbour, so neither is lonely. The label check flags the *flower* one,

@@ -50,10 +50,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Bump when the detectors change so cached scans are recomputed.
-SCAN_VERSION = 6  # 3: split-evidence off-topic rule; key by the analysis inputs; 4: junk chance test, zero-shot check;
+SCAN_VERSION = 7  # 3: split-evidence off-topic rule; key by the analysis inputs; 4: junk chance test, zero-shot check;
 #               5: what the zero-shot head clearly sees as its own class is not off-topic; a group holding
 #               most of a class is not junk; 6: the label check on the backbone's block 5 when its heads fit
-#               the labels clearly better (detect.run.prefers_mid)
+#               the labels clearly better (detect.run.prefers_mid); 7: junk groups against the classes' cores,
+#               the head's rules of the fourteenth session (semantic.sees_a_class, prefers_given, the unclaimed
+#               rule), a near copy may stand out from its other candidates in content as well as in pixels
 QUEUE_COLUMNS = ["item_id", "path", "label", "issue", "severity", "suggested_label", "related_path", "reason",
                  "related_item_id", "predicted_label", "confidence", "group"]
 SCORE_COLUMNS = ["item_id", "path", "label", "predicted_label", "label_issue_score", "outlier_score"]
