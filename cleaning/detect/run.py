@@ -252,15 +252,17 @@ def join_checks(ls: LabelScores, out: OutlierScores, junk: JunkGroups, labels: n
     the backbone head's opinion on the flags and on the off-topic images, then the images off-topic though not
     lonely — split evidence, and a suggestion the head does not see."""
     y = np.asarray(labels, dtype=np.int64)
-    seen, claimed = label_opinion(semantic, y, ls.flagged, ls.suggested)
-    prefers = prefers_given(semantic, y, ls.flagged, ls.suggested)  # the label flags only
+    aside = junk.group >= 0  # the junk groups as found: not members when the head's known classes are counted
+    seen, claimed = label_opinion(semantic, y, ls.flagged | aside, ls.suggested)
+    prefers = prefers_given(semantic, y, ls.flagged | aside, ls.suggested)  # the label flags only
     ls = replace(ls, flagged=(ls.flagged & ~seen & ~prefers) | claimed)
-    a_class = sees_a_class(semantic, y, ls.flagged)  # one of yours, whichever it is filed under: not off-topic
+    a_class = sees_a_class(semantic, y, ls.flagged | aside)  # one of yours, whichever it is filed under: not off-topic
     junk = junk.without(seen | claimed | a_class, y, copies)
     alone = junk.group < 0
     unclear = split_offtopic(out, ls.flagged, ls.pred_probs[np.arange(len(y)), ls.suggested], SUGGEST_SURE)
-    unclaimed = unclaimed_offtopic(out, ls.flagged, ls.pred_probs.max(axis=1)) & misses_own_class(semantic, y, ls.flagged)
-    cover = class_cover(semantic, y, ls.flagged) if semantic is not None else None
+    unclaimed = (unclaimed_offtopic(out, ls.flagged, ls.pred_probs.max(axis=1))
+                 & misses_own_class(semantic, y, ls.flagged | aside))
+    cover = class_cover(semantic, y, ls.flagged | aside) if semantic is not None else None
     unseen = contradicted(semantic, ls.flagged, ls.suggested, cover) & alone
     offtopic = (out.flagged | unclear | unclaimed | unseen) & alone & ~seen & ~claimed & ~a_class
     return Joined(ls, junk, offtopic, claimed, unseen, cover, unclaimed & offtopic & ~out.flagged & ~unseen)

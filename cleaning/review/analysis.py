@@ -55,7 +55,9 @@ SCAN_VERSION = 7  # 3: split-evidence off-topic rule; key by the analysis inputs
 #               most of a class is not junk; 6: the label check on the backbone's block 5 when its heads fit
 #               the labels clearly better (detect.run.prefers_mid); 7: junk groups against the classes' cores,
 #               the head's rules of the fourteenth session (semantic.sees_a_class, prefers_given, the unclaimed
-#               rule), a near copy may stand out from its other candidates in content as well as in pixels
+#               rule), a near copy may stand out from its other candidates in content as well as in pixels,
+#               a far-apart junk group may fit another class (junk.Z_FAR), junk members are not class members
+#               when the head's known classes are counted
 QUEUE_COLUMNS = ["item_id", "path", "label", "issue", "severity", "suggested_label", "related_path", "reason",
                  "related_item_id", "predicted_label", "confidence", "group"]
 SCORE_COLUMNS = ["item_id", "path", "label", "predicted_label", "label_issue_score", "outlier_score"]
