@@ -48,8 +48,8 @@ other (the bundled demo with eight such photos filed round-robin: ``fit`` −0.3
 they are filed under (``apart`` 2.96), and only a far-apart group was fit-rejected there (z 2.2–3.2: 3 of 4, 4 of 4
 and 9 of 9 members planted junk). Real-photo benchmark, 30 sets per composition, junk as off-topic / off-topic
 precision: bird, mammal, fruit, vegetable, flower 0.944 → 0.951 / 0.901 → 0.902; animals 0.933 → 0.950 /
-0.732 → 0.731; bird, mammal, fish, fruit, flower 0.91 → 0.96 / 0.79; bird, mammal, insect, flower 0.89 → 0.93 /
-0.77 → 0.76; two compositions, digits and fashion-MNIST (``detect.md``) identical.
+0.732 → 0.731; bird, mammal, fish, fruit, flower 0.91 → 0.96 / 0.79 → 0.80; bird, mammal, insect, flower 0.89 →
+0.93 / 0.77 → 0.76; two compositions, digits and fashion-MNIST (``detect.md``) identical.
 
 Why loose groups must be farther apart: junk sent by one query is *look-alike* — the suns, the coins: each
 member's nearest images (the other members) are as close as images' nearest usually are (median ``lonely``
