@@ -4,10 +4,13 @@
 probability on the ImageNet classes WordNet files under each class name. A class is *known* when at least
 :data:`COVER` of its members the label check leaves alone carry at least :data:`MASS_MIN` of it (and at least
 :data:`MIN_MEMBERS` such members). The scan also leaves out the members of the junk groups it found
-(:func:`cleaning.detect.run.join_checks`): junk filed into a class is not its member, and two planets filed under the
+(:func:`cleaning.detect.run.join_checks`): junk filed into a class is not its member. Two planets filed under the
 bundled demo's *fruit* took its cover from 0.88 to 0.79, under the bar, which switched the head's word off for the
-mislabelled lemon and mandarine beside them (real-photo benchmark, 30 sets: off-topic precision 0.902 → 0.903 and
-label precision 0.856 → 0.857 on the first composition, 0.731 → 0.728 and 0.778 on the animals, recall level). An image the label check would move to a known class but which carries
+mislabelled lemon and mandarine beside them. Real-photo benchmark, 30 sets: on the first composition off-topic
+precision 0.902 → 0.903 and label precision 0.856 → 0.857; on the animals off-topic precision 0.731 → 0.728, label
+precision 0.778 both ways; recall level.
+
+An image the label check would move to a known class but which carries
 less than :data:`MASS_MIN` of it is *contradicted*: the scan does not offer that class, and reports the
 image as off-topic with the split evidence in words (:func:`cleaning.detect.run.run_detectors`).
 
