@@ -252,17 +252,21 @@ def join_checks(ls: LabelScores, out: OutlierScores, junk: JunkGroups, labels: n
     the backbone head's opinion on the flags and on the off-topic images, then the images off-topic though not
     lonely — split evidence, and a suggestion the head does not see."""
     y = np.asarray(labels, dtype=np.int64)
-    aside = junk.group >= 0  # the junk groups as found: not members when the head's known classes are counted
-    seen, claimed = label_opinion(semantic, y, ls.flagged | aside, ls.suggested)
-    prefers = prefers_given(semantic, y, ls.flagged | aside, ls.suggested)  # the label flags only
+    # who is not a class member when the head's known classes are counted: the label check's flags and the junk
+    # groups as found (junk filed into a class would lower its cover), before and after the head's opinion
+    aside = junk.group >= 0
+    not_members = ls.flagged | aside
+    seen, claimed = label_opinion(semantic, y, not_members, ls.suggested)
+    prefers = prefers_given(semantic, y, not_members, ls.suggested)  # the label flags only
     ls = replace(ls, flagged=(ls.flagged & ~seen & ~prefers) | claimed)
-    a_class = sees_a_class(semantic, y, ls.flagged | aside)  # one of yours, whichever it is filed under: not off-topic
+    not_members = ls.flagged | aside
+    a_class = sees_a_class(semantic, y, not_members)  # one of yours, whichever it is filed under: not off-topic
     junk = junk.without(seen | claimed | a_class, y, copies)
     alone = junk.group < 0
     unclear = split_offtopic(out, ls.flagged, ls.pred_probs[np.arange(len(y)), ls.suggested], SUGGEST_SURE)
     unclaimed = (unclaimed_offtopic(out, ls.flagged, ls.pred_probs.max(axis=1))
-                 & misses_own_class(semantic, y, ls.flagged | aside))
-    cover = class_cover(semantic, y, ls.flagged | aside) if semantic is not None else None
+                 & misses_own_class(semantic, y, not_members))
+    cover = class_cover(semantic, y, not_members) if semantic is not None else None
     unseen = contradicted(semantic, ls.flagged, ls.suggested, cover) & alone
     offtopic = (out.flagged | unclear | unclaimed | unseen) & alone & ~seen & ~claimed & ~a_class
     return Joined(ls, junk, offtopic, claimed, unseen, cover, unclaimed & offtopic & ~out.flagged & ~unseen)

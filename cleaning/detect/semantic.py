@@ -70,8 +70,13 @@ PREFER_RATIO = 2.0
 
 def _known(mass: np.ndarray, labels: np.ndarray, flagged: np.ndarray) -> np.ndarray:
     """K bool: the classes the head knows (:func:`class_cover` ≥ COVER, counted without the ``flagged`` images)."""
+    return _known_from(class_cover(mass, labels, flagged))
+
+
+def _known_from(cover: np.ndarray) -> np.ndarray:
+    """K bool: ``cover ≥ COVER`` (a class whose cover is NaN — no name match, too few members — is not known)."""
     with np.errstate(invalid="ignore"):
-        return class_cover(mass, labels, flagged) >= COVER
+        return cover >= COVER
 
 
 def class_cover(mass: np.ndarray, labels: np.ndarray, exclude: np.ndarray) -> np.ndarray:
@@ -95,9 +100,7 @@ def contradicted(mass: np.ndarray | None, flagged: np.ndarray, suggested: np.nda
     if mass is None or cover is None or len(flag) == 0:
         return np.zeros(len(flag), dtype=bool)
     s = np.asarray(suggested, dtype=np.int64)
-    with np.errstate(invalid="ignore"):
-        known = cover >= COVER
-    return flag & known[s] & (mass[np.arange(len(flag)), s] < MASS_MIN)
+    return flag & _known_from(cover)[s] & (mass[np.arange(len(flag)), s] < MASS_MIN)
 
 
 def misses_own_class(mass: np.ndarray | None, labels: np.ndarray, flagged: np.ndarray) -> np.ndarray:
